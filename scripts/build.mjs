@@ -1,0 +1,26 @@
+// Builds the single-file bundle dist/capi-registry-addon.mjs: everything inlined, only `node:`
+// built-ins left as imports (Node, Deno and Bun all provide them).
+import { build } from 'esbuild';
+import { readFileSync, mkdirSync, statSync } from 'node:fs';
+
+const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
+const outfile = 'dist/capi-registry-addon.mjs';
+mkdirSync('dist', { recursive: true });
+
+await build({
+  entryPoints: ['src/main.ts'],
+  outfile,
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: ['node22', 'deno2', 'es2023'],
+  minify: true,
+  legalComments: 'none',
+  define: { __VERSION__: JSON.stringify(pkg.version) },
+  // Some dependencies of @kubernetes/client-node are CommonJS and call require() for built-ins.
+  banner: {
+    js: "#!/usr/bin/env node\nimport { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);",
+  },
+  logLevel: 'warning',
+});
+console.log(`${outfile}: ${(statSync(outfile).size / 1024).toFixed(0)} KiB`);

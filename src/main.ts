@@ -1,0 +1,94 @@
+// CLI entry: `serve` (the default) and `version`. Other commands arrive with their features.
+import process from 'node:process';
+import { helpText, parseFlags, parseListen, parsePositiveInt, UsageError, type CommandSpec } from './cli/args.ts';
+import { createLogger, LOG_LEVELS, type LogFormat, type LogLevel } from './observe/log.ts';
+import { NEWEST_CAPI_MINOR, OLDEST_CAPI_MINOR, parseCapiVersion } from './runtime-sdk/catalog.ts';
+import { DEFAULT_CERT_DIR, serve } from './server/serve.ts';
+import { detectRuntime } from './server/runtime.ts';
+
+declare const __VERSION__: string;
+export const VERSION = typeof __VERSION__ === 'string' ? __VERSION__ : '0.0.0-dev';
+const PROGRAM = 'capi-registry-addon';
+
+const SERVE: CommandSpec = {
+  name: 'serve',
+  summary: 'Serve the Cluster API Runtime SDK hooks over HTTPS (the default command).',
+  flags: [
+    { name: 'listen', value: 'HOST:PORT', help: 'address to listen on', default: '0.0.0.0:9443' },
+    { name: 'tls-cert-file', value: 'FILE', help: `serving certificate (PEM); default ${DEFAULT_CERT_DIR}/tls.crt, else self-signed in memory` },
+    { name: 'tls-key-file', value: 'FILE', help: `serving key (PEM); default ${DEFAULT_CERT_DIR}/tls.key` },
+    { name: 'tls-reload-interval', value: 'SECONDS', help: 'how often to look for a renewed certificate', default: '10' },
+    { name: 'kubeconfig', value: 'FILE', help: 'management cluster kubeconfig; else in-cluster, else $KUBECONFIG or ~/.kube/config' },
+    { name: 'capi-version', value: 'VERSION', help: `Cluster API version whose hook catalog to advertise (v1.${OLDEST_CAPI_MINOR}..v1.${NEWEST_CAPI_MINOR})`, default: `v1.${OLDEST_CAPI_MINOR}` },
+    { name: 'max-body-bytes', value: 'BYTES', help: 'largest hook request accepted', default: String(10 * 1024 * 1024) },
+    { name: 'log-level', value: LOG_LEVELS.join('|'), help: 'least severe level logged', default: 'info' },
+    { name: 'log-format', value: 'json|text', help: 'log line format', default: 'json' },
+  ],
+};
+
+const VERSION_CMD: CommandSpec = { name: 'version', summary: 'Print the version and the JavaScript runtime.', flags: [] };
+const COMMANDS = [SERVE, VERSION_CMD];
+
+const usage = () =>
+  [
+    `Usage: ${PROGRAM} [command] [flags]`,
+    '',
+    'Commands:',
+    ...COMMANDS.map((c) => `  ${c.name.padEnd(10)} ${c.summary}`),
+    '',
+    `Run '${PROGRAM} <command> --help' for a command's flags.`,
+    '',
+  ].join('\n');
+
+async function runServe(argv: string[]): Promise<void> {
+  const flags = parseFlags(SERVE, argv);
+  if (flags.help) return void process.stdout.write(helpText(PROGRAM, SERVE));
+  const str = (name: string) => (typeof flags[name] === 'string' ? (flags[name] as string) : undefined);
+  const level = str('log-level') as LogLevel;
+  if (!LOG_LEVELS.includes(level)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
+  const format = str('log-format') as LogFormat;
+  if (format !== 'json' && format !== 'text') throw new UsageError('--log-format must be json or text');
+  const log = createLogger({ level, format });
+  const { hostname, port } = parseListen(str('listen')!);
+  let target;
+  try {
+    target = parseCapiVersion(str('capi-version'));
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  if (target.newerThanKnown) log.warn('--capi-version is newer than this build knows; advertising the newest known catalog', { known: `v1.${NEWEST_CAPI_MINOR}` });
+  await serve({
+    hostname,
+    port,
+    certFile: str('tls-cert-file'),
+    keyFile: str('tls-key-file'),
+    kubeconfig: str('kubeconfig'),
+    target,
+    maxBodyBytes: parsePositiveInt('max-body-bytes', str('max-body-bytes')!),
+    tlsReloadSeconds: parsePositiveInt('tls-reload-interval', str('tls-reload-interval')!),
+    log,
+  });
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const first = argv[0];
+  const command = first === undefined || first.startsWith('-') ? 'serve' : first;
+  const rest = command === first ? argv.slice(1) : argv;
+  try {
+    if (command === 'help' || (command === 'serve' && first !== undefined && (first === '-h' || first === '--help') && argv.length === 1)) {
+      process.stdout.write(usage());
+    } else if (command === 'serve') {
+      await runServe(rest);
+    } else if (command === 'version') {
+      const flags = parseFlags(VERSION_CMD, rest);
+      process.stdout.write(flags.help ? helpText(PROGRAM, VERSION_CMD) : `${PROGRAM} ${VERSION} (${detectRuntime()})\n`);
+    } else {
+      throw new UsageError(`unknown command ${JSON.stringify(command)}\n\n${usage()}`);
+    }
+  } catch (err) {
+    process.stderr.write(`${PROGRAM}: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(err instanceof UsageError ? 2 : 1);
+  }
+}
+
+await main(process.argv.slice(2));

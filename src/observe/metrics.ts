@@ -1,0 +1,75 @@
+// A tiny Prometheus text-format registry: counters and fixed-bucket histograms with labels.
+// Enough for per-hook request, failure and latency series without a dependency.
+
+type Labels = Record<string, string>;
+
+const escapeLabel = (v: string) => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
+const labelText = (labels: Labels) => {
+  const parts = Object.entries(labels).map(([k, v]) => `${k}="${escapeLabel(v)}"`);
+  return parts.length ? `{${parts.join(',')}}` : '';
+};
+const keyOf = (labels: Labels) => JSON.stringify(Object.entries(labels));
+
+interface Series<T> { labels: Labels; value: T }
+
+export class Counter {
+  private readonly series = new Map<string, Series<number>>();
+  constructor(readonly name: string, readonly help: string) {}
+  inc(labels: Labels = {}, by = 1): void {
+    const key = keyOf(labels);
+    const s = this.series.get(key);
+    if (s) s.value += by;
+    else this.series.set(key, { labels, value: by });
+  }
+  get(labels: Labels = {}): number {
+    return this.series.get(keyOf(labels))?.value ?? 0;
+  }
+  render(): string {
+    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} counter`];
+    for (const s of this.series.values()) lines.push(`${this.name}${labelText(s.labels)} ${s.value}`);
+    return lines.join('\n');
+  }
+}
+
+interface HistogramValue { buckets: number[]; sum: number; count: number }
+
+export class Histogram {
+  private readonly series = new Map<string, Series<HistogramValue>>();
+  constructor(readonly name: string, readonly help: string, readonly bounds: readonly number[]) {}
+  observe(labels: Labels, value: number): void {
+    const key = keyOf(labels);
+    let s = this.series.get(key);
+    if (!s) {
+      s = { labels, value: { buckets: this.bounds.map(() => 0), sum: 0, count: 0 } };
+      this.series.set(key, s);
+    }
+    const v = s.value;
+    for (let i = 0; i < this.bounds.length; i++) if (value <= this.bounds[i]!) v.buckets[i]!++;
+    v.sum += value;
+    v.count++;
+  }
+  render(): string {
+    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} histogram`];
+    for (const { labels, value } of this.series.values()) {
+      this.bounds.forEach((le, i) => lines.push(`${this.name}_bucket${labelText({ ...labels, le: String(le) })} ${value.buckets[i]}`));
+      lines.push(`${this.name}_bucket${labelText({ ...labels, le: '+Inf' })} ${value.count}`);
+      lines.push(`${this.name}_sum${labelText(labels)} ${value.sum}`);
+      lines.push(`${this.name}_count${labelText(labels)} ${value.count}`);
+    }
+    return lines.join('\n');
+  }
+}
+
+/** The extension's metrics; one instance per server. */
+export class HookMetrics {
+  readonly requests = new Counter('capi_registry_addon_hook_requests_total', 'Hook requests answered, by hook and response status.');
+  readonly failures = new Counter('capi_registry_addon_hook_failures_total', 'Hook requests answered with status Failure, by hook and reason.');
+  readonly latency = new Histogram(
+    'capi_registry_addon_hook_duration_seconds',
+    'Time from request start to response, by hook.',
+    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+  );
+  render(): string {
+    return `${[this.requests.render(), this.failures.render(), this.latency.render()].join('\n')}\n`;
+  }
+}

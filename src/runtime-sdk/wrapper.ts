@@ -1,0 +1,169 @@
+// The ONE generic hook wrapper: read (bounded) → parse → validate → dispatch (with CAPI's deadline) →
+// respond. Every hook endpoint, discovery included, goes through here, so every one of them answers
+// HTTP 200 with a CAPI-valid body whatever arrives, and is logged and measured the same way.
+import type { Logger } from '../observe/log.ts';
+import { redact } from '../observe/log.ts';
+import type { HookMetrics } from '../observe/metrics.ts';
+import type { Parsed } from './request.ts';
+import { HOOKS_API_VERSION, type HookResult } from './types.ts';
+
+export interface Endpoint<T> {
+  /** CamelCase hook name ("Discovery", "GeneratePatches", ...): response kind and metrics label. */
+  hook: string;
+  blocking: boolean;
+  parse(body: unknown): Parsed<T>;
+  handle(request: T, ctx: HookContext): Promise<HookResult>;
+  /** Cluster identity for logs, when the request names one. */
+  clusterOf?(request: T): string | undefined;
+}
+
+export interface HookContext {
+  /** Aborted when CAPI's `?timeout=` deadline (less a margin to answer in) has passed. */
+  signal: AbortSignal;
+  log: Logger;
+}
+
+export interface WrapperOptions {
+  maxBodyBytes: number;
+  log: Logger;
+  metrics: HookMetrics;
+  /** Used when CAPI sends no `?timeout=`; CAPI's own default is 10s. */
+  defaultTimeoutMs?: number;
+  now?: () => number;
+}
+
+class BodyTooLarge extends Error {}
+
+/** Reads at most `limit` bytes; a larger body is refused without buffering it. */
+async function readBody(request: Request, limit: number): Promise<Uint8Array> {
+  const declared = Number(request.headers.get('content-length') ?? NaN);
+  if (declared > limit) throw new BodyTooLarge();
+  if (!request.body) return new Uint8Array();
+  const reader = request.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > limit) {
+      await reader.cancel().catch(() => {});
+      throw new BodyTooLarge();
+    }
+    chunks.push(value);
+  }
+  const out = new Uint8Array(size);
+  let offset = 0;
+  for (const c of chunks) {
+    out.set(c, offset);
+    offset += c.byteLength;
+  }
+  return out;
+}
+
+const GO_DURATION = /^(?:(\d+(?:\.\d+)?)(h|m|s|ms|us|µs|ns))+$/;
+const UNIT_MS: Record<string, number> = { h: 3_600_000, m: 60_000, s: 1000, ms: 1, us: 1e-3, 'µs': 1e-3, ns: 1e-6 };
+
+/** Parses a Go duration as CAPI writes it in `?timeout=` ("10s", "1m30s", "500ms"). */
+export function parseGoDuration(text: string | null): number | undefined {
+  if (!text || !GO_DURATION.test(text)) return undefined;
+  let ms = 0;
+  for (const m of text.matchAll(/(\d+(?:\.\d+)?)(h|ms|m|s|us|µs|ns)/g)) ms += Number(m[1]) * UNIT_MS[m[2]!]!;
+  return ms;
+}
+
+/** Time kept back from CAPI's deadline to serialize and send the answer. */
+const ANSWER_MARGIN_MS = 250;
+
+export function wrapHook<T>(endpoint: Endpoint<T>, opts: WrapperOptions): (request: Request) => Promise<Response> {
+  const now = opts.now ?? (() => performance.now());
+  const respond = (result: HookResult): Response => {
+    const body: Record<string, unknown> = {
+      apiVersion: HOOKS_API_VERSION,
+      kind: `${endpoint.hook}Response`,
+      status: result.status,
+    };
+    if (result.message) body.message = redact(result.message);
+    // Go marks retryAfterSeconds required on retry responses: always send it there, 0 when not blocking.
+    if (endpoint.blocking) body.retryAfterSeconds = result.status === 'Success' ? (result.retryAfterSeconds ?? 0) : 0;
+    if (result.status === 'Success' && result.body) Object.assign(body, result.body);
+    return new Response(JSON.stringify(body), { status: 200, headers: { 'content-type': 'application/json' } });
+  };
+
+  return async (request: Request): Promise<Response> => {
+    const started = now();
+    let result: HookResult;
+    let reason = '';
+    let cluster: string | undefined;
+    try {
+      const raw = await readBody(request, opts.maxBodyBytes);
+      let body: unknown;
+      try {
+        body = JSON.parse(new TextDecoder().decode(raw));
+      } catch {
+        body = undefined;
+      }
+      if (body === undefined) {
+        reason = 'malformed';
+        result = { status: 'Failure', message: `request body is not valid JSON: expected a ${endpoint.hook}Request` };
+      } else {
+        const parsed = endpoint.parse(body);
+        if (!parsed.ok) {
+          reason = 'invalid';
+          result = { status: 'Failure', message: `invalid ${endpoint.hook}Request: ${parsed.message}` };
+        } else {
+          cluster = endpoint.clusterOf?.(parsed.value);
+          result = await withDeadline(endpoint, parsed.value, request, opts);
+          if (result.status === 'Failure') reason ||= 'handler';
+        }
+      }
+    } catch (err) {
+      if (err instanceof BodyTooLarge) {
+        reason = 'too-large';
+        result = { status: 'Failure', message: `request body exceeds ${opts.maxBodyBytes} bytes: raise --max-body-bytes if this Cluster is really that large` };
+      } else if (err instanceof DeadlineExceeded) {
+        reason = 'timeout';
+        result = { status: 'Failure', message: err.message };
+      } else {
+        // Unexpected: log the error class only; the message may quote input.
+        reason = 'internal';
+        opts.log.error('hook handler threw', { hook: endpoint.hook, cluster, error: err instanceof Error ? err.name : typeof err });
+        result = { status: 'Failure', message: `internal error in ${endpoint.hook}: the extension logs say more; CAPI will retry` };
+      }
+    }
+    const seconds = (now() - started) / 1000;
+    opts.metrics.requests.inc({ hook: endpoint.hook, status: result.status });
+    if (result.status === 'Failure') opts.metrics.failures.inc({ hook: endpoint.hook, reason });
+    opts.metrics.latency.observe({ hook: endpoint.hook }, seconds);
+    const level = result.status === 'Failure' ? 'warn' : 'debug';
+    opts.log[level]('hook answered', {
+      hook: endpoint.hook,
+      cluster,
+      status: result.status,
+      retryAfterSeconds: result.retryAfterSeconds,
+      message: result.message,
+      ms: Math.round(seconds * 1e4) / 10,
+    });
+    return respond(result);
+  };
+}
+
+class DeadlineExceeded extends Error {}
+
+async function withDeadline<T>(endpoint: Endpoint<T>, value: T, request: Request, opts: WrapperOptions): Promise<HookResult> {
+  const timeoutMs = parseGoDuration(new URL(request.url).searchParams.get('timeout')) ?? opts.defaultTimeoutMs ?? 10_000;
+  const budget = Math.max(timeoutMs - ANSWER_MARGIN_MS, timeoutMs / 2);
+  const controller = new AbortController();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      controller.abort();
+      reject(new DeadlineExceeded(`${endpoint.hook} did not finish within CAPI's ${timeoutMs / 1000}s timeout; it continues on the next call`));
+    }, budget);
+  });
+  try {
+    return await Promise.race([endpoint.handle(value, { signal: controller.signal, log: opts.log }), deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

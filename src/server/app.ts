@@ -1,0 +1,59 @@
+// The Hono application: routes only, on web-standard Request/Response. It knows nothing about the
+// runtime; adapters (node-https.ts, bun.ts) put it on a TLS socket.
+import { Hono } from 'hono';
+import type { AddonHandler } from '../addon/hooks.ts';
+import type { Logger } from '../observe/log.ts';
+import { HookMetrics } from '../observe/metrics.ts';
+import { hooksFor, pathSegment, type CapiTarget, type HookName } from '../runtime-sdk/catalog.ts';
+import { discoveryEndpoint } from '../runtime-sdk/discovery.ts';
+import { parseHookRequest, type HookRequest } from '../runtime-sdk/request.ts';
+import { wrapHook } from '../runtime-sdk/wrapper.ts';
+
+export const HOOKS_PREFIX = '/hooks.runtime.cluster.x-k8s.io/v1alpha1';
+
+export interface AppOptions {
+  target: CapiTarget;
+  handlers: Record<HookName, AddonHandler>;
+  log: Logger;
+  metrics?: HookMetrics;
+  maxBodyBytes: number;
+  /** Readiness beyond "the process answers": false while e.g. no serving certificate is loaded. */
+  ready?: () => { ok: boolean; detail: string };
+}
+
+export function createApp(opts: AppOptions) {
+  const metrics = opts.metrics ?? new HookMetrics();
+  const wrapperOpts = { maxBodyBytes: opts.maxBodyBytes, log: opts.log, metrics };
+  const app = new Hono();
+
+  const discovery = wrapHook(discoveryEndpoint(opts.target), wrapperOpts);
+  app.post(`${HOOKS_PREFIX}/discovery`, (c) => discovery(c.req.raw));
+
+  for (const spec of hooksFor(opts.target)) {
+    const handler = opts.handlers[spec.hook];
+    const serve = wrapHook<HookRequest>(
+      {
+        hook: spec.hook,
+        blocking: spec.blocking,
+        parse: (body) => parseHookRequest(spec, body),
+        handle: handler,
+        clusterOf: (r) => (r.kind === 'lifecycle' ? `${r.cluster.namespace}/${r.cluster.name}` : undefined),
+      },
+      wrapperOpts,
+    );
+    app.post(`${HOOKS_PREFIX}/${pathSegment(spec.hook)}/${spec.handler}`, (c) => serve(c.req.raw));
+  }
+
+  app.get('/healthz', (c) => c.text('ok'));
+  app.get('/readyz', (c) => {
+    const state = opts.ready?.() ?? { ok: true, detail: 'ok' };
+    return c.text(state.detail, state.ok ? 200 : 503);
+  });
+  app.get('/metrics', (c) => c.body(metrics.render(), 200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }));
+  app.notFound((c) => c.json({ error: `no route for ${c.req.method} ${new URL(c.req.url).pathname}` }, 404));
+  app.onError((err, c) => {
+    opts.log.error('unhandled route error', { error: err.name });
+    return c.json({ error: 'internal error' }, 500);
+  });
+  return app;
+}

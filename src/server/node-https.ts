@@ -1,0 +1,74 @@
+// Adapter on `node:https`, used on Node and on Deno. Deno's own Deno.serve cannot swap a certificate
+// on a listening socket (that needs the unstable reusePort), while its node:https supports
+// setSecureContext, so both runtimes share this adapter.
+import https from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
+import type { Adapter, FetchHandler } from './adapter.ts';
+
+function toRequest(req: IncomingMessage, origin: string): Request {
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (Array.isArray(value)) for (const v of value) headers.append(name, v);
+    else if (value !== undefined) headers.set(name, value);
+  }
+  const method = req.method ?? 'GET';
+  const hasBody = method !== 'GET' && method !== 'HEAD';
+  return new Request(origin + (req.url ?? '/'), {
+    method,
+    headers,
+    ...(hasBody ? { body: Readable.toWeb(req) as ReadableStream<Uint8Array>, duplex: 'half' } : {}),
+  } as RequestInit);
+}
+
+async function writeResponse(response: Response, res: ServerResponse): Promise<void> {
+  const body = new Uint8Array(await response.arrayBuffer());
+  const headers: Record<string, string> = {};
+  response.headers.forEach((v, k) => (headers[k] = v));
+  headers['content-length'] = String(body.byteLength);
+  res.writeHead(response.status, headers);
+  res.end(body);
+}
+
+function handle(fetch: FetchHandler, origin: string) {
+  return (req: IncomingMessage, res: ServerResponse) => {
+    Promise.resolve()
+      .then(() => fetch(toRequest(req, origin)))
+      .then((response) => writeResponse(response, res))
+      .catch(() => {
+        if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
+        res.end('internal error');
+      });
+  };
+}
+
+export const serveNodeHttps: Adapter = async (opts) => {
+  const origin = `https://${opts.hostname.includes(':') ? `[${opts.hostname}]` : opts.hostname}:${opts.port}`;
+  const server = https.createServer({ cert: opts.tls.certPem, key: opts.tls.keyPem, minVersion: 'TLSv1.2' }, handle(opts.fetch, origin));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port, opts.hostname, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address();
+  return {
+    runtime: typeof (globalThis as { Deno?: unknown }).Deno === 'object' ? 'deno' : 'node',
+    port: typeof address === 'object' && address ? address.port : opts.port,
+    async reloadTls(tls) {
+      // Throws on a malformed or mismatched pair, leaving the old context in place.
+      server.setSecureContext({ cert: tls.certPem, key: tls.keyPem, minVersion: 'TLSv1.2' });
+    },
+    close(graceMs) {
+      return new Promise((resolve) => {
+        const force = setTimeout(() => server.closeAllConnections?.(), graceMs);
+        server.close(() => {
+          clearTimeout(force);
+          resolve();
+        });
+        server.closeIdleConnections?.();
+      });
+    },
+  };
+};

@@ -1,0 +1,139 @@
+// `serve`: wires the app, the serving certificate (files, reloaded on change, or an in-memory
+// self-signed one), the kube connection and the runtime adapter, and handles shutdown signals.
+import { readFileSync } from 'node:fs';
+import process from 'node:process';
+import { addonHandlers } from '../addon/hooks.ts';
+import type { CapiTarget } from '../runtime-sdk/catalog.ts';
+import { findKubeConnection } from '../kube/connection.ts';
+import type { Logger } from '../observe/log.ts';
+import { HookMetrics } from '../observe/metrics.ts';
+import { parsePem } from '../pki/pem.ts';
+import { selfSignedServingCert } from '../pki/certificate.ts';
+import type { RunningServer, TlsMaterial } from './adapter.ts';
+import { createApp } from './app.ts';
+import { adapterFor, detectRuntime } from './runtime.ts';
+
+export const DEFAULT_CERT_DIR = '/tmp/k8s-webhook-server/serving-certs';
+
+export interface ServeConfig {
+  hostname: string;
+  port: number;
+  certFile?: string;
+  keyFile?: string;
+  kubeconfig?: string;
+  target: CapiTarget;
+  maxBodyBytes: number;
+  tlsReloadSeconds: number;
+  log: Logger;
+}
+
+const tryRead = (path: string): string | undefined => {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+};
+
+/** Reads a cert/key pair and checks it looks like one; the adapter checks that the two match. */
+function readTlsFiles(certFile: string, keyFile: string): TlsMaterial {
+  const certPem = tryRead(certFile);
+  const keyPem = tryRead(keyFile);
+  if (certPem === undefined) throw new Error(`TLS certificate file ${certFile} cannot be read`);
+  if (keyPem === undefined) throw new Error(`TLS key file ${keyFile} cannot be read`);
+  if (!parsePem(certPem).some((b) => b.label === 'CERTIFICATE')) throw new Error(`${certFile} holds no PEM CERTIFICATE`);
+  if (!parsePem(keyPem).some((b) => /PRIVATE KEY$/.test(b.label))) throw new Error(`${keyFile} holds no PEM private key`);
+  return { certPem, keyPem };
+}
+
+export async function serve(config: ServeConfig): Promise<RunningServer> {
+  const { log } = config;
+  const runtime = detectRuntime();
+  const explicit = config.certFile !== undefined || config.keyFile !== undefined;
+  const certFile = config.certFile ?? `${DEFAULT_CERT_DIR}/tls.crt`;
+  const keyFile = config.keyFile ?? `${DEFAULT_CERT_DIR}/tls.key`;
+  if (explicit && (config.certFile === undefined || config.keyFile === undefined)) {
+    throw new Error('--tls-cert-file and --tls-key-file go together: give both or neither');
+  }
+
+  let tls: TlsMaterial;
+  let watchFiles = true;
+  if (explicit || (tryRead(certFile) !== undefined && tryRead(keyFile) !== undefined)) {
+    tls = readTlsFiles(certFile, keyFile);
+    log.info('serving certificate loaded', { certFile, keyFile });
+  } else {
+    watchFiles = false;
+    tls = await selfSignedServingCert({ dnsNames: ['localhost'], ipAddresses: ['127.0.0.1', '::1'], now: new Date() });
+    log.warn('no serving certificate found: generated an in-memory self-signed certificate (give --tls-cert-file/--tls-key-file in production)', {
+      certFile,
+      keyFile,
+    });
+  }
+
+  const kube = findKubeConnection({ kubeconfig: config.kubeconfig, env: process.env });
+  if (kube.ok) log.info('management cluster connection', { source: kube.source, server: kube.server });
+  else log.warn('no management cluster connection: hooks for opted-in Clusters will fail until one is configured', { reason: kube.reason });
+
+  const metrics = new HookMetrics();
+  let accepting = false;
+  const app = createApp({
+    target: config.target,
+    handlers: addonHandlers,
+    log,
+    metrics,
+    maxBodyBytes: config.maxBodyBytes,
+    ready: () => ({ ok: accepting, detail: accepting ? `ok (kube: ${kube.ok ? 'configured' : 'none'})` : 'shutting down' }),
+  });
+
+  const server = await adapterFor(runtime)({
+    hostname: config.hostname,
+    port: config.port,
+    tls,
+    fetch: app.fetch,
+    maxBodyBytes: config.maxBodyBytes,
+  });
+  accepting = true;
+  log.info('serving', { runtime: server.runtime, address: `${config.hostname}:${server.port}`, capiMinor: config.target.minor });
+
+  let reloadTimer: ReturnType<typeof setInterval> | undefined;
+  if (watchFiles) {
+    // Polling survives the symlink swap Kubernetes uses to update mounted Secrets, where inotify
+    // watches on the old file go quiet.
+    let current = tls;
+    let reloading = false;
+    reloadTimer = setInterval(async () => {
+      if (reloading) return;
+      reloading = true;
+      try {
+        const certPem = tryRead(certFile);
+        const keyPem = tryRead(keyFile);
+        if (certPem === undefined || keyPem === undefined || (certPem === current.certPem && keyPem === current.keyPem)) return;
+        const next = readTlsFiles(certFile, keyFile);
+        await server.reloadTls(next);
+        current = next;
+        log.info('serving certificate reloaded', { certFile });
+      } catch (err) {
+        log.error('serving certificate changed but cannot be used; keeping the previous one', {
+          certFile,
+          error: err instanceof Error ? err.message : String(err),
+        });
+      } finally {
+        reloading = false;
+      }
+    }, config.tlsReloadSeconds * 1000);
+  }
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    accepting = false;
+    clearInterval(reloadTimer);
+    log.info('shutting down', { signal });
+    await server.close(10_000);
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  return server;
+}
