@@ -11,7 +11,7 @@ export function toPem(label: string, der: ArrayBuffer | Uint8Array): string {
   return `-----BEGIN ${label}-----\n${body}\n-----END ${label}-----\n`;
 }
 
-export interface PemBlock { label: string; der: Uint8Array }
+export interface PemBlock { label: string; der: Uint8Array<ArrayBuffer> }
 
 /** All PEM blocks in a text, in order. Malformed base64 inside a block throws, naming the label only. */
 export function parsePem(text: string): PemBlock[] {

@@ -1,0 +1,94 @@
+// The test command (`npm test`): typecheck, build the bundle, run the unit suites on Node (LTS), Deno
+// and Bun, then the integration suites (which start the bundle on all three runtimes over TLS).
+// Prints one closing line "N passed, M failed". A missing runtime fails the run; nothing is skipped.
+import { build } from 'esbuild';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+const root = process.cwd();
+const bin = (name) => join(root, 'node_modules', '.bin', name);
+const args = new Set(process.argv.slice(2));
+const only = [...args].find((a) => a.startsWith('--only='))?.slice(7); // unit | integration
+
+export const RUNTIMES = {
+  node: [bin('node')],
+  deno: [bin('deno'), 'run', '--allow-all', '--quiet'],
+  bun: [bin('bun')],
+};
+
+function need(cond, what) {
+  if (!cond) {
+    console.error(`test: ${what}`);
+    process.exit(1);
+  }
+}
+
+for (const [name, [exe]] of Object.entries(RUNTIMES)) need(existsSync(exe), `runtime ${name} is missing at ${exe}: run 'npm ci'`);
+const nodeMajor = Number(spawnSync(RUNTIMES.node[0], ['-p', 'process.versions.node.split(".")[0]'], { encoding: 'utf8' }).stdout.trim());
+need(nodeMajor >= 22, `node_modules/.bin/node is Node ${nodeMajor}; a supported LTS (>= 22) is required: run 'npm ci'`);
+
+const step = (title, cmd, argv, env = {}) => {
+  console.log(`\n=== ${title}`);
+  const r = spawnSync(cmd, argv, { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8', env: { ...process.env, ...env }, maxBuffer: 64 * 1024 * 1024 });
+  process.stdout.write(r.stdout ?? '');
+  return r;
+};
+
+const ansi = /\x1b\[[0-9;]*m/g;
+const totals = { passed: 0, failed: 0, skipped: 0 };
+function count(title, r) {
+  const out = (r.stdout ?? '').replace(ansi, '');
+  const num = (label) => Number(out.match(new RegExp(`^\\s*${label}:\\s+(\\d+)`, 'm'))?.[1] ?? NaN);
+  const total = num('Total');
+  const passed = num('Passed');
+  const skipped = num('Skipped') || 0;
+  if (!Number.isFinite(total) || !Number.isFinite(passed)) {
+    console.log(`!!! ${title}: no uvu summary (exit ${r.status}${r.signal ? `, ${r.signal}` : ''})`);
+    totals.failed += 1;
+    return;
+  }
+  const failed = total - passed - skipped + (r.status === 0 ? 0 : passed === total ? 1 : 0);
+  totals.passed += passed;
+  totals.failed += failed;
+  totals.skipped += skipped;
+}
+
+const outdir = join(root, '.cache', 'test');
+mkdirSync(outdir, { recursive: true });
+async function bundleSuite(kind) {
+  const dir = join(root, 'test', kind);
+  const files = readdirSync(dir).filter((f) => f.endsWith('.test.ts')).sort();
+  const outfile = join(outdir, `${kind}.mjs`);
+  await build({
+    stdin: { contents: files.map((f) => `import './${f}';`).join('\n'), resolveDir: dir, sourcefile: `${kind}-suites.ts`, loader: 'ts' },
+    outfile,
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'es2023',
+    sourcemap: 'inline',
+    banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
+    logLevel: 'warning',
+  });
+  return outfile;
+}
+
+const tsc = step('typecheck (tsc --noEmit)', bin('tsc'), ['--noEmit', '-p', '.']);
+if (tsc.status !== 0) totals.failed += 1;
+const built = step('build (npm run build)', RUNTIMES.node[0], ['scripts/build.mjs']);
+need(built.status === 0, 'the bundle did not build');
+
+if (only !== 'integration') {
+  const unit = await bundleSuite('unit');
+  for (const [name, cmd] of Object.entries(RUNTIMES)) {
+    count(`unit on ${name}`, step(`unit suites on ${name}`, cmd[0], [...cmd.slice(1), unit]));
+  }
+}
+if (only !== 'unit') {
+  const integration = await bundleSuite('integration');
+  count('integration', step('integration suites (driver on Node; servers on Node, Deno, Bun)', RUNTIMES.node[0], [integration]));
+}
+
+console.log(`\n${totals.passed} passed, ${totals.failed} failed${totals.skipped ? `, ${totals.skipped} skipped` : ''}`);
+process.exit(totals.failed === 0 ? 0 : 1);

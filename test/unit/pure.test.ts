@@ -1,0 +1,91 @@
+// Small pure pieces: opt-in, IP text, PEM, CLI flags, log redaction, metrics text.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+
+import { registryOptIn } from '../../src/addon/opt-in.ts';
+import { parseFlags, parseListen, UsageError, type CommandSpec } from '../../src/cli/args.ts';
+import { createLogger, redact } from '../../src/observe/log.ts';
+import { Counter, Histogram } from '../../src/observe/metrics.ts';
+import { parsePem, toPem } from '../../src/pki/pem.ts';
+import { formatIp, parseIp } from '../../src/render/ip.ts';
+
+const test = suite('pure');
+
+test('opt-in: absent, null, {}, settings, wrong types; later variables win', () => {
+  assert.equal(registryOptIn([]), { enabled: false });
+  assert.equal(registryOptIn([{ name: 'clusterConfig', value: null }]), { enabled: false });
+  assert.equal(registryOptIn([{ name: 'clusterConfig', value: { addons: {} } }]), { enabled: false });
+  assert.equal(registryOptIn([{ name: 'clusterConfig', value: { addons: { registry: null } } }]), { enabled: false });
+  assert.equal(registryOptIn([{ name: 'clusterConfig', value: { addons: { registry: {} } } }]), { enabled: true, config: {} });
+  assert.equal(registryOptIn([{ name: 'clusterConfig', value: { addons: { registry: true } } }]).enabled, 'invalid');
+  assert.equal(registryOptIn([{ name: 'clusterConfig', value: 'x' }]).enabled, 'invalid');
+  assert.equal(registryOptIn([{ name: 'clusterConfig', value: { addons: [] } }]).enabled, 'invalid');
+  assert.equal(
+    registryOptIn([{ name: 'clusterConfig', value: { addons: { registry: {} } } }, { name: 'clusterConfig', value: { addons: {} } }]),
+    { enabled: false },
+  );
+});
+
+test('IP: parse and canonical format, IPv4 and IPv6', () => {
+  const round = (s: string) => formatIp(parseIp(s)!);
+  assert.is(round('10.96.0.20'), '10.96.0.20');
+  assert.is(round('::1'), '::1');
+  assert.is(round('FD00:0:0:0:0:0:0:14'), 'fd00::14');
+  assert.is(round('2001:db8:0:0:1:0:0:1'), '2001:db8::1:0:0:1');
+  assert.is(round('::ffff:10.0.0.1'), '::ffff:a00:1');
+  assert.is(round('1:0:2:3:4:5:6:7'), '1:0:2:3:4:5:6:7');
+  for (const bad of ['', '1.2.3', '1.2.3.256', '01.2.3.4', '1::2::3', '1:2:3:4:5:6:7:8:9', 'g::1', '1:2:3:4:5:6:7::8']) {
+    assert.is(parseIp(bad), undefined, bad);
+  }
+});
+
+test('PEM: round trip, several blocks, bad base64 names the label only', () => {
+  const der = new Uint8Array(100).map((_, i) => i);
+  const pem = toPem('CERTIFICATE', der) + toPem('PRIVATE KEY', der.slice(0, 10));
+  const blocks = parsePem(pem);
+  assert.equal(blocks.map((b) => b.label), ['CERTIFICATE', 'PRIVATE KEY']);
+  assert.equal(Array.from(blocks[0]!.der), Array.from(der));
+  assert.ok(pem.split('\n').every((l) => l.length <= 64));
+  assert.throws(() => parsePem('-----BEGIN X-----\n@@@@\n-----END X-----'), /PEM block X is not valid base64/);
+});
+
+test('flags: values, =values, switches, unknown and missing values', () => {
+  const spec: CommandSpec = { name: 'serve', summary: '', flags: [{ name: 'listen', value: 'A', help: '', default: ':1' }, { name: 'x', help: '' }] };
+  assert.equal(parseFlags(spec, []), { listen: ':1' });
+  assert.equal(parseFlags(spec, ['--listen', 'a:2', '--x']), { listen: 'a:2', x: true });
+  assert.equal(parseFlags(spec, ['--listen=b:3']), { listen: 'b:3' });
+  assert.throws(() => parseFlags(spec, ['--lisen', 'x']), (e: unknown) => e instanceof UsageError && /unknown flag --lisen/.test((e as Error).message));
+  assert.throws(() => parseFlags(spec, ['--listen']), /needs a value/);
+  assert.throws(() => parseFlags(spec, ['--x=1']), /takes no value/);
+  assert.throws(() => parseFlags(spec, ['stray']), /unexpected argument/);
+  assert.equal(parseListen('0.0.0.0:9443'), { hostname: '0.0.0.0', port: 9443 });
+  assert.equal(parseListen('[::]:9443'), { hostname: '::', port: 9443 });
+  assert.equal(parseListen(':8443'), { hostname: '0.0.0.0', port: 8443 });
+  assert.throws(() => parseListen('9443'), /must be HOST:PORT/);
+  assert.throws(() => parseListen('a:70000'), /must be HOST:PORT/);
+});
+
+test('logs: PEM blocks and long base64 are redacted; json and text formats', () => {
+  const lines: string[] = [];
+  const now = () => new Date('2026-01-01T00:00:00Z');
+  const secret = `-----BEGIN EC PRIVATE KEY-----\nMHcCAQEE\n-----END EC PRIVATE KEY-----`;
+  createLogger({ level: 'info', format: 'json', write: (l) => lines.push(l), now }).warn('oops', { error: `bad ${secret}`, blob: 'A'.repeat(300), n: 1 });
+  createLogger({ level: 'info', format: 'text', write: (l) => lines.push(l), now }).info('hi there', { a: 'b c' });
+  createLogger({ level: 'warn', format: 'text', write: (l) => lines.push(l), now }).info('dropped');
+  assert.equal(JSON.parse(lines[0]!), { ts: '2026-01-01T00:00:00.000Z', level: 'warn', msg: 'oops', error: 'bad [redacted PEM]', blob: '[redacted data]', n: 1 });
+  assert.is(lines[1], '2026-01-01T00:00:00.000Z INFO hi there a="b c"');
+  assert.is(lines.length, 2);
+  assert.is(redact('-----BEGIN RSA PRIVATE KEY-----\ntruncated'), '[redacted PEM]');
+});
+
+test('metrics: counter and histogram text', () => {
+  const c = new Counter('c_total', 'help');
+  c.inc({ a: 'x"y' });
+  c.inc({ a: 'x"y' }, 2);
+  assert.is(c.render(), '# HELP c_total help\n# TYPE c_total counter\nc_total{a="x\\"y"} 3');
+  const h = new Histogram('h', 'help', [1, 2]);
+  h.observe({}, 1.5);
+  assert.match(h.render(), /h_bucket\{le="1"\} 0\nh_bucket\{le="2"\} 1\nh_bucket\{le="\+Inf"\} 1\nh_sum 1\.5\nh_count 1/);
+});
+
+test.run();
