@@ -34,24 +34,33 @@ export interface WrapperOptions {
 
 class BodyTooLarge extends Error {}
 
-/** Reads at most `limit` bytes; a larger body is refused without buffering it. */
+/**
+ * How much of an oversized body is read and thrown away (never buffered) so that the client still
+ * reads our Failure instead of a reset connection; past this the stream is cancelled.
+ */
+export const bodyDrainLimit = (limit: number): number => Math.max(limit * 4, 64 * 1024 * 1024);
+
+/** Reads at most `limit` bytes; a larger body ends in BodyTooLarge once drained. */
 async function readBody(request: Request, limit: number): Promise<Uint8Array> {
+  const drainLimit = bodyDrainLimit(limit);
   const declared = Number(request.headers.get('content-length') ?? NaN);
-  if (declared > limit) throw new BodyTooLarge();
   if (!request.body) return new Uint8Array();
   const reader = request.body.getReader();
   const chunks: Uint8Array[] = [];
   let size = 0;
+  let tooLarge = declared > limit;
   for (;;) {
+    if (size > drainLimit) {
+      await reader.cancel().catch(() => {});
+      break;
+    }
     const { done, value } = await reader.read();
     if (done) break;
     size += value.byteLength;
-    if (size > limit) {
-      await reader.cancel().catch(() => {});
-      throw new BodyTooLarge();
-    }
-    chunks.push(value);
+    if (size > limit) tooLarge = true;
+    if (!tooLarge) chunks.push(value);
   }
+  if (tooLarge) throw new BodyTooLarge();
   const out = new Uint8Array(size);
   let offset = 0;
   for (const c of chunks) {

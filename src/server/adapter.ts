@@ -21,6 +21,8 @@ export interface RunningServer {
   readonly runtime: string;
   /** The bound port (useful with port 0). */
   readonly port: number;
+  /** Something the operator should know about this runtime's limits, logged once at start. */
+  readonly warning?: string;
   /** Serve new connections with this certificate; throws (and keeps the old one) if it is unusable. */
   reloadTls(tls: TlsMaterial): Promise<void>;
   /** Stop accepting, let in-flight requests finish (up to graceMs), then close. */

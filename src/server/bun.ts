@@ -1,9 +1,24 @@
 // Adapter on Bun.serve. Bun cannot change the certificate of a listening server, so a reload starts
 // a second server on the same port (SO_REUSEPORT) and lets the first one finish its requests.
+import { readFileSync } from 'node:fs';
+import { bodyDrainLimit } from '../runtime-sdk/wrapper.ts';
 import type { Adapter, ServeOptions } from './adapter.ts';
 
 interface BunServer { port: number; stop(closeActive?: boolean): Promise<void> | void }
 interface BunGlobal { serve(options: Record<string, unknown>): BunServer }
+
+/**
+ * Linux resets connections still queued on a closing SO_REUSEPORT listener unless
+ * net.ipv4.tcp_migrate_req=1 hands them to the new one. Returns a warning when it is off.
+ */
+function reloadWarning(): string | undefined {
+  try {
+    if (readFileSync('/proc/sys/net/ipv4/tcp_migrate_req', 'utf8').trim() === '1') return undefined;
+  } catch {
+    return undefined; // not Linux, or no /proc: nothing to say
+  }
+  return 'on Bun a certificate reload may reset connections queued at that instant: set the sysctl net.ipv4.tcp_migrate_req=1 (or run on Node or Deno)';
+}
 
 export const serveBun: Adapter = async (opts) => {
   const bun = (globalThis as unknown as { Bun: BunGlobal }).Bun;
@@ -14,7 +29,7 @@ export const serveBun: Adapter = async (opts) => {
       reusePort: true,
       tls: { cert: tls.certPem, key: tls.keyPem },
       // Let oversized bodies reach the hook wrapper, which answers them with a Failure (not a 413).
-      maxRequestBodySize: Math.max(opts.maxBodyBytes * 4, 64 * 1024 * 1024),
+      maxRequestBodySize: bodyDrainLimit(opts.maxBodyBytes) + 1024 * 1024,
       fetch: opts.fetch,
     });
   let current = start(opts.tls, opts.port);
@@ -22,6 +37,7 @@ export const serveBun: Adapter = async (opts) => {
   return {
     runtime: 'bun',
     port,
+    warning: reloadWarning(),
     async reloadTls(tls) {
       const next = start(tls, port);
       const previous = current;

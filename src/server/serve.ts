@@ -7,6 +7,7 @@ import type { CapiTarget } from '../runtime-sdk/catalog.ts';
 import { findKubeConnection } from '../kube/connection.ts';
 import type { Logger } from '../observe/log.ts';
 import { HookMetrics } from '../observe/metrics.ts';
+import { keyMatchesCertificate } from '../pki/keys.ts';
 import { parsePem } from '../pki/pem.ts';
 import { selfSignedServingCert } from '../pki/certificate.ts';
 import type { RunningServer, TlsMaterial } from './adapter.ts';
@@ -35,14 +36,15 @@ const tryRead = (path: string): string | undefined => {
   }
 };
 
-/** Reads a cert/key pair and checks it looks like one; the adapter checks that the two match. */
-function readTlsFiles(certFile: string, keyFile: string): TlsMaterial {
+/** Reads a cert/key pair and checks that the key belongs to the certificate (Deno's TLS does not). */
+async function readTlsFiles(certFile: string, keyFile: string): Promise<TlsMaterial> {
   const certPem = tryRead(certFile);
   const keyPem = tryRead(keyFile);
   if (certPem === undefined) throw new Error(`TLS certificate file ${certFile} cannot be read`);
   if (keyPem === undefined) throw new Error(`TLS key file ${keyFile} cannot be read`);
   if (!parsePem(certPem).some((b) => b.label === 'CERTIFICATE')) throw new Error(`${certFile} holds no PEM CERTIFICATE`);
   if (!parsePem(keyPem).some((b) => /PRIVATE KEY$/.test(b.label))) throw new Error(`${keyFile} holds no PEM private key`);
+  if (!(await keyMatchesCertificate(certPem, keyPem))) throw new Error(`${keyFile} does not hold the private key of ${certFile}`);
   return { certPem, keyPem };
 }
 
@@ -59,7 +61,7 @@ export async function serve(config: ServeConfig): Promise<RunningServer> {
   let tls: TlsMaterial;
   let watchFiles = true;
   if (explicit || (tryRead(certFile) !== undefined && tryRead(keyFile) !== undefined)) {
-    tls = readTlsFiles(certFile, keyFile);
+    tls = await readTlsFiles(certFile, keyFile);
     log.info('serving certificate loaded', { certFile, keyFile });
   } else {
     watchFiles = false;
@@ -93,6 +95,7 @@ export async function serve(config: ServeConfig): Promise<RunningServer> {
     maxBodyBytes: config.maxBodyBytes,
   });
   accepting = true;
+  if (server.warning) log.warn(server.warning);
   log.info('serving', { runtime: server.runtime, address: `${config.hostname}:${server.port}`, capiMinor: config.target.minor });
 
   let reloadTimer: ReturnType<typeof setInterval> | undefined;
@@ -108,7 +111,7 @@ export async function serve(config: ServeConfig): Promise<RunningServer> {
         const certPem = tryRead(certFile);
         const keyPem = tryRead(keyFile);
         if (certPem === undefined || keyPem === undefined || (certPem === current.certPem && keyPem === current.keyPem)) return;
-        const next = readTlsFiles(certFile, keyFile);
+        const next = await readTlsFiles(certFile, keyFile);
         await server.reloadTls(next);
         current = next;
         log.info('serving certificate reloaded', { certFile });
