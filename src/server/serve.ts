@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import process from 'node:process';
 import { addonHandlers } from '../addon/hooks.ts';
 import type { CapiTarget } from '../runtime-sdk/catalog.ts';
-import { findKubeConnection } from '../kube/connection.ts';
+import { locateKubeConfig } from '../kube/connection.ts';
 import type { Logger } from '../observe/log.ts';
 import { HookMetrics } from '../observe/metrics.ts';
 import { keyMatchesCertificate } from '../pki/keys.ts';
@@ -72,8 +72,8 @@ export async function serve(config: ServeConfig): Promise<RunningServer> {
     });
   }
 
-  const kube = findKubeConnection({ kubeconfig: config.kubeconfig, env: process.env });
-  if (kube.ok) log.info('management cluster connection', { source: kube.source, server: kube.server });
+  const kube = locateKubeConfig({ kubeconfig: config.kubeconfig, env: process.env });
+  if (kube.ok) log.info('management cluster kubeconfig', { source: kube.source });
   else log.warn('no management cluster connection: hooks for opted-in Clusters will fail until one is configured', { reason: kube.reason });
 
   const metrics = new HookMetrics();

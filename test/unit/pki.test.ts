@@ -4,6 +4,8 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 
 import { selfSignedServingCert } from '../../src/pki/certificate.ts';
+import { generateKeyPair, privateKeyPem } from '../../src/pki/certificate.ts';
+import { importPrivateKeyPem, keyMatchesCertificate } from '../../src/pki/keys.ts';
 import { parsePem } from '../../src/pki/pem.ts';
 
 const test = suite('pki');
@@ -26,6 +28,29 @@ test('self-signed serving certificate: SANs, EKU serverAuth, not a CA, dates, po
   assert.ok(serial.length === 16 || (serial.length === 17 && serial[0] === 0), `serial length ${serial.length}`);
   assert.ok(serial[0]! < 0x80, 'serial is positive');
   assert.ok(await cert.verify(), 'self-signature verifies');
+});
+
+test('key/certificate match: same pair yes, other key no, other algorithm no; errors never quote the key', async () => {
+  const now = new Date();
+  const a = await selfSignedServingCert({ dnsNames: ['a'], ipAddresses: [], now });
+  const b = await selfSignedServingCert({ dnsNames: ['b'], ipAddresses: [], now });
+  assert.ok(await keyMatchesCertificate(a.certPem, a.keyPem));
+  assert.not.ok(await keyMatchesCertificate(a.certPem, b.keyPem));
+  const rsa = await generateKeyPair('rsa-2048');
+  assert.not.ok(await keyMatchesCertificate(a.certPem, await privateKeyPem(rsa.privateKey)));
+  for (const [pem, message] of [
+    ['nothing here', /no PEM private key found/],
+    ['-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----', /PRIVATE KEY could not be decoded/],
+    ['-----BEGIN EC PRIVATE KEY-----\nMAA=\n-----END EC PRIVATE KEY-----', /EC private key uses an unsupported curve/],
+  ] as const) {
+    try {
+      await importPrivateKeyPem(pem);
+      assert.unreachable(pem);
+    } catch (err) {
+      assert.match((err as Error).message, message);
+      assert.not.match((err as Error).message, /AAAA|MAA=/);
+    }
+  }
 });
 
 test.run();

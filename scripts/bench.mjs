@@ -1,0 +1,191 @@
+// `npm run bench`: hook latency and throughput, cold start, bundle size and idle RSS of the bundle on
+// Node (LTS), Deno and Bun, each next to a baseline measured in the same run (the runtime's leanest
+// HTTPS server answering a constant body). Prints a table; never fails on a number: targets are
+// reported, not asserted (machines are shared and noisy).
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import https from 'node:https';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const ROOT = process.cwd();
+const BUNDLE = join(ROOT, 'dist', 'capi-registry-addon.mjs');
+const bin = (n) => join(ROOT, 'node_modules', '.bin', n);
+const RUNTIMES = { node: [bin('node')], deno: [bin('deno'), 'run', '--allow-all', '--quiet'], bun: [bin('bun')] };
+const ONLY = process.env.BENCH_RUNTIMES?.split(',');
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
+const CONCURRENCY = 16;
+const PREFIX = '/hooks.runtime.cluster.x-k8s.io/v1alpha1';
+const work = mkdtempSync(join(tmpdir(), 'capi-registry-addon-bench-'));
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// --- inputs -------------------------------------------------------------------------------------
+spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'tls.key', '-out', 'tls.crt',
+  '-days', '1', '-subj', '/CN=bench', '-addext', 'subjectAltName=IP:127.0.0.1'], { cwd: work });
+const certFile = join(work, 'tls.crt');
+const keyFile = join(work, 'tls.key');
+const ca = readFileSync(certFile, 'utf8');
+
+const fixture = (name) => readFileSync(join(ROOT, 'test', 'fixtures', 'capi', 'v1.12', `${name}.json`), 'utf8');
+const DISCOVERY = fixture('discovery');
+const BCC = fixture('before-cluster-create.not-opted-in');
+/** A realistic ~100 KB GeneratePatches: a KCPT with a full kubeadm spec and files, three KCTs. */
+function bigGeneratePatches() {
+  const req = JSON.parse(fixture('generate-patches.not-opted-in'));
+  const [infra, kcpt, kct] = req.items;
+  const file = (i, size) => ({ path: `/etc/kubernetes/extra/file-${i}.yaml`, owner: 'root:root', permissions: '0600', content: `# generated\n${'key: value-with-some-realistic-length\n'.repeat(size / 37)}` });
+  kcpt.object.spec.template.spec.kubeadmConfigSpec.files.push(...Array.from({ length: 12 }, (_, i) => file(i, 4000)));
+  kcpt.object.spec.template.spec.kubeadmConfigSpec.preKubeadmCommands = Array.from({ length: 40 }, (_, i) => `echo step ${i} && systemctl daemon-reload`);
+  const workers = [0, 1, 2].map((n) => {
+    const copy = structuredClone(kct);
+    copy.uid = `5f0d3b12-efb4-11f0-8a44-0242ac12000${n}`;
+    copy.holderReference.name = `my-cluster-md-${n}-zt6bh`;
+    copy.object.spec.template.spec.files = Array.from({ length: 4 }, (_, i) => file(i, 3000));
+    return copy;
+  });
+  req.items = [infra, kcpt, ...workers];
+  return JSON.stringify(req);
+}
+const GP = bigGeneratePatches();
+
+const ENDPOINTS = [
+  { name: 'discovery', path: `${PREFIX}/discovery?timeout=10s`, body: DISCOVERY },
+  { name: 'BeforeClusterCreate (not opted in)', path: `${PREFIX}/beforeclustercreate/before-cluster-create?timeout=10s`, body: BCC },
+  { name: `GeneratePatches (${(GP.length / 1024).toFixed(0)} KB, 1 KCPT + 3 KCT)`, path: `${PREFIX}/generatepatches/generate-patches?timeout=10s`, body: GP },
+];
+
+// --- client ---------------------------------------------------------------------------------------
+const freePort = () => new Promise((res) => { const s = net.createServer(); s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => res(port)); }); });
+function post(agent, port, path, body) {
+  return new Promise((resolve, reject) => {
+    const req = https.request({ host: '127.0.0.1', port, method: 'POST', path, agent }, (res) => {
+      res.resume();
+      res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`HTTP ${res.statusCode}`))));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+const pct = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+
+/** Closed loop: CONCURRENCY callers for SECONDS. */
+async function closedLoop(port, ep) {
+  const agent = new https.Agent({ keepAlive: true, ca, maxSockets: CONCURRENCY });
+  for (let i = 0; i < 200; i++) await post(agent, port, ep.path, ep.body); // warm-up (JIT, TLS sessions)
+  const lat = [];
+  const end = performance.now() + SECONDS * 1000;
+  await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
+    while (performance.now() < end) {
+      const t = performance.now();
+      await post(agent, port, ep.path, ep.body);
+      lat.push(performance.now() - t);
+    }
+  }));
+  agent.destroy();
+  lat.sort((a, b) => a - b);
+  return { rps: lat.length / SECONDS, p50: pct(lat, 50), p99: pct(lat, 99) };
+}
+
+/** Open loop at a fixed rate: latency as a caller at `rate` requests/s sees it. */
+async function fixedRate(port, ep, rate, seconds) {
+  const agent = new https.Agent({ keepAlive: true, ca, maxSockets: 64 });
+  for (let i = 0; i < 200; i++) await post(agent, port, ep.path, ep.body);
+  const lat = [];
+  const pending = [];
+  const start = performance.now();
+  for (let i = 0; i < rate * seconds; i++) {
+    const due = start + (i * 1000) / rate;
+    const wait = due - performance.now();
+    if (wait > 0) await sleep(wait);
+    const t = performance.now();
+    pending.push(post(agent, port, ep.path, ep.body).then(() => lat.push(performance.now() - t)));
+  }
+  await Promise.all(pending);
+  agent.destroy();
+  lat.sort((a, b) => a - b);
+  return { p50: pct(lat, 50), p99: pct(lat, 99), n: lat.length };
+}
+
+// --- processes ------------------------------------------------------------------------------------
+function startProcess(runtime, kind, port) {
+  const cmd = RUNTIMES[runtime];
+  const args = kind === 'ours'
+    ? [BUNDLE, 'serve', '--listen', `127.0.0.1:${port}`, '--tls-cert-file', certFile, '--tls-key-file', keyFile, '--log-level', 'error']
+    : [join(ROOT, 'scripts', 'bench-baseline.mjs'), String(port), certFile, keyFile];
+  return spawn(cmd[0], [...cmd.slice(1), ...args], { stdio: 'ignore', env: { PATH: process.env.PATH, HOME: work } });
+}
+async function untilDiscovery(port, deadlineMs = 20_000) {
+  const agent = new https.Agent({ keepAlive: false, ca });
+  const end = performance.now() + deadlineMs;
+  for (;;) {
+    try {
+      await post(agent, port, ENDPOINTS[0].path, DISCOVERY);
+      return;
+    } catch {
+      if (performance.now() > end) throw new Error('no discovery answer');
+      await sleep(2);
+    }
+  }
+}
+const stop = (p) => new Promise((r) => { if (p.exitCode !== null) return r(); p.once('exit', r); p.kill('SIGKILL'); });
+const rssMiB = (pid) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) / 1024;
+
+async function coldStart(runtime, kind) {
+  const times = [];
+  for (let i = 0; i < 5; i++) {
+    const port = await freePort();
+    const t = performance.now();
+    const p = startProcess(runtime, kind, port);
+    await untilDiscovery(port);
+    times.push(performance.now() - t);
+    await stop(p);
+  }
+  times.sort((a, b) => a - b);
+  return times[2];
+}
+
+// --- run ------------------------------------------------------------------------------------------
+const rows = [];
+const f = (n, d = 2) => n.toFixed(d);
+for (const runtime of Object.keys(RUNTIMES).filter((r) => !ONLY || ONLY.includes(r))) {
+  const cold = await coldStart(runtime, 'ours');
+  const coldBase = await coldStart(runtime, 'baseline');
+  const port = await freePort();
+  const ours = startProcess(runtime, 'ours', port);
+  await untilDiscovery(port);
+  await sleep(1000);
+  const idleRss = rssMiB(ours.pid);
+  const basePort = await freePort();
+  const base = startProcess(runtime, 'baseline', basePort);
+  await untilDiscovery(basePort);
+  await sleep(1000);
+  const idleRssBase = rssMiB(base.pid);
+  const baseline = await closedLoop(basePort, ENDPOINTS[0]);
+  rows.push({ runtime, what: 'baseline: constant reply', ...baseline });
+  for (const ep of ENDPOINTS) {
+    const r = await closedLoop(port, ep);
+    rows.push({ runtime, what: ep.name, ...r, ratio: `${f(r.p50 / baseline.p50, 1)}x p50, ${f(r.rps / baseline.rps, 2)}x rps` });
+  }
+  const rate = await fixedRate(port, ENDPOINTS[2], 200, Math.max(5, SECONDS));
+  rows.push({ runtime, what: `GeneratePatches at 200 req/s (${rate.n} requests)`, p50: rate.p50, p99: rate.p99, target: `p99 <= 5 ms: ${rate.p99 <= 5 ? 'met' : 'MISSED'}` });
+  const loadedRss = rssMiB(ours.pid);
+  rows.push({ runtime, what: 'cold start: spawn to first discovery over TLS (median of 5)', ms: cold, ratio: `baseline ${f(coldBase, 0)} ms`, target: `<= 300 ms: ${cold <= 300 ? 'met' : 'MISSED'}` });
+  rows.push({ runtime, what: 'idle RSS MiB (after 1 discovery)', mib: idleRss, ratio: `baseline ${f(idleRssBase, 1)} MiB; ${f(loadedRss, 1)} MiB after load`, target: `<= 80 MB: ${idleRss * 1.048576 <= 80 ? 'met' : 'MISSED'}` });
+  await stop(ours);
+  await stop(base);
+}
+
+const bundleKiB = statSync(BUNDLE).size / 1024;
+console.log(`\ncapi-registry-addon bench — ${new Date().toISOString()}, ${SECONDS}s per closed-loop run, concurrency ${CONCURRENCY}, client: Node ${process.versions.node}`);
+console.log(`bundle: ${f(bundleKiB, 0)} KiB (${BUNDLE.replace(ROOT + '/', '')})\n`);
+const header = ['runtime', 'measurement', 'req/s', 'p50 ms', 'p99 ms', 'value', 'vs baseline', 'target'];
+const table = rows.map((r) => [r.runtime, r.what, r.rps ? f(r.rps, 0) : '', r.p50 !== undefined ? f(r.p50) : '', r.p99 !== undefined ? f(r.p99) : '',
+  r.ms !== undefined ? `${f(r.ms, 0)} ms` : r.mib !== undefined ? `${f(r.mib, 1)} MiB` : '', r.ratio ?? '', r.target ?? '']);
+const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => row[i].length)));
+const line = (cells) => `| ${cells.map((c, i) => c.padEnd(widths[i])).join(' | ')} |`;
+console.log(line(header));
+console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
+for (const row of table) console.log(line(row));
+writeFileSync(join(ROOT, '.cache', 'bench-last.json'), JSON.stringify({ rows, bundleKiB }, null, 1));
+rmSync(work, { recursive: true, force: true });
