@@ -1,13 +1,13 @@
 // The built bundle served over TLS on Node (LTS), Deno and Bun, talked to the way CAPI v1.10, v1.12
 // and v1.13 talk to it.
-import { writeFileSync, copyFileSync } from 'node:fs';
+import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import tls from 'node:tls';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mutator } from '../fuzz.ts';
 import { BLOCKING, HOOK_PREFIX, wireFixtures, wireProblems } from '../helpers.ts';
-import { BUNDLE, RUNTIMES, cleanup, makePki, startExtension, type Extension } from './harness.ts';
+import { BUNDLE, RUNTIMES, WORK, cleanup, makePki, openssl, startExtension, type Extension } from './harness.ts';
 
 const FUZZ_BODIES = 10_000;
 const pki = makePki('serving');
@@ -148,6 +148,35 @@ limits('a renewed certificate on disk is served without a restart and without fa
     assert.match(ext.logs, /serving certificate changed but cannot be used; keeping the previous one/);
     await ext.stop();
   }
+});
+
+limits('serving keys in every encoding openssl and cert-manager write: PKCS#1, SEC1 (P-256, P-384), PKCS#8', async () => {
+  const dir = `${WORK}/formats`;
+  spawnSync('mkdir', ['-p', dir]);
+  const keys: Record<string, string[][]> = {
+    'rsa-pkcs1': [['genrsa', '-traditional', '-out', 'key.pem', '2048']],
+    'ec-sec1-p256': [['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', 'key.pem']],
+    'ec-sec1-p384': [['ecparam', '-name', 'secp384r1', '-genkey', '-noout', '-out', 'key.pem']],
+    'rsa-pkcs8': [['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', 'key.pem']],
+  };
+  for (const [name, steps] of Object.entries(keys)) {
+    const d = `${dir}/${name}`;
+    spawnSync('mkdir', ['-p', d]);
+    for (const step of steps) openssl(step, d);
+    const label = readFileSync(`${d}/key.pem`, 'utf8').split('\n')[0];
+    assert.match(label!, name.includes('pkcs8') ? /BEGIN PRIVATE KEY/ : name.startsWith('rsa') ? /BEGIN RSA PRIVATE KEY/ : /BEGIN EC PRIVATE KEY/);
+    openssl(['req', '-x509', '-key', 'key.pem', '-out', 'cert.pem', '-days', '1', '-subj', `/CN=${name}`, '-addext', 'subjectAltName=IP:127.0.0.1'], d);
+    const pair = { caFile: `${d}/cert.pem`, ca: readFileSync(`${d}/cert.pem`, 'utf8'), certFile: `${d}/cert.pem`, keyFile: `${d}/key.pem` };
+    for (const runtime of Object.keys(RUNTIMES)) {
+      const ext = await startExtension(runtime, { pki: pair });
+      assert.is((await ext.request('GET', '/healthz')).status, 200, `${name} on ${runtime}`);
+      await ext.stop();
+    }
+  }
+  // A key that is not the certificate's is refused at start with a clear message.
+  const mismatch = spawnSync(RUNTIMES.node![0]!, [BUNDLE, 'serve', '--listen', '127.0.0.1:0', '--tls-cert-file', `${dir}/ec-sec1-p256/cert.pem`, '--tls-key-file', `${dir}/ec-sec1-p384/key.pem`], { encoding: 'utf8' });
+  assert.is(mismatch.status, 1);
+  assert.match(mismatch.stderr, /key\.pem does not hold the private key of .*cert\.pem/);
 });
 
 limits('no certificate files: an in-memory self-signed certificate, and the log says so', async () => {
