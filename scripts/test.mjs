@@ -86,6 +86,10 @@ if (only !== 'integration') {
   }
 }
 if (only !== 'unit') {
+  // The real components (kube-apiserver, etcd, Distribution, regsync, containerd, CRD sources):
+  // built or installed on first use, cached per machine afterwards.
+  const env = step('real components (scripts/components.sh)', 'bash', ['scripts/components.sh']);
+  need(env.status === 0, 'the real test components could not be brought up (see above); the integration suites need them');
   const integration = await bundleSuite('integration');
   count('integration', step('integration suites (driver on Node; servers on Node, Deno, Bun)', RUNTIMES.node[0], [integration]));
 }

@@ -7,7 +7,8 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mutator } from '../fuzz.ts';
 import { BLOCKING, HOOK_PREFIX, wireFixtures, wireProblems } from '../helpers.ts';
-import { BUNDLE, RUNTIMES, WORK, cleanup, makePki, openssl, startExtension, type Extension } from './harness.ts';
+import { WORK, openssl } from './env/base.ts';
+import { BUNDLE, RUNTIMES, makePki, startExtension, type Extension } from './env/extension.ts';
 
 const FUZZ_BODIES = 10_000;
 const pki = makePki('serving');
@@ -206,5 +207,4 @@ limits('bad flags exit 2 with a message; version and --help work on every runtim
   }
 });
 
-limits.after(() => cleanup());
 limits.run();

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Brings every real component the integration tests run, from package registries only:
+#   Go module proxy: kube-apiserver (k8s.io/kubernetes), etcd, Distribution v3, regsync, and the
+#                    module sources that carry the CRDs of CAPI, CAAPH and cert-manager;
+#   Debian:          containerd, openssl (installed by .ci/run).
+# Built binaries are cached per machine under $COMPONENTS_CACHE/bin/<name>-<version>, so a second run
+# (even from a fresh clone) builds nothing. Writes $COMPONENTS_CACHE/components.json for the harness.
+set -euo pipefail
+
+KUBE_VERSION=${KUBE_VERSION:-v1.35.4}
+ETCD_VERSION=${ETCD_VERSION:-v3.6.6}
+DISTRIBUTION_VERSION=${DISTRIBUTION_VERSION:-v3.1.2}
+REGCLIENT_VERSION=${REGCLIENT_VERSION:-v0.11.7}
+CAPI_VERSION=${CAPI_VERSION:-v1.12.5}
+CAAPH_VERSION=${CAAPH_VERSION:-v0.6.4}
+CERT_MANAGER_VERSION=${CERT_MANAGER_VERSION:-v1.19.4}
+
+CACHE=${COMPONENTS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/capi-registry-addon}
+BIN=$CACHE/bin
+mkdir -p "$BIN" "$CACHE/mod"
+export GOFLAGS=-mod=mod GOTOOLCHAIN=local CGO_ENABLED=0 GOPROXY=${GOPROXY:-https://proxy.golang.org}
+command -v go >/dev/null || { echo "components: Go is not installed; it is needed to build kube-apiserver, etcd, Distribution and regsync" >&2; exit 1; }
+
+log() { echo "components: $*" >&2; }
+
+# go_build NAME VERSION MODULE PACKAGE [LDFLAGS]: builds PACKAGE from MODULE@VERSION in a scratch module.
+go_build() {
+  local name=$1 version=$2 module=$3 package=$4 ldflags=${5:-}
+  local out=$BIN/$name-$version
+  [ -x "$out" ] && return 0
+  log "building $name $version from $module (first run only)"
+  local dir=$CACHE/mod/$name-$version
+  mkdir -p "$dir"
+  (
+    cd "$dir"
+    [ -f go.mod ] || go mod init "scratch/$name" >/dev/null 2>&1
+    go mod edit -require="$module@$version"
+    if [ "$module" = k8s.io/kubernetes ]; then
+      # k8s.io/kubernetes points its staging repos at ./staging; a consumer pins each to v0.Y.Z.
+      local gomod staging=v0.${version#v1.}
+      gomod=$(go mod download -json "$module@$version" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+      grep -oE '^\s*k8s\.io/[a-z0-9-]+ => \./staging' "$gomod" | awk '{print $1}' | while read -r repo; do
+        go mod edit -replace="$repo=$repo@$staging"
+      done
+    fi
+    printf 'package main\n\nimport _ "%s"\n\nfunc main() {}\n' "$package" > tools.go
+    go mod tidy >/dev/null 2>&1 || go mod download all
+    go build -trimpath -ldflags "-s -w $ldflags" -o "$out.tmp" "$package"
+    mv "$out.tmp" "$out"
+  )
+}
+
+# module_dir MODULE VERSION: downloads a module's source and prints its directory.
+module_dir() {
+  go mod download -json "$1@$2" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p'
+}
+
+kube_ldflags="-X k8s.io/component-base/version.gitVersion=$KUBE_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$(echo "${KUBE_VERSION#v1.}" | cut -d. -f1)"
+go_build etcd "$ETCD_VERSION" go.etcd.io/etcd/server/v3 go.etcd.io/etcd/server/v3
+go_build kube-apiserver "$KUBE_VERSION" k8s.io/kubernetes k8s.io/kubernetes/cmd/kube-apiserver "$kube_ldflags"
+go_build registry "$DISTRIBUTION_VERSION" github.com/distribution/distribution/v3 github.com/distribution/distribution/v3/cmd/registry \
+  "-X github.com/distribution/distribution/v3/version.version=$DISTRIBUTION_VERSION"
+go_build regsync "$REGCLIENT_VERSION" github.com/regclient/regclient github.com/regclient/regclient/cmd/regsync
+
+capi=$(module_dir sigs.k8s.io/cluster-api "$CAPI_VERSION")
+caaph=$(module_dir sigs.k8s.io/cluster-api-addon-provider-helm "$CAAPH_VERSION")
+certmanager=$(module_dir github.com/cert-manager/cert-manager "$CERT_MANAGER_VERSION")
+
+# Debian packages: containerd (run privately by the tests) and openssl.
+missing=()
+command -v containerd >/dev/null || missing+=(containerd)
+command -v openssl >/dev/null || missing+=(openssl)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    log "installing Debian packages: ${missing[*]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    log "missing Debian packages: ${missing[*]} (apt-get install ${missing[*]})"; exit 1
+  fi
+fi
+
+# Bun hands its certificate over between two SO_REUSEPORT listeners; this per-network-namespace
+# sysctl makes that lossless (README, "Runtimes"). The certificate-reload test asserts it.
+if [ "$(cat /proc/sys/net/ipv4/tcp_migrate_req 2>/dev/null)" = 0 ]; then
+  sysctl -qw net.ipv4.tcp_migrate_req=1 2>/dev/null || log "could not set net.ipv4.tcp_migrate_req=1 (needs root)"
+fi
+
+cat > "$CACHE/components.json" <<JSON
+{
+  "kubeApiserver": {"version": "$KUBE_VERSION", "path": "$BIN/kube-apiserver-$KUBE_VERSION"},
+  "etcd": {"version": "$ETCD_VERSION", "path": "$BIN/etcd-$ETCD_VERSION"},
+  "registry": {"version": "$DISTRIBUTION_VERSION", "path": "$BIN/registry-$DISTRIBUTION_VERSION"},
+  "regsync": {"version": "$REGCLIENT_VERSION", "path": "$BIN/regsync-$REGCLIENT_VERSION"},
+  "containerd": {"version": "$(containerd --version | awk '{print $3}')", "path": "$(command -v containerd)", "ctr": "$(command -v ctr)"},
+  "crds": {
+    "capi": {"version": "$CAPI_VERSION", "dirs": ["$capi/config/crd/bases", "$capi/bootstrap/kubeadm/config/crd/bases", "$capi/controlplane/kubeadm/config/crd/bases"]},
+    "caaph": {"version": "$CAAPH_VERSION", "dirs": ["$caaph/config/crd/bases"]},
+    "certManager": {"version": "$CERT_MANAGER_VERSION", "dirs": ["$certmanager/deploy/crds"]}
+  }
+}
+JSON
+log "ready: $CACHE/components.json"

@@ -1,0 +1,32 @@
+// Where the real components are: scripts/components.sh builds or installs them and writes
+// components.json. A missing component fails the run with its name; nothing is skipped.
+import { existsSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+
+export interface Components {
+  kubeApiserver: { version: string; path: string };
+  etcd: { version: string; path: string };
+  registry: { version: string; path: string };
+  regsync: { version: string; path: string };
+  containerd: { version: string; path: string; ctr: string };
+  crds: Record<'capi' | 'caaph' | 'certManager', { version: string; dirs: string[] }>;
+}
+
+let cached: Components | undefined;
+
+export function components(): Components {
+  if (cached) return cached;
+  const cache = process.env.COMPONENTS_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'capi-registry-addon');
+  const file = join(cache, 'components.json');
+  if (!existsSync(file)) throw new Error(`real components are missing (${file}): run 'bash scripts/components.sh' (.ci/run does)`);
+  const c = JSON.parse(readFileSync(file, 'utf8')) as Components;
+  for (const [name, entry] of Object.entries(c)) {
+    if ('path' in entry && !existsSync(entry.path)) throw new Error(`component ${name} ${entry.version} is missing at ${entry.path}: run 'bash scripts/components.sh'`);
+  }
+  for (const [name, crd] of Object.entries(c.crds)) {
+    for (const dir of crd.dirs) if (!existsSync(dir)) throw new Error(`CRDs of ${name} ${crd.version} are missing at ${dir}: run 'bash scripts/components.sh'`);
+  }
+  cached = c;
+  return c;
+}

@@ -1,0 +1,56 @@
+// The real test environment in one call:
+//   const env = await startEnv({ management: true, workload: true, registries: 2, containerd: true });
+// Everything listens on 127.0.0.1 on free ports; env.stop() ends exactly the processes it started.
+import { startContainerd, type Containerd } from './containerd.ts';
+import { startKube, type KubeApi } from './kube.ts';
+import { makeCa, makeLeaf, type Ca } from './pki.ts';
+import { startRegistry, type Registry } from './registry.ts';
+import { components } from './components.ts';
+
+export interface EnvOptions {
+  management?: boolean;
+  workload?: boolean;
+  /** Service CIDR of the workload cluster (127.0.0.0/24 puts the registry Service IP on loopback). */
+  workloadServiceCidr?: string;
+  registries?: number;
+  containerd?: boolean;
+}
+
+export interface Env {
+  management?: KubeApi;
+  workload?: KubeApi;
+  registryCa: Ca;
+  registries: Registry[];
+  containerd?: Containerd;
+  crds: string[];
+  stop(): Promise<void>;
+}
+
+export async function startEnv(opts: EnvOptions): Promise<Env> {
+  const c = components(); // fails first, naming any missing component
+  const registryCa = makeCa('registry');
+  const [management, workload] = await Promise.all([
+    opts.management ? startKube('management', { serviceCidr: '10.128.0.0/12' }) : undefined,
+    opts.workload ? startKube('workload', { serviceCidr: opts.workloadServiceCidr ?? '10.96.0.0/12' }) : undefined,
+  ]);
+  const crds = management ? await management.installCrds([...c.crds.capi.dirs, ...c.crds.caaph.dirs, ...c.crds.certManager.dirs]) : [];
+  const registries: Registry[] = [];
+  for (let i = 0; i < (opts.registries ?? 0); i++) {
+    const leaf = makeLeaf(registryCa, `registry-${i}`, { sans: ['IP:127.0.0.1', 'DNS:localhost'] });
+    registries.push(await startRegistry(`r${i}`, { certFile: leaf.certFile, keyFile: leaf.keyFile, ca: registryCa.pem }));
+  }
+  const containerd = opts.containerd ? await startContainerd('node', { systemCa: registryCa.pem }) : undefined;
+  return {
+    management,
+    workload,
+    registryCa,
+    registries,
+    containerd,
+    crds,
+    async stop() {
+      await containerd?.stop();
+      for (const r of registries) await r.stop();
+      await Promise.all([management?.stop(), workload?.stop()]);
+    },
+  };
+}

@@ -1,0 +1,126 @@
+// A real Kubernetes API: etcd plus kube-apiserver (built from k8s.io/kubernetes), on loopback, with
+// its own CA, serving certificate, service-account keys, service CIDR and an admin kubeconfig.
+import https from 'node:https';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { components } from './components.ts';
+import { freePort, openssl, startProcess, waitFor, workDir, type Started } from './base.ts';
+import { makeCa, makeLeaf, type Ca, type Leaf } from './pki.ts';
+
+export interface KubeReply { status: number; body: any; text: string }
+
+export class KubeApi {
+  private readonly agent: https.Agent;
+  constructor(
+    readonly name: string,
+    readonly url: string,
+    readonly ca: Ca,
+    readonly admin: Leaf,
+    readonly kubeconfig: string,
+    readonly serviceCidr: string,
+    private readonly processes: Started[],
+  ) {
+    this.agent = new https.Agent({ keepAlive: true, ca: ca.pem, cert: admin.cert, key: admin.key });
+  }
+
+  /** A raw API call as the admin (system:masters). JSON in, JSON out; YAML with contentType. */
+  request(method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<KubeReply> {
+    const u = new URL(this.url);
+    const payload = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
+    return new Promise((resolve, reject) => {
+      const req = https.request(
+        { host: u.hostname, port: u.port, method, path, agent: this.agent, headers: payload ? { 'content-type': contentType } : {} },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c) => chunks.push(c));
+          res.on('end', () => {
+            const text = Buffer.concat(chunks).toString('utf8');
+            let parsed: unknown;
+            try {
+              parsed = JSON.parse(text);
+            } catch {
+              parsed = undefined;
+            }
+            resolve({ status: res.statusCode ?? 0, body: parsed, text });
+          });
+        },
+      );
+      req.on('error', reject);
+      req.setTimeout(30_000, () => req.destroy(new Error(`${method} ${path} timed out`)));
+      req.end(payload);
+    });
+  }
+
+  /** Creates every CustomResourceDefinition in the YAML files of `dirs`, then waits until each is Established. */
+  async installCrds(dirs: string[]): Promise<string[]> {
+    const names: string[] = [];
+    for (const dir of dirs) {
+      for (const file of readdirSync(dir).filter((f) => f.endsWith('.yaml')).sort()) {
+        for (const doc of readFileSync(join(dir, file), 'utf8').split(/^---\s*$/m)) {
+          if (!/kind:\s*CustomResourceDefinition/.test(doc)) continue;
+          const r = await this.request('POST', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', doc, 'application/yaml');
+          if (r.status !== 201 && r.status !== 409) throw new Error(`CRD from ${file} rejected: ${r.status} ${r.text.slice(0, 300)}`);
+          names.push(/^\s{2}name:\s*(\S+)/m.exec(doc)?.[1] ?? file);
+        }
+      }
+    }
+    for (const name of names) {
+      await waitFor(`CRD ${name} Established`, async () => {
+        const r = await this.request('GET', `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${name}`);
+        return r.body?.status?.conditions?.some((c: any) => c.type === 'Established' && c.status === 'True') ? true : undefined;
+      });
+    }
+    return names;
+  }
+
+  async stop(): Promise<void> {
+    this.agent.destroy();
+    for (const p of [...this.processes].reverse()) await p.stop();
+  }
+}
+
+/** Starts etcd and kube-apiserver for one cluster; resolves when /readyz answers ok. */
+export async function startKube(name: string, opts: { serviceCidr: string }): Promise<KubeApi> {
+  const c = components();
+  const dir = workDir('kube', name);
+  const [etcdClient, etcdPeer, apiPort] = [await freePort(), await freePort(), await freePort()];
+  const etcd = startProcess(`${name}-etcd`, c.etcd.path, [
+    '--name', name, '--data-dir', join(dir, 'etcd'),
+    '--listen-client-urls', `http://127.0.0.1:${etcdClient}`, '--advertise-client-urls', `http://127.0.0.1:${etcdClient}`,
+    '--listen-peer-urls', `http://127.0.0.1:${etcdPeer}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${etcdPeer}`,
+    '--initial-cluster', `${name}=http://127.0.0.1:${etcdPeer}`, '--log-level', 'warn', '--quota-backend-bytes', String(512 * 1024 * 1024),
+  ]);
+
+  const ca = makeCa(`${name}-kube`);
+  const serving = makeLeaf(ca, 'apiserver', { sans: ['IP:127.0.0.1', 'DNS:localhost', 'DNS:kubernetes.default.svc'] });
+  const admin = makeLeaf(ca, 'admin', { client: true, subject: '/O=system:masters/CN=kubernetes-admin' });
+  openssl(['genrsa', '-out', 'sa.key', '2048'], dir);
+  openssl(['rsa', '-in', 'sa.key', '-pubout', '-out', 'sa.pub'], dir);
+
+  const apiserver = startProcess(`${name}-kube-apiserver`, c.kubeApiserver.path, [
+    `--etcd-servers=http://127.0.0.1:${etcdClient}`,
+    '--bind-address=127.0.0.1', '--advertise-address=127.0.0.1', `--secure-port=${apiPort}`,
+    `--tls-cert-file=${serving.certFile}`, `--tls-private-key-file=${serving.keyFile}`, `--client-ca-file=${ca.certFile}`,
+    `--service-account-issuer=https://kubernetes.default.svc`, `--service-account-key-file=${join(dir, 'sa.pub')}`,
+    `--service-account-signing-key-file=${join(dir, 'sa.key')}`,
+    `--service-cluster-ip-range=${opts.serviceCidr}`,
+    '--authorization-mode=RBAC', '--enable-priority-and-fairness=false', `--cert-dir=${join(dir, 'certs')}`,
+    '--v=1',
+  ]);
+  const url = `https://127.0.0.1:${apiPort}`;
+  const kubeconfig = join(dir, 'admin.kubeconfig');
+  const b64 = (s: string) => Buffer.from(s).toString('base64');
+  writeFileSync(kubeconfig, JSON.stringify({
+    apiVersion: 'v1', kind: 'Config', 'current-context': name,
+    clusters: [{ name, cluster: { server: url, 'certificate-authority-data': b64(ca.pem) } }],
+    users: [{ name: 'admin', user: { 'client-certificate-data': b64(admin.cert), 'client-key-data': b64(admin.key) } }],
+    contexts: [{ name, context: { cluster: name, user: 'admin' } }],
+  }, null, 2));
+  const api = new KubeApi(name, url, ca, admin, kubeconfig, opts.serviceCidr, [etcd, apiserver]);
+  await waitFor(`${name} kube-apiserver /readyz`, async () => {
+    if (apiserver.proc.exitCode !== null) throw new Error(`kube-apiserver exited with ${apiserver.proc.exitCode}`);
+    const r = await api.request('GET', '/readyz');
+    return r.status === 200 ? true : undefined;
+  }, 90_000, apiserver.logFile);
+  return api;
+}

@@ -1,0 +1,94 @@
+// A real CNCF Distribution registry (v3, built from github.com/distribution/distribution/v3) serving
+// TLS on loopback, and a minimal OCI distribution client to push and pull with.
+import http from 'node:http';
+import https from 'node:https';
+import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
+import { components } from './components.ts';
+import { freePort, startProcess, waitFor, workDir, type Started } from './base.ts';
+import { sha256, type OciImage } from './oci.ts';
+
+export interface HttpReply { status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }
+
+/** One HTTP(S) exchange; `ca` is the only trust for https URLs. */
+export function httpRequest(url: string, opts: { method?: string; headers?: Record<string, string>; body?: Buffer | string; ca?: string }): Promise<HttpReply> {
+  return new Promise((resolve, reject) => {
+    const client = url.startsWith('https:') ? https : http;
+    const req = client.request(url, { method: opts.method ?? 'GET', headers: opts.headers, ca: opts.ca, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+    });
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}
+
+export class Registry {
+  constructor(readonly host: string, readonly ca: string | undefined, readonly dataDir: string, private process: Started) {}
+  get url() {
+    return `${this.ca === undefined ? 'http' : 'https'}://${this.host}`;
+  }
+  get logFile() {
+    return this.process.logFile;
+  }
+
+  async push(repo: string, tag: string, image: OciImage, auth?: string): Promise<string> {
+    const headers: Record<string, string> = auth ? { authorization: auth } : {};
+    for (const blob of [image.config, ...image.layers]) {
+      const start = await httpRequest(`${this.url}/v2/${repo}/blobs/uploads/`, { method: 'POST', headers, ca: this.ca });
+      if (start.status !== 202) throw new Error(`upload start ${start.status}: ${start.body}`);
+      const location = new URL(String(start.headers.location), this.url);
+      location.searchParams.set('digest', blob.digest);
+      const put = await httpRequest(location.toString(), { method: 'PUT', headers: { ...headers, 'content-type': 'application/octet-stream' }, body: blob.bytes, ca: this.ca });
+      if (put.status !== 201) throw new Error(`blob put ${put.status}: ${put.body}`);
+    }
+    const m = await httpRequest(`${this.url}/v2/${repo}/manifests/${tag}`, {
+      method: 'PUT', headers: { ...headers, 'content-type': image.manifest.mediaType }, body: image.manifest.bytes, ca: this.ca,
+    });
+    if (m.status !== 201) throw new Error(`manifest put ${m.status}: ${m.body}`);
+    return String(m.headers['docker-content-digest']);
+  }
+
+  /** GET a manifest by tag or digest; returns its bytes and their digest. */
+  async manifest(repo: string, ref: string, auth?: string): Promise<{ status: number; digest?: string; bytes: Buffer }> {
+    const r = await httpRequest(`${this.url}/v2/${repo}/manifests/${ref}`, {
+      headers: { accept: 'application/vnd.oci.image.manifest.v1+json', ...(auth ? { authorization: auth } : {}) }, ca: this.ca,
+    });
+    return { status: r.status, bytes: r.body, ...(r.status === 200 ? { digest: sha256(r.body) } : {}) };
+  }
+
+  stop(): Promise<number | null> {
+    return this.process.stop();
+  }
+}
+
+/**
+ * Starts Distribution with a config of ours, or with `config` (YAML text) given verbatim. Without
+ * `tls` it serves plain HTTP (a loopback stand-in for a public upstream, which containerd reaches over
+ * plain HTTP when the host is a loopback address).
+ */
+export async function startRegistry(name: string, tls: { certFile: string; keyFile: string; ca: string } | undefined, opts: { host?: string; port?: number; config?: (addr: string, dataDir: string) => string } = {}): Promise<Registry> {
+  const dir = workDir('registry', name);
+  const host = opts.host ?? '127.0.0.1';
+  const port = opts.port ?? (await freePort());
+  const addr = `${host}:${port}`;
+  const dataDir = join(dir, 'data');
+  const config = opts.config?.(addr, dataDir) ?? [
+    'version: 0.1',
+    'log: {level: info, accesslog: {disabled: false}}',
+    `storage: {filesystem: {rootdirectory: ${dataDir}}, delete: {enabled: true}}`,
+    `http: {addr: "${addr}", secret: test-secret${tls ? `, tls: {certificate: ${tls.certFile}, key: ${tls.keyFile}}` : ''}}`,
+  ].join('\n');
+  writeFileSync(join(dir, 'config.yml'), config);
+  const proc = startProcess(`registry-${name}`, components().registry.path, ['serve', join(dir, 'config.yml')], {
+    env: { PATH: process.env.PATH ?? '', OTEL_TRACES_EXPORTER: 'none' },
+  });
+  const registry = new Registry(addr, tls?.ca, dataDir, proc);
+  await waitFor(`registry ${name} /v2/`, async () => {
+    if (proc.proc.exitCode !== null) throw new Error(`registry exited with ${proc.proc.exitCode}`);
+    const r = await httpRequest(`${registry.url}/v2/`, { ca: tls?.ca });
+    return r.status === 200 || r.status === 401 ? true : undefined;
+  }, 20_000, proc.logFile);
+  return registry;
+}
