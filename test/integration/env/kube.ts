@@ -51,7 +51,13 @@ export class KubeApi {
     });
   }
 
-  /** Creates every CustomResourceDefinition in the YAML files of `dirs`, then waits until each is Established. */
+  /**
+   * Creates every CustomResourceDefinition in the YAML files of `dirs`, then waits until each is
+   * Established. The files are the modules' own `config/crd/bases` (and cert-manager's deploy/crds):
+   * they carry no conversion webhook (kustomize adds it at release time), so nothing is stripped, and
+   * the API server converts between served versions with strategy None. Tests therefore create CAPI
+   * objects only in the storage version (v1beta2).
+   */
   async installCrds(dirs: string[]): Promise<string[]> {
     const names: string[] = [];
     for (const dir of dirs) {
