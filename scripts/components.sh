@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Brings every real component the integration tests run, from package registries only:
-#   Go module proxy: kube-apiserver (k8s.io/kubernetes), etcd, Distribution v3, regsync, and the
+#   Go module proxy: kube-apiserver (k8s.io/kubernetes), etcd, Distribution v3, regsync, zlint, and the
 #                    module sources that carry the CRDs of CAPI, CAAPH and cert-manager;
 #   Debian:          containerd, openssl (installed by .ci/run).
 # Built binaries are cached per machine under $COMPONENTS_CACHE/bin/<name>-<version>, so a second run
@@ -14,6 +14,7 @@ REGCLIENT_VERSION=${REGCLIENT_VERSION:-v0.11.7}
 CAPI_VERSION=${CAPI_VERSION:-v1.12.5}
 CAAPH_VERSION=${CAAPH_VERSION:-v0.6.4}
 CERT_MANAGER_VERSION=${CERT_MANAGER_VERSION:-v1.19.4}
+ZLINT_VERSION=${ZLINT_VERSION:-v3.7.3}
 
 CACHE=${COMPONENTS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/capi-registry-addon}
 BIN=$CACHE/bin
@@ -61,6 +62,7 @@ go_build kube-apiserver "$KUBE_VERSION" k8s.io/kubernetes k8s.io/kubernetes/cmd/
 go_build registry "$DISTRIBUTION_VERSION" github.com/distribution/distribution/v3 github.com/distribution/distribution/v3/cmd/registry \
   "-X github.com/distribution/distribution/v3/version.version=$DISTRIBUTION_VERSION"
 go_build regsync "$REGCLIENT_VERSION" github.com/regclient/regclient github.com/regclient/regclient/cmd/regsync
+go_build zlint "$ZLINT_VERSION" github.com/zmap/zlint/v3 github.com/zmap/zlint/v3/cmd/zlint
 
 capi=$(module_dir sigs.k8s.io/cluster-api "$CAPI_VERSION")
 caaph=$(module_dir sigs.k8s.io/cluster-api-addon-provider-helm "$CAAPH_VERSION")
@@ -91,6 +93,7 @@ cat > "$CACHE/components.json" <<JSON
   "etcd": {"version": "$ETCD_VERSION", "path": "$BIN/etcd-$ETCD_VERSION"},
   "registry": {"version": "$DISTRIBUTION_VERSION", "path": "$BIN/registry-$DISTRIBUTION_VERSION"},
   "regsync": {"version": "$REGCLIENT_VERSION", "path": "$BIN/regsync-$REGCLIENT_VERSION"},
+  "zlint": {"version": "$ZLINT_VERSION", "path": "$BIN/zlint-$ZLINT_VERSION"},
   "containerd": {"version": "$(containerd --version | awk '{print $3}')", "path": "$(command -v containerd)", "ctr": "$(command -v ctr)"},
   "crds": {
     "capi": {"version": "$CAPI_VERSION", "dirs": ["$capi/config/crd/bases", "$capi/bootstrap/kubeadm/config/crd/bases", "$capi/controlplane/kubeadm/config/crd/bases"]},

@@ -7,6 +7,7 @@ import { toPem } from './pem.ts';
 
 const OID = {
   commonName: '2.5.4.3',
+  organization: '2.5.4.10',
   basicConstraints: '2.5.29.19',
   keyUsage: '2.5.29.15',
   extKeyUsage: '2.5.29.37',
@@ -32,6 +33,7 @@ export const generateKeyPair = (alg: KeyAlgorithm): Promise<CryptoKeyPair> =>
 
 export interface CertificateSpec {
   commonName: string;
+  organization?: string;
   dnsNames?: string[];
   ipAddresses?: string[];
   notBefore: Date;
@@ -80,6 +82,9 @@ export async function buildCertificate(spec: CertificateSpec): Promise<pkijs.Cer
   const cert = new pkijs.Certificate();
   cert.version = 2;
   cert.serialNumber = randomSerial();
+  if (spec.organization) {
+    cert.subject.typesAndValues.push(new pkijs.AttributeTypeAndValue({ type: OID.organization, value: new asn1js.Utf8String({ value: spec.organization }) }));
+  }
   cert.subject.typesAndValues.push(new pkijs.AttributeTypeAndValue({ type: OID.commonName, value: new asn1js.Utf8String({ value: spec.commonName }) }));
   if (spec.issuer) cert.issuer = spec.issuer.certificate.subject;
   else cert.issuer.typesAndValues.push(...cert.subject.typesAndValues);

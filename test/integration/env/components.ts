@@ -9,6 +9,7 @@ export interface Components {
   etcd: { version: string; path: string };
   registry: { version: string; path: string };
   regsync: { version: string; path: string };
+  zlint: { version: string; path: string };
   containerd: { version: string; path: string; ctr: string };
   crds: Record<'capi' | 'caaph' | 'certManager', { version: string; dirs: string[] }>;
 }

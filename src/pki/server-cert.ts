@@ -1,0 +1,94 @@
+// The registry's server certificate: issued by the root CA for two years, and the renewal decision.
+import { buildCertificate, certificatePem, generateKeyPair, KeyUsageBit, privateKeyPem, type KeyAlgorithm } from './certificate.ts';
+import { certificateFacts, decodeCertificate, PkiError } from './inspect.ts';
+import type { RootCa, TlsSecretData } from './root-ca.ts';
+import { ORGANIZATION } from './root-ca.ts';
+import { parseIp, formatIp } from '../render/ip.ts';
+
+const DAY_MS = 24 * 3600_000;
+/** Two years, as the design promises nodes; backdated for clock skew between clusters. */
+export const SERVER_CERT_VALIDITY_MS = 730 * DAY_MS;
+export const BACKDATE_MS = 5 * 60_000;
+
+export interface ServerCertRequest {
+  /** CN: the registry Service name. */
+  commonName: string;
+  dnsNames: string[];
+  ipAddresses: string[];
+  now: Date;
+  keyAlgorithm?: Extract<KeyAlgorithm, 'ecdsa-p256' | 'rsa-2048'>;
+}
+
+/** Issues the leaf and returns the `registry-tls` Secret data (ca.crt = the root). */
+export async function issueServerCertificate(root: RootCa, req: ServerCertRequest): Promise<TlsSecretData> {
+  if (!req.dnsNames.length && !req.ipAddresses.length) throw new PkiError('a server certificate needs at least one DNS name or IP address');
+  const algorithm = req.keyAlgorithm ?? 'ecdsa-p256';
+  const keys = await generateKeyPair(algorithm);
+  const cert = await buildCertificate({
+    commonName: req.commonName,
+    organization: ORGANIZATION,
+    dnsNames: req.dnsNames,
+    ipAddresses: req.ipAddresses,
+    notBefore: new Date(req.now.getTime() - BACKDATE_MS),
+    notAfter: new Date(req.now.getTime() + SERVER_CERT_VALIDITY_MS),
+    // keyEncipherment only where the key can encipher (RSA key exchange); ECDSA keys only sign.
+    keyUsage: algorithm === 'rsa-2048' ? [KeyUsageBit.digitalSignature, KeyUsageBit.keyEncipherment] : [KeyUsageBit.digitalSignature],
+    serverAuth: true,
+    publicKey: keys.publicKey,
+    issuer: { certificate: root.certificate, privateKey: root.privateKey },
+  });
+  return { 'tls.crt': certificatePem(cert), 'tls.key': await privateKeyPem(keys.privateKey), 'ca.crt': root.certPem };
+}
+
+export interface RenewalPolicy {
+  now: Date;
+  /** Renew this long before expiry. */
+  windowMs?: number;
+  /** The SANs the certificate must carry now. */
+  dnsNames: string[];
+  ipAddresses: string[];
+}
+
+export const DEFAULT_RENEWAL_WINDOW_MS = 30 * DAY_MS;
+
+export interface RenewalDecision {
+  renew: boolean;
+  /** Why, in words an operator reads in an event or a hook message. Empty when no renewal is needed. */
+  reasons: string[];
+}
+
+const canonicalIp = (ip: string) => {
+  const bytes = parseIp(ip);
+  return bytes ? formatIp(bytes) : ip;
+};
+const sameSet = (a: string[], b: string[]) => a.length === b.length && [...a].sort().join('\n') === [...b].sort().join('\n');
+
+/**
+ * Decides whether the `registry-tls` Secret must be renewed: missing or unreadable, expired or within
+ * the window, not issued by `root` (signature check against the root's key), or SANs changed.
+ */
+export async function needsRenewal(secret: Partial<Record<string, string>> | undefined, root: RootCa, policy: RenewalPolicy): Promise<RenewalDecision> {
+  if (!secret?.['tls.crt'] || !secret['tls.key']) return { renew: true, reasons: ['no server certificate yet'] };
+  let leaf;
+  try {
+    leaf = decodeCertificate(secret['tls.crt'], 'tls.crt of registry-tls');
+  } catch (err) {
+    return { renew: true, reasons: [(err as Error).message] };
+  }
+  const facts = certificateFacts(leaf);
+  const reasons: string[] = [];
+  const now = policy.now.getTime();
+  if (facts.notAfter.getTime() <= now) reasons.push(`expired on ${facts.notAfter.toISOString()}`);
+  else if (facts.notAfter.getTime() - now <= (policy.windowMs ?? DEFAULT_RENEWAL_WINDOW_MS)) reasons.push(`expires on ${facts.notAfter.toISOString()}, within the renewal window`);
+  let signedByRoot = false;
+  try {
+    signedByRoot = await leaf.verify(root.certificate);
+  } catch {
+    signedByRoot = false;
+  }
+  if (!signedByRoot) reasons.push('not signed by the current root CA');
+  if (!sameSet(facts.dnsNames, policy.dnsNames) || !sameSet(facts.ipAddresses.map(canonicalIp), policy.ipAddresses.map(canonicalIp))) {
+    reasons.push('its DNS names or IP addresses differ from the registry\'s');
+  }
+  return { renew: reasons.length > 0, reasons };
+}

@@ -1,0 +1,68 @@
+// Every name, port and address of the registry lives here, once: the renderers, the PKI (SANs) and
+// the hooks all read them from this module.
+import { formatIp, parseIp } from './ip.ts';
+
+export const REGISTRY = {
+  namespace: 'capi-registry',
+  /** StatefulSet, its pods (`registry-0`…) and the ClusterIP Service. */
+  name: 'registry',
+  headlessService: 'registry-headless',
+  tlsSecret: 'registry-tls',
+  httpSecret: 'registry-http-secret',
+  configMap: 'registry-config',
+  regsyncConfigMap: 'registry-regsync',
+  /** The port nodes use (Service) and the container port Distribution listens on. */
+  servicePort: 443,
+  containerPort: 5000,
+  /** The n-th address of the service CIDR is the registry's fixed ClusterIP. */
+  serviceIpOffset: 20,
+  defaultServiceDomain: 'cluster.local',
+} as const;
+
+export class RenderError extends Error {}
+
+/** The registry's fixed ClusterIP: the 20th address of the first service CIDR (first family if dual-stack). */
+export function serviceIp(serviceCidrs: readonly string[]): string {
+  const cidr = serviceCidrs[0];
+  if (cidr === undefined) {
+    throw new RenderError('the Cluster has no service CIDR (spec.clusterNetwork.services.cidrBlocks): set one so the registry can have a fixed ClusterIP');
+  }
+  const match = /^([^/]+)\/(\d{1,3})$/.exec(cidr.trim());
+  const base = match ? parseIp(match[1]!) : undefined;
+  const prefix = match ? Number(match[2]) : NaN;
+  if (!base || !(prefix <= base.length * 8)) throw new RenderError(`service CIDR ${JSON.stringify(cidr)} is not a valid CIDR (e.g. 10.96.0.0/12 or fd00:10:96::/112)`);
+  const hostBits = base.length * 8 - prefix;
+  // The address must exist and, on IPv4, not be the broadcast address: at least 32 addresses.
+  if (hostBits < 5) throw new RenderError(`service CIDR ${cidr} is too small: the registry needs its ${REGISTRY.serviceIpOffset}th address, so use at least a /${base.length * 8 - 5}`);
+  const out = new Uint8Array(base);
+  // Zero the host bits, then add the offset (fits in the last byte: hostBits >= 5 and offset < 32).
+  for (let bit = 0; bit < hostBits; bit++) out[out.length - 1 - (bit >> 3)]! &= ~(1 << (bit & 7));
+  out[out.length - 1]! += REGISTRY.serviceIpOffset;
+  return formatIp(out);
+}
+
+/** host:port with IPv6 bracketed. */
+export const hostPort = (host: string, port: number) => `${host.includes(':') ? `[${host}]` : host}:${port}`;
+
+export interface RegistryLayout {
+  replicas: number;
+  serviceDomain: string;
+  serviceIp: string;
+}
+
+export const podNames = (replicas: number) => Array.from({ length: replicas }, (_, i) => `${REGISTRY.name}-${i}`);
+
+/** A replica's stable DNS name through the headless Service. */
+export const podHost = (pod: string, domain: string) => `${pod}.${REGISTRY.headlessService}.${REGISTRY.namespace}.svc.${domain}`;
+
+/** Every name and address the registry answers on: the server certificate's SANs. */
+export function serverCertSans(layout: RegistryLayout): { commonName: string; dnsNames: string[]; ipAddresses: string[] } {
+  const { name, namespace, headlessService } = REGISTRY;
+  const serviceForms = (svc: string) => [svc, `${svc}.${namespace}`, `${svc}.${namespace}.svc`, `${svc}.${namespace}.svc.${layout.serviceDomain}`];
+  const podForms = podNames(layout.replicas).flatMap((pod) => [`${pod}.${headlessService}.${namespace}.svc`, podHost(pod, layout.serviceDomain)]);
+  return {
+    commonName: name,
+    dnsNames: [...serviceForms(name), ...serviceForms(headlessService), ...podForms, 'localhost'],
+    ipAddresses: [layout.serviceIp, '127.0.0.1'],
+  };
+}
