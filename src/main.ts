@@ -1,5 +1,6 @@
 // CLI entry: `serve` (the default) and `version`. Other commands arrive with their features.
 import process from 'node:process';
+import { certInspect, certIssue, CERT_INSPECT, CERT_ISSUE } from './cli/cert.ts';
 import { helpText, parseFlags, parseListen, parsePositiveInt, UsageError, type CommandSpec } from './cli/args.ts';
 import { createLogger, LOG_LEVELS, type LogFormat, type LogLevel } from './observe/log.ts';
 import { NEWEST_CAPI_MINOR, OLDEST_CAPI_MINOR, parseCapiVersion } from './runtime-sdk/catalog.ts';
@@ -27,7 +28,8 @@ const SERVE: CommandSpec = {
 };
 
 const VERSION_CMD: CommandSpec = { name: 'version', summary: 'Print the version and the JavaScript runtime.', flags: [] };
-const COMMANDS = [SERVE, VERSION_CMD];
+const CERT_CMD: CommandSpec = { name: 'cert', summary: 'Registry certificates: `cert issue`, `cert inspect FILE`.', flags: [] };
+const COMMANDS = [SERVE, CERT_CMD, VERSION_CMD];
 
 const usage = () =>
   [
@@ -70,6 +72,19 @@ async function runServe(argv: string[]): Promise<void> {
   });
 }
 
+async function runCert(argv: string[]): Promise<void> {
+  const [sub, ...rest] = argv;
+  if (sub === 'issue') {
+    const flags = parseFlags(CERT_ISSUE, rest);
+    process.stdout.write(flags.help ? helpText(PROGRAM, CERT_ISSUE) : await certIssue(flags));
+  } else if (sub === 'inspect') {
+    const help = rest.includes('--help') || rest.includes('-h');
+    process.stdout.write(help ? helpText(PROGRAM, CERT_INSPECT).replace('[flags]', 'FILE') : certInspect(rest[0]));
+  } else {
+    throw new UsageError(`cert needs a subcommand: 'cert issue' or 'cert inspect FILE'`);
+  }
+}
+
 export async function main(argv: string[]): Promise<void> {
   const first = argv[0];
   const command = first === undefined || first.startsWith('-') ? 'serve' : first;
@@ -79,6 +94,8 @@ export async function main(argv: string[]): Promise<void> {
       process.stdout.write(usage());
     } else if (command === 'serve') {
       await runServe(rest);
+    } else if (command === 'cert') {
+      await runCert(rest);
     } else if (command === 'version') {
       const flags = parseFlags(VERSION_CMD, rest);
       process.stdout.write(flags.help ? helpText(PROGRAM, VERSION_CMD) : `${PROGRAM} ${VERSION} (${detectRuntime()})\n`);

@@ -1,15 +1,71 @@
-// The `clusterConfig` variable this extension publishes through DiscoverVariables. The schema uses the
-// subset CAPI accepts for ClusterClass variables (v1beta1 and v1beta2 ClusterClassVariable agree on it).
-// No `default` at the top of `registry`: `{}` must stay `{}` so that opt-in stays visible.
+// The `clusterConfig` variable this extension publishes through DiscoverVariables, built from the
+// same constants the validation in render/config.ts uses. It sticks to the subset CAPI accepts for
+// ClusterClass variables (v1beta1 and v1beta2 ClusterClassVariable agree on it).
+//
+// Defaults: the stable policy knobs carry `default`, so CAPI shows the effective value on the Cluster.
+// Images do not: a default stored into every Cluster would pin it forever, while the pinned image
+// should move when the extension is upgraded. `registry` itself has no default: `{}` must stay
+// present, because its presence is the opt-in.
+import { DEFAULT_IMAGES, DEFAULTS, LIMITS, PATTERNS, PLACEMENTS, PROVIDERS } from './config.ts';
+
+const quantity = (description: string, def?: string) => ({ type: 'string', description, pattern: PATTERNS.quantity, ...(def ? { default: def } : {}) });
+const resourceList = (description: string) => ({
+  type: 'object',
+  description,
+  properties: { cpu: quantity('CPU, e.g. 100m.'), memory: quantity('Memory, e.g. 128Mi.') },
+});
 
 export const registryVariableSchema = {
   type: 'object',
   description: 'Deploy an in-cluster OCI registry that every node uses as a mirror. Present (even {}) means enabled.',
   properties: {
-    provider: {
+    provider: { type: 'string', description: 'Registry implementation.', enum: [...PROVIDERS], default: DEFAULTS.provider },
+    replicas: {
+      type: 'integer',
+      description: 'Registry pods; each has its own volume and syncs from the others.',
+      minimum: LIMITS.minReplicas,
+      maximum: LIMITS.maxReplicas,
+      default: DEFAULTS.replicas,
+    },
+    storage: {
+      type: 'object',
+      description: 'Per-replica volume.',
+      properties: {
+        size: quantity('Size of each replica\'s PersistentVolumeClaim.', DEFAULTS.storageSize),
+        storageClassName: { type: 'string', description: 'StorageClass of the claims; the cluster default when absent.', pattern: PATTERNS.dnsSubdomain, maxLength: 253 },
+      },
+    },
+    placement: {
       type: 'string',
-      description: 'Registry implementation.',
-      enum: ['CNCF Distribution'],
+      description: 'ControlPlane: run on control-plane nodes (tolerating their taints). Any: run on any node.',
+      enum: [...PLACEMENTS],
+      default: DEFAULTS.placement,
+    },
+    syncInterval: { type: 'string', description: 'How often each replica pulls new content from the others (Go duration).', pattern: PATTERNS.duration, default: DEFAULTS.syncInterval },
+    images: {
+      type: 'object',
+      description: 'Image overrides, e.g. for an air-gapped mirror.',
+      properties: {
+        registry: { type: 'string', description: `Distribution image (default ${DEFAULT_IMAGES.registry}).`, pattern: PATTERNS.image },
+        regsync: { type: 'string', description: `regsync image (default ${DEFAULT_IMAGES.regsync}).`, pattern: PATTERNS.image },
+      },
+    },
+    resources: {
+      type: 'object',
+      description: 'Resources of the registry container.',
+      properties: { requests: resourceList('Requests.'), limits: resourceList('Limits.') },
+    },
+    containerd: {
+      type: 'object',
+      description: 'Node-side mirror settings.',
+      properties: {
+        dialTimeout: {
+          type: 'string',
+          description: 'How long containerd waits to connect to the mirror before using the upstream (containerd 2.1+; older versions ignore it).',
+          pattern: PATTERNS.duration,
+          default: DEFAULTS.dialTimeout,
+        },
+      },
     },
   },
 } as const;

@@ -89,6 +89,7 @@ export function parseCluster(value: unknown): Parsed<ClusterRef> {
     ...(typeof metadata.uid === 'string' ? { uid: metadata.uid } : {}),
     variables: variables.value,
     serviceCidrs: stringList(services.cidrBlocks),
+    ...(typeof network.serviceDomain === 'string' && network.serviceDomain ? { serviceDomain: network.serviceDomain } : {}),
     raw: value,
   });
 }

@@ -21,6 +21,8 @@ export interface ClusterRef {
   variables: Variable[];
   /** spec.clusterNetwork.services.cidrBlocks (v1beta1) or .services.cidrBlocks (v1beta2 keeps it). */
   serviceCidrs: string[];
+  /** spec.clusterNetwork.serviceDomain, when set. */
+  serviceDomain?: string;
   /** The raw object as received, for handlers that need more. */
   raw: Record<string, unknown>;
 }

@@ -1,0 +1,22 @@
+// From a Cluster to the registry's effective configuration and layout (replicas, names, Service IP).
+import { registryOptIn } from './opt-in.ts';
+import { readRegistryConfig, type RegistryConfig } from '../render/config.ts';
+import { REGISTRY, RenderError, serviceIp, type RegistryLayout } from '../render/metadata.ts';
+import type { ClusterRef } from '../runtime-sdk/types.ts';
+
+export interface ClusterRegistry {
+  config: RegistryConfig;
+  layout: RegistryLayout;
+}
+
+/** The registry of an opted-in Cluster; undefined when it has not opted in; RenderError when invalid. */
+export function clusterRegistry(cluster: ClusterRef): ClusterRegistry | undefined {
+  const optIn = registryOptIn(cluster.variables);
+  if (optIn.enabled === false) return undefined;
+  if (optIn.enabled === 'invalid') throw new RenderError(optIn.message);
+  const config = readRegistryConfig(optIn.config);
+  return {
+    config,
+    layout: { replicas: config.replicas, serviceDomain: cluster.serviceDomain ?? REGISTRY.defaultServiceDomain, serviceIp: serviceIp(cluster.serviceCidrs) },
+  };
+}

@@ -1,0 +1,128 @@
+// `clusterConfig.addons.registry`: the knobs, their defaults and their validation, in one table that
+// also yields the OpenAPI schema CAPI validates with (render/variables.ts). Validation here repeats
+// CAPI's on purpose: hook requests may come from a ClusterClass whose schema is older than ours.
+import { RenderError } from './metadata.ts';
+
+export const PROVIDERS = ['CNCF Distribution'] as const;
+export const PLACEMENTS = ['ControlPlane', 'Any'] as const;
+
+/** Pinned images; overridable for air gaps. Not schema defaults, so an extension upgrade moves them. */
+export const DEFAULT_IMAGES = {
+  registry: 'docker.io/library/registry:3.1.2',
+  regsync: 'ghcr.io/regclient/regsync:v0.11.7',
+} as const;
+
+export interface Resources {
+  requests?: { cpu?: string; memory?: string };
+  limits?: { cpu?: string; memory?: string };
+}
+
+export interface RegistryConfig {
+  provider: (typeof PROVIDERS)[number];
+  replicas: number;
+  storage: { size: string; storageClassName?: string };
+  placement: (typeof PLACEMENTS)[number];
+  syncInterval: string;
+  images: { registry: string; regsync: string };
+  resources: Resources;
+  containerd: { dialTimeout: string };
+}
+
+export const DEFAULTS = {
+  provider: 'CNCF Distribution',
+  replicas: 2,
+  storageSize: '100Gi',
+  placement: 'ControlPlane',
+  syncInterval: '2m',
+  dialTimeout: '2s',
+  resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '512Mi' } },
+} as const;
+
+export const LIMITS = { minReplicas: 1, maxReplicas: 10 } as const;
+export const PATTERNS = {
+  // Kubernetes quantity (binary or decimal suffix), as the API server accepts it.
+  quantity: '^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E|m)?$',
+  // Go duration as time.ParseDuration reads it, positive.
+  duration: '^([0-9]+(\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$',
+  // An image reference: [registry/]path[:tag][@digest], no spaces.
+  image: '^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$',
+  dnsSubdomain: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$',
+} as const;
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const FIELD = 'clusterConfig.addons.registry';
+
+class Reader {
+  readonly errors: string[] = [];
+  constructor(private readonly root: Record<string, unknown>) {}
+  private at(path: string): unknown {
+    return path.split('.').reduce<unknown>((v, k) => (isObject(v) ? v[k] : undefined), this.root);
+  }
+  string(path: string, fallback: string | undefined, check?: { pattern?: string; allowed?: readonly string[]; what?: string }): string | undefined {
+    const v = this.at(path);
+    if (v === undefined || v === null) return fallback;
+    if (typeof v !== 'string') return void this.errors.push(`${FIELD}.${path} must be a string`);
+    if (check?.allowed && !check.allowed.includes(v)) {
+      return void this.errors.push(`${FIELD}.${path} is ${JSON.stringify(v)}: allowed values are ${check.allowed.map((a) => JSON.stringify(a)).join(', ')}`);
+    }
+    if (check?.pattern && !new RegExp(check.pattern).test(v)) return void this.errors.push(`${FIELD}.${path} is ${JSON.stringify(v)}: expected ${check.what}`);
+    return v;
+  }
+  integer(path: string, fallback: number, min: number, max: number): number {
+    const v = this.at(path);
+    if (v === undefined || v === null) return fallback;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+      this.errors.push(`${FIELD}.${path} is ${JSON.stringify(v)}: expected a whole number from ${min} to ${max}`);
+      return fallback;
+    }
+    return v;
+  }
+  /** Unknown keys are errors: a typo like `replica: 3` must not silently mean the default. */
+  known(path: string, keys: readonly string[]): void {
+    const v = path ? this.at(path) : this.root;
+    if (v === undefined || v === null) return;
+    if (!isObject(v)) return void this.errors.push(`${FIELD}${path ? `.${path}` : ''} must be an object`);
+    for (const k of Object.keys(v)) if (!keys.includes(k)) this.errors.push(`${FIELD}${path ? `.${path}` : ''} has an unknown field ${JSON.stringify(k)}: known fields are ${keys.join(', ')}`);
+  }
+}
+
+/** Validates and defaults the variable's value; throws a RenderError listing every problem. */
+export function readRegistryConfig(value: Record<string, unknown>): RegistryConfig {
+  const r = new Reader(value);
+  r.known('', ['provider', 'replicas', 'storage', 'placement', 'syncInterval', 'images', 'resources', 'containerd']);
+  r.known('storage', ['size', 'storageClassName']);
+  r.known('images', ['registry', 'regsync']);
+  r.known('containerd', ['dialTimeout']);
+  r.known('resources', ['requests', 'limits']);
+  r.known('resources.requests', ['cpu', 'memory']);
+  r.known('resources.limits', ['cpu', 'memory']);
+  const quantity = { pattern: PATTERNS.quantity, what: 'a Kubernetes quantity such as 100Gi' };
+  const duration = { pattern: PATTERNS.duration, what: 'a duration such as 2m or 500ms' };
+  const image = { pattern: PATTERNS.image, what: 'an image reference such as registry.example.com/registry:3.1.2' };
+  const resource = (path: string, fallback: string | undefined) => r.string(path, fallback, quantity);
+  const config: RegistryConfig = {
+    provider: r.string('provider', DEFAULTS.provider, { allowed: PROVIDERS }) as RegistryConfig['provider'],
+    replicas: r.integer('replicas', DEFAULTS.replicas, LIMITS.minReplicas, LIMITS.maxReplicas),
+    storage: {
+      size: r.string('storage.size', DEFAULTS.storageSize, quantity)!,
+      ...optional('storageClassName', r.string('storage.storageClassName', undefined, { pattern: PATTERNS.dnsSubdomain, what: 'a StorageClass name' })),
+    },
+    placement: r.string('placement', DEFAULTS.placement, { allowed: PLACEMENTS }) as RegistryConfig['placement'],
+    syncInterval: r.string('syncInterval', DEFAULTS.syncInterval, duration)!,
+    images: {
+      registry: r.string('images.registry', DEFAULT_IMAGES.registry, image)!,
+      regsync: r.string('images.regsync', DEFAULT_IMAGES.regsync, image)!,
+    },
+    resources: {
+      requests: compact({ cpu: resource('resources.requests.cpu', DEFAULTS.resources.requests.cpu), memory: resource('resources.requests.memory', DEFAULTS.resources.requests.memory) }),
+      limits: compact({ cpu: resource('resources.limits.cpu', undefined), memory: resource('resources.limits.memory', DEFAULTS.resources.limits.memory) }),
+    },
+    containerd: { dialTimeout: r.string('containerd.dialTimeout', DEFAULTS.dialTimeout, duration)! },
+  };
+  if (r.errors.length) throw new RenderError(r.errors.join('; '));
+  return config;
+}
+
+const optional = <K extends string, V>(key: K, v: V | undefined) => (v === undefined ? {} : ({ [key]: v } as Record<K, V>));
+const compact = <T extends Record<string, string | undefined>>(o: T) =>
+  Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as { [K in keyof T]?: string };
