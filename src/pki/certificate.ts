@@ -49,6 +49,34 @@ export interface CertificateSpec {
   selfPrivateKey?: CryptoKey;
 }
 
+/**
+ * A Name with one attribute per RDN (pkijs would put them all in one multi-valued RDN, which
+ * RFC 5280 allows but tools and linters treat as an error-prone oddity).
+ */
+function distinguishedName(attributes: readonly (readonly [string, string])[]): pkijs.RelativeDistinguishedNames {
+  const der = new asn1js.Sequence({
+    value: attributes.map(([type, value]) => new asn1js.Set({
+      value: [new asn1js.Sequence({ value: [new asn1js.ObjectIdentifier({ value: type }), new asn1js.Utf8String({ value })] })],
+    })),
+  }).toBER(false);
+  return new pkijs.RelativeDistinguishedNames({ schema: asn1js.fromBER(der).result });
+}
+
+/**
+ * pkijs 4.0 writes sha256WithRSAEncryption without the NULL parameter that RFC 4055 §5 (and zlint's
+ * e_tbs_signature_rsa_encryption_parameter_not_null) require; this engine adds it.
+ */
+function rfc4055Engine(): pkijs.ICryptoEngine {
+  const engine = pkijs.getCrypto(true);
+  const patched = Object.create(engine) as pkijs.ICryptoEngine;
+  patched.getSignatureParameters = async (key, hash) => {
+    const params = await engine.getSignatureParameters(key, hash);
+    if (key.algorithm.name === 'RSASSA-PKCS1-v1_5') params.signatureAlgorithm.algorithmParams = new asn1js.Null();
+    return params;
+  };
+  return patched;
+}
+
 /** 128-bit random positive serial, minimally DER-encoded. */
 function randomSerial(): asn1js.Integer {
   const bytes = crypto.getRandomValues(new Uint8Array(16));
@@ -82,12 +110,15 @@ export async function buildCertificate(spec: CertificateSpec): Promise<pkijs.Cer
   const cert = new pkijs.Certificate();
   cert.version = 2;
   cert.serialNumber = randomSerial();
-  if (spec.organization) {
-    cert.subject.typesAndValues.push(new pkijs.AttributeTypeAndValue({ type: OID.organization, value: new asn1js.Utf8String({ value: spec.organization }) }));
-  }
-  cert.subject.typesAndValues.push(new pkijs.AttributeTypeAndValue({ type: OID.commonName, value: new asn1js.Utf8String({ value: spec.commonName }) }));
-  if (spec.issuer) cert.issuer = spec.issuer.certificate.subject;
-  else cert.issuer.typesAndValues.push(...cert.subject.typesAndValues);
+  cert.subject = distinguishedName([
+    ...(spec.organization ? ([[OID.organization, spec.organization]] as const) : []),
+    [OID.commonName, spec.commonName],
+  ]);
+  // The issuer is copied byte for byte from the CA's subject, as path building compares them.
+  cert.issuer = spec.issuer ? spec.issuer.certificate.subject : distinguishedName([
+    ...(spec.organization ? ([[OID.organization, spec.organization]] as const) : []),
+    [OID.commonName, spec.commonName],
+  ]);
   cert.notBefore.value = spec.notBefore;
   cert.notAfter.value = spec.notAfter;
   await cert.subjectPublicKeyInfo.importKey(spec.publicKey);
@@ -116,7 +147,7 @@ export async function buildCertificate(spec: CertificateSpec): Promise<pkijs.Cer
 
   const signer = spec.issuer?.privateKey ?? spec.selfPrivateKey;
   if (!signer) throw new Error('buildCertificate needs an issuer or a self-signing private key');
-  await cert.sign(signer, signingHash(signer));
+  await cert.sign(signer, signingHash(signer), rfc4055Engine());
   return cert;
 }
 
