@@ -2,15 +2,20 @@
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { formatIp } from '../render/ip.ts';
-import { parsePem } from './pem.ts';
+import { parsePem, PkiError } from './pem.ts';
 
-export class PkiError extends Error {}
+export { PkiError };
 
 const OID_NAMES: Record<string, string> = { '2.5.4.3': 'CN', '2.5.4.10': 'O', '2.5.4.11': 'OU', '2.5.4.6': 'C' };
 
 /** The first CERTIFICATE of a PEM text; `what` names the source in errors (e.g. "tls.crt of Secret x"). */
 export function decodeCertificate(pem: string, what: string): pkijs.Certificate {
-  const blocks = parsePem(pem);
+  let blocks;
+  try {
+    blocks = parsePem(pem);
+  } catch (err) {
+    throw new PkiError(`${what}: ${(err as Error).message}`);
+  }
   const block = blocks.find((b) => b.label === 'CERTIFICATE');
   if (!block) {
     const other = blocks[0]?.label;

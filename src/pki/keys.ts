@@ -2,13 +2,13 @@
 // ("RSA PRIVATE KEY") and SEC1 ("EC PRIVATE KEY", P-256/P-384), imported into WebCrypto.
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
-import { parsePem } from './pem.ts';
+import { parsePem, PkiError } from './pem.ts';
 
 const OID_RSA = '1.2.840.113549.1.1.1';
 const OID_EC = '1.2.840.10045.2.1';
 const CURVES: Record<string, 'P-256' | 'P-384'> = { '1.2.840.10045.3.1.7': 'P-256', '1.3.132.0.34': 'P-384' };
 
-export class KeyError extends Error {}
+export class KeyError extends PkiError {}
 
 function der(value: asn1js.AsnType): Uint8Array<ArrayBuffer> {
   return new Uint8Array(value.toBER(false));

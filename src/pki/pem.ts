@@ -1,5 +1,8 @@
 // PEM encoding and decoding (RFC 7468), pure.
 
+/** Every PKI input error: its message is for operators and never carries key material. */
+export class PkiError extends Error {}
+
 const b64encode = (bytes: Uint8Array): string => {
   let bin = '';
   for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
@@ -24,7 +27,7 @@ export function parsePem(text: string): PemBlock[] {
     try {
       bin = atob(b64);
     } catch {
-      throw new Error(`PEM block ${label} is not valid base64`);
+      throw new PkiError(`PEM block ${label} is not valid base64 (truncated or corrupt)`);
     }
     blocks.push({ label, der: Uint8Array.from(bin, (c) => c.charCodeAt(0)) });
   }

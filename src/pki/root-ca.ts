@@ -3,14 +3,14 @@
 import type * as pkijs from 'pkijs';
 import { buildCertificate, certificatePem, generateKeyPair, KeyUsageBit, privateKeyPem, type KeyAlgorithm } from './certificate.ts';
 import { certificateFacts, decodeCertificate, PkiError } from './inspect.ts';
-import { importPrivateKeyPem, KeyError, keyMatchesCertificate } from './keys.ts';
+import { importPrivateKeyPem, keyMatchesCertificate } from './keys.ts';
 
 /** Secret data as PEM text, keyed as in a kubernetes.io/tls Secret. */
-export interface TlsSecretData {
+export type TlsSecretData = {
   'tls.crt': string;
   'tls.key': string;
   'ca.crt': string;
-}
+};
 
 export interface RootCa {
   certificate: pkijs.Certificate;
@@ -38,13 +38,15 @@ export async function parseRootCa(data: Partial<Record<string, string>>, what: s
     if (!((bits[0] ?? 0) & (0x80 >> KeyUsageBit.keyCertSign))) throw new PkiError(`tls.crt of ${what} may not sign certificates (keyUsage lacks keyCertSign)`);
   }
   let privateKey: CryptoKey;
+  let matches: boolean;
   try {
     privateKey = await importPrivateKeyPem(keyPem);
-    if (!(await keyMatchesCertificate(certPem, keyPem))) throw new PkiError(`tls.key of ${what} does not belong to its tls.crt: the Secret is inconsistent`);
+    matches = await keyMatchesCertificate(certPem, keyPem);
   } catch (err) {
-    if (err instanceof KeyError) throw new PkiError(`tls.key of ${what}: ${err.message}`);
+    if (err instanceof PkiError) throw new PkiError(`tls.key of ${what}: ${err.message}`);
     throw err;
   }
+  if (!matches) throw new PkiError(`tls.key of ${what} does not belong to its tls.crt: the Secret is inconsistent`);
   return { certificate, certPem, privateKey };
 }
 
