@@ -1,6 +1,6 @@
 // CLI entry: `serve` (the default) and `version`. Other commands arrive with their features.
 import process from 'node:process';
-import { certInspect, certIssue, CERT_INSPECT, CERT_ISSUE } from './cli/cert.ts';
+import { certInspect, certIssue, certMintCa, CERT_INSPECT, CERT_ISSUE, CERT_MINT_CA } from './cli/cert.ts';
 import { helpText, parseFlags, parseListen, parsePositiveInt, UsageError, type CommandSpec } from './cli/args.ts';
 import { createLogger, LOG_LEVELS, type LogFormat, type LogLevel } from './observe/log.ts';
 import { NEWEST_CAPI_MINOR, OLDEST_CAPI_MINOR, parseCapiVersion } from './runtime-sdk/catalog.ts';
@@ -28,7 +28,7 @@ const SERVE: CommandSpec = {
 };
 
 const VERSION_CMD: CommandSpec = { name: 'version', summary: 'Print the version and the JavaScript runtime.', flags: [] };
-const CERT_CMD: CommandSpec = { name: 'cert', summary: 'Registry certificates: `cert issue`, `cert inspect FILE`.', flags: [] };
+const CERT_CMD: CommandSpec = { name: 'cert', summary: 'Registry certificates: `cert mint-ca`, `cert issue`, `cert inspect FILE`.', flags: [] };
 const COMMANDS = [SERVE, CERT_CMD, VERSION_CMD];
 
 const usage = () =>
@@ -77,11 +77,14 @@ async function runCert(argv: string[]): Promise<void> {
   if (sub === 'issue') {
     const flags = parseFlags(CERT_ISSUE, rest);
     process.stdout.write(flags.help ? helpText(PROGRAM, CERT_ISSUE) : await certIssue(flags));
+  } else if (sub === 'mint-ca') {
+    const flags = parseFlags(CERT_MINT_CA, rest);
+    process.stdout.write(flags.help ? helpText(PROGRAM, CERT_MINT_CA) : await certMintCa(flags));
   } else if (sub === 'inspect') {
     const help = rest.includes('--help') || rest.includes('-h');
     process.stdout.write(help ? helpText(PROGRAM, CERT_INSPECT).replace('[flags]', 'FILE') : certInspect(rest[0]));
   } else {
-    throw new UsageError(`cert needs a subcommand: 'cert issue' or 'cert inspect FILE'`);
+    throw new UsageError(`cert needs a subcommand: 'cert mint-ca', 'cert issue' or 'cert inspect FILE'`);
   }
 }
 

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import * as yaml from 'js-yaml';
 import { clusterRegistry } from '../addon/layout.ts';
 import { certificateFacts, decodeCertificate } from '../pki/inspect.ts';
-import { parseRootCa } from '../pki/root-ca.ts';
+import { mintRootCa, parseRootCa, ROOT_CA_SECRET, type TlsSecretData } from '../pki/root-ca.ts';
 import { issueServerCertificate } from '../pki/server-cert.ts';
 import { REGISTRY, serverCertSans } from '../render/metadata.ts';
 import { parseCluster } from '../runtime-sdk/request.ts';
@@ -16,6 +16,15 @@ export const CERT_ISSUE: CommandSpec = {
     { name: 'ca-secret', value: 'FILE', help: 'root CA Secret (YAML or JSON, as `kubectl get secret -o yaml` prints it)' },
     { name: 'cluster', value: 'FILE', help: 'the Cluster manifest (v1beta1 or v1beta2, YAML or JSON)' },
     { name: 'key-algorithm', value: 'ecdsa-p256|rsa-2048', help: 'server key algorithm', default: 'ecdsa-p256' },
+  ],
+};
+
+export const CERT_MINT_CA: CommandSpec = {
+  name: 'cert mint-ca',
+  summary: 'Mint a 10-year root CA and print it as the registry-addon-root-ca Secret (cert-manager\'s shape) in YAML.',
+  flags: [
+    { name: 'namespace', value: 'NS', help: 'namespace of the Secret', default: 'capi-registry-addon-system' },
+    { name: 'key-algorithm', value: 'ecdsa-p256|ecdsa-p384|rsa-2048', help: 'CA key algorithm', default: 'ecdsa-p256' },
   ],
 };
 
@@ -70,14 +79,23 @@ export async function certIssue(flags: ParsedFlags): Promise<string> {
   const root = await parseRootCa(secretEntries(secret), `CA Secret ${caFile}`);
   const sans = serverCertSans(registry.layout);
   const data = await issueServerCertificate(root, { ...sans, now: new Date(), keyAlgorithm: algorithm });
-  const out = {
+  return tlsSecretYaml(REGISTRY.tlsSecret, REGISTRY.namespace, data);
+}
+
+const tlsSecretYaml = (name: string, namespace: string, data: TlsSecretData) =>
+  yaml.dump({
     apiVersion: 'v1',
     kind: 'Secret',
-    metadata: { name: REGISTRY.tlsSecret, namespace: REGISTRY.namespace },
+    metadata: { name, namespace },
     type: 'kubernetes.io/tls',
     data: { 'tls.crt': b64(data['tls.crt']), 'tls.key': b64(data['tls.key']), 'ca.crt': b64(data['ca.crt']) },
-  };
-  return yaml.dump(out, { lineWidth: -1, noRefs: true });
+  }, { lineWidth: -1, noRefs: true });
+
+export async function certMintCa(flags: ParsedFlags): Promise<string> {
+  const algorithm = flags['key-algorithm'];
+  if (algorithm !== 'ecdsa-p256' && algorithm !== 'ecdsa-p384' && algorithm !== 'rsa-2048') throw new UsageError('--key-algorithm must be ecdsa-p256, ecdsa-p384 or rsa-2048');
+  const data = await mintRootCa({ now: new Date(), keyAlgorithm: algorithm });
+  return tlsSecretYaml(ROOT_CA_SECRET, String(flags.namespace), data);
 }
 
 export function certInspect(file: string | undefined): string {

@@ -19,6 +19,8 @@ export interface RootCa {
 }
 
 const YEAR_MS = 365 * 24 * 3600_000;
+/** The Secret cert-manager writes (from our Certificate) or we mint, in the provider namespace. */
+export const ROOT_CA_SECRET = 'registry-addon-root-ca';
 export const ROOT_CA_COMMON_NAME = 'capi-registry-addon root CA';
 export const ORGANIZATION = 'capi-registry-addon';
 
