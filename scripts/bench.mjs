@@ -7,6 +7,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node
 import https from 'node:https';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
+import { build } from 'esbuild';
 import { join } from 'node:path';
 
 const ROOT = process.cwd();
@@ -176,6 +177,39 @@ for (const runtime of Object.keys(RUNTIMES).filter((r) => !ONLY || ONLY.includes
   await stop(base);
 }
 
+// --- certificate issuance: in-process on each runtime, next to openssl doing the same ------------
+await build({ entryPoints: [join(ROOT, 'scripts', 'bench-pki.ts')], outfile: join(work, 'bench-pki.mjs'), bundle: true, platform: 'node', format: 'esm', logLevel: 'warning' });
+const pkiRows = [];
+for (const runtime of Object.keys(RUNTIMES).filter((r) => !ONLY || ONLY.includes(r))) {
+  const cmd = RUNTIMES[runtime];
+  const r = spawnSync(cmd[0], [...cmd.slice(1), join(work, 'bench-pki.mjs')], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`bench-pki on ${runtime}: ${r.stderr}`);
+  for (const [what, v] of Object.entries(JSON.parse(r.stdout))) pkiRows.push({ runtime, what, ...v });
+}
+/** openssl: one `req -x509 -CA` process per issuance (new key + signed certificate), as an installer would run it. */
+function opensslIssuance(caAlg, leafAlg, n) {
+  const d = mkdtempSync(join(work, 'ossl-'));
+  const keyArgs = (alg) => (alg === 'rsa-2048' ? ['-newkey', 'rsa:2048'] : ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256']);
+  spawnSync('openssl', ['req', '-x509', ...keyArgs(caAlg), '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '3650', '-subj', '/CN=ca',
+    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'], { cwd: d });
+  const lat = [];
+  for (let i = 0; i < n; i++) {
+    const t = performance.now();
+    const r = spawnSync('openssl', ['req', '-x509', '-CA', 'ca.crt', '-CAkey', 'ca.key', ...keyArgs(leafAlg), '-nodes', '-keyout', 'leaf.key', '-out', 'leaf.crt',
+      '-days', '730', '-subj', '/CN=registry', '-addext', 'subjectAltName=DNS:registry.capi-registry.svc,IP:10.96.0.20,IP:127.0.0.1',
+      '-addext', 'extendedKeyUsage=serverAuth', '-addext', 'basicConstraints=critical,CA:FALSE'], { cwd: d });
+    if (r.status !== 0) throw new Error(`openssl issuance failed: ${r.stderr}`);
+    lat.push(performance.now() - t);
+  }
+  lat.sort((a, b) => a - b);
+  return { p50: pct(lat, 50), p99: pct(lat, 99), n };
+}
+for (const caAlg of ['rsa-2048', 'ecdsa-p256']) {
+  for (const leafAlg of ['ecdsa-p256', 'rsa-2048']) {
+    pkiRows.push({ runtime: 'openssl', what: `${leafAlg} leaf / ${caAlg} CA`, ...opensslIssuance(caAlg, leafAlg, leafAlg === 'rsa-2048' ? 40 : 100) });
+  }
+}
+
 const bundleKiB = statSync(BUNDLE).size / 1024;
 console.log(`\ncapi-registry-addon bench — ${new Date().toISOString()}, ${SECONDS}s per closed-loop run, concurrency ${CONCURRENCY}, client: Node ${process.versions.node}`);
 console.log(`bundle: ${f(bundleKiB, 0)} KiB (${BUNDLE.replace(ROOT + '/', '')})\n`);
@@ -187,5 +221,16 @@ const line = (cells) => `| ${cells.map((c, i) => c.padEnd(widths[i])).join(' | '
 console.log(line(header));
 console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
 for (const row of table) console.log(line(row));
-writeFileSync(join(ROOT, '.cache', 'bench-last.json'), JSON.stringify({ rows, bundleKiB }, null, 1));
+
+console.log(`\nserver-certificate issuance (new key + signed leaf), ms; openssl = one \`openssl req -x509 -CA\` process each (includes process start)`);
+const pkiHeader = ['runtime', 'issuance', 'n', 'p50 ms', 'p99 ms', 'vs openssl p50', 'target'];
+const osslP50 = Object.fromEntries(pkiRows.filter((r) => r.runtime === 'openssl').map((r) => [r.what, r.p50]));
+const pkiTable = pkiRows.map((r) => [r.runtime, r.what, String(r.n), f(r.p50), f(r.p99), r.runtime === 'openssl' ? '' : `${f(r.p50 / osslP50[r.what], 2)}x`,
+  r.runtime === 'node' && r.what.startsWith('ecdsa') ? `p50 <= 5 ms: ${r.p50 <= 5 ? 'met' : 'MISSED'}` : '']);
+const pkiWidths = pkiHeader.map((h, i) => Math.max(h.length, ...pkiTable.map((row) => row[i].length)));
+const pkiLine = (cells) => `| ${cells.map((c, i) => c.padEnd(pkiWidths[i])).join(' | ')} |`;
+console.log(pkiLine(pkiHeader));
+console.log(`|${pkiWidths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
+for (const row of pkiTable) console.log(pkiLine(row));
+writeFileSync(join(ROOT, '.cache', 'bench-last.json'), JSON.stringify({ rows, pkiRows, bundleKiB }, null, 1));
 rmSync(work, { recursive: true, force: true });
