@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Brings every real component the integration tests run, from package registries only:
-#   Go module proxy: kube-apiserver (k8s.io/kubernetes), etcd, Distribution v3, regsync, zlint, and the
+#   Go module proxy: kube-apiserver (k8s.io/kubernetes), etcd, Distribution v3, regsync, zlint,
+#                    containerd 2.x (config format v3 only), and the
 #                    module sources that carry the CRDs of CAPI, CAAPH and cert-manager;
 #   Debian:          containerd, openssl (installed by .ci/run).
 # Built binaries are cached per machine under $COMPONENTS_CACHE/bin/<name>-<version>, so a second run
@@ -15,6 +16,7 @@ CAPI_VERSION=${CAPI_VERSION:-v1.12.5}
 CAAPH_VERSION=${CAAPH_VERSION:-v0.6.4}
 CERT_MANAGER_VERSION=${CERT_MANAGER_VERSION:-v1.19.4}
 ZLINT_VERSION=${ZLINT_VERSION:-v3.7.3}
+CONTAINERD2_VERSION=${CONTAINERD2_VERSION:-v2.2.1}
 
 CACHE=${COMPONENTS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/capi-registry-addon}
 BIN=$CACHE/bin
@@ -24,9 +26,9 @@ command -v go >/dev/null || { echo "components: Go is not installed; it is neede
 
 log() { echo "components: $*" >&2; }
 
-# go_build NAME VERSION MODULE PACKAGE [LDFLAGS]: builds PACKAGE from MODULE@VERSION in a scratch module.
+# go_build NAME VERSION MODULE PACKAGE [LDFLAGS] [TAGS]: builds PACKAGE from MODULE@VERSION in a scratch module.
 go_build() {
-  local name=$1 version=$2 module=$3 package=$4 ldflags=${5:-}
+  local name=$1 version=$2 module=$3 package=$4 ldflags=${5:-} tags=${6:-}
   local out=$BIN/$name-$version
   [ -x "$out" ] && return 0
   log "building $name $version from $module (first run only)"
@@ -46,7 +48,7 @@ go_build() {
     fi
     printf 'package main\n\nimport _ "%s"\n\nfunc main() {}\n' "$package" > tools.go
     go mod tidy >/dev/null 2>&1 || go mod download all
-    go build -trimpath -ldflags "-s -w $ldflags" -o "$out.tmp" "$package"
+    go build -trimpath -tags "$tags" -ldflags "-s -w $ldflags" -o "$out.tmp" "$package"
     mv "$out.tmp" "$out"
   )
 }
@@ -63,6 +65,8 @@ go_build registry "$DISTRIBUTION_VERSION" github.com/distribution/distribution/v
   "-X github.com/distribution/distribution/v3/version.version=$DISTRIBUTION_VERSION"
 go_build regsync "$REGCLIENT_VERSION" github.com/regclient/regclient github.com/regclient/regclient/cmd/regsync
 go_build zlint "$ZLINT_VERSION" github.com/zmap/zlint/v3 github.com/zmap/zlint/v3/cmd/zlint
+# containerd 2.x only for its config format (v3): `config default` and `config dump`. Debian ships 1.6.
+go_build containerd2 "$CONTAINERD2_VERSION" github.com/containerd/containerd/v2 github.com/containerd/containerd/v2/cmd/containerd "" "no_btrfs no_devmapper no_zfs"
 
 capi=$(module_dir sigs.k8s.io/cluster-api "$CAPI_VERSION")
 caaph=$(module_dir sigs.k8s.io/cluster-api-addon-provider-helm "$CAAPH_VERSION")
@@ -95,6 +99,7 @@ cat > "$CACHE/components.json" <<JSON
   "regsync": {"version": "$REGCLIENT_VERSION", "path": "$BIN/regsync-$REGCLIENT_VERSION"},
   "zlint": {"version": "$ZLINT_VERSION", "path": "$BIN/zlint-$ZLINT_VERSION"},
   "containerd": {"version": "$(containerd --version | awk '{print $3}')", "path": "$(command -v containerd)", "ctr": "$(command -v ctr)"},
+  "containerd2": {"version": "$CONTAINERD2_VERSION", "path": "$BIN/containerd2-$CONTAINERD2_VERSION"},
   "crds": {
     "capi": {"version": "$CAPI_VERSION", "dirs": ["$capi/config/crd/bases", "$capi/bootstrap/kubeadm/config/crd/bases", "$capi/controlplane/kubeadm/config/crd/bases"]},
     "caaph": {"version": "$CAAPH_VERSION", "dirs": ["$caaph/config/crd/bases"]},

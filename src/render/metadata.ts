@@ -19,6 +19,19 @@ export const REGISTRY = {
   defaultServiceDomain: 'cluster.local',
 } as const;
 
+/** Where nodes keep the mirror configuration. */
+export const NODE = {
+  hostsDir: '/etc/containerd/certs.d',
+  hostsToml: '/etc/containerd/certs.d/_default/hosts.toml',
+  /** Inside _default, not a per-host directory: a per-host directory would shadow _default. */
+  caFile: '/etc/containerd/certs.d/_default/capi-registry-addon-ca.crt',
+  enableScript: '/etc/containerd/capi-registry-addon/enable-config-path.sh',
+  containerdConfig: '/etc/containerd/config.toml',
+} as const;
+
+/** Management-side Secret holding only the root's ca.crt, in the Cluster's namespace. */
+export const clusterCaSecretName = (cluster: string) => `${cluster}-registry-addon-ca`;
+
 export class RenderError extends Error {}
 
 /** The registry's fixed ClusterIP: the 20th address of the first service CIDR (first family if dual-stack). */

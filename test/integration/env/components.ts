@@ -11,6 +11,7 @@ export interface Components {
   regsync: { version: string; path: string };
   zlint: { version: string; path: string };
   containerd: { version: string; path: string; ctr: string };
+  containerd2: { version: string; path: string };
   crds: Record<'capi' | 'caaph' | 'certManager', { version: string; dirs: string[] }>;
 }
 
