@@ -1,6 +1,7 @@
 // CLI entry: `serve` (the default) and `version`. Other commands arrive with their features.
 import process from 'node:process';
 import { certInspect, certIssue, certMintCa, CERT_INSPECT, CERT_ISSUE, CERT_MINT_CA } from './cli/cert.ts';
+import { render, RENDER } from './cli/render.ts';
 import { helpText, parseFlags, parseListen, parsePositiveInt, UsageError, type CommandSpec } from './cli/args.ts';
 import { createLogger, LOG_LEVELS, type LogFormat, type LogLevel } from './observe/log.ts';
 import { NEWEST_CAPI_MINOR, OLDEST_CAPI_MINOR, parseCapiVersion } from './runtime-sdk/catalog.ts';
@@ -29,7 +30,7 @@ const SERVE: CommandSpec = {
 
 const VERSION_CMD: CommandSpec = { name: 'version', summary: 'Print the version and the JavaScript runtime.', flags: [] };
 const CERT_CMD: CommandSpec = { name: 'cert', summary: 'Registry certificates: `cert mint-ca`, `cert issue`, `cert inspect FILE`.', flags: [] };
-const COMMANDS = [SERVE, CERT_CMD, VERSION_CMD];
+const COMMANDS = [SERVE, RENDER, CERT_CMD, VERSION_CMD];
 
 const usage = () =>
   [
@@ -97,6 +98,9 @@ export async function main(argv: string[]): Promise<void> {
       process.stdout.write(usage());
     } else if (command === 'serve') {
       await runServe(rest);
+    } else if (command === 'render') {
+      const flags = parseFlags(RENDER, rest.map((a) => (a === '-o' ? '--output' : a)));
+      process.stdout.write(flags.help ? helpText(PROGRAM, RENDER) : await render(flags));
     } else if (command === 'cert') {
       await runCert(rest);
     } else if (command === 'version') {

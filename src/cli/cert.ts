@@ -34,7 +34,7 @@ export const CERT_INSPECT: CommandSpec = {
   flags: [],
 };
 
-function readDocument(file: string, what: string): Record<string, unknown> {
+export function readDocument(file: string, what: string): Record<string, unknown> {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');

@@ -17,6 +17,21 @@ export const REGISTRY = {
   /** The n-th address of the service CIDR is the registry's fixed ClusterIP. */
   serviceIpOffset: 20,
   defaultServiceDomain: 'cluster.local',
+  serviceAccount: 'registry',
+  podDisruptionBudget: 'registry',
+  labels: { 'app.kubernetes.io/name': 'registry', 'app.kubernetes.io/part-of': 'capi-registry-addon' },
+} as const;
+
+/** Paths inside the registry pod. */
+export const POD = {
+  configDir: '/etc/distribution',
+  configFile: '/etc/distribution/config.yml',
+  tlsDir: '/etc/distribution/tls',
+  dataDir: '/var/lib/registry',
+  regsyncConfigDir: '/etc/regsync/config',
+  regsyncCaFile: '/etc/regsync/ca/ca.crt',
+  httpSecretKey: 'secret',
+  debugPort: 5001,
 } as const;
 
 /** Where nodes keep the mirror configuration. */

@@ -1,0 +1,28 @@
+// Distribution's config.yml: only keys that mean the same on 2.8 and 3.x (formats.md §C6). The HTTP
+// secret is not here: it comes from a Secret as REGISTRY_HTTP_SECRET, shared by all replicas.
+import * as yaml from 'js-yaml';
+import { POD, REGISTRY } from './metadata.ts';
+
+export function distributionConfig(): string {
+  return dumpYaml({
+    version: '0.1',
+    log: { level: 'info', formatter: 'json', fields: { service: REGISTRY.name } },
+    storage: {
+      filesystem: { rootdirectory: POD.dataDir },
+      delete: { enabled: true },
+      cache: { blobdescriptor: 'inmemory' },
+      // All four keys or none: a partial block makes Distribution panic at start.
+      maintenance: { uploadpurging: { enabled: true, age: '168h', interval: '24h', dryrun: false } },
+    },
+    http: {
+      addr: `:${REGISTRY.containerPort}`,
+      headers: { 'X-Content-Type-Options': ['nosniff'] },
+      tls: { certificate: `${POD.tlsDir}/tls.crt`, key: `${POD.tlsDir}/tls.key`, minimumtls: 'tls1.2' },
+      debug: { addr: `127.0.0.1:${POD.debugPort}`, prometheus: { enabled: true, path: '/metrics' } },
+    },
+    health: { storagedriver: { enabled: true, interval: '10s', threshold: 3 } },
+  });
+}
+
+/** Deterministic YAML: insertion order, no line folding, no anchors. */
+export const dumpYaml = (doc: unknown): string => yaml.dump(doc, { lineWidth: -1, noRefs: true });
