@@ -26,7 +26,8 @@ export const REGISTRY = {
 export const POD = {
   configDir: '/etc/distribution',
   configFile: '/etc/distribution/config.yml',
-  tlsDir: '/etc/distribution/tls',
+  /** Not inside configDir: a mount point inside a read-only ConfigMap volume fails on some runtimes. */
+  tlsDir: '/etc/registry-tls',
   dataDir: '/var/lib/registry',
   regsyncConfigDir: '/etc/regsync/config',
   regsyncCaFile: '/etc/regsync/ca/ca.crt',

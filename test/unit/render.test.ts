@@ -1,0 +1,111 @@
+// Renderers: golden files for every shape of input, determinism, and every invalid input's message.
+// Regenerate goldens with UPDATE_GOLDEN=1 npm test -- --only=unit (then review the diff).
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { clusterRegistry } from '../../src/addon/layout.ts';
+import { registryPlan } from '../../src/addon/plan.ts';
+import { readRegistryConfig } from '../../src/render/config.ts';
+import { dumpYaml } from '../../src/render/distribution.ts';
+import { RenderError, serverCertSans, serviceIp } from '../../src/render/metadata.ts';
+import { toToml } from '../../src/render/toml.ts';
+import { clusterConfigVariable } from '../../src/render/variables.ts';
+import { parseCluster } from '../../src/runtime-sdk/request.ts';
+import { FIXTURES } from '../helpers.ts';
+
+const test = suite('render');
+const GOLDEN = join(FIXTURES, 'golden', 'render');
+
+async function renderCase(dir: string): Promise<string> {
+  const parsed = parseCluster(JSON.parse(readFileSync(join(dir, 'cluster.json'), 'utf8')));
+  if (!parsed.ok) throw new Error(parsed.message);
+  return dumpYaml(await registryPlan(parsed.value, clusterRegistry(parsed.value)!));
+}
+
+test('golden: IPv4, IPv6, dual-stack, 1 and 3 replicas, every knob', async () => {
+  const cases = readdirSync(GOLDEN).sort();
+  assert.equal(cases, ['dual-stack', 'every-knob', 'ipv4-defaults', 'ipv6', 'one-replica', 'three-replicas']);
+  for (const name of cases) {
+    const dir = join(GOLDEN, name);
+    const out = await renderCase(dir);
+    const file = join(dir, 'expected.yaml');
+    if (process.env.UPDATE_GOLDEN || !existsSync(file)) writeFileSync(file, out);
+    assert.fixture(out, readFileSync(file, 'utf8'), name);
+    assert.is(await renderCase(dir), out, `${name} renders byte for byte the same twice`);
+  }
+});
+
+test('service IP: the 20th address of the first CIDR, any family; bracketed in URLs', () => {
+  assert.is(serviceIp(['10.96.0.0/12']), '10.96.0.20');
+  assert.is(serviceIp(['10.96.7.9/12']), '10.96.0.20');
+  assert.is(serviceIp(['172.20.0.0/27']), '172.20.0.20');
+  assert.is(serviceIp(['fd00:10:96::/112']), 'fd00:10:96::14');
+  assert.is(serviceIp(['fd00:10:96::/112', '10.96.0.0/12']), 'fd00:10:96::14');
+  assert.is(serviceIp(['127.0.0.0/24']), '127.0.0.20');
+  const hosts = readFileSync(join(GOLDEN, 'ipv6', 'expected.yaml'), 'utf8');
+  assert.match(hosts, /\[host\."https:\/\/\[fd00:10:96::14\]:443\/v2"\]/);
+  for (const [cidrs, message] of [
+    [[], /has no service CIDR \(spec\.clusterNetwork\.services\.cidrBlocks\)/],
+    [['10.96.0.0'], /"10\.96\.0\.0" is not a valid CIDR/],
+    [['10.96.0.0/33'], /is not a valid CIDR/],
+    [['banana/12'], /is not a valid CIDR/],
+    [['10.96.0.0/28'], /is too small: .* use at least a \/27/],
+    [['fd00::/124'], /is too small: .* use at least a \/123/],
+  ] as const) {
+    assert.throws(() => serviceIp(cidrs as unknown as string[]), (e: Error) => e instanceof RenderError && message.test(e.message), String(message));
+  }
+});
+
+test('SANs: every Service form, every replica headless form, the Service IP, 127.0.0.1, localhost', () => {
+  const sans = serverCertSans({ replicas: 2, serviceDomain: 'cluster.local', serviceIp: '10.96.0.20' });
+  assert.is(sans.commonName, 'registry');
+  assert.equal(sans.ipAddresses, ['10.96.0.20', '127.0.0.1']);
+  for (const n of ['registry', 'registry.capi-registry.svc.cluster.local', 'registry-headless.capi-registry.svc', 'registry-1.registry-headless.capi-registry.svc.cluster.local', 'localhost']) {
+    assert.ok(sans.dnsNames.includes(n), n);
+  }
+  assert.is(sans.dnsNames.length, 13);
+});
+
+test('invalid knobs: every problem named, with the allowed values', () => {
+  const cases: [Record<string, unknown>, RegExp][] = [
+    [{ provider: 'Harbor' }, /clusterConfig\.addons\.registry\.provider is "Harbor": allowed values are "CNCF Distribution"/],
+    [{ replicas: 0 }, /replicas is 0: expected a whole number from 1 to 10/],
+    [{ replicas: 2.5 }, /replicas is 2\.5/],
+    [{ replicas: '3' }, /replicas is "3"/],
+    [{ storage: { size: '100 GB' } }, /storage\.size is "100 GB": expected a Kubernetes quantity such as 100Gi/],
+    [{ storage: { storageClassName: 'Fast_SSD' } }, /storage\.storageClassName is "Fast_SSD": expected a StorageClass name/],
+    [{ placement: 'Workers' }, /placement is "Workers": allowed values are "ControlPlane", "Any"/],
+    [{ syncInterval: '5 minutes' }, /syncInterval is "5 minutes": expected a duration such as 2m/],
+    [{ images: { registry: 'UPPER/case' } }, /images\.registry is "UPPER\/case": expected an image reference/],
+    [{ containerd: { dialTimeout: 2 } }, /containerd\.dialTimeout must be a string/],
+    [{ resources: { limits: { memory: 'lots' } } }, /resources\.limits\.memory is "lots"/],
+    [{ replica: 3 }, /has an unknown field "replica": known fields are provider, replicas/],
+    [{ storage: 'big' }, /storage must be an object/],
+  ];
+  for (const [value, message] of cases) assert.throws(() => readRegistryConfig(value), (e: Error) => e instanceof RenderError && message.test(e.message), String(message));
+  // Several problems are reported together.
+  assert.throws(() => readRegistryConfig({ replicas: 0, placement: 'x' }), /replicas is 0.*; .*placement is "x"/);
+});
+
+test('the schema and the validation agree on defaults, enums and limits', () => {
+  const schema = clusterConfigVariable.schema.openAPIV3Schema.properties.addons.properties.registry.properties;
+  const defaults = readRegistryConfig({});
+  assert.is(schema.replicas.default, defaults.replicas);
+  assert.is(schema.placement.default, defaults.placement);
+  assert.is(schema.storage.properties.size.default, defaults.storage.size);
+  assert.is(schema.syncInterval.default, defaults.syncInterval);
+  assert.is(schema.containerd.properties.dialTimeout.default, defaults.containerd.dialTimeout);
+  assert.equal(schema.provider.enum, ['CNCF Distribution']);
+  assert.ok(!('default' in schema.images.properties.registry), 'image defaults stay out of the schema');
+  for (const value of [schema.replicas.minimum, schema.replicas.maximum]) assert.ok(readRegistryConfig({ replicas: value }));
+  for (const p of [schema.storage.properties.size.pattern, schema.syncInterval.pattern]) new RegExp(p);
+});
+
+test('TOML writer: escaping, arrays, nested tables, determinism', () => {
+  const doc = { a: 'x"y\\z\n', b: true, n: 3, l: ['p', 'q'], t: { 'k.with.dots': { v: 'w' }, plain: { x: ['1'] } } };
+  assert.is(toToml(doc), 'a = "x\\"y\\\\z\\u000a"\nb = true\nn = 3\nl = ["p", "q"]\n\n[t."k.with.dots"]\n  v = "w"\n\n[t.plain]\n  x = ["1"]\n');
+  assert.throws(() => toToml({ f: 1.5 }), /only integers/);
+});
+
+test.run();
