@@ -3,7 +3,7 @@
 #   Go module proxy: kube-apiserver (k8s.io/kubernetes), etcd, Distribution v3, regsync, zlint,
 #                    containerd 2.x (config format v3 only), and the
 #                    module sources that carry the CRDs of CAPI, CAAPH and cert-manager;
-#   Debian:          containerd, openssl (installed by .ci/run).
+#   Debian:          containerd, docker-registry (Distribution 2.8), openssl.
 # Built binaries are cached per machine under $COMPONENTS_CACHE/bin/<name>-<version>, so a second run
 # (even from a fresh clone) builds nothing. Writes $COMPONENTS_CACHE/components.json for the harness.
 set -euo pipefail
@@ -72,9 +72,10 @@ capi=$(module_dir sigs.k8s.io/cluster-api "$CAPI_VERSION")
 caaph=$(module_dir sigs.k8s.io/cluster-api-addon-provider-helm "$CAAPH_VERSION")
 certmanager=$(module_dir github.com/cert-manager/cert-manager "$CERT_MANAGER_VERSION")
 
-# Debian packages: containerd (run privately by the tests) and openssl.
+# Debian packages: containerd (run privately by the tests), Distribution 2.8 and openssl.
 missing=()
 command -v containerd >/dev/null || missing+=(containerd)
+command -v docker-registry >/dev/null || missing+=(docker-registry)
 command -v openssl >/dev/null || missing+=(openssl)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
@@ -99,6 +100,7 @@ cat > "$CACHE/components.json" <<JSON
   "regsync": {"version": "$REGCLIENT_VERSION", "path": "$BIN/regsync-$REGCLIENT_VERSION"},
   "zlint": {"version": "$ZLINT_VERSION", "path": "$BIN/zlint-$ZLINT_VERSION"},
   "containerd": {"version": "$(containerd --version | awk '{print $3}')", "path": "$(command -v containerd)", "ctr": "$(command -v ctr)"},
+  "registry2": {"version": "$(dpkg-query -W -f '${Version}' docker-registry 2>/dev/null)", "path": "$(command -v docker-registry)"},
   "containerd2": {"version": "$CONTAINERD2_VERSION", "path": "$BIN/containerd2-$CONTAINERD2_VERSION"},
   "crds": {
     "capi": {"version": "$CAPI_VERSION", "dirs": ["$capi/config/crd/bases", "$capi/bootstrap/kubeadm/config/crd/bases", "$capi/controlplane/kubeadm/config/crd/bases"]},

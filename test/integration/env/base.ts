@@ -97,3 +97,13 @@ export function openssl(args: string[], cwd = WORK): string {
   if (r.status !== 0) throw new Error(`openssl ${args.join(' ')} failed: ${r.stderr}`);
   return r.stdout;
 }
+
+/**
+ * Wraps a command so it runs in a private mount namespace (unshare -m, as root) where each
+ * [source, target] bind is in place: the process sees files at the exact paths a pod or a node would,
+ * so rendered configs are used verbatim; nothing outside the namespace changes.
+ */
+export function inMountNamespace(binds: [string, string][], cmd: string, args: string[]): [string, string[]] {
+  const script = `${binds.map((_, i) => `mount --bind "$${2 * i + 1}" "$${2 * i + 2}"`).join(' && ')} && shift ${binds.length * 2} && exec "$@"`;
+  return ['unshare', ['-m', 'sh', '-c', script, 'sh', ...binds.flat(), cmd, ...args]];
+}

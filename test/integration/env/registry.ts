@@ -2,6 +2,7 @@
 // TLS on loopback, and a minimal OCI distribution client to push and pull with.
 import http from 'node:http';
 import https from 'node:https';
+import tls from 'node:tls';
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
 import { components } from './components.ts';
@@ -11,10 +12,13 @@ import { sha256, type OciImage } from './oci.ts';
 export interface HttpReply { status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }
 
 /** One HTTP(S) exchange; `ca` is the only trust for https URLs. */
-export function httpRequest(url: string, opts: { method?: string; headers?: Record<string, string>; body?: Buffer | string; ca?: string }): Promise<HttpReply> {
+export function httpRequest(url: string, opts: { method?: string; headers?: Record<string, string>; body?: Buffer | string; ca?: string; tlsName?: string }): Promise<HttpReply> {
   return new Promise((resolve, reject) => {
     const client = url.startsWith('https:') ? https : http;
-    const req = client.request(url, { method: opts.method ?? 'GET', headers: opts.headers, ca: opts.ca, agent: false }, (res) => {
+    // tlsName: verify the certificate for this name instead of the URL's address (a pod reached by IP).
+    const name = opts.tlsName;
+    const identity = name ? { servername: name, checkServerIdentity: (_: string, cert: tls.PeerCertificate) => tls.checkServerIdentity(name, cert) } : {};
+    const req = client.request(url, { method: opts.method ?? 'GET', headers: opts.headers, ca: opts.ca, agent: false, ...identity }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
@@ -25,7 +29,7 @@ export function httpRequest(url: string, opts: { method?: string; headers?: Reco
 }
 
 export class Registry {
-  constructor(readonly host: string, readonly ca: string | undefined, readonly dataDir: string, private process: Started) {}
+  constructor(readonly host: string, readonly ca: string | undefined, readonly dataDir: string, private process: Started, readonly tlsName?: string) {}
   get url() {
     return `${this.ca === undefined ? 'http' : 'https'}://${this.host}`;
   }
@@ -36,15 +40,15 @@ export class Registry {
   async push(repo: string, tag: string, image: OciImage, auth?: string): Promise<string> {
     const headers: Record<string, string> = auth ? { authorization: auth } : {};
     for (const blob of [image.config, ...image.layers]) {
-      const start = await httpRequest(`${this.url}/v2/${repo}/blobs/uploads/`, { method: 'POST', headers, ca: this.ca });
+      const start = await httpRequest(`${this.url}/v2/${repo}/blobs/uploads/`, { method: 'POST', headers, ca: this.ca, tlsName: this.tlsName });
       if (start.status !== 202) throw new Error(`upload start ${start.status}: ${start.body}`);
       const location = new URL(String(start.headers.location), this.url);
       location.searchParams.set('digest', blob.digest);
-      const put = await httpRequest(location.toString(), { method: 'PUT', headers: { ...headers, 'content-type': 'application/octet-stream' }, body: blob.bytes, ca: this.ca });
+      const put = await httpRequest(location.toString(), { method: 'PUT', headers: { ...headers, 'content-type': 'application/octet-stream' }, body: blob.bytes, ca: this.ca, tlsName: this.tlsName });
       if (put.status !== 201) throw new Error(`blob put ${put.status}: ${put.body}`);
     }
     const m = await httpRequest(`${this.url}/v2/${repo}/manifests/${tag}`, {
-      method: 'PUT', headers: { ...headers, 'content-type': image.manifest.mediaType }, body: image.manifest.bytes, ca: this.ca,
+      method: 'PUT', headers: { ...headers, 'content-type': image.manifest.mediaType }, body: image.manifest.bytes, ca: this.ca, tlsName: this.tlsName,
     });
     if (m.status !== 201) throw new Error(`manifest put ${m.status}: ${m.body}`);
     return String(m.headers['docker-content-digest']);
@@ -53,7 +57,7 @@ export class Registry {
   /** GET a manifest by tag or digest; returns its bytes and their digest. */
   async manifest(repo: string, ref: string, auth?: string): Promise<{ status: number; digest?: string; bytes: Buffer }> {
     const r = await httpRequest(`${this.url}/v2/${repo}/manifests/${ref}`, {
-      headers: { accept: 'application/vnd.oci.image.manifest.v1+json', ...(auth ? { authorization: auth } : {}) }, ca: this.ca,
+      headers: { accept: 'application/vnd.oci.image.manifest.v1+json', ...(auth ? { authorization: auth } : {}) }, ca: this.ca, tlsName: this.tlsName,
     });
     return { status: r.status, bytes: r.body, ...(r.status === 200 ? { digest: sha256(r.body) } : {}) };
   }
