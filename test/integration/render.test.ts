@@ -10,7 +10,9 @@ import { registryPlan, type RegistryPlan } from '../../src/addon/plan.ts';
 import { mintRootCa, parseRootCa } from '../../src/pki/root-ca.ts';
 import { issueServerCertificate } from '../../src/pki/server-cert.ts';
 import { enableConfigPathScript } from '../../src/render/node-files.ts';
-import { NODE, POD, serverCertSans } from '../../src/render/metadata.ts';
+import { NODE, POD, RenderError, serverCertSans } from '../../src/render/metadata.ts';
+import { readRegistryConfig } from '../../src/render/config.ts';
+import { clusterConfigVariable } from '../../src/render/variables.ts';
 import { parseCluster } from '../../src/runtime-sdk/request.ts';
 import { freePort, inMountNamespace, startProcess, waitFor, workDir } from './env/base.ts';
 import { components } from './env/components.ts';
@@ -246,6 +248,51 @@ test('the config_path script on stock v2 (containerd 1.6) and v3 (containerd 2.x
   assert.is(refused.status, 0);
   assert.match(refused.stderr, /configures legacy registry mirrors; not setting config_path/);
   assert.not.match(readFileSync(join(d, 'mirrors.toml'), 'utf8'), /config_path/);
+});
+
+test('the variable schema is a valid structural schema to the real API server, which applies its defaults and enforces its rules', async () => {
+  // CAPI validates ClusterClass variable schemas with the same apiextensions machinery a CRD uses.
+  const api = env.workload!;
+  const crd = {
+    apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition',
+    metadata: { name: 'clusterconfigs.schema-test.capi-registry-addon.io' },
+    spec: {
+      group: 'schema-test.capi-registry-addon.io', scope: 'Namespaced',
+      names: { plural: 'clusterconfigs', singular: 'clusterconfig', kind: 'ClusterConfig' },
+      versions: [{ name: 'v1', served: true, storage: true, schema: { openAPIV3Schema: {
+        type: 'object', properties: { apiVersion: { type: 'string' }, kind: { type: 'string' }, metadata: { type: 'object' }, spec: clusterConfigVariable.schema.openAPIV3Schema },
+      } } }],
+    },
+  };
+  const created = await api.request('POST', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', crd);
+  assert.is(created.status, 201, created.text);
+  await waitFor('schema CRD Established', async () => {
+    const r = await api.request('GET', `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${crd.metadata.name}`);
+    return r.body?.status?.conditions?.some((c: any) => c.type === 'Established' && c.status === 'True') ? true : undefined;
+  });
+  const post = (name: string, registry: unknown) => api.request('POST', '/apis/schema-test.capi-registry-addon.io/v1/namespaces/default/clusterconfigs?fieldValidation=Strict', {
+    apiVersion: 'schema-test.capi-registry-addon.io/v1', kind: 'ClusterConfig', metadata: { name }, spec: { addons: { registry } },
+  });
+  const empty = await post('empty', {});
+  assert.is(empty.status, 201, empty.text);
+  // `{}` is defaulted by the server exactly as readRegistryConfig defaults it.
+  const d = readRegistryConfig({});
+  assert.equal(empty.body.spec.addons.registry, { provider: d.provider, replicas: d.replicas, placement: d.placement, syncInterval: d.syncInterval });
+  const full = await post('full', { replicas: 3, storage: { size: '20Gi', storageClassName: 'fast-ssd' }, placement: 'Any', syncInterval: '30s', images: { registry: 'mirror.example.com:5000/library/registry:3.1.2' }, containerd: { dialTimeout: '500ms' } });
+  assert.is(full.status, 201, full.text);
+  for (const [name, bad, field] of [
+    ['enum', { provider: 'Harbor' }, /spec\.addons\.registry\.provider: Unsupported value: "Harbor"/],
+    ['range', { replicas: 11 }, /spec\.addons\.registry\.replicas: Invalid value: 11/],
+    ['pattern', { storage: { size: '100 GB' } }, /spec\.addons\.registry\.storage\.size in body should match/],
+    ['duration', { syncInterval: 'soon' }, /spec\.addons\.registry\.syncInterval in body should match/],
+    ['image', { images: { regsync: 'Not An Image' } }, /spec\.addons\.registry\.images\.regsync in body should match/],
+  ] as const) {
+    const r = await post(`bad-${name}`, bad);
+    assert.is(r.status, 422, `${name}: ${r.text}`);
+    assert.match(r.body.message, field, r.text);
+    // Our own validation refuses the same value.
+    assert.throws(() => readRegistryConfig(bad as Record<string, unknown>), (e: Error) => e instanceof RenderError);
+  }
 });
 
 test.run();
