@@ -1,10 +1,10 @@
 // Smoke suite: every real component of the test environment is there and usable.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { workDir } from './env/base.ts';
-import { components } from './env/components.ts';
+import { components, componentsCache, loadComponents } from './env/components.ts';
 import { startEnv, type Env } from './env/index.ts';
 import { makeImage } from './env/oci.ts';
 import { regsync } from './env/regsync.ts';
@@ -132,6 +132,15 @@ test('containerd pulls through a _default hosts.toml mirror and falls back to th
   assert.ok(ctd.content().includes(onlyUpstream.manifest.digest));
   assert.ok(Date.now() - started < 30_000, 'a refused mirror falls through at once');
   await upstream.stop();
+});
+
+test('a missing component fails the run with its name and the command that brings it', () => {
+  const empty = workDir('components-missing');
+  assert.throws(() => loadComponents(empty), /real components are missing \(.*components\.json\): run 'bash scripts\/components\.sh'/);
+  const broken = JSON.parse(readFileSync(join(componentsCache(), 'components.json'), 'utf8'));
+  broken.regsync.path = join(empty, 'regsync-v0');
+  writeFileSync(join(empty, 'components.json'), JSON.stringify(broken));
+  assert.throws(() => loadComponents(empty), /component regsync v\S+ is missing at .*regsync-v0: run 'bash scripts\/components\.sh'/);
 });
 
 test.run();

@@ -19,9 +19,15 @@ export interface Components {
 
 let cached: Components | undefined;
 
+export const componentsCache = () => process.env.COMPONENTS_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'capi-registry-addon');
+
 export function components(): Components {
-  if (cached) return cached;
-  const cache = process.env.COMPONENTS_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'capi-registry-addon');
+  cached ??= loadComponents(componentsCache());
+  return cached;
+}
+
+/** Reads components.json of a cache folder; throws naming the first missing component. */
+export function loadComponents(cache: string): Components {
   const file = join(cache, 'components.json');
   if (!existsSync(file)) throw new Error(`real components are missing (${file}): run 'bash scripts/components.sh' (.ci/run does)`);
   const c = JSON.parse(readFileSync(file, 'utf8')) as Components;
@@ -31,6 +37,5 @@ export function components(): Components {
   for (const [name, crd] of Object.entries(c.crds)) {
     for (const dir of crd.dirs) if (!existsSync(dir)) throw new Error(`CRDs of ${name} ${crd.version} are missing at ${dir}: run 'bash scripts/components.sh'`);
   }
-  cached = c;
   return c;
 }
