@@ -1,0 +1,109 @@
+// GeneratePatches, pure: for every kubeadm bootstrap template of an opted-in Cluster, a JSON Patch
+// that adds the node files and the pre-kubeadm command. Idempotent per call (CAPI rebuilds the request
+// from the ClusterClass each time, but a template may already carry one of our paths): a path that is
+// present is replaced, never duplicated; missing parents (`files`, even `kubeadmConfigSpec`) are created
+// whole, since CAPI's JSON Patch `add` does not create parents.
+import { readRegistryConfig } from '../render/config.ts';
+import { REGISTRY, RenderError, serviceIp } from '../render/metadata.ts';
+import { nodeFiles, type NodeFiles } from '../render/node-files.ts';
+import type { GeneratePatchesItem, PatchResult, Variable } from '../runtime-sdk/types.ts';
+import { registryOptIn } from './opt-in.ts';
+
+type Json = Record<string, unknown>;
+const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Where a template keeps its KubeadmConfigSpec, by holder (kind + fieldPath; any API version). */
+export function kubeadmSpecPath(item: GeneratePatchesItem): string[] | undefined {
+  const { holderReference: holder, object } = item;
+  const group = String(object.apiVersion ?? '').split('/')[0];
+  if (holder.kind === 'Cluster' && holder.fieldPath === 'spec.controlPlaneRef' && object.kind === 'KubeadmControlPlaneTemplate' && group === 'controlplane.cluster.x-k8s.io') {
+    return ['spec', 'template', 'spec', 'kubeadmConfigSpec'];
+  }
+  if ((holder.kind === 'MachineDeployment' || holder.kind === 'MachinePool') && holder.fieldPath === 'spec.template.spec.bootstrap.configRef'
+    && object.kind === 'KubeadmConfigTemplate' && group === 'bootstrap.cluster.x-k8s.io') {
+    return ['spec', 'template', 'spec'];
+  }
+  return undefined;
+}
+
+/** CAPI's variable precedence: item variables over global ones, `builtin` merged key by key. */
+export function mergeVariables(global: readonly Variable[], item: readonly Variable[]): Map<string, unknown> {
+  const out = new Map<string, unknown>();
+  for (const v of [...global, ...item]) {
+    const prev = out.get(v.name);
+    out.set(v.name, v.name === 'builtin' && isObject(prev) && isObject(v.value) ? { ...prev, ...v.value } : v.value);
+  }
+  return out;
+}
+
+/** JSON with object keys sorted: the API server hands templates back with its own key order. */
+const canonical = (v: unknown): string =>
+  JSON.stringify(v, (_, x) => (isObject(x) ? Object.fromEntries(Object.entries(x).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : x));
+
+export type JsonPatchOp = { op: 'add' | 'replace'; path: string; value: unknown };
+
+const pointer = (segments: (string | number)[]) => `/${segments.map((s) => String(s).replace(/~/g, '~0').replace(/\//g, '~1')).join('/')}`;
+
+/** JSON Patch operations that put `node` into the KubeadmConfigSpec at `specPath` of `object`. */
+export function kubeadmPatch(object: Json, specPath: string[], node: NodeFiles): JsonPatchOp[] {
+  let container: unknown = object;
+  for (let i = 0; i < specPath.length; i++) {
+    const next = isObject(container) ? container[specPath[i]!] : undefined;
+    if (!isObject(next)) {
+      // Create the first missing level with everything below it.
+      const value = specPath.slice(i + 1).reduceRight<Json>((inner, key) => ({ [key]: inner }), { files: node.files, preKubeadmCommands: node.preKubeadmCommands });
+      return [{ op: 'add', path: pointer(specPath.slice(0, i + 1)), value }];
+    }
+    container = next;
+  }
+  const spec = container as Json;
+  const ops: JsonPatchOp[] = [];
+  const files = spec.files;
+  if (!Array.isArray(files)) {
+    ops.push({ op: 'add', path: pointer([...specPath, 'files']), value: node.files });
+  } else {
+    for (const file of node.files) {
+      const at = files.findIndex((f) => isObject(f) && f.path === file.path);
+      if (at < 0) ops.push({ op: 'add', path: pointer([...specPath, 'files', '-']), value: file });
+      else if (canonical(files[at]) !== canonical(file)) ops.push({ op: 'replace', path: pointer([...specPath, 'files', at]), value: file });
+    }
+  }
+  const commands = spec.preKubeadmCommands;
+  if (!Array.isArray(commands)) ops.push({ op: 'add', path: pointer([...specPath, 'preKubeadmCommands']), value: node.preKubeadmCommands });
+  else for (const c of node.preKubeadmCommands) if (!commands.includes(c)) ops.push({ op: 'add', path: pointer([...specPath, 'preKubeadmCommands', '-']), value: c });
+  return ops;
+}
+
+const base64 = (text: string) => {
+  const bytes = new TextEncoder().encode(text);
+  let bin = '';
+  for (const b of bytes) bin += String.fromCharCode(b);
+  return btoa(bin);
+};
+
+/** Patches for every bootstrap template of an opted-in Cluster; RenderError when its settings are invalid. */
+export function generatePatches(globalVariables: readonly Variable[], items: readonly GeneratePatchesItem[]): PatchResult[] {
+  const results: PatchResult[] = [];
+  for (const item of items) {
+    const specPath = kubeadmSpecPath(item);
+    if (!specPath) continue;
+    const variables = mergeVariables(globalVariables, item.variables);
+    const optIn = registryOptIn([...variables].map(([name, value]) => ({ name, value })));
+    if (optIn.enabled === false) continue;
+    if (optIn.enabled === 'invalid') throw new RenderError(optIn.message);
+    const builtin = variables.get('builtin');
+    const cluster = isObject(builtin) && isObject(builtin.cluster) ? builtin.cluster : {};
+    const network = isObject(cluster.network) ? cluster.network : {};
+    if (typeof cluster.name !== 'string' || !cluster.name) throw new RenderError('variable builtin.cluster.name is missing: CAPI always sends it; is this request from Cluster API?');
+    const config = readRegistryConfig(optIn.config);
+    const services = Array.isArray(network.services) ? network.services.filter((s): s is string => typeof s === 'string') : [];
+    const layout = {
+      replicas: config.replicas,
+      serviceDomain: typeof network.serviceDomain === 'string' && network.serviceDomain ? network.serviceDomain : REGISTRY.defaultServiceDomain,
+      serviceIp: serviceIp(services),
+    };
+    const ops = kubeadmPatch(item.object, specPath, nodeFiles(cluster.name, layout, config));
+    if (ops.length) results.push({ uid: item.uid, patchType: 'JSONPatch', patch: base64(JSON.stringify(ops)) });
+  }
+  return results;
+}
