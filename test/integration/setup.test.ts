@@ -1,0 +1,126 @@
+// BeforeClusterCreate's work against a real management API server with the CAPI CRDs.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { setupCluster, type SetupDeps } from '../../src/addon/setup.ts';
+import { loadKubeConfig } from '../../src/kube/connection.ts';
+import { secretClient } from '../../src/kube/client.ts';
+import { mintRootCa } from '../../src/pki/root-ca.ts';
+import { parseCluster } from '../../src/runtime-sdk/request.ts';
+import type { ClusterRef } from '../../src/runtime-sdk/types.ts';
+import { freePort, openssl, workDir } from './env/base.ts';
+import { startEnv, type Env } from './env/index.ts';
+import { makeLeaf } from './env/pki.ts';
+
+const test = suite('BeforeClusterCreate setup (real API server)');
+let env: Env;
+const NS = 'capi-registry-addon-system';
+let deps: SetupDeps;
+let clusterRef: ClusterRef;
+
+const kubeconfigFor = (server: string, ca: string, cert: string, key: string) => {
+  const file = join(workDir('kubeconfigs'), `${Math.random().toString(36).slice(2)}.json`);
+  const b = (s: string) => Buffer.from(s).toString('base64');
+  writeFileSync(file, JSON.stringify({ apiVersion: 'v1', kind: 'Config', 'current-context': 'c', clusters: [{ name: 'c', cluster: { server, 'certificate-authority-data': b(ca) } }],
+    users: [{ name: 'u', user: { 'client-certificate-data': b(cert), 'client-key-data': b(key) } }], contexts: [{ name: 'c', context: { cluster: 'c', user: 'u' } }] }));
+  return file;
+};
+const clientFor = async (file: string) => secretClient(await loadKubeConfig({ ok: true, kind: 'file', source: file }));
+
+test.before(async () => {
+  env = await startEnv({ management: true });
+  const api = env.management!;
+  for (const ns of [NS, 'team-a']) await api.request('POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
+  const created = await api.request('POST', '/apis/cluster.x-k8s.io/v1beta2/namespaces/team-a/clusters', {
+    apiVersion: 'cluster.x-k8s.io/v1beta2', kind: 'Cluster', metadata: { name: 'c1', namespace: 'team-a' },
+    spec: { clusterNetwork: { services: { cidrBlocks: ['10.96.0.0/12'] } }, topology: { classRef: { name: 'quick-start' }, version: 'v1.33.1',
+      variables: [{ name: 'clusterConfig', value: { addons: { registry: {} } } }] } },
+  });
+  assert.is(created.status, 201, created.text);
+  const parsed = parseCluster(created.body);
+  assert.ok(parsed.ok);
+  if (parsed.ok) clusterRef = parsed.value;
+  deps = { secrets: await clientFor(api.kubeconfig), providerNamespace: NS, mintRootCa: true, clusterApiVersion: 'cluster.x-k8s.io/v1beta2', now: () => new Date() };
+});
+test.after(async () => {
+  await env.stop();
+});
+
+const secret = async (ns: string, name: string) => (await env.management!.request('GET', `/api/v1/namespaces/${ns}/secrets/${name}`)).body;
+const del = (ns: string, name: string) => env.management!.request('DELETE', `/api/v1/namespaces/${ns}/secrets/${name}`);
+const text = (b64: string) => Buffer.from(b64, 'base64').toString('utf8');
+
+test('no root CA and minting off: Success with retryAfterSeconds and what to install', async () => {
+  const r = await setupCluster(clusterRef, { ...deps, mintRootCa: false });
+  assert.equal(r, { status: 'Success', retryAfterSeconds: 30, message: `root CA Secret ${NS}/registry-addon-root-ca not found: install cert-manager and the Certificate from 'capi-registry-addon manifests', or run the extension with --mint-root-ca` });
+  assert.is((await env.management!.request('GET', '/api/v1/namespaces/team-a/secrets/c1-registry-addon-ca')).status, 404);
+});
+
+test('concurrent first calls with minting: one CA, every copy is its ca.crt, owned by the Cluster and move-labelled', async () => {
+  const results = await Promise.all(Array.from({ length: 5 }, () => setupCluster(clusterRef, deps)));
+  for (const r of results) assert.equal(r, { status: 'Success' });
+  const root = await secret(NS, 'registry-addon-root-ca');
+  assert.is(root.type, 'kubernetes.io/tls');
+  const copy = await secret('team-a', 'c1-registry-addon-ca');
+  assert.equal(Object.keys(copy.data), ['ca.crt'], 'only ca.crt is copied');
+  assert.is(text(copy.data['ca.crt']), text(root.data['ca.crt']));
+  assert.is(copy.metadata.ownerReferences[0].uid, clusterRef.uid);
+  assert.is(copy.metadata.labels['clusterctl.cluster.x-k8s.io/move'], '');
+  assert.is(copy.metadata.labels['cluster.x-k8s.io/cluster-name'], 'c1');
+});
+
+test('repeated calls change nothing (same root, same copy resourceVersion)', async () => {
+  const before = [await secret(NS, 'registry-addon-root-ca'), await secret('team-a', 'c1-registry-addon-ca')];
+  for (let i = 0; i < 3; i++) assert.equal(await setupCluster(clusterRef, deps), { status: 'Success' });
+  const after = [await secret(NS, 'registry-addon-root-ca'), await secret('team-a', 'c1-registry-addon-ca')];
+  assert.equal(after.map((s) => s.metadata.resourceVersion), before.map((s) => s.metadata.resourceVersion));
+});
+
+test('a root that no longer matches the copy (the clusterctl move trap) is refused and the copy kept', async () => {
+  const copyBefore = await secret('team-a', 'c1-registry-addon-ca');
+  await del(NS, 'registry-addon-root-ca');
+  const other = await mintRootCa({ now: new Date() });
+  const b = (s: string) => Buffer.from(s).toString('base64');
+  await env.management!.request('POST', `/api/v1/namespaces/${NS}/secrets`, { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'registry-addon-root-ca' }, type: 'kubernetes.io/tls', data: { 'tls.crt': b(other['tls.crt']), 'tls.key': b(other['tls.key']), 'ca.crt': b(other['ca.crt']) } });
+  const r = await setupCluster(clusterRef, deps);
+  assert.is(r.status, 'Failure');
+  assert.match(r.message!, /holds a different CA than Secret capi-registry-addon-system\/registry-addon-root-ca: this Cluster's nodes trust the old one\. If the management cluster was moved \(clusterctl move\), copy registry-addon-root-ca from the old management cluster/);
+  assert.is((await secret('team-a', 'c1-registry-addon-ca')).data['ca.crt'], copyBefore.data['ca.crt']);
+});
+
+test("a cert-manager-shaped RSA CA (PKCS#1 key) is used as is; its ca.crt is what is copied", async () => {
+  await del(NS, 'registry-addon-root-ca');
+  await del('team-a', 'c1-registry-addon-ca');
+  const dir = workDir('setup-rsa');
+  openssl(['genrsa', '-traditional', '-out', 'ca.key', '2048'], dir);
+  openssl(['req', '-x509', '-key', 'ca.key', '-out', 'ca.crt', '-days', '3650', '-subj', '/CN=cm-ca', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'], dir);
+  const crt = readFileSync(join(dir, 'ca.crt'), 'utf8');
+  const b = (s: string) => Buffer.from(s).toString('base64');
+  await env.management!.request('POST', `/api/v1/namespaces/${NS}/secrets`, { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'registry-addon-root-ca' }, type: 'kubernetes.io/tls',
+    data: { 'tls.crt': b(crt), 'tls.key': b(readFileSync(join(dir, 'ca.key'), 'utf8')), 'ca.crt': b(crt) } });
+  assert.equal(await setupCluster(clusterRef, { ...deps, mintRootCa: false }), { status: 'Success' });
+  assert.is(text((await secret('team-a', 'c1-registry-addon-ca')).data['ca.crt']), crt);
+});
+
+test('API errors become Failures that say what to do: RBAC 403, no API server listening', async () => {
+  const api = env.management!;
+  const nobody = makeLeaf(api.ca, 'nobody', { client: true, subject: '/CN=nobody' });
+  const forbidden = await setupCluster(clusterRef, { ...deps, secrets: await clientFor(kubeconfigFor(api.url, api.ca.pem, nobody.cert, nobody.key)) });
+  assert.is(forbidden.status, 'Failure');
+  assert.match(forbidden.message!, /^Cluster team-a\/c1: get Secret capi-registry-addon-system\/registry-addon-root-ca: forbidden \(403\): grant the extension's ServiceAccount "get" on secrets/);
+  const closed = `https://127.0.0.1:${await freePort()}`;
+  const down = await setupCluster(clusterRef, { ...deps, secrets: await clientFor(kubeconfigFor(closed, api.ca.pem, api.admin.cert, api.admin.key)) });
+  assert.is(down.status, 'Failure');
+  assert.match(down.message!, /get Secret .*: the API server could not be reached \(.*\); CAPI retries the hook/);
+  assert.not.match(`${forbidden.message}${down.message}`, /BEGIN|PRIVATE/);
+});
+
+test('a Cluster that has not opted in: Success and nothing written', async () => {
+  const parsed = parseCluster({ metadata: { name: 'plain', namespace: 'team-a', uid: 'x' }, spec: { topology: { variables: [] } } });
+  assert.ok(parsed.ok);
+  if (parsed.ok) assert.equal(await setupCluster(parsed.value, deps), { status: 'Success' });
+  assert.is((await env.management!.request('GET', '/api/v1/namespaces/team-a/secrets/plain-registry-addon-ca')).status, 404);
+});
+
+test.run();
