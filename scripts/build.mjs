@@ -1,14 +1,19 @@
 // Builds the single-file bundle dist/capi-registry-addon.mjs: everything inlined, only `node:`
 // built-ins left as imports (Node, Deno and Bun all provide them).
 import { build } from 'esbuild';
+import { execFileSync } from 'node:child_process';
 import { readFileSync, mkdirSync, statSync } from 'node:fs';
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
 const outfile = 'dist/capi-registry-addon.mjs';
 mkdirSync('dist', { recursive: true });
 
+// The WebAssembly kernels first: the bundle embeds them.
+execFileSync(process.execPath, ['scripts/build-wasm.mjs'], { stdio: 'inherit' });
+
 await build({
   entryPoints: ['src/main.ts'],
+  loader: { '.wasm': 'binary' },
   outfile,
   bundle: true,
   platform: 'node',
