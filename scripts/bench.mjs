@@ -178,7 +178,7 @@ for (const runtime of Object.keys(RUNTIMES).filter((r) => !ONLY || ONLY.includes
 }
 
 // --- certificate issuance: in-process on each runtime, next to openssl doing the same ------------
-await build({ entryPoints: [join(ROOT, 'scripts', 'bench-pki.ts')], outfile: join(work, 'bench-pki.mjs'), bundle: true, platform: 'node', format: 'esm', logLevel: 'warning' });
+await build({ entryPoints: [join(ROOT, 'scripts', 'bench-pki.ts')], outfile: join(work, 'bench-pki.mjs'), bundle: true, platform: 'node', format: 'esm', target: 'node22', logLevel: 'warning' });
 const pkiRows = [];
 for (const runtime of Object.keys(RUNTIMES).filter((r) => !ONLY || ONLY.includes(r))) {
   const cmd = RUNTIMES[runtime];
@@ -210,6 +210,16 @@ for (const caAlg of ['rsa-2048', 'ecdsa-p256']) {
   }
 }
 
+// --- bcrypt: the WebAssembly kernel next to bcryptjs, per runtime ---------------------------------
+await build({ entryPoints: [join(ROOT, 'scripts', 'bench-bcrypt.ts')], outfile: join(work, 'bench-bcrypt.mjs'), bundle: true, platform: 'node', format: 'esm', target: 'node22', loader: { '.wasm': 'binary' }, logLevel: 'warning' });
+const bcryptRows = [];
+for (const runtime of Object.keys(RUNTIMES).filter((r) => !ONLY || ONLY.includes(r))) {
+  const cmd = RUNTIMES[runtime];
+  const r = spawnSync(cmd[0], [...cmd.slice(1), join(work, 'bench-bcrypt.mjs')], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`bench-bcrypt on ${runtime}: ${r.stderr}`);
+  for (const [what, v] of Object.entries(JSON.parse(r.stdout))) bcryptRows.push({ runtime, what, ...v });
+}
+
 const bundleKiB = statSync(BUNDLE).size / 1024;
 console.log(`\ncapi-registry-addon bench — ${new Date().toISOString()}, ${SECONDS}s per closed-loop run, concurrency ${CONCURRENCY}, client: Node ${process.versions.node}`);
 console.log(`bundle: ${f(bundleKiB, 0)} KiB (${BUNDLE.replace(ROOT + '/', '')})\n`);
@@ -232,5 +242,14 @@ const pkiLine = (cells) => `| ${cells.map((c, i) => c.padEnd(pkiWidths[i])).join
 console.log(pkiLine(pkiHeader));
 console.log(`|${pkiWidths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
 for (const row of pkiTable) console.log(pkiLine(row));
-writeFileSync(join(ROOT, '.cache', 'bench-last.json'), JSON.stringify({ rows, pkiRows, bundleKiB }, null, 1));
+
+console.log('\nbcrypt hash, ms per hash (mean): WebAssembly kernel vs bcryptjs (pure JS oracle)');
+const bHeader = ['runtime', 'cost', 'n', 'wasm ms', 'bcryptjs ms', 'speed-up'];
+const bTable = bcryptRows.map((r) => [r.runtime, r.what, String(r.n), f(r.wasm), f(r.bcryptjs), `${f(r.bcryptjs / r.wasm, 2)}x`]);
+const bWidths = bHeader.map((h, i) => Math.max(h.length, ...bTable.map((row) => row[i].length)));
+const bLine = (cells) => `| ${cells.map((c, i) => c.padEnd(bWidths[i])).join(' | ')} |`;
+console.log(bLine(bHeader));
+console.log(`|${bWidths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
+for (const row of bTable) console.log(bLine(row));
+writeFileSync(join(ROOT, '.cache', 'bench-last.json'), JSON.stringify({ rows, pkiRows, bcryptRows, bundleKiB }, null, 1));
 rmSync(work, { recursive: true, force: true });
