@@ -26,17 +26,19 @@ export interface SecretClient {
   createSecret(secret: SecretObject): Promise<'created' | 'exists'>;
   /** Server-side apply with our field manager: creates or converges our fields, leaves others' alone. */
   applySecret(secret: SecretObject): Promise<void>;
+  /** Server-side apply of any object (same field manager). */
+  applyObject(object: KubernetesObject): Promise<void>;
 }
 
 const b64 = (text: string) => btoa(String.fromCharCode(...new TextEncoder().encode(text)));
 const unb64 = (text: string) => new TextDecoder().decode(Uint8Array.from(atob(text), (c) => c.charCodeAt(0)));
 
-function explain(verb: string, what: string, err: unknown): KubeError {
+function explain(verb: string, what: string, err: unknown, resource = 'secrets'): KubeError {
   const status = typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : undefined;
   const reason = (() => {
     switch (status) {
       case 401: return 'unauthorized (401): the extension\'s credentials were rejected; check its kubeconfig or ServiceAccount token';
-      case 403: return `forbidden (403): grant the extension's ServiceAccount "${verb}" on secrets in that namespace (see the RBAC rules in 'capi-registry-addon manifests')`;
+      case 403: return `forbidden (403): grant the extension's ServiceAccount "${verb}" on ${resource} in that namespace (see the RBAC rules in 'capi-registry-addon manifests')`;
       case 404: return 'not found (404)';
       case 409: return 'conflict (409): it was changed at the same time; CAPI retries the hook';
       case 422: return 'rejected as invalid (422)';
@@ -44,7 +46,8 @@ function explain(verb: string, what: string, err: unknown): KubeError {
       default: return status >= 500 ? `the API server failed (${status}); CAPI retries the hook` : `failed with HTTP ${status}`;
     }
   })();
-  return new KubeError(`${verb} Secret ${what}: ${reason}`, status);
+  const kind = resource === 'secrets' ? 'Secret' : resource;
+  return new KubeError(`${verb} ${kind} ${what}: ${reason}`, status);
 }
 
 function toObject(s: SecretObject): KubernetesObject & { data: Record<string, string>; type: string } {
@@ -55,6 +58,19 @@ function toObject(s: SecretObject): KubernetesObject & { data: Record<string, st
     type: s.type ?? 'Opaque',
     data: Object.fromEntries(Object.entries(s.data).map(([k, v]) => [k, b64(v)])),
   };
+}
+
+/** A client for a workload cluster from the kubeconfig CAPI stores in `<cluster>-kubeconfig` (key `value`). */
+export async function clientFromKubeconfig(text: string): Promise<SecretClient> {
+  const { KubeConfig } = await import('@kubernetes/client-node');
+  const kc = new KubeConfig();
+  try {
+    kc.loadFromString(text);
+  } catch {
+    throw new KubeError('the workload kubeconfig cannot be parsed');
+  }
+  if (!kc.getCurrentCluster()) throw new KubeError('the workload kubeconfig names no current cluster');
+  return secretClient(kc);
 }
 
 export async function secretClient(kc: KubeConfig): Promise<SecretClient> {
@@ -84,6 +100,14 @@ export async function secretClient(kc: KubeConfig): Promise<SecretClient> {
         await api.patch(toObject(secret), undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
       } catch (err) {
         throw explain('patch', `${secret.namespace}/${secret.name}`, err);
+      }
+    },
+    async applyObject(object) {
+      try {
+        await api.patch(object, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
+      } catch (err) {
+        const m = object.metadata ?? {};
+        throw explain('patch', m.namespace ? `${m.namespace}/${m.name}` : String(m.name), err, `${String(object.kind).toLowerCase()}s`);
       }
     },
   };

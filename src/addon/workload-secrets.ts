@@ -1,0 +1,58 @@
+// The workload-cluster Secrets (AfterControlPlaneInitialized, renewed at BeforeClusterUpgrade): the
+// registry's TLS Secret, issued by the root CA, and the HTTP secret all replicas share. Written straight
+// to the workload cluster through CAPI's kubeconfig Secret, so no key passes through Helm values or the
+// management cluster.
+import { KubeError, type SecretClient } from '../kube/client.ts';
+import type { RootCa } from '../pki/root-ca.ts';
+import { issueServerCertificate, needsRenewal, type RenewalDecision } from '../pki/server-cert.ts';
+import { REGISTRY, POD, serverCertSans, type RegistryLayout } from '../render/metadata.ts';
+import type { ClusterRef } from '../runtime-sdk/types.ts';
+
+export interface WorkloadDeps {
+  management: SecretClient;
+  /** Builds (or reuses) a client from the workload kubeconfig text. */
+  workloadClient(kubeconfig: string): Promise<SecretClient>;
+  now: () => Date;
+}
+
+export interface WorkloadSecretsResult {
+  renewal: RenewalDecision;
+  /** SHA-256 of the served tls.crt, for the pod-template annotation that rolls the pods. */
+  tlsCertSha256: string;
+}
+
+const kubeconfigSecret = (cluster: string) => `${cluster}-kubeconfig`;
+
+async function sha256(text: string): Promise<string> {
+  const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(text));
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+const hex = (bytes: Uint8Array) => Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+
+export async function writeWorkloadSecrets(cluster: ClusterRef, layout: RegistryLayout, root: RootCa, deps: WorkloadDeps): Promise<WorkloadSecretsResult> {
+  const stored = await deps.management.getSecret(cluster.namespace, kubeconfigSecret(cluster.name));
+  if (!stored?.value) {
+    throw new KubeError(`Secret ${cluster.namespace}/${kubeconfigSecret(cluster.name)} (key value) not found: Cluster API writes it once the control plane is initialized; the hook is retried`);
+  }
+  const workload = await deps.workloadClient(stored.value);
+  await workload.applyObject({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: REGISTRY.namespace, labels: { ...REGISTRY.labels } } });
+
+  const sans = serverCertSans(layout);
+  const current = await workload.getSecret(REGISTRY.namespace, REGISTRY.tlsSecret);
+  const renewal = await needsRenewal(current, root, { now: deps.now(), dnsNames: sans.dnsNames, ipAddresses: sans.ipAddresses });
+  let tlsCrt = current?.['tls.crt'] ?? '';
+  if (renewal.renew) {
+    const issued = await issueServerCertificate(root, { ...sans, now: deps.now() });
+    await workload.applySecret({ name: REGISTRY.tlsSecret, namespace: REGISTRY.namespace, type: 'kubernetes.io/tls', labels: { ...REGISTRY.labels }, data: issued });
+    tlsCrt = issued['tls.crt'];
+  }
+  // Create-if-absent: replicas must share one value for the life of the registry.
+  await workload.createSecret({
+    name: REGISTRY.httpSecret,
+    namespace: REGISTRY.namespace,
+    labels: { ...REGISTRY.labels },
+    data: { [POD.httpSecretKey]: hex(crypto.getRandomValues(new Uint8Array(32))) },
+  });
+  return { renewal, tlsCertSha256: await sha256(tlsCrt) };
+}

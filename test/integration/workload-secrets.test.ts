@@ -1,0 +1,100 @@
+// Workload-cluster Secrets written through the kubeconfig Secret CAPI keeps on the management cluster:
+// two real API servers.
+import { readFileSync } from 'node:fs';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { writeWorkloadSecrets, type WorkloadDeps } from '../../src/addon/workload-secrets.ts';
+import { clientFromKubeconfig, secretClient } from '../../src/kube/client.ts';
+import { loadKubeConfig } from '../../src/kube/connection.ts';
+import { certificateFacts, decodeCertificate } from '../../src/pki/inspect.ts';
+import { mintRootCa, parseRootCa } from '../../src/pki/root-ca.ts';
+import { serverCertSans } from '../../src/render/metadata.ts';
+import { parseCluster } from '../../src/runtime-sdk/request.ts';
+import { freePort } from './env/base.ts';
+import { startEnv, type Env } from './env/index.ts';
+
+const test = suite('workload Secrets (two real API servers)');
+let env: Env;
+let deps: WorkloadDeps;
+const parsed = parseCluster({ metadata: { name: 'c1', namespace: 'team-a', uid: 'u1' }, spec: { clusterNetwork: { services: { cidrBlocks: ['10.96.0.0/12'] } } } });
+if (!parsed.ok) throw new Error(parsed.message);
+const cluster = parsed.value;
+const layout = { replicas: 2, serviceDomain: 'cluster.local', serviceIp: '10.96.0.20' };
+
+const wsecret = async (name: string) => (await env.workload!.request('GET', `/api/v1/namespaces/capi-registry/secrets/${name}`)).body;
+const putKubeconfig = async (text: string) => {
+  await env.management!.request('DELETE', '/api/v1/namespaces/team-a/secrets/c1-kubeconfig');
+  const r = await env.management!.request('POST', '/api/v1/namespaces/team-a/secrets', {
+    apiVersion: 'v1', kind: 'Secret', metadata: { name: 'c1-kubeconfig', labels: { 'cluster.x-k8s.io/cluster-name': 'c1' } }, type: 'cluster.x-k8s.io/secret', data: { value: Buffer.from(text).toString('base64') },
+  });
+  assert.is(r.status, 201, r.text);
+};
+
+test.before(async () => {
+  env = await startEnv({ management: true, workload: true });
+  await env.management!.request('POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'team-a' } });
+  deps = { management: await secretClient(await loadKubeConfig({ ok: true, kind: 'file', source: env.management!.kubeconfig })), workloadClient: clientFromKubeconfig, now: () => new Date() };
+});
+test.after(async () => {
+  await env.stop();
+});
+
+test('no kubeconfig Secret yet: an error that says CAPI writes it and the hook is retried', async () => {
+  const root = await parseRootCa(await mintRootCa({ now: new Date() }), 'root');
+  try {
+    await writeWorkloadSecrets(cluster, layout, root, deps);
+    assert.unreachable();
+  } catch (err) {
+    assert.match((err as Error).message, /Secret team-a\/c1-kubeconfig \(key value\) not found: Cluster API writes it once the control plane is initialized/);
+  }
+});
+
+test('first call: namespace, registry-tls issued by the root with the registry SANs, shared HTTP secret; repeat: nothing changes', async () => {
+  await putKubeconfig(readFileSync(env.workload!.kubeconfig, 'utf8'));
+  const root = await parseRootCa(await mintRootCa({ now: new Date() }), 'root');
+  const first = await writeWorkloadSecrets(cluster, layout, root, deps);
+  assert.equal(first.renewal, { renew: true, reasons: ['no server certificate yet'] });
+  const tls = await wsecret('registry-tls');
+  assert.is(tls.type, 'kubernetes.io/tls');
+  const crt = Buffer.from(tls.data['tls.crt'], 'base64').toString('utf8');
+  const leaf = decodeCertificate(crt, 'tls.crt');
+  assert.ok(await leaf.verify(root.certificate));
+  assert.equal(certificateFacts(leaf).dnsNames, serverCertSans(layout).dnsNames);
+  assert.is(Buffer.from(tls.data['ca.crt'], 'base64').toString('utf8'), root.certPem);
+  const http = await wsecret('registry-http-secret');
+  assert.match(Buffer.from(http.data.secret, 'base64').toString('utf8'), /^[0-9a-f]{64}$/);
+
+  const again = await writeWorkloadSecrets(cluster, layout, root, deps);
+  assert.equal(again.renewal, { renew: false, reasons: [] });
+  assert.is(again.tlsCertSha256, first.tlsCertSha256);
+  assert.is((await wsecret('registry-tls')).metadata.resourceVersion, tls.metadata.resourceVersion);
+  assert.is((await wsecret('registry-http-secret')).data.secret, http.data.secret, 'the shared secret never changes');
+});
+
+test('a new root CA: the certificate is renewed (reason given), the HTTP secret kept', async () => {
+  const http = await wsecret('registry-http-secret');
+  const before = await wsecret('registry-tls');
+  const newRoot = await parseRootCa(await mintRootCa({ now: new Date() }), 'new root');
+  const r = await writeWorkloadSecrets(cluster, layout, newRoot, deps);
+  assert.equal(r.renewal.reasons, ['not signed by the current root CA']);
+  const after = await wsecret('registry-tls');
+  assert.is.not(after.data['tls.crt'], before.data['tls.crt']);
+  assert.ok(await decodeCertificate(Buffer.from(after.data['tls.crt'], 'base64').toString('utf8'), 'x').verify(newRoot.certificate));
+  assert.is((await wsecret('registry-http-secret')).data.secret, http.data.secret);
+});
+
+test('an unreachable workload API server: an error that says so, no key material', async () => {
+  const kc = JSON.parse(readFileSync(env.workload!.kubeconfig, 'utf8'));
+  kc.clusters[0].cluster.server = `https://127.0.0.1:${await freePort()}`;
+  await putKubeconfig(JSON.stringify(kc));
+  const root = await parseRootCa(await mintRootCa({ now: new Date() }), 'root');
+  try {
+    await writeWorkloadSecrets(cluster, layout, root, deps);
+    assert.unreachable();
+  } catch (err) {
+    assert.match((err as Error).message, /the API server could not be reached/);
+    assert.not.match((err as Error).message, /BEGIN|PRIVATE/);
+  }
+});
+
+test.run();
