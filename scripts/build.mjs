@@ -10,10 +10,12 @@ mkdirSync('dist', { recursive: true });
 
 // The WebAssembly kernels first: the bundle embeds them.
 execFileSync(process.execPath, ['scripts/build-wasm.mjs'], { stdio: 'inherit' });
+// And the chart the server hands to CAAPH.
+execFileSync(process.execPath, ['scripts/build-chart.mjs'], { stdio: 'inherit' });
 
 await build({
   entryPoints: ['src/main.ts'],
-  loader: { '.wasm': 'binary' },
+  loader: { '.wasm': 'binary', '.tgz': 'binary' },
   outfile,
   bundle: true,
   platform: 'node',

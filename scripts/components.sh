@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Brings every real component the integration tests run, from package registries only:
-#   Go module proxy: kube-apiserver (k8s.io/kubernetes), etcd, Distribution v3, regsync, zlint,
+#   Go module proxy: kube-apiserver (k8s.io/kubernetes), etcd, Distribution v3, regsync, zlint, helm,
 #                    containerd 2.x (config format v3 only), and the
 #                    module sources that carry the CRDs of CAPI, CAAPH and cert-manager;
 #   Debian:          containerd, docker-registry (Distribution 2.8), openssl.
@@ -17,6 +17,7 @@ CAAPH_VERSION=${CAAPH_VERSION:-v0.6.4}
 CERT_MANAGER_VERSION=${CERT_MANAGER_VERSION:-v1.19.4}
 ZLINT_VERSION=${ZLINT_VERSION:-v3.7.3}
 CONTAINERD2_VERSION=${CONTAINERD2_VERSION:-v2.2.1}
+HELM_VERSION=${HELM_VERSION:-v3.20.2}
 
 CACHE=${COMPONENTS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/capi-registry-addon}
 BIN=$CACHE/bin
@@ -65,6 +66,8 @@ go_build registry "$DISTRIBUTION_VERSION" github.com/distribution/distribution/v
   "-X github.com/distribution/distribution/v3/version.version=$DISTRIBUTION_VERSION"
 go_build regsync "$REGCLIENT_VERSION" github.com/regclient/regclient github.com/regclient/regclient/cmd/regsync
 go_build zlint "$ZLINT_VERSION" github.com/zmap/zlint/v3 github.com/zmap/zlint/v3/cmd/zlint
+# Helm: the client CAAPH embeds (v0.6.4 links Helm v3.20.2), to pull our chart over OCI and template it.
+go_build helm "$HELM_VERSION" helm.sh/helm/v3 helm.sh/helm/v3/cmd/helm
 # containerd 2.x only for its config format (v3): `config default` and `config dump`. Debian ships 1.6.
 go_build containerd2 "$CONTAINERD2_VERSION" github.com/containerd/containerd/v2 github.com/containerd/containerd/v2/cmd/containerd "" "no_btrfs no_devmapper no_zfs"
 
@@ -99,6 +102,7 @@ cat > "$CACHE/components.json" <<JSON
   "registry": {"version": "$DISTRIBUTION_VERSION", "path": "$BIN/registry-$DISTRIBUTION_VERSION"},
   "regsync": {"version": "$REGCLIENT_VERSION", "path": "$BIN/regsync-$REGCLIENT_VERSION"},
   "zlint": {"version": "$ZLINT_VERSION", "path": "$BIN/zlint-$ZLINT_VERSION"},
+  "helm": {"version": "$HELM_VERSION", "path": "$BIN/helm-$HELM_VERSION"},
   "containerd": {"version": "$(containerd --version | awk '{print $3}')", "path": "$(command -v containerd)", "ctr": "$(command -v ctr)"},
   "registry2": {"version": "$(dpkg-query -W -f '${Version}' docker-registry 2>/dev/null)", "path": "$(command -v docker-registry)"},
   "containerd2": {"version": "$CONTAINERD2_VERSION", "path": "$BIN/containerd2-$CONTAINERD2_VERSION"},

@@ -64,7 +64,7 @@ async function bundleSuite(kind) {
     stdin: { contents: files.map((f) => `import './${f}';`).join('\n'), resolveDir: dir, sourcefile: `${kind}-suites.ts`, loader: 'ts' },
     outfile,
     bundle: true,
-    loader: { '.wasm': 'binary' },
+    loader: { '.wasm': 'binary', '.tgz': 'binary' },
     platform: 'node',
     format: 'esm',
     target: 'es2023',

@@ -61,6 +61,7 @@ async function runServe(argv: string[]): Promise<void> {
   }
   if (target.newerThanKnown) log.warn('--capi-version is newer than this build knows; advertising the newest known catalog', { known: `v1.${NEWEST_CAPI_MINOR}` });
   await serve({
+    version: VERSION,
     hostname,
     port,
     certFile: str('tls-cert-file'),

@@ -8,6 +8,7 @@ import { hooksFor, pathSegment, type CapiTarget, type HookName } from '../runtim
 import { discoveryEndpoint } from '../runtime-sdk/discovery.ts';
 import { parseHookRequest, type HookRequest } from '../runtime-sdk/request.ts';
 import { wrapHook } from '../runtime-sdk/wrapper.ts';
+import { ociRoutes, type ChartArtifact } from './oci.ts';
 
 export const HOOKS_PREFIX = '/hooks.runtime.cluster.x-k8s.io/v1alpha1';
 
@@ -17,6 +18,8 @@ export interface AppOptions {
   log: Logger;
   metrics?: HookMetrics;
   maxBodyBytes: number;
+  /** The chart served over OCI under /v2/ (absent: no /v2/ routes). */
+  chart?: ChartArtifact;
   /** Readiness beyond "the process answers": false while e.g. no serving certificate is loaded. */
   ready?: () => { ok: boolean; detail: string };
 }
@@ -44,6 +47,7 @@ export function createApp(opts: AppOptions) {
     app.post(`${HOOKS_PREFIX}/${pathSegment(spec.hook)}/${spec.handler}`, (c) => serve(c.req.raw));
   }
 
+  if (opts.chart) app.route('/', ociRoutes(opts.chart));
   app.get('/healthz', (c) => c.text('ok'));
   app.get('/readyz', (c) => {
     const state = opts.ready?.() ?? { ok: true, detail: 'ok' };

@@ -40,11 +40,12 @@ function toRequest(req: IncomingMessage, origin: string): Request {
   } as RequestInit);
 }
 
-async function writeResponse(response: Response, res: ServerResponse): Promise<void> {
+async function writeResponse(response: Response, res: ServerResponse, method: string | undefined): Promise<void> {
   const body = new Uint8Array(await response.arrayBuffer());
   const headers: Record<string, string> = {};
   response.headers.forEach((v, k) => (headers[k] = v));
-  headers['content-length'] = String(body.byteLength);
+  // A HEAD answer keeps the length the handler declared for the body it would send.
+  if (method !== 'HEAD' || headers['content-length'] === undefined) headers['content-length'] = String(body.byteLength);
   res.writeHead(response.status, headers);
   res.end(body);
 }
@@ -53,7 +54,7 @@ function handle(fetch: FetchHandler, origin: string) {
   return (req: IncomingMessage, res: ServerResponse) => {
     Promise.resolve()
       .then(() => fetch(toRequest(req, origin)))
-      .then((response) => writeResponse(response, res))
+      .then((response) => writeResponse(response, res, req.method))
       .catch(() => {
         if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
         res.end('internal error');

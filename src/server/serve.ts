@@ -12,11 +12,15 @@ import { parsePem } from '../pki/pem.ts';
 import { selfSignedServingCert } from '../pki/certificate.ts';
 import type { RunningServer, TlsMaterial } from './adapter.ts';
 import { createApp } from './app.ts';
+import { chartArtifact } from './oci.ts';
+import chartTgz from '../../.cache/chart/chart.tgz';
 import { adapterFor, detectRuntime } from './runtime.ts';
 
 export const DEFAULT_CERT_DIR = '/tmp/k8s-webhook-server/serving-certs';
 
 export interface ServeConfig {
+  /** The extension's version: the chart it serves carries it. */
+  version: string;
   hostname: string;
   port: number;
   certFile?: string;
@@ -79,6 +83,7 @@ export async function serve(config: ServeConfig): Promise<RunningServer> {
   const metrics = new HookMetrics();
   let accepting = false;
   const app = createApp({
+    chart: await chartArtifact(chartTgz, config.version),
     target: config.target,
     handlers: addonHandlers,
     log,

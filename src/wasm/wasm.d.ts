@@ -3,3 +3,9 @@ declare module '*.wasm' {
   const bytes: Uint8Array;
   export default bytes;
 }
+
+// The packaged chart (scripts/build-chart.mjs), embedded the same way.
+declare module '*.tgz' {
+  const bytes: Uint8Array;
+  export default bytes;
+}
