@@ -23,6 +23,13 @@ export function chartFiles(version: string): { name: string; content: string }[]
 }
 
 /**
+ * What the chart installs: the workload objects except the Namespace (the hook creates it first, for the
+ * Secrets, and CAAPH installs into it) and Secrets (written by the hook, never through Helm values).
+ */
+export const chartManifests = (workload: readonly Record<string, unknown>[]) =>
+  workload.filter((o) => o.kind !== 'Namespace' && o.kind !== 'Secret');
+
+/**
  * The HelmChartProxy valuesTemplate for these manifests. CAAPH runs it through Go text/template
  * before Helm sees it, so every `{{` in our data (e.g. regsync's `{{ file ... }}`) is escaped.
  */
