@@ -57,8 +57,12 @@ test('`helm template` with our values renders exactly the rendered workload mani
     writeFileSync(valuesFile, dumpYaml({ manifests }));
     const out = helm(['template', 'registry', chartFile, '--namespace', 'capi-registry', '-f', valuesFile], home);
     assert.is(out.status, 0, out.stderr);
-    const docs = yaml.loadAll(out.stdout).filter((d) => d !== null && d !== undefined);
-    assert.equal(docs, manifests, `${replicas} replicas`);
+    // Helm emits documents in its install order (by kind); compare them keyed by kind and name.
+    const key = (o: any) => `${o.kind}/${o.metadata.name}`;
+    const byKey = (objs: any[]) => Object.fromEntries(objs.map((o) => [key(o), o]));
+    const docs = yaml.loadAll(out.stdout).filter((d) => d !== null && d !== undefined) as any[];
+    assert.is(docs.length, manifests.length, `${replicas} replicas`);
+    assert.equal(byKey(docs), byKey(manifests as any[]), `${replicas} replicas`);
   }
 });
 
