@@ -30,10 +30,13 @@ export const chartManifests = (workload: readonly Record<string, unknown>[]) =>
   workload.filter((o) => o.kind !== 'Namespace' && o.kind !== 'Secret');
 
 /**
- * The HelmChartProxy valuesTemplate for these manifests. CAAPH runs it through Go text/template
- * before Helm sees it, so every `{{` in our data (e.g. regsync's `{{ file ... }}`) is escaped.
+ * The HelmChartProxy valuesTemplate for these manifests. CAAPH runs it through Go text/template before
+ * Helm sees it, so every `{{` in our data (regsync's `{{ file ... }}`) must not reach the template
+ * engine: values go as JSON (strings stay strings) with `{{` written `{\u007b`, which text/template
+ * leaves alone and the JSON/YAML parser decodes back to `{{` (caaph.md §6.3). Structural JSON never
+ * contains `{{`, so the replacement only touches string contents.
  */
-export const helmValuesTemplate = (manifests: readonly unknown[]): string => dumpYaml({ manifests }).replaceAll('{{', '{{ "{{" }}');
+export const helmValuesTemplate = (manifests: readonly unknown[]): string => JSON.stringify({ manifests }).replaceAll('{{', '{\\u007b');
 
 export interface OciDescriptor { mediaType: string; digest: string; size: number }
 

@@ -9,11 +9,13 @@ import * as assert from 'uvu/assert';
 import { clusterRegistry } from '../../src/addon/layout.ts';
 import { registryPlan } from '../../src/addon/plan.ts';
 import { CHART, chartManifests, helmValuesTemplate } from '../../src/render/chart.ts';
+import { helmChartProxy, helmChartProxyName } from '../../src/render/helmchartproxy.ts';
 import { dumpYaml } from '../../src/render/distribution.ts';
 import { parseCluster } from '../../src/runtime-sdk/request.ts';
 import { workDir } from './env/base.ts';
 import { components } from './env/components.ts';
 import { makePki, RUNTIMES, startExtension } from './env/extension.ts';
+import { startEnv } from './env/index.ts';
 
 const test = suite('chart over OCI with the real Helm client');
 const pki = makePki('chart-server');
@@ -50,9 +52,11 @@ test('`helm template` with our values renders exactly the rendered workload mani
     if (!parsed.ok) return;
     const plan = await registryPlan(parsed.value, clusterRegistry(parsed.value)!);
     const manifests = chartManifests(plan.workload);
-    // CAAPH evaluates the values template first; our escaping must leave the data itself unchanged.
+    // CAAPH evaluates the values template first: no `{{` may reach it, and the JSON decodes back to our data.
     const template = helmValuesTemplate(manifests);
-    assert.not.match(template.replaceAll('{{ "{{" }}', ''), /\{\{/, 'every {{ is escaped');
+    assert.not.match(template, /\{\{/, 'every {{ is escaped');
+    assert.equal(JSON.parse(template).manifests, manifests);
+    if (replicas > 1) assert.match(template, /\{\\u007b file/, 'regsync templates are carried escaped');
     const valuesFile = join(home, `values-${replicas}.yaml`);
     writeFileSync(valuesFile, dumpYaml({ manifests }));
     const out = helm(['template', 'registry', chartFile, '--namespace', 'capi-registry', '-f', valuesFile], home);
@@ -64,6 +68,31 @@ test('`helm template` with our values renders exactly the rendered workload mani
     assert.is(docs.length, manifests.length, `${replicas} replicas`);
     assert.equal(byKey(docs), byKey(manifests as any[]), `${replicas} replicas`);
   }
+});
+
+test('the HelmChartProxy passes strict server-side dry-run against the CAAPH CRD, selects exactly its Cluster, and holds no secret', async () => {
+  const env = await startEnv({ management: true });
+  const parsed = parseCluster({ metadata: { name: 'c1', namespace: 'default', uid: 'u1' }, spec: { clusterNetwork: { services: { cidrBlocks: ['10.96.0.0/12'] } }, topology: { variables: [{ name: 'clusterConfig', value: { addons: { registry: {} } } }] } } });
+  assert.ok(parsed.ok);
+  if (!parsed.ok) return;
+  const plan = await registryPlan(parsed.value, clusterRegistry(parsed.value)!);
+  const hcp = helmChartProxy({
+    cluster: { name: 'c1', namespace: 'default', uid: 'u1', apiVersion: 'cluster.x-k8s.io/v1beta2' },
+    endpoint: { service: { name: 'capi-registry-addon', namespace: 'capi-registry-addon-system', port: 443 }, caSecret: { name: 'capi-registry-addon-serving-cert', namespace: 'capi-registry-addon-system' } },
+    chartVersion: version,
+    workload: plan.workload,
+  }) as any;
+  const r = await env.management!.request('POST', '/apis/addons.cluster.x-k8s.io/v1alpha1/namespaces/default/helmchartproxies?dryRun=All&fieldValidation=Strict', hcp);
+  assert.is(r.status, 201, r.text);
+  assert.equal(r.body.spec.clusterSelector, { matchLabels: { 'cluster.x-k8s.io/cluster-name': 'c1' } });
+  assert.is(r.body.spec.repoURL, 'oci://capi-registry-addon.capi-registry-addon-system.svc:443/charts');
+  assert.not.match(hcp.spec.valuesTemplate, /BEGIN|PRIVATE KEY/);
+  assert.not.ok(JSON.parse(hcp.spec.valuesTemplate).manifests.some((m: any) => m.kind === 'Secret' || m.kind === 'Namespace'), 'no Secret (and no Namespace) goes through Helm');
+  assert.is(helmChartProxyName('c1'), 'c1-registry');
+  const long = 'a'.repeat(63);
+  assert.ok(helmChartProxyName(long).length <= 63);
+  assert.is(helmChartProxyName(long), helmChartProxyName(long), 'stable');
+  await env.stop();
 });
 
 test.run();
