@@ -178,14 +178,20 @@ for (const runtime of Object.keys(RUNTIMES).filter((r) => !ONLY || ONLY.includes
 }
 
 // --- certificate issuance: in-process on each runtime, next to openssl doing the same ------------
-await build({ entryPoints: [join(ROOT, 'scripts', 'bench-pki.ts')], outfile: join(work, 'bench-pki.mjs'), bundle: true, platform: 'node', format: 'esm', target: 'node22', logLevel: 'warning' });
-const pkiRows = [];
-for (const runtime of Object.keys(RUNTIMES).filter((r) => !ONLY || ONLY.includes(r))) {
-  const cmd = RUNTIMES[runtime];
-  const r = spawnSync(cmd[0], [...cmd.slice(1), join(work, 'bench-pki.mjs')], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`bench-pki on ${runtime}: ${r.stderr}`);
-  for (const [what, v] of Object.entries(JSON.parse(r.stdout))) pkiRows.push({ runtime, what, ...v });
+/** Bundles an in-process bench script and runs it on every runtime; it prints {what: numbers}. */
+async function inProcess(script) {
+  const out = join(work, script.replace(/\.ts$/, '.mjs'));
+  await build({ entryPoints: [join(ROOT, 'scripts', script)], outfile: out, bundle: true, platform: 'node', format: 'esm', target: 'node22', loader: { '.wasm': 'binary' }, logLevel: 'warning' });
+  const rows = [];
+  for (const runtime of Object.keys(RUNTIMES).filter((r) => !ONLY || ONLY.includes(r))) {
+    const cmd = RUNTIMES[runtime];
+    const r = spawnSync(cmd[0], [...cmd.slice(1), out], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`${script} on ${runtime}: ${r.stderr}`);
+    for (const [what, v] of Object.entries(JSON.parse(r.stdout))) rows.push({ runtime, what, ...v });
+  }
+  return rows;
 }
+const pkiRows = await inProcess('bench-pki.ts');
 /** openssl: one `req -x509 -CA` process per issuance (new key + signed certificate), as an installer would run it. */
 function opensslIssuance(caAlg, leafAlg, n) {
   const d = mkdtempSync(join(work, 'ossl-'));
@@ -211,45 +217,28 @@ for (const caAlg of ['rsa-2048', 'ecdsa-p256']) {
 }
 
 // --- bcrypt: the WebAssembly kernel next to bcryptjs, per runtime ---------------------------------
-await build({ entryPoints: [join(ROOT, 'scripts', 'bench-bcrypt.ts')], outfile: join(work, 'bench-bcrypt.mjs'), bundle: true, platform: 'node', format: 'esm', target: 'node22', loader: { '.wasm': 'binary' }, logLevel: 'warning' });
-const bcryptRows = [];
-for (const runtime of Object.keys(RUNTIMES).filter((r) => !ONLY || ONLY.includes(r))) {
-  const cmd = RUNTIMES[runtime];
-  const r = spawnSync(cmd[0], [...cmd.slice(1), join(work, 'bench-bcrypt.mjs')], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`bench-bcrypt on ${runtime}: ${r.stderr}`);
-  for (const [what, v] of Object.entries(JSON.parse(r.stdout))) bcryptRows.push({ runtime, what, ...v });
-}
+const bcryptRows = await inProcess('bench-bcrypt.ts');
 
 const bundleKiB = statSync(BUNDLE).size / 1024;
 console.log(`\ncapi-registry-addon bench — ${new Date().toISOString()}, ${SECONDS}s per closed-loop run, concurrency ${CONCURRENCY}, client: Node ${process.versions.node}`);
 console.log(`bundle: ${f(bundleKiB, 0)} KiB (${BUNDLE.replace(ROOT + '/', '')})\n`);
-const header = ['runtime', 'measurement', 'req/s', 'p50 ms', 'p99 ms', 'value', 'vs baseline', 'target'];
-const table = rows.map((r) => [r.runtime, r.what, r.rps ? f(r.rps, 0) : '', r.p50 !== undefined ? f(r.p50) : '', r.p99 !== undefined ? f(r.p99) : '',
-  r.ms !== undefined ? `${f(r.ms, 0)} ms` : r.mib !== undefined ? `${f(r.mib, 1)} MiB` : '', r.ratio ?? '', r.target ?? '']);
-const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => row[i].length)));
-const line = (cells) => `| ${cells.map((c, i) => c.padEnd(widths[i])).join(' | ')} |`;
-console.log(line(header));
-console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
-for (const row of table) console.log(line(row));
+/** A Markdown table with padded columns. */
+function printTable(header, table) {
+  const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => row[i].length)));
+  const line = (cells) => `| ${cells.map((c, i) => c.padEnd(widths[i])).join(' | ')} |`;
+  console.log(line(header));
+  console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
+  for (const row of table) console.log(line(row));
+}
+printTable(['runtime', 'measurement', 'req/s', 'p50 ms', 'p99 ms', 'value', 'vs baseline', 'target'], rows.map((r) => [r.runtime, r.what, r.rps ? f(r.rps, 0) : '',
+  r.p50 !== undefined ? f(r.p50) : '', r.p99 !== undefined ? f(r.p99) : '', r.ms !== undefined ? `${f(r.ms, 0)} ms` : r.mib !== undefined ? `${f(r.mib, 1)} MiB` : '', r.ratio ?? '', r.target ?? '']));
 
 console.log(`\nserver-certificate issuance (new key + signed leaf), ms; openssl = one \`openssl req -x509 -CA\` process each (includes process start)`);
-const pkiHeader = ['runtime', 'issuance', 'n', 'p50 ms', 'p99 ms', 'vs openssl p50', 'target'];
 const osslP50 = Object.fromEntries(pkiRows.filter((r) => r.runtime === 'openssl').map((r) => [r.what, r.p50]));
-const pkiTable = pkiRows.map((r) => [r.runtime, r.what, String(r.n), f(r.p50), f(r.p99), r.runtime === 'openssl' ? '' : `${f(r.p50 / osslP50[r.what], 2)}x`,
-  r.runtime === 'node' && r.what.startsWith('ecdsa') ? `p50 <= 5 ms: ${r.p50 <= 5 ? 'met' : 'MISSED'}` : '']);
-const pkiWidths = pkiHeader.map((h, i) => Math.max(h.length, ...pkiTable.map((row) => row[i].length)));
-const pkiLine = (cells) => `| ${cells.map((c, i) => c.padEnd(pkiWidths[i])).join(' | ')} |`;
-console.log(pkiLine(pkiHeader));
-console.log(`|${pkiWidths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
-for (const row of pkiTable) console.log(pkiLine(row));
+printTable(['runtime', 'issuance', 'n', 'p50 ms', 'p99 ms', 'vs openssl p50', 'target'], pkiRows.map((r) => [r.runtime, r.what, String(r.n), f(r.p50), f(r.p99),
+  r.runtime === 'openssl' ? '' : `${f(r.p50 / osslP50[r.what], 2)}x`, r.runtime === 'node' && r.what.startsWith('ecdsa') ? `p50 <= 5 ms: ${r.p50 <= 5 ? 'met' : 'MISSED'}` : '']));
 
 console.log('\nbcrypt hash, ms per hash (mean): WebAssembly kernel vs bcryptjs (pure JS oracle)');
-const bHeader = ['runtime', 'cost', 'n', 'wasm ms', 'bcryptjs ms', 'speed-up'];
-const bTable = bcryptRows.map((r) => [r.runtime, r.what, String(r.n), f(r.wasm), f(r.bcryptjs), `${f(r.bcryptjs / r.wasm, 2)}x`]);
-const bWidths = bHeader.map((h, i) => Math.max(h.length, ...bTable.map((row) => row[i].length)));
-const bLine = (cells) => `| ${cells.map((c, i) => c.padEnd(bWidths[i])).join(' | ')} |`;
-console.log(bLine(bHeader));
-console.log(`|${bWidths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
-for (const row of bTable) console.log(bLine(row));
+printTable(['runtime', 'cost', 'n', 'wasm ms', 'bcryptjs ms', 'speed-up'], bcryptRows.map((r) => [r.runtime, r.what, String(r.n), f(r.wasm), f(r.bcryptjs), `${f(r.bcryptjs / r.wasm, 2)}x`]));
 writeFileSync(join(ROOT, '.cache', 'bench-last.json'), JSON.stringify({ rows, pkiRows, bcryptRows, bundleKiB }, null, 1));
 rmSync(work, { recursive: true, force: true });

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Brings every real component the integration tests run, from package registries only:
-#   Go module proxy: kube-apiserver (k8s.io/kubernetes), etcd, Distribution v3, regsync, zlint, helm,
+#   Go module proxy: kube-apiserver (k8s.io/kubernetes), etcd, Distribution v3, regsync, zlint, helm, CAAPH,
 #                    containerd 2.x (config format v3 only), and the
 #                    module sources that carry the CRDs of CAPI, CAAPH and cert-manager;
 #   Debian:          containerd, docker-registry (Distribution 2.8), openssl.
@@ -68,6 +68,8 @@ go_build regsync "$REGCLIENT_VERSION" github.com/regclient/regclient github.com/
 go_build zlint "$ZLINT_VERSION" github.com/zmap/zlint/v3 github.com/zmap/zlint/v3/cmd/zlint
 # Helm: the client CAAPH embeds (v0.6.4 links Helm v3.20.2), to pull our chart over OCI and template it.
 go_build helm "$HELM_VERSION" helm.sh/helm/v3 helm.sh/helm/v3/cmd/helm
+# CAAPH itself (its main package is the module root), run against the management API server.
+go_build caaph "$CAAPH_VERSION" sigs.k8s.io/cluster-api-addon-provider-helm sigs.k8s.io/cluster-api-addon-provider-helm
 # containerd 2.x only for its config format (v3): `config default` and `config dump`. Debian ships 1.6.
 go_build containerd2 "$CONTAINERD2_VERSION" github.com/containerd/containerd/v2 github.com/containerd/containerd/v2/cmd/containerd "" "no_btrfs no_devmapper no_zfs"
 
@@ -103,6 +105,7 @@ cat > "$CACHE/components.json" <<JSON
   "regsync": {"version": "$REGCLIENT_VERSION", "path": "$BIN/regsync-$REGCLIENT_VERSION"},
   "zlint": {"version": "$ZLINT_VERSION", "path": "$BIN/zlint-$ZLINT_VERSION"},
   "helm": {"version": "$HELM_VERSION", "path": "$BIN/helm-$HELM_VERSION"},
+  "caaph": {"version": "$CAAPH_VERSION", "path": "$BIN/caaph-$CAAPH_VERSION"},
   "containerd": {"version": "$(containerd --version | awk '{print $3}')", "path": "$(command -v containerd)", "ctr": "$(command -v ctr)"},
   "registry2": {"version": "$(dpkg-query -W -f '${Version}' docker-registry 2>/dev/null)", "path": "$(command -v docker-registry)"},
   "containerd2": {"version": "$CONTAINERD2_VERSION", "path": "$BIN/containerd2-$CONTAINERD2_VERSION"},

@@ -7,6 +7,7 @@ import type { RootCa } from '../pki/root-ca.ts';
 import { issueServerCertificate, needsRenewal, type RenewalDecision } from '../pki/server-cert.ts';
 import { REGISTRY, POD, serverCertSans, type RegistryLayout } from '../render/metadata.ts';
 import type { ClusterRef } from '../runtime-sdk/types.ts';
+import { sha256Hex } from '../render/digest.ts';
 
 export interface WorkloadDeps {
   management: SecretClient;
@@ -22,11 +23,6 @@ export interface WorkloadSecretsResult {
 }
 
 const kubeconfigSecret = (cluster: string) => `${cluster}-kubeconfig`;
-
-async function sha256(text: string): Promise<string> {
-  const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(text));
-  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
-}
 
 const hex = (bytes: Uint8Array) => Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
 
@@ -54,5 +50,5 @@ export async function writeWorkloadSecrets(cluster: ClusterRef, layout: Registry
     labels: { ...REGISTRY.labels },
     data: { [POD.httpSecretKey]: hex(crypto.getRandomValues(new Uint8Array(32))) },
   });
-  return { renewal, tlsCertSha256: await sha256(tlsCrt) };
+  return { renewal, tlsCertSha256: await sha256Hex(tlsCrt) };
 }

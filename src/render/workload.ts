@@ -4,6 +4,7 @@ import type { RegistryConfig } from './config.ts';
 import { distributionConfig } from './distribution.ts';
 import { POD, REGISTRY, type RegistryLayout } from './metadata.ts';
 import { regsyncConfigs } from './regsync.ts';
+import { sha256Hex } from './digest.ts';
 
 type Obj = Record<string, unknown>;
 
@@ -16,11 +17,6 @@ const hardened = {
   capabilities: { drop: ['ALL'] },
   seccompProfile: { type: 'RuntimeDefault' },
 };
-
-async function sha256(text: string): Promise<string> {
-  const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(text));
-  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
-}
 
 export interface WorkloadInput {
   layout: RegistryLayout;
@@ -60,7 +56,7 @@ export async function workloadManifests(input: WorkloadInput): Promise<Obj[]> {
   const { layout, config } = input;
   const registryConfig = distributionConfig();
   const syncConfigs = layout.replicas > 1 ? regsyncConfigs(layout, config) : {};
-  const configSha = await sha256(registryConfig + Object.entries(syncConfigs).map(([k, v]) => `${k}\n${v}`).join('\n'));
+  const configSha = await sha256Hex(registryConfig + Object.entries(syncConfigs).map(([k, v]) => `${k}\n${v}`).join('\n'));
   const selector = { ...REGISTRY.labels };
   const probe = (path: string, period: number) => ({
     httpGet: { path, port: REGISTRY.containerPort, scheme: 'HTTPS' },

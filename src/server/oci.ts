@@ -2,6 +2,7 @@
 // CAAPH needs no external chart repository (air gaps): oci://<service>/charts/<chart>.
 import { Hono } from 'hono';
 import { CHART, chartManifest, HELM_MEDIA } from '../render/chart.ts';
+import { sha256Hex } from '../render/digest.ts';
 
 export interface ChartArtifact {
   version: string;
@@ -10,10 +11,7 @@ export interface ChartArtifact {
   blobs: Map<string, { bytes: Uint8Array; mediaType: string }>;
 }
 
-async function digestOf(bytes: Uint8Array): Promise<string> {
-  const d = await crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>);
-  return `sha256:${Array.from(new Uint8Array(d), (b) => b.toString(16).padStart(2, '0')).join('')}`;
-}
+const digestOf = async (bytes: Uint8Array) => `sha256:${await sha256Hex(bytes)}`;
 
 /** Builds the artifact from the embedded .tgz; digests are computed once at start. */
 export async function chartArtifact(tgz: Uint8Array, version: string): Promise<ChartArtifact> {

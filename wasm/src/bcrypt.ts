@@ -58,23 +58,23 @@ let cursor: i32 = 0;
 function expand(key: usize, keyLength: i32, withSalt: bool): void {
   cursor = 0;
   for (let i = 0; i < 18; i++) unchecked(P[i] ^= streamWord(key, keyLength));
-  const salt = changetype<usize>(SALT);
   cursor = 0;
-  let l: u32 = 0;
-  let r: u32 = 0;
-  for (let i = 0; i < 18; i += 2) {
+  L = 0;
+  R = 0;
+  refill(changetype<usize>(P), 18, withSalt);
+  refill(changetype<usize>(S), 1024, withSalt);
+}
+
+/** Overwrites `count` words at `table` with successive encryptions, chaining through L and R. */
+@inline function refill(table: usize, count: i32, withSalt: bool): void {
+  const salt = changetype<usize>(SALT);
+  for (let i = 0; i < count; i += 2) {
+    let l = L;
+    let r = R;
     if (withSalt) { l ^= streamWord(salt, 16); r ^= streamWord(salt, 16); }
     encipher(l, r);
-    l = L; r = R;
-    unchecked(P[i] = l);
-    unchecked(P[i + 1] = r);
-  }
-  for (let i = 0; i < 1024; i += 2) {
-    if (withSalt) { l ^= streamWord(salt, 16); r ^= streamWord(salt, 16); }
-    encipher(l, r);
-    l = L; r = R;
-    unchecked(S[i] = l);
-    unchecked(S[i + 1] = r);
+    store<u32>(table + (<usize>i << 2), L);
+    store<u32>(table + (<usize>(i + 1) << 2), R);
   }
 }
 

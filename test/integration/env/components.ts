@@ -13,6 +13,7 @@ export interface Components {
   regsync: { version: string; path: string };
   zlint: { version: string; path: string };
   helm: { version: string; path: string };
+  caaph: { version: string; path: string };
   containerd: { version: string; path: string; ctr: string };
   containerd2: { version: string; path: string };
   crds: Record<'capi' | 'caaph' | 'certManager', { version: string; dirs: string[] }>;
