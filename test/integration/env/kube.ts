@@ -86,9 +86,12 @@ export class KubeApi {
 }
 
 /** Starts etcd and kube-apiserver for one cluster; resolves when /readyz answers ok. */
+let started = 0;
+
 export async function startKube(name: string, opts: { serviceCidr: string }): Promise<KubeApi> {
   const c = components();
-  const dir = workDir('kube', name);
+  // A fresh folder (and so a fresh etcd) per start: suites must not see each other's objects.
+  const dir = workDir('kube', `${name}-${++started}`);
   const [etcdClient, etcdPeer, apiPort] = [await freePort(), await freePort(), await freePort()];
   const etcd = startProcess(`${name}-etcd`, c.etcd.path, [
     '--name', name, '--data-dir', join(dir, 'etcd'),
