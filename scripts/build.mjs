@@ -2,7 +2,7 @@
 // built-ins left as imports (Node, Deno and Bun all provide them).
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
-import { readFileSync, mkdirSync, statSync } from 'node:fs';
+import { readFileSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
 const outfile = 'dist/capi-registry-addon.mjs';
@@ -31,3 +31,6 @@ await build({
   logLevel: 'warning',
 });
 console.log(`${outfile}: ${(statSync(outfile).size / 1024).toFixed(0)} KiB`);
+// The install YAML, as `capi-registry-addon manifests` prints it with its defaults.
+writeFileSync('dist/install.yaml', execFileSync(process.execPath, [outfile, 'manifests'], { encoding: 'utf8' }));
+console.log('dist/install.yaml written');

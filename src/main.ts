@@ -2,6 +2,7 @@
 import process from 'node:process';
 import { certInspect, certIssue, certMintCa, CERT_INSPECT, CERT_ISSUE, CERT_MINT_CA } from './cli/cert.ts';
 import { render, RENDER } from './cli/render.ts';
+import { installYaml } from './render/install.ts';
 import { helpText, parseFlags, parseListen, parsePositiveInt, UsageError, type CommandSpec } from './cli/args.ts';
 import { createLogger, LOG_LEVELS, type LogFormat, type LogLevel } from './observe/log.ts';
 import { NEWEST_CAPI_MINOR, OLDEST_CAPI_MINOR, parseCapiVersion } from './runtime-sdk/catalog.ts';
@@ -30,7 +31,16 @@ const SERVE: CommandSpec = {
 
 const VERSION_CMD: CommandSpec = { name: 'version', summary: 'Print the version and the JavaScript runtime.', flags: [] };
 const CERT_CMD: CommandSpec = { name: 'cert', summary: 'Registry certificates: `cert mint-ca`, `cert issue`, `cert inspect FILE`.', flags: [] };
-const COMMANDS = [SERVE, RENDER, CERT_CMD, VERSION_CMD];
+const MANIFESTS: CommandSpec = {
+  name: 'manifests',
+  summary: 'Print the install YAML for the management cluster (RBAC, Deployment, Service, cert-manager resources, ExtensionConfig).',
+  flags: [
+    { name: 'namespace', value: 'NS', help: 'namespace to install into', default: 'capi-registry-addon-system' },
+    { name: 'image', value: 'REF', help: 'extension image', default: `capi-registry-addon:${VERSION}` },
+    { name: 'capi-version', value: 'VERSION', help: 'Cluster API version (v1.10 gets ExtensionConfig v1alpha1, v1.11+ v1beta2)', default: `v1.${OLDEST_CAPI_MINOR}` },
+  ],
+};
+const COMMANDS = [SERVE, RENDER, MANIFESTS, CERT_CMD, VERSION_CMD];
 
 const usage = () =>
   [
@@ -102,6 +112,18 @@ export async function main(argv: string[]): Promise<void> {
     } else if (command === 'render') {
       const flags = parseFlags(RENDER, rest.map((a) => (a === '-o' ? '--output' : a)));
       process.stdout.write(flags.help ? helpText(PROGRAM, RENDER) : await render(flags));
+    } else if (command === 'manifests') {
+      const flags = parseFlags(MANIFESTS, rest);
+      if (flags.help) process.stdout.write(helpText(PROGRAM, MANIFESTS));
+      else {
+        let target;
+        try {
+          target = parseCapiVersion(String(flags['capi-version']));
+        } catch (err) {
+          throw new UsageError((err as Error).message);
+        }
+        process.stdout.write(installYaml({ namespace: String(flags.namespace), image: String(flags.image), capiMinor: target.minor }));
+      }
     } else if (command === 'cert') {
       await runCert(rest);
     } else if (command === 'version') {

@@ -1,0 +1,105 @@
+// `manifests`: everything a platform team applies once to install the extension in the management
+// cluster. RBAC lists exactly what the code does with the management API today (see README).
+import { ROOT_CA_SECRET } from '../pki/root-ca.ts';
+import { HOOKS } from '../runtime-sdk/catalog.ts';
+import { dumpYaml } from './distribution.ts';
+
+export interface InstallOptions {
+  namespace: string;
+  image: string;
+  capiMinor: number;
+}
+
+export const EXTENSION = { name: 'capi-registry-addon', servingSecret: 'capi-registry-addon-serving-cert', port: 9443 } as const;
+
+/** The RBAC rules, each with the reason the docs print. */
+export const RBAC_RULES = [
+  {
+    rule: { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'create', 'patch'] },
+    why: 'read the root CA and CAPI\'s <cluster>-kubeconfig; create the root CA when minting; apply <cluster>-registry-addon-ca',
+  },
+] as const;
+
+export function installManifests(o: InstallOptions): Record<string, unknown>[] {
+  const labels = { 'app.kubernetes.io/name': EXTENSION.name };
+  const meta = (name: string) => ({ name, namespace: o.namespace, labels });
+  const selfSigned = { name: `${EXTENSION.name}-selfsigned`, kind: 'Issuer' };
+  return [
+    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: o.namespace, labels } },
+    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: meta(EXTENSION.name) },
+    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: EXTENSION.name, labels }, rules: RBAC_RULES.map((r) => r.rule) },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', metadata: { name: EXTENSION.name, labels },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: EXTENSION.name },
+      subjects: [{ kind: 'ServiceAccount', name: EXTENSION.name, namespace: o.namespace }],
+    },
+    { apiVersion: 'cert-manager.io/v1', kind: 'Issuer', metadata: meta(selfSigned.name), spec: { selfSigned: {} } },
+    {
+      apiVersion: 'cert-manager.io/v1', kind: 'Certificate', metadata: meta('registry-addon-root-ca'),
+      spec: {
+        isCA: true, commonName: 'capi-registry-addon root CA', subject: { organizations: ['capi-registry-addon'] }, secretName: ROOT_CA_SECRET,
+        duration: '87600h', privateKey: { algorithm: 'ECDSA', size: 256, rotationPolicy: 'Never' }, issuerRef: selfSigned,
+      },
+    },
+    {
+      apiVersion: 'cert-manager.io/v1', kind: 'Certificate', metadata: meta(EXTENSION.servingSecret),
+      spec: {
+        secretName: EXTENSION.servingSecret, duration: '8760h', renewBefore: '720h', privateKey: { algorithm: 'ECDSA', size: 256, rotationPolicy: 'Always' },
+        dnsNames: [`${EXTENSION.name}.${o.namespace}.svc`, `${EXTENSION.name}.${o.namespace}.svc.cluster.local`], issuerRef: selfSigned,
+      },
+    },
+    {
+      apiVersion: 'apps/v1', kind: 'Deployment', metadata: meta(EXTENSION.name),
+      spec: {
+        replicas: 2,
+        selector: { matchLabels: labels },
+        template: {
+          metadata: { labels },
+          spec: {
+            serviceAccountName: EXTENSION.name,
+            securityContext: { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, seccompProfile: { type: 'RuntimeDefault' } },
+            topologySpreadConstraints: [{ maxSkew: 1, topologyKey: 'kubernetes.io/hostname', whenUnsatisfiable: 'ScheduleAnyway', labelSelector: { matchLabels: labels } }],
+            containers: [{
+              name: 'extension',
+              image: o.image,
+              args: ['serve', `--listen=0.0.0.0:${EXTENSION.port}`, `--capi-version=v1.${o.capiMinor}`],
+              ports: [{ name: 'https', containerPort: EXTENSION.port }],
+              readinessProbe: { httpGet: { path: '/readyz', port: EXTENSION.port, scheme: 'HTTPS' }, periodSeconds: 5 },
+              livenessProbe: { httpGet: { path: '/healthz', port: EXTENSION.port, scheme: 'HTTPS' }, periodSeconds: 20 },
+              resources: { requests: { cpu: '50m', memory: '96Mi' }, limits: { memory: '256Mi' } },
+              securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
+              volumeMounts: [{ name: 'serving-cert', mountPath: '/tmp/k8s-webhook-server/serving-certs', readOnly: true }],
+            }],
+            volumes: [{ name: 'serving-cert', secret: { secretName: EXTENSION.servingSecret } }],
+          },
+        },
+      },
+    },
+    {
+      apiVersion: 'v1', kind: 'Service', metadata: meta(EXTENSION.name),
+      spec: { selector: labels, ports: [{ name: 'https', port: 443, targetPort: EXTENSION.port }] },
+    },
+    { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', metadata: meta(EXTENSION.name), spec: { minAvailable: 1, selector: { matchLabels: labels } } },
+    {
+      // CAPI serves ExtensionConfig as v1alpha1 up to v1.10 and v1beta2 from v1.11 (same fields used here).
+      apiVersion: o.capiMinor <= 10 ? 'runtime.cluster.x-k8s.io/v1alpha1' : 'runtime.cluster.x-k8s.io/v1beta2',
+      kind: 'ExtensionConfig',
+      metadata: { name: EXTENSION.name, labels, annotations: { 'runtime.cluster.x-k8s.io/inject-ca-from-secret': `${o.namespace}/${EXTENSION.servingSecret}` } },
+      spec: { clientConfig: { service: { name: EXTENSION.name, namespace: o.namespace, port: 443 } }, namespaceSelector: {} },
+    },
+  ];
+}
+
+/** The example ClusterClass patch block, as YAML comment lines (it belongs in the user's ClusterClass). */
+export function clusterClassExample(capiMinor: number): string {
+  const handler = (hook: string) => `${HOOKS.find((h) => h.hook === hook)!.handler}.${EXTENSION.name}`;
+  const fields = capiMinor <= 10
+    ? { generateExtension: handler('GeneratePatches'), discoverVariablesExtension: handler('DiscoverVariables') }
+    : { generatePatchesExtension: handler('GeneratePatches'), discoverVariablesExtension: handler('DiscoverVariables') };
+  return dumpYaml({ spec: { patches: [{ name: 'registry-addon', external: fields }] } }).split('\n').filter(Boolean).map((l) => `# ${l}`).join('\n');
+}
+
+export function installYaml(o: InstallOptions): string {
+  const docs = installManifests(o).map((m) => `---\n${dumpYaml(m)}`).join('');
+  return `${docs}---\n# Reference the handlers from your ClusterClass:\n${clusterClassExample(o.capiMinor)}\n`;
+}
