@@ -8,6 +8,7 @@ import { REGISTRY, RenderError, serviceIp } from '../render/metadata.ts';
 import { nodeFiles, type NodeFiles } from '../render/node-files.ts';
 import type { GeneratePatchesItem, PatchResult, Variable } from '../runtime-sdk/types.ts';
 import { registryOptIn } from './opt-in.ts';
+import { base64FromText } from '../pki/pem.ts';
 
 type Json = Record<string, unknown>;
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -74,13 +75,6 @@ export function kubeadmPatch(object: Json, specPath: string[], node: NodeFiles):
   return ops;
 }
 
-const base64 = (text: string) => {
-  const bytes = new TextEncoder().encode(text);
-  let bin = '';
-  for (const b of bytes) bin += String.fromCharCode(b);
-  return btoa(bin);
-};
-
 /** Patches for every bootstrap template of an opted-in Cluster; RenderError when its settings are invalid. */
 export function generatePatches(globalVariables: readonly Variable[], items: readonly GeneratePatchesItem[]): PatchResult[] {
   const results: PatchResult[] = [];
@@ -103,7 +97,7 @@ export function generatePatches(globalVariables: readonly Variable[], items: rea
       serviceIp: serviceIp(services),
     };
     const ops = kubeadmPatch(item.object, specPath, nodeFiles(cluster.name, layout, config));
-    if (ops.length) results.push({ uid: item.uid, patchType: 'JSONPatch', patch: base64(JSON.stringify(ops)) });
+    if (ops.length) results.push({ uid: item.uid, patchType: 'JSONPatch', patch: base64FromText(JSON.stringify(ops)) });
   }
   return results;
 }

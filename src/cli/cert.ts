@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import * as yaml from 'js-yaml';
 import { clusterRegistry } from '../addon/layout.ts';
 import { certificateFacts, decodeCertificate } from '../pki/inspect.ts';
+import { base64FromText, textFromBase64 } from '../pki/pem.ts';
 import { mintRootCa, parseRootCa, ROOT_CA_SECRET, type TlsSecretData } from '../pki/root-ca.ts';
 import { issueServerCertificate } from '../pki/server-cert.ts';
 import { REGISTRY, serverCertSans } from '../render/metadata.ts';
@@ -56,14 +57,14 @@ export function secretEntries(secret: Record<string, unknown>): Record<string, s
   const out: Record<string, string> = {};
   const data = secret.data;
   if (typeof data === 'object' && data !== null) {
-    for (const [k, v] of Object.entries(data)) if (typeof v === 'string') out[k] = new TextDecoder().decode(Uint8Array.from(atob(v.replace(/\s+/g, '')), (c) => c.charCodeAt(0)));
+    for (const [k, v] of Object.entries(data)) if (typeof v === 'string') out[k] = textFromBase64(v);
   }
   const stringData = secret.stringData;
   if (typeof stringData === 'object' && stringData !== null) for (const [k, v] of Object.entries(stringData)) if (typeof v === 'string') out[k] = v;
   return out;
 }
 
-const b64 = (text: string) => btoa(String.fromCharCode(...new TextEncoder().encode(text)));
+
 
 export async function certIssue(flags: ParsedFlags): Promise<string> {
   const caFile = flags['ca-secret'];
@@ -88,7 +89,7 @@ const tlsSecretYaml = (name: string, namespace: string, data: TlsSecretData) =>
     kind: 'Secret',
     metadata: { name, namespace },
     type: 'kubernetes.io/tls',
-    data: { 'tls.crt': b64(data['tls.crt']), 'tls.key': b64(data['tls.key']), 'ca.crt': b64(data['ca.crt']) },
+    data: { 'tls.crt': base64FromText(data['tls.crt']), 'tls.key': base64FromText(data['tls.key']), 'ca.crt': base64FromText(data['ca.crt']) },
   }, { lineWidth: -1, noRefs: true });
 
 export async function certMintCa(flags: ParsedFlags): Promise<string> {

@@ -1,6 +1,7 @@
 // The only code that talks to Kubernetes (@kubernetes/client-node). It speaks in Secrets as plain
 // text maps and turns every API failure into a KubeError whose message says what to do.
 import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
+import { base64FromText, textFromBase64 } from '../pki/pem.ts';
 
 export const FIELD_MANAGER = 'capi-registry-addon';
 
@@ -30,8 +31,6 @@ export interface SecretClient {
   applyObject(object: KubernetesObject): Promise<void>;
 }
 
-const b64 = (text: string) => btoa(String.fromCharCode(...new TextEncoder().encode(text)));
-const unb64 = (text: string) => new TextDecoder().decode(Uint8Array.from(atob(text), (c) => c.charCodeAt(0)));
 
 function explain(verb: string, what: string, err: unknown, resource = 'secrets'): KubeError {
   const status = typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : undefined;
@@ -56,7 +55,7 @@ function toObject(s: SecretObject): KubernetesObject & { data: Record<string, st
     kind: 'Secret',
     metadata: { name: s.name, namespace: s.namespace, ...(s.labels ? { labels: s.labels } : {}), ...(s.ownerReferences ? { ownerReferences: s.ownerReferences } : {}) },
     type: s.type ?? 'Opaque',
-    data: Object.fromEntries(Object.entries(s.data).map(([k, v]) => [k, b64(v)])),
+    data: Object.fromEntries(Object.entries(s.data).map(([k, v]) => [k, base64FromText(v)])),
   };
 }
 
@@ -80,7 +79,7 @@ export async function secretClient(kc: KubeConfig): Promise<SecretClient> {
     async getSecret(namespace, name) {
       try {
         const s = (await api.read({ apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace } })) as { data?: Record<string, string> };
-        return Object.fromEntries(Object.entries(s.data ?? {}).map(([k, v]) => [k, unb64(v)]));
+        return Object.fromEntries(Object.entries(s.data ?? {}).map(([k, v]) => [k, textFromBase64(v)]));
       } catch (err) {
         if ((err as { code?: number }).code === 404) return undefined;
         throw explain('get', `${namespace}/${name}`, err);

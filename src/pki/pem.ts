@@ -9,6 +9,12 @@ const b64encode = (bytes: Uint8Array): string => {
   return btoa(bin);
 };
 
+/** UTF-8 text as standard base64 (Secret data, patch bodies). */
+export const base64FromText = (text: string): string => b64encode(new TextEncoder().encode(text));
+
+/** Standard base64 (whitespace ignored) back to UTF-8 text. */
+export const textFromBase64 = (b64: string): string => new TextDecoder().decode(Uint8Array.from(atob(b64.replace(/\s+/g, '')), (c) => c.charCodeAt(0)));
+
 export function toPem(label: string, der: ArrayBuffer | Uint8Array): string {
   const body = b64encode(der instanceof Uint8Array ? der : new Uint8Array(der)).replace(/(.{64})/g, '$1\n').replace(/\n$/, '');
   return `-----BEGIN ${label}-----\n${body}\n-----END ${label}-----\n`;
