@@ -10,6 +10,7 @@ const root = process.cwd();
 const bin = (name) => join(root, 'node_modules', '.bin', name);
 const args = new Set(process.argv.slice(2));
 const only = [...args].find((a) => a.startsWith('--only='))?.slice(7); // unit | integration
+const suiteFilter = [...args].find((a) => a.startsWith('--suite='))?.slice(8); // e.g. --suite=lifecycle (a file name part)
 
 export const RUNTIMES = {
   node: [bin('node')],
@@ -58,7 +59,7 @@ const outdir = join(root, '.cache', 'test');
 mkdirSync(outdir, { recursive: true });
 async function bundleSuite(kind) {
   const dir = join(root, 'test', kind);
-  const files = readdirSync(dir).filter((f) => f.endsWith('.test.ts')).sort();
+  const files = readdirSync(dir).filter((f) => f.endsWith('.test.ts') && (!suiteFilter || f.includes(suiteFilter))).sort();
   const outfile = join(outdir, `${kind}.mjs`);
   await build({
     stdin: { contents: files.map((f) => `import './${f}';`).join('\n'), resolveDir: dir, sourcefile: `${kind}-suites.ts`, loader: 'ts' },

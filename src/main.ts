@@ -26,6 +26,11 @@ const SERVE: CommandSpec = {
     { name: 'max-body-bytes', value: 'BYTES', help: 'largest hook request accepted', default: String(10 * 1024 * 1024) },
     { name: 'log-level', value: LOG_LEVELS.join('|'), help: 'least severe level logged', default: 'info' },
     { name: 'log-format', value: 'json|text', help: 'log line format', default: 'json' },
+    { name: 'provider-namespace', value: 'NS', help: 'namespace of the extension and its root CA Secret', default: 'capi-registry-addon-system' },
+    { name: 'mint-root-ca', help: 'mint the root CA Secret once when cert-manager has not made it' },
+    { name: 'chart-repo-url', value: 'URL', help: 'where CAAPH pulls the registry chart (this server\'s /v2/ endpoint)', default: 'oci://capi-registry-addon.<provider-namespace>.svc:443/charts' },
+    { name: 'chart-ca-secret', value: 'NS/NAME', help: 'Secret (key ca.crt) CAAPH trusts for the chart server; default each Cluster\'s <cluster>-registry-addon-ca (the root CA, which signs this server in the shipped manifests)' },
+    { name: 'converge-interval', value: 'SECONDS', help: 'day-2 convergence: least time between two runs for one Cluster', default: '600' },
   ],
 };
 
@@ -69,6 +74,13 @@ async function runServe(argv: string[]): Promise<void> {
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
+  const providerNamespace = str('provider-namespace')!;
+  if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(providerNamespace)) throw new UsageError('--provider-namespace must be a Kubernetes namespace name');
+  if (!/^oci:\/\/[^/\s]+(\/[^\s]*)?$/.test(str('chart-repo-url')!)) throw new UsageError('--chart-repo-url must be oci://HOST[:PORT]/PATH (CAAPH trusts a private CA only for OCI repositories)');
+  const caSecretFlag = str('chart-ca-secret');
+  const caParts = caSecretFlag?.split('/');
+  if (caSecretFlag !== undefined && (caParts!.length !== 2 || !caParts![0] || !caParts![1])) throw new UsageError('--chart-ca-secret must be NAMESPACE/NAME');
+  const chartCaSecret = caParts ? { namespace: caParts[0]!, name: caParts[1]! } : undefined;
   if (target.newerThanKnown) log.warn('--capi-version is newer than this build knows; advertising the newest known catalog', { known: `v1.${NEWEST_CAPI_MINOR}` });
   await serve({
     version: VERSION,
@@ -81,6 +93,13 @@ async function runServe(argv: string[]): Promise<void> {
     maxBodyBytes: parsePositiveInt('max-body-bytes', str('max-body-bytes')!),
     tlsReloadSeconds: parsePositiveInt('tls-reload-interval', str('tls-reload-interval')!),
     log,
+    addon: {
+      providerNamespace,
+      mintRootCa: flags['mint-root-ca'] === true,
+      chartRepoUrl: str('chart-repo-url')!.replace('<provider-namespace>', providerNamespace),
+      chartCaSecret,
+      convergeIntervalSeconds: parsePositiveInt('converge-interval', str('converge-interval')!),
+    },
   });
 }
 

@@ -1,51 +1,127 @@
 // The registry addon's answer to each hook. Clusters that have not opted in are left alone on every
-// hook (Success, no changes). The registry deployment itself (BCC/ACPI/BCU/delete and the node patches)
-// is not in this build yet: an opted-in Cluster gets a Failure that says so, never a false Success.
+// hook (Success, no API call). Opted-in Clusters: BCC prepares the CA, ACPI and BCU deploy (and
+// renew), BeforeClusterDelete removes, GeneratePatches answers from the request alone and asks the
+// day-2 queue to converge the Cluster in the background.
+import { KubeError } from '../kube/client.ts';
+import type { Logger } from '../observe/log.ts';
 import type { HookName } from '../runtime-sdk/catalog.ts';
-import type { HookRequest } from '../runtime-sdk/request.ts';
-import { failure, success, type HookResult, type Variable } from '../runtime-sdk/types.ts';
+import { parseCluster, type HookRequest } from '../runtime-sdk/request.ts';
+import { failure, success, type ClusterRef, type HookResult } from '../runtime-sdk/types.ts';
 import type { HookContext } from '../runtime-sdk/wrapper.ts';
+import { RenderError } from '../render/metadata.ts';
 import { clusterConfigVariable } from '../render/variables.ts';
+import { converger, type Converger } from './converge.ts';
+import { deployRegistry, removeRegistry, type AddonDeps } from './deploy.ts';
 import { registryOptIn } from './opt-in.ts';
+import { generatePatches as patchesFor, optedInCluster } from './patches.ts';
+import { setupCluster } from './setup.ts';
 
 export type AddonHandler = (request: HookRequest, ctx: HookContext) => Promise<HookResult>;
 
-const notBuiltYet = (hook: HookName) =>
-  failure(
-    `clusterConfig.addons.registry is set, but this build of capi-registry-addon cannot deploy the registry yet (${hook}): ` +
-      'remove the variable from the Cluster or install a release that implements it',
-  );
+export interface AddonRuntime {
+  /** The management-cluster side; rejects with a KubeError when no connection is configured. */
+  deps(): Promise<AddonDeps>;
+  log: Logger;
+  /** Day-2 queue tuning (tests shorten it). */
+  convergeIntervalMs?: number;
+}
 
-/** Variables an item sees: the request's, overridden by the item's own (CAPI's precedence). */
-const itemVariables = (global: readonly Variable[], item: readonly Variable[]) => [...global, ...item];
+export interface Addon {
+  handlers: Record<HookName, AddonHandler>;
+  converger: Converger;
+}
 
-function lifecycle(hook: HookName): AddonHandler {
-  return async (request) => {
-    if (request.kind !== 'lifecycle') throw new TypeError(`${hook} got a ${request.kind} request`);
-    const optIn = registryOptIn(request.cluster.variables);
-    if (optIn.enabled === 'invalid') return failure(`Cluster ${request.cluster.namespace}/${request.cluster.name}: ${optIn.message}`);
-    if (!optIn.enabled) return success();
-    return notBuiltYet(hook);
+/** One lifecycle step at a time per Cluster in this process: hooks and the day-2 queue share it. */
+function keyedLock() {
+  const tails = new Map<string, Promise<unknown>>();
+  return <T>(key: string, work: () => Promise<T>): Promise<T> => {
+    const run = (tails.get(key) ?? Promise.resolve()).then(work, work);
+    const tail = run.catch(() => undefined);
+    tails.set(key, tail);
+    void tail.then(() => tails.get(key) === tail && tails.delete(key));
+    return run;
   };
 }
 
-const generatePatches: AddonHandler = async (request) => {
-  if (request.kind !== 'generatePatches') throw new TypeError(`GeneratePatches got a ${request.kind} request`);
-  for (const item of request.items) {
-    const optIn = registryOptIn(itemVariables(request.variables, item.variables));
-    if (optIn.enabled === 'invalid') return failure(optIn.message);
-    if (optIn.enabled) return notBuiltYet('GeneratePatches');
-  }
-  return success(undefined, { items: [] });
-};
+/** Cluster status in both shapes: v1beta2 `initialization.controlPlaneInitialized`, v1beta1 `controlPlaneReady` or the condition. */
+export function controlPlaneInitialized(raw: Record<string, unknown>): boolean {
+  const status = (raw.status ?? {}) as Record<string, any>;
+  if (status.initialization?.controlPlaneInitialized === true || status.controlPlaneReady === true) return true;
+  const conditions = [...(status.conditions ?? []), ...(status.v1beta2?.conditions ?? [])];
+  return conditions.some((c: any) => c?.type === 'ControlPlaneInitialized' && c?.status === 'True');
+}
 
-const discoverVariables: AddonHandler = async () => success(undefined, { variables: [clusterConfigVariable] });
+export function createAddon(rt: AddonRuntime): Addon {
+  const serialize = keyedLock();
+  /** Runs `work` with the management side; without one, a Failure (or, where nothing may block, a Success that says so). */
+  const withDeps = (cluster: ClusterRef, work: (deps: AddonDeps) => Promise<HookResult>, neverBlock = false) =>
+    serialize(`${cluster.namespace}/${cluster.name}`, async () => {
+      try {
+        return await work(await rt.deps());
+      } catch (err) {
+        if (!(err instanceof KubeError)) throw err;
+        const message = `Cluster ${cluster.namespace}/${cluster.name}: ${err.message}`;
+        return neverBlock ? success(message) : failure(message);
+      }
+    });
 
-export const addonHandlers: Record<HookName, AddonHandler> = {
-  BeforeClusterCreate: lifecycle('BeforeClusterCreate'),
-  AfterControlPlaneInitialized: lifecycle('AfterControlPlaneInitialized'),
-  BeforeClusterUpgrade: lifecycle('BeforeClusterUpgrade'),
-  BeforeClusterDelete: lifecycle('BeforeClusterDelete'),
-  GeneratePatches: generatePatches,
-  DiscoverVariables: discoverVariables,
-};
+  const lifecycle = (hook: HookName, work: (cluster: ClusterRef, deps: AddonDeps) => Promise<HookResult>, neverBlock = false): AddonHandler =>
+    async (request) => {
+      if (request.kind !== 'lifecycle') throw new TypeError(`${hook} got a ${request.kind} request`);
+      const { cluster } = request;
+      const optIn = registryOptIn(cluster.variables);
+      if (optIn.enabled === 'invalid') return failure(`Cluster ${cluster.namespace}/${cluster.name}: ${optIn.message}`);
+      if (!optIn.enabled) return success();
+      return withDeps(cluster, (deps) => work(cluster, deps), neverBlock);
+    };
+
+  const queue = converger({
+    log: rt.log,
+    intervalMs: rt.convergeIntervalMs,
+    run: async (namespace, name) => {
+      let deps: AddonDeps;
+      let raw: Record<string, unknown> | undefined;
+      try {
+        deps = await rt.deps();
+        raw = await deps.management.getObject({ apiVersion: deps.clusterApiVersion, kind: 'Cluster', namespace, name });
+      } catch (err) {
+        if (err instanceof KubeError) return failure(`Cluster ${namespace}/${name}: ${err.message}`);
+        throw err;
+      }
+      if (!raw || (raw.metadata as Record<string, unknown> | undefined)?.deletionTimestamp) return success();
+      const parsed = parseCluster(raw);
+      if (!parsed.ok) return failure(`Cluster ${namespace}/${name}: ${parsed.message}`);
+      const cluster = parsed.value;
+      const initialized = controlPlaneInitialized(raw);
+      return withDeps(cluster, (d) => (initialized ? deployRegistry(cluster, d) : setupCluster(cluster, d)));
+    },
+  });
+
+  const generatePatches: AddonHandler = async (request) => {
+    if (request.kind !== 'generatePatches') throw new TypeError(`GeneratePatches got a ${request.kind} request`);
+    try {
+      const items = patchesFor(request.variables, request.items);
+      const cluster = optedInCluster(request.variables, request.items);
+      if (cluster) queue.request(cluster.namespace, cluster.name);
+      return success(undefined, { items });
+    } catch (err) {
+      if (err instanceof RenderError) return failure(err.message);
+      throw err;
+    }
+  };
+
+  return {
+    converger: queue,
+    handlers: {
+      BeforeClusterCreate: lifecycle('BeforeClusterCreate', setupCluster),
+      AfterControlPlaneInitialized: lifecycle('AfterControlPlaneInitialized', deployRegistry),
+      BeforeClusterUpgrade: lifecycle('BeforeClusterUpgrade', deployRegistry),
+      BeforeClusterDelete: lifecycle('BeforeClusterDelete', (cluster, deps) => {
+        queue.forget(cluster.namespace, cluster.name);
+        return removeRegistry(cluster, deps);
+      }, true),
+      GeneratePatches: generatePatches,
+      DiscoverVariables: async () => success(undefined, { variables: [clusterConfigVariable] }),
+    },
+  };
+}

@@ -37,6 +37,8 @@ export function mergeVariables(global: readonly Variable[], item: readonly Varia
   return out;
 }
 
+const optInOf = (variables: Map<string, unknown>) => registryOptIn([...variables].map(([name, value]) => ({ name, value })));
+
 /** JSON with object keys sorted: the API server hands templates back with its own key order. */
 const canonical = (v: unknown): string =>
   JSON.stringify(v, (_, x) => (isObject(x) ? Object.fromEntries(Object.entries(x).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : x));
@@ -82,7 +84,7 @@ export function generatePatches(globalVariables: readonly Variable[], items: rea
     const specPath = kubeadmSpecPath(item);
     if (!specPath) continue;
     const variables = mergeVariables(globalVariables, item.variables);
-    const optIn = registryOptIn([...variables].map(([name, value]) => ({ name, value })));
+    const optIn = optInOf(variables);
     if (optIn.enabled === false) continue;
     if (optIn.enabled === 'invalid') throw new RenderError(optIn.message);
     const builtin = variables.get('builtin');
@@ -100,4 +102,16 @@ export function generatePatches(globalVariables: readonly Variable[], items: rea
     if (ops.length) results.push({ uid: item.uid, patchType: 'JSONPatch', patch: base64FromText(JSON.stringify(ops)) });
   }
   return results;
+}
+
+/** The Cluster (from `builtin.cluster`) when any item of the request has opted in; for day-2 convergence. */
+export function optedInCluster(globalVariables: readonly Variable[], items: readonly GeneratePatchesItem[]): { namespace: string; name: string } | undefined {
+  for (const item of items) {
+    const variables = mergeVariables(globalVariables, item.variables);
+    if (optInOf(variables).enabled !== true) continue;
+    const builtin = variables.get('builtin');
+    const cluster = isObject(builtin) && isObject(builtin.cluster) ? builtin.cluster : {};
+    if (typeof cluster.name === 'string' && cluster.name && typeof cluster.namespace === 'string' && cluster.namespace) return { namespace: cluster.namespace, name: cluster.name };
+  }
+  return undefined;
 }

@@ -3,6 +3,7 @@
 // to the workload cluster through CAPI's kubeconfig Secret, so no key passes through Helm values or the
 // management cluster.
 import { KubeError, type SecretClient } from '../kube/client.ts';
+import type { WorkloadClients } from '../kube/workload-clients.ts';
 import type { RootCa } from '../pki/root-ca.ts';
 import { issueServerCertificate, needsRenewal, type RenewalDecision } from '../pki/server-cert.ts';
 import { REGISTRY, POD, serverCertSans, type RegistryLayout } from '../render/metadata.ts';
@@ -11,8 +12,7 @@ import { sha256Hex } from '../render/digest.ts';
 
 export interface WorkloadDeps {
   management: SecretClient;
-  /** Builds (or reuses) a client from the workload kubeconfig text. */
-  workloadClient(kubeconfig: string): Promise<SecretClient>;
+  workloadClients: WorkloadClients;
   now: () => Date;
 }
 
@@ -22,16 +22,22 @@ export interface WorkloadSecretsResult {
   tlsCertSha256: string;
 }
 
-const kubeconfigSecret = (cluster: string) => `${cluster}-kubeconfig`;
+export const kubeconfigSecret = (cluster: string) => `${cluster}-kubeconfig`;
+
+/** A client for the Cluster's workload API server, from CAPI's kubeconfig Secret. */
+export async function workloadClientFor(cluster: ClusterRef, deps: Pick<WorkloadDeps, 'management' | 'workloadClients'>): Promise<SecretClient> {
+  const name = kubeconfigSecret(cluster.name);
+  const stored = await deps.management.readSecret(cluster.namespace, name);
+  if (!stored?.data.value) {
+    throw new KubeError(`Secret ${cluster.namespace}/${name} (key value) not found: Cluster API writes it once the control plane is initialized; the hook is retried`);
+  }
+  return deps.workloadClients.get({ namespace: cluster.namespace, name, resourceVersion: stored.resourceVersion }, stored.data.value);
+}
 
 const hex = (bytes: Uint8Array) => Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
 
 export async function writeWorkloadSecrets(cluster: ClusterRef, layout: RegistryLayout, root: RootCa, deps: WorkloadDeps): Promise<WorkloadSecretsResult> {
-  const stored = await deps.management.getSecret(cluster.namespace, kubeconfigSecret(cluster.name));
-  if (!stored?.value) {
-    throw new KubeError(`Secret ${cluster.namespace}/${kubeconfigSecret(cluster.name)} (key value) not found: Cluster API writes it once the control plane is initialized; the hook is retried`);
-  }
-  const workload = await deps.workloadClient(stored.value);
+  const workload = await workloadClientFor(cluster, deps);
   await workload.applyObject({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: REGISTRY.namespace, labels: { ...REGISTRY.labels } } });
 
   const sans = serverCertSans(layout);

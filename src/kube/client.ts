@@ -20,9 +20,28 @@ export interface SecretObject {
   data: Record<string, string>;
 }
 
+/** An object's identity, enough to read or delete it. */
+export interface ObjectRef {
+  apiVersion: string;
+  kind: string;
+  namespace?: string;
+  name: string;
+}
+
+export interface StoredSecret {
+  data: Record<string, string>;
+  resourceVersion: string;
+}
+
 export interface SecretClient {
   /** The Secret's entries as text; undefined when it does not exist. */
   getSecret(namespace: string, name: string): Promise<Record<string, string> | undefined>;
+  /** Like getSecret, with the resourceVersion (for caches keyed on it). */
+  readSecret(namespace: string, name: string): Promise<StoredSecret | undefined>;
+  /** Any object as JSON; undefined when it does not exist. */
+  getObject(ref: ObjectRef): Promise<Record<string, unknown> | undefined>;
+  /** Deletes the object: 'deleted', or 'absent' when there was nothing to delete. */
+  deleteObject(ref: ObjectRef): Promise<'deleted' | 'absent'>;
   /** Creates the Secret unless one exists already (then nothing is written): 'created' | 'exists'. */
   createSecret(secret: SecretObject): Promise<'created' | 'exists'>;
   /** Server-side apply with our field manager: creates or converges our fields, leaves others' alone. */
@@ -32,20 +51,36 @@ export interface SecretClient {
 }
 
 
-function explain(verb: string, what: string, err: unknown, resource = 'secrets'): KubeError {
+/** The API server's own words (Status.message), short: they name the field a 422 is about. */
+function serverMessage(err: unknown): string {
+  const body = (err as { body?: unknown }).body;
+  try {
+    const msg = (typeof body === 'string' ? JSON.parse(body) : body)?.message;
+    return typeof msg === 'string' ? `: ${msg.slice(0, 300)}` : '';
+  } catch {
+    return '';
+  }
+}
+
+function explain(verb: string, kind: string, what: string, err: unknown): KubeError {
   const status = typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : undefined;
+  const lower = kind.toLowerCase();
+  const resource = lower.endsWith('y') ? `${lower.slice(0, -1)}ies` : lower.endsWith('s') ? `${lower}es` : `${lower}s`;
+  const text = (err as Error)?.message?.split('\n')[0] ?? String(err);
   const reason = (() => {
     switch (status) {
       case 401: return 'unauthorized (401): the extension\'s credentials were rejected; check its kubeconfig or ServiceAccount token';
       case 403: return `forbidden (403): grant the extension's ServiceAccount "${verb}" on ${resource} in that namespace (see the RBAC rules in 'capi-registry-addon manifests')`;
       case 404: return 'not found (404)';
       case 409: return 'conflict (409): it was changed at the same time; CAPI retries the hook';
-      case 422: return 'rejected as invalid (422)';
-      case undefined: return `the API server could not be reached (${(err as Error)?.message?.split('\n')[0] ?? String(err)}); CAPI retries the hook`;
-      default: return status >= 500 ? `the API server failed (${status}); CAPI retries the hook` : `failed with HTTP ${status}`;
+      case 422: return `rejected as invalid (422)${serverMessage(err)}`;
+      case undefined:
+        // client-node's discovery found no such kind: the CRD is not installed.
+        if (/Unrecognized API version and kind/.test(text)) return `this API server does not serve ${kind}: install the provider that defines it (for HelmChartProxy: clusterctl init --addon helm)`;
+        return `the API server could not be reached (${text}); CAPI retries the hook`;
+      default: return status >= 500 ? `the API server failed (${status})${serverMessage(err)}; CAPI retries the hook` : `failed with HTTP ${status}${serverMessage(err)}`;
     }
   })();
-  const kind = resource === 'secrets' ? 'Secret' : resource;
   return new KubeError(`${verb} ${kind} ${what}: ${reason}`, status);
 }
 
@@ -75,14 +110,40 @@ export async function clientFromKubeconfig(text: string): Promise<SecretClient> 
 export async function secretClient(kc: KubeConfig): Promise<SecretClient> {
   const { KubernetesObjectApi, PatchStrategy } = await import('@kubernetes/client-node');
   const api = KubernetesObjectApi.makeApiClient(kc);
+  const codeOf = (err: unknown) => (err as { code?: number }).code;
+  const where = (ref: { namespace?: string; name?: string }) => (ref.namespace ? `${ref.namespace}/${ref.name}` : String(ref.name));
+  const readSecret = async (namespace: string, name: string): Promise<StoredSecret | undefined> => {
+    try {
+      const s = (await api.read({ apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace } })) as { data?: Record<string, string>; metadata?: { resourceVersion?: string } };
+      return {
+        data: Object.fromEntries(Object.entries(s.data ?? {}).map(([k, v]) => [k, textFromBase64(v)])),
+        resourceVersion: s.metadata?.resourceVersion ?? '',
+      };
+    } catch (err) {
+      if (codeOf(err) === 404) return undefined;
+      throw explain('get', 'Secret', `${namespace}/${name}`, err);
+    }
+  };
   return {
+    readSecret,
     async getSecret(namespace, name) {
+      return (await readSecret(namespace, name))?.data;
+    },
+    async getObject(ref) {
       try {
-        const s = (await api.read({ apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace } })) as { data?: Record<string, string> };
-        return Object.fromEntries(Object.entries(s.data ?? {}).map(([k, v]) => [k, textFromBase64(v)]));
+        return (await api.read({ apiVersion: ref.apiVersion, kind: ref.kind, metadata: { name: ref.name, namespace: ref.namespace } })) as unknown as Record<string, unknown>;
       } catch (err) {
-        if ((err as { code?: number }).code === 404) return undefined;
-        throw explain('get', `${namespace}/${name}`, err);
+        if (codeOf(err) === 404) return undefined;
+        throw explain('get', ref.kind, where(ref), err);
+      }
+    },
+    async deleteObject(ref) {
+      try {
+        await api.delete({ apiVersion: ref.apiVersion, kind: ref.kind, metadata: { name: ref.name, namespace: ref.namespace } });
+        return 'deleted';
+      } catch (err) {
+        if (codeOf(err) === 404) return 'absent';
+        throw explain('delete', ref.kind, where(ref), err);
       }
     },
     async createSecret(secret) {
@@ -90,23 +151,22 @@ export async function secretClient(kc: KubeConfig): Promise<SecretClient> {
         await api.create(toObject(secret), undefined, undefined, FIELD_MANAGER);
         return 'created';
       } catch (err) {
-        if ((err as { code?: number }).code === 409) return 'exists';
-        throw explain('create', `${secret.namespace}/${secret.name}`, err);
+        if (codeOf(err) === 409) return 'exists';
+        throw explain('create', 'Secret', `${secret.namespace}/${secret.name}`, err);
       }
     },
     async applySecret(secret) {
       try {
         await api.patch(toObject(secret), undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
       } catch (err) {
-        throw explain('patch', `${secret.namespace}/${secret.name}`, err);
+        throw explain('patch', 'Secret', `${secret.namespace}/${secret.name}`, err);
       }
     },
     async applyObject(object) {
       try {
         await api.patch(object, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
       } catch (err) {
-        const m = object.metadata ?? {};
-        throw explain('patch', m.namespace ? `${m.namespace}/${m.name}` : String(m.name), err, `${String(object.kind).toLowerCase()}s`);
+        throw explain('patch', String(object.kind), where(object.metadata ?? {}), err);
       }
     },
   };

@@ -3,12 +3,17 @@
 import { CHART, chartManifests, helmValuesTemplate } from './chart.ts';
 import { REGISTRY } from './metadata.ts';
 
-export interface ExtensionEndpoint {
-  /** The extension's Service, reachable from CAAPH: oci://<name>.<namespace>.svc:<port>/charts. */
-  service: { name: string; namespace: string; port: number };
+/** Where CAAPH pulls the chart: the extension's own OCI endpoint. */
+export interface ChartSource {
+  /** oci://<extension Service>.<namespace>.svc:<port>/charts (no chart name, no tag). */
+  repoUrl: string;
+  version: string;
   /** Secret (key ca.crt) that signs the extension's serving certificate. */
   caSecret: { name: string; namespace: string };
 }
+
+/** The label the addon puts on an opted-in Cluster so that exactly its HelmChartProxy selects it. */
+export const CLUSTER_SELECTOR_LABEL = 'capi-registry-addon.io/helmchartproxy';
 
 /** A Kubernetes name of at most 63 characters: the cluster name, shortened with a stable suffix when needed. */
 export function helmChartProxyName(cluster: string): string {
@@ -21,31 +26,31 @@ export function helmChartProxyName(cluster: string): string {
 
 export function helmChartProxy(input: {
   cluster: { name: string; namespace: string; uid?: string; apiVersion: string };
-  endpoint: ExtensionEndpoint;
-  chartVersion: string;
+  chart: ChartSource;
   workload: readonly Record<string, unknown>[];
 }): Record<string, unknown> {
-  const { cluster, endpoint } = input;
+  const { cluster, chart } = input;
+  const name = helmChartProxyName(cluster.name);
   return {
     apiVersion: 'addons.cluster.x-k8s.io/v1alpha1',
     kind: 'HelmChartProxy',
     metadata: {
-      name: helmChartProxyName(cluster.name),
+      name,
       namespace: cluster.namespace,
       labels: { 'cluster.x-k8s.io/cluster-name': cluster.name, ...REGISTRY.labels },
       ...(cluster.uid ? { ownerReferences: [{ apiVersion: cluster.apiVersion, kind: 'Cluster', name: cluster.name, uid: cluster.uid }] } : {}),
     },
     spec: {
-      // The topology controller puts this label on every ClusterClass-based Cluster.
-      clusterSelector: { matchLabels: { 'cluster.x-k8s.io/cluster-name': cluster.name } },
-      repoURL: `oci://${endpoint.service.name}.${endpoint.service.namespace}.svc:${endpoint.service.port}/charts`,
+      // A label the hooks set on the Cluster: CAPI does not promise one that names it (caaph.md §1.10).
+      clusterSelector: { matchLabels: { [CLUSTER_SELECTOR_LABEL]: name } },
+      repoURL: chart.repoUrl,
       chartName: CHART.name,
-      version: input.chartVersion,
+      version: chart.version,
       releaseName: REGISTRY.name,
       namespace: REGISTRY.namespace,
       reconcileStrategy: 'Continuous',
       options: { wait: false, timeout: '10m0s', install: { createNamespace: true }, upgrade: { maxHistory: 5 } },
-      tlsConfig: { caSecret: { name: endpoint.caSecret.name, namespace: endpoint.caSecret.namespace } },
+      tlsConfig: { caSecret: { ...chart.caSecret } },
       valuesTemplate: helmValuesTemplate(chartManifests(input.workload)),
     },
   };

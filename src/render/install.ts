@@ -15,8 +15,16 @@ export const EXTENSION = { name: 'capi-registry-addon', servingSecret: 'capi-reg
 /** The RBAC rules, each with the reason the docs print. */
 export const RBAC_RULES = [
   {
-    rule: { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'create', 'patch'] },
-    why: 'read the root CA and CAPI\'s <cluster>-kubeconfig; create the root CA when minting; apply <cluster>-registry-addon-ca',
+    rule: { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'create', 'patch', 'delete'] },
+    why: 'read the root CA and CAPI\'s <cluster>-kubeconfig; create the root CA when minting; apply <cluster>-registry-addon-ca, delete it at BeforeClusterDelete',
+  },
+  {
+    rule: { apiGroups: ['addons.cluster.x-k8s.io'], resources: ['helmchartproxies'], verbs: ['get', 'create', 'patch', 'delete'] },
+    why: 'apply the one HelmChartProxy per Cluster (server-side apply creates it), delete it at BeforeClusterDelete',
+  },
+  {
+    rule: { apiGroups: ['cluster.x-k8s.io'], resources: ['clusters'], verbs: ['get', 'patch'] },
+    why: 'day 2: read a Cluster that opted in after creation; label an opted-in Cluster so that its HelmChartProxy selects it',
   },
 ] as const;
 
@@ -24,6 +32,9 @@ export function installManifests(o: InstallOptions): Record<string, unknown>[] {
   const labels = { 'app.kubernetes.io/name': EXTENSION.name };
   const meta = (name: string) => ({ name, namespace: o.namespace, labels });
   const selfSigned = { name: `${EXTENSION.name}-selfsigned`, kind: 'Issuer' };
+  // The root CA also signs the extension's serving certificate: CAPI (ExtensionConfig) and CAAPH (the
+  // chart's OCI endpoint) then trust one CA, the one each Cluster's <cluster>-registry-addon-ca holds.
+  const rootIssuer = { name: `${EXTENSION.name}-root-ca`, kind: 'Issuer' };
   return [
     { apiVersion: 'v1', kind: 'Namespace', metadata: { name: o.namespace, labels } },
     { apiVersion: 'v1', kind: 'ServiceAccount', metadata: meta(EXTENSION.name) },
@@ -41,11 +52,12 @@ export function installManifests(o: InstallOptions): Record<string, unknown>[] {
         duration: '87600h', privateKey: { algorithm: 'ECDSA', size: 256, rotationPolicy: 'Never' }, issuerRef: selfSigned,
       },
     },
+    { apiVersion: 'cert-manager.io/v1', kind: 'Issuer', metadata: meta(rootIssuer.name), spec: { ca: { secretName: ROOT_CA_SECRET } } },
     {
       apiVersion: 'cert-manager.io/v1', kind: 'Certificate', metadata: meta(EXTENSION.servingSecret),
       spec: {
         secretName: EXTENSION.servingSecret, duration: '8760h', renewBefore: '720h', privateKey: { algorithm: 'ECDSA', size: 256, rotationPolicy: 'Always' },
-        dnsNames: [`${EXTENSION.name}.${o.namespace}.svc`, `${EXTENSION.name}.${o.namespace}.svc.cluster.local`], issuerRef: selfSigned,
+        dnsNames: [`${EXTENSION.name}.${o.namespace}.svc`, `${EXTENSION.name}.${o.namespace}.svc.cluster.local`], issuerRef: rootIssuer,
       },
     },
     {
@@ -62,7 +74,7 @@ export function installManifests(o: InstallOptions): Record<string, unknown>[] {
             containers: [{
               name: 'extension',
               image: o.image,
-              args: ['serve', `--listen=0.0.0.0:${EXTENSION.port}`, `--capi-version=v1.${o.capiMinor}`],
+              args: ['serve', `--listen=0.0.0.0:${EXTENSION.port}`, `--capi-version=v1.${o.capiMinor}`, `--provider-namespace=${o.namespace}`],
               ports: [{ name: 'https', containerPort: EXTENSION.port }],
               readinessProbe: { httpGet: { path: '/readyz', port: EXTENSION.port, scheme: 'HTTPS' }, periodSeconds: 5 },
               livenessProbe: { httpGet: { path: '/healthz', port: EXTENSION.port, scheme: 'HTTPS' }, periodSeconds: 20 },

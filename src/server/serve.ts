@@ -2,9 +2,12 @@
 // self-signed one), the kube connection and the runtime adapter, and handles shutdown signals.
 import { readFileSync } from 'node:fs';
 import process from 'node:process';
-import { addonHandlers } from '../addon/hooks.ts';
+import { createAddon } from '../addon/hooks.ts';
+import type { AddonDeps } from '../addon/deploy.ts';
+import { KubeError, secretClient } from '../kube/client.ts';
+import { workloadClientCache } from '../kube/workload-clients.ts';
 import type { CapiTarget } from '../runtime-sdk/catalog.ts';
-import { locateKubeConfig } from '../kube/connection.ts';
+import { loadKubeConfig, locateKubeConfig } from '../kube/connection.ts';
 import type { Logger } from '../observe/log.ts';
 import { HookMetrics } from '../observe/metrics.ts';
 import { keyMatchesCertificate } from '../pki/keys.ts';
@@ -30,6 +33,13 @@ export interface ServeConfig {
   maxBodyBytes: number;
   tlsReloadSeconds: number;
   log: Logger;
+  addon: {
+    providerNamespace: string;
+    mintRootCa: boolean;
+    chartRepoUrl: string;
+    chartCaSecret?: { name: string; namespace: string };
+    convergeIntervalSeconds: number;
+  };
 }
 
 const tryRead = (path: string): string | undefined => {
@@ -80,12 +90,32 @@ export async function serve(config: ServeConfig): Promise<RunningServer> {
   if (kube.ok) log.info('management cluster kubeconfig', { source: kube.source });
   else log.warn('no management cluster connection: hooks for opted-in Clusters will fail until one is configured', { reason: kube.reason });
 
+  // The management client is made on first use (client-node's load cost stays out of cold start).
+  let deps: Promise<AddonDeps> | undefined;
+  const addonDeps = (): Promise<AddonDeps> => {
+    if (!kube.ok) return Promise.reject(new KubeError(`no management cluster connection (${kube.reason}): run the extension in the management cluster or give --kubeconfig`));
+    deps ??= loadKubeConfig(kube).then(async (kc) => ({
+      management: await secretClient(kc),
+      workloadClients: workloadClientCache(),
+      providerNamespace: config.addon.providerNamespace,
+      mintRootCa: config.addon.mintRootCa,
+      clusterApiVersion: config.target.minor <= 10 ? 'cluster.x-k8s.io/v1beta1' : 'cluster.x-k8s.io/v1beta2',
+      chart: { repoUrl: config.addon.chartRepoUrl, version: config.version, caSecret: config.addon.chartCaSecret },
+      now: () => new Date(),
+    }));
+    // A kubeconfig that failed to load is reported on this call and tried again on the next.
+    return deps.catch((err: unknown) => {
+      deps = undefined;
+      throw new KubeError(err instanceof Error ? err.message : String(err));
+    });
+  };
+  const addon = createAddon({ deps: addonDeps, log, convergeIntervalMs: config.addon.convergeIntervalSeconds * 1000 });
   const metrics = new HookMetrics();
   let accepting = false;
   const app = createApp({
     chart: await chartArtifact(chartTgz, config.version),
     target: config.target,
-    handlers: addonHandlers,
+    handlers: addon.handlers,
     log,
     metrics,
     maxBodyBytes: config.maxBodyBytes,

@@ -1,6 +1,8 @@
-// The real CAAPH controller (built from sigs.k8s.io/cluster-api-addon-provider-helm) reconciles our
-// HelmChartProxy on the management API server: it pulls the chart from the extension over OCI (TLS
-// with our CA) and installs the release into the workload API server.
+// End to end through the hooks and the real CAAPH controller (built from
+// sigs.k8s.io/cluster-api-addon-provider-helm): BCC and ACPI, posted like CAPI posts them, make the
+// HelmChartProxy; CAAPH pulls the chart from the extension's own OCI endpoint, trusting only the
+// Cluster's CA copy (the root CA signs the extension, as the shipped manifests arrange), and installs
+// the release into the workload API server; BeforeClusterDelete makes CAAPH uninstall it.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
@@ -8,54 +10,50 @@ import { dirname } from 'node:path';
 import { clusterRegistry } from '../../src/addon/layout.ts';
 import { registryPlan } from '../../src/addon/plan.ts';
 import { chartManifests } from '../../src/render/chart.ts';
-import { helmChartProxy } from '../../src/render/helmchartproxy.ts';
 import { parseCluster } from '../../src/runtime-sdk/request.ts';
 import { freePort, startProcess, waitFor } from './env/base.ts';
+import {
+  createCluster, ensureNamespace, extensionKubeconfig, HOOK_PATHS, lifecycleRequest, markControlPlaneInitialized, ok, putKubeconfig,
+} from './env/capi.ts';
 import { components } from './env/components.ts';
 import { makePki, startExtension } from './env/extension.ts';
 import { startEnv } from './env/index.ts';
+import { makeCa, makeLeaf } from './env/pki.ts';
+import { createHash } from 'node:crypto';
 
-const test = suite('real CAAPH installs the registry chart');
+const test = suite('real CAAPH installs the registry the hooks asked for');
+const NS = 'capi-registry-addon-system';
 
-test('HelmChartProxy → CAAPH → Helm release on the workload cluster with exactly the rendered objects', async () => {
+test('BCC + ACPI over HTTPS → HelmChartProxy → CAAPH → release on the workload cluster as rendered; BeforeClusterDelete → uninstalled', async () => {
   const env = await startEnv({ management: true, workload: true, workloadServiceCidr: '10.96.0.0/12' });
   const mgmt = env.management!;
-  const pki = makePki('caaph-chart-server');
-  const ext = await startExtension('node', { pki });
+  const workload = env.workload!;
   const b64 = (s: string) => Buffer.from(s).toString('base64');
-  const ok = (r: { status: number; text: string }, what: string) => assert.ok(r.status >= 200 && r.status < 300, `${what}: ${r.status} ${r.text.slice(0, 300)}`);
 
-  const registry = { replicas: 2 };
-  const cluster = await mgmt.request('POST', '/apis/cluster.x-k8s.io/v1beta2/namespaces/default/clusters', {
-    apiVersion: 'cluster.x-k8s.io/v1beta2', kind: 'Cluster', metadata: { name: 'c1', namespace: 'default', labels: { 'cluster.x-k8s.io/cluster-name': 'c1' } },
-    spec: { clusterNetwork: { services: { cidrBlocks: ['10.96.0.0/12'] } }, topology: { classRef: { name: 'quick-start' }, version: 'v1.33.1', variables: [{ name: 'clusterConfig', value: { addons: { registry } } }] } },
+  // The root CA as cert-manager makes it, and the extension's serving certificate issued from it
+  // (the shipped manifests' CA Issuer). No cluster DNS here: CAAPH reaches the extension on loopback.
+  await ensureNamespace(mgmt, NS);
+  const root = makeCa('caaph-root');
+  ok(await mgmt.request('POST', `/api/v1/namespaces/${NS}/secrets`, { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'registry-addon-root-ca' }, type: 'kubernetes.io/tls',
+    data: { 'tls.crt': b64(root.pem), 'tls.key': b64(readFileSync(root.keyFile, 'utf8')), 'ca.crt': b64(root.pem) } }), 'root CA');
+  const serving = makeLeaf(root, 'extension', { sans: ['DNS:localhost', 'IP:127.0.0.1'] });
+  const port = await freePort();
+  const ext = await startExtension('node', {
+    port,
+    pki: { caFile: root.certFile, ca: root.pem, certFile: serving.certFile, keyFile: serving.keyFile },
+    args: ['--kubeconfig', await extensionKubeconfig(mgmt, 'capi-registry-addon'), '--capi-version', 'v1.13', '--provider-namespace', NS, '--chart-repo-url', `oci://127.0.0.1:${port}/charts`],
   });
-  ok(cluster, 'Cluster');
-  // What CAPI's controllers would have written: the control plane is initialized, and the kubeconfig Secret.
-  ok(await mgmt.request('PATCH', '/apis/cluster.x-k8s.io/v1beta2/namespaces/default/clusters/c1/status', JSON.stringify({
-    status: { initialization: { infrastructureProvisioned: true, controlPlaneInitialized: true },
-      conditions: [{ type: 'ControlPlaneInitialized', status: 'True', reason: 'Initialized', message: '', lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z') }] },
-  }), 'application/merge-patch+json'), 'Cluster status');
-  ok(await mgmt.request('POST', '/api/v1/namespaces/default/secrets', { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'c1-kubeconfig', labels: { 'cluster.x-k8s.io/cluster-name': 'c1' } },
-    type: 'cluster.x-k8s.io/secret', data: { value: b64(readFileSync(env.workload!.kubeconfig, 'utf8')) } }), 'kubeconfig Secret');
-  ok(await mgmt.request('POST', '/api/v1/namespaces/default/secrets', { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'chart-server-ca' }, data: { 'ca.crt': b64(pki.ca) } }), 'CA Secret');
-  // The hook creates the namespace before CAAPH installs into it.
-  ok(await env.workload!.request('POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'capi-registry' } }), 'namespace');
 
-  const parsed = parseCluster(cluster.body);
-  assert.ok(parsed.ok);
-  if (!parsed.ok) return;
-  const plan = await registryPlan(parsed.value, clusterRegistry(parsed.value)!);
-  const version = JSON.parse(readFileSync('package.json', 'utf8')).version;
-  const hcp = helmChartProxy({
-    cluster: { name: 'c1', namespace: 'default', uid: cluster.body.metadata.uid, apiVersion: 'cluster.x-k8s.io/v1beta2' },
-    endpoint: { service: { name: 'capi-registry-addon', namespace: 'default', port: 443 }, caSecret: { name: 'chart-server-ca', namespace: 'default' } },
-    chartVersion: version,
-    workload: plan.workload,
-  }) as any;
-  // No cluster DNS here: CAAPH reaches the extension's Service at its loopback address instead.
-  hcp.spec.repoURL = `oci://127.0.0.1:${ext.port}/charts`;
-  ok(await mgmt.request('POST', '/apis/addons.cluster.x-k8s.io/v1alpha1/namespaces/default/helmchartproxies', hcp), 'HelmChartProxy');
+  const cluster = await createCluster(mgmt, 'default', 'c1', { services: ['10.96.0.0/12'], registry: { replicas: 2 } });
+  const hook = async (name: keyof typeof HOOK_PATHS) => {
+    const r = (await ext.post(HOOK_PATHS[name], lifecycleRequest(name, cluster))).json();
+    assert.is(r.status, 'Success', `${name}: ${r.message}`);
+    return r;
+  };
+  await hook('BeforeClusterCreate');
+  await markControlPlaneInitialized(mgmt, 'default', 'c1');
+  await putKubeconfig(mgmt, 'default', 'c1', readFileSync(workload.kubeconfig, 'utf8'));
+  await hook('AfterControlPlaneInitialized');
 
   // CAAPH's webhook server must start (it needs a certificate), though no webhook configuration points
   // at it here: the API server applies the CRD schema defaults instead.
@@ -66,29 +64,48 @@ test('HelmChartProxy → CAAPH → Helm release on the workload cluster with exa
     '--sync-period=30s', '--v=2',
   ], { env: { PATH: process.env.PATH ?? '', HOME: '/tmp' } });
 
-  const expected = chartManifests(plan.workload) as any[];
   const paths: Record<string, string> = {
     ServiceAccount: 'api/v1/namespaces/capi-registry/serviceaccounts', ConfigMap: 'api/v1/namespaces/capi-registry/configmaps', Service: 'api/v1/namespaces/capi-registry/services',
     StatefulSet: 'apis/apps/v1/namespaces/capi-registry/statefulsets', PodDisruptionBudget: 'apis/policy/v1/namespaces/capi-registry/poddisruptionbudgets',
   };
+  const statefulSet = () => workload.request('GET', '/apis/apps/v1/namespaces/capi-registry/statefulsets/registry');
   await waitFor('the Helm release on the workload cluster', async () => {
     if (caaph.proc.exitCode !== null) throw new Error(`CAAPH exited ${caaph.proc.exitCode}`);
-    const sts = await env.workload!.request('GET', '/apis/apps/v1/namespaces/capi-registry/statefulsets/registry');
-    return sts.status === 200 ? true : undefined;
+    return (await statefulSet()).status === 200 ? true : undefined;
   }, 120_000, caaph.logFile);
+
+  // Exactly what src/render makes for this Cluster with the certificate the hook issued.
+  const tlsCrt = Buffer.from((await workload.request('GET', '/api/v1/namespaces/capi-registry/secrets/registry-tls')).body.data['tls.crt'], 'base64').toString('utf8');
+  const parsed = parseCluster(cluster);
+  assert.ok(parsed.ok);
+  if (!parsed.ok) return;
+  const plan = await registryPlan(parsed.value, clusterRegistry(parsed.value)!, { tlsCertSha256: createHash('sha256').update(tlsCrt).digest('hex') });
+  const expected = chartManifests(plan.workload) as any[];
+  assert.ok(expected.length >= 6);
   for (const obj of expected) {
-    const got = await env.workload!.request('GET', `/${paths[obj.kind]}/${obj.metadata.name}`);
+    const got = await workload.request('GET', `/${paths[obj.kind]}/${obj.metadata.name}`);
     assert.is(got.status, 200, `${obj.kind}/${obj.metadata.name}`);
     assert.is(got.body.metadata.labels['app.kubernetes.io/managed-by'], 'Helm');
     if (obj.kind === 'ConfigMap') assert.equal(got.body.data, obj.data, `${obj.metadata.name}: data byte for byte, {{ }} intact through CAAPH`);
     if (obj.kind === 'StatefulSet') {
-      assert.equal(got.body.spec.template.metadata.annotations, obj.spec.template.metadata.annotations);
+      assert.equal(got.body.spec.template.metadata.annotations, obj.spec.template.metadata.annotations, 'the checksum of the issued certificate');
       assert.equal(got.body.spec.template.spec.containers.map((c: any) => [c.name, c.image, c.args]), obj.spec.template.spec.containers.map((c: any) => [c.name, c.image, c.args]));
+      assert.is(got.body.spec.replicas, 2);
     }
     if (obj.kind === 'Service' && obj.spec.clusterIP !== 'None') assert.is(got.body.spec.clusterIP, '10.96.0.20');
   }
-  const regsync = (await env.workload!.request('GET', '/api/v1/namespaces/capi-registry/configmaps/registry-regsync')).body;
+  const regsync = (await workload.request('GET', '/api/v1/namespaces/capi-registry/configmaps/registry-regsync')).body;
   assert.match(regsync.data['registry-0.yml'], /regcert: '\{\{ file "\/etc\/regsync\/ca\/ca\.crt" \}\}'/);
+  const hrps = (await mgmt.request('GET', '/apis/addons.cluster.x-k8s.io/v1alpha1/namespaces/default/helmreleaseproxies')).body.items;
+  assert.is(hrps.length, 1, 'the proxy selected exactly one Cluster');
+  assert.is(hrps[0].spec.clusterRef.name, 'c1');
+
+  // Delete: the hook removes the proxy; CAAPH uninstalls the release.
+  await hook('BeforeClusterDelete');
+  await waitFor('CAAPH uninstalls the release', async () => ((await statefulSet()).status === 404 ? true : undefined), 120_000, caaph.logFile);
+  await waitFor('the proxy is gone (CAAPH removed its finalizer)', async () =>
+    (await mgmt.request('GET', '/apis/addons.cluster.x-k8s.io/v1alpha1/namespaces/default/helmchartproxies/c1-registry')).status === 404 ? true : undefined, 60_000, caaph.logFile);
+
   await caaph.stop();
   await ext.stop();
   await env.stop();

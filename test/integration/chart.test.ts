@@ -78,13 +78,12 @@ test('the HelmChartProxy passes strict server-side dry-run against the CAAPH CRD
   const plan = await registryPlan(parsed.value, clusterRegistry(parsed.value)!);
   const hcp = helmChartProxy({
     cluster: { name: 'c1', namespace: 'default', uid: 'u1', apiVersion: 'cluster.x-k8s.io/v1beta2' },
-    endpoint: { service: { name: 'capi-registry-addon', namespace: 'capi-registry-addon-system', port: 443 }, caSecret: { name: 'capi-registry-addon-serving-cert', namespace: 'capi-registry-addon-system' } },
-    chartVersion: version,
+    chart: { repoUrl: 'oci://capi-registry-addon.capi-registry-addon-system.svc:443/charts', version, caSecret: { name: 'c1-registry-addon-ca', namespace: 'default' } },
     workload: plan.workload,
   }) as any;
   const r = await env.management!.request('POST', '/apis/addons.cluster.x-k8s.io/v1alpha1/namespaces/default/helmchartproxies?dryRun=All&fieldValidation=Strict', hcp);
   assert.is(r.status, 201, r.text);
-  assert.equal(r.body.spec.clusterSelector, { matchLabels: { 'cluster.x-k8s.io/cluster-name': 'c1' } });
+  assert.equal(r.body.spec.clusterSelector, { matchLabels: { 'capi-registry-addon.io/helmchartproxy': 'c1-registry' } });
   assert.is(r.body.spec.repoURL, 'oci://capi-registry-addon.capi-registry-addon-system.svc:443/charts');
   assert.not.match(hcp.spec.valuesTemplate, /BEGIN|PRIVATE KEY/);
   assert.not.ok(JSON.parse(hcp.spec.valuesTemplate).manifests.some((m: any) => m.kind === 'Secret' || m.kind === 'Namespace'), 'no Secret (and no Namespace) goes through Helm');

@@ -41,7 +41,7 @@ test.before(async () => {
   const parsed = parseCluster(created.body);
   assert.ok(parsed.ok);
   if (parsed.ok) clusterRef = parsed.value;
-  deps = { secrets: await clientFor(api.kubeconfig), providerNamespace: NS, mintRootCa: true, clusterApiVersion: 'cluster.x-k8s.io/v1beta2', now: () => new Date() };
+  deps = { management: await clientFor(api.kubeconfig), providerNamespace: NS, mintRootCa: true, clusterApiVersion: 'cluster.x-k8s.io/v1beta2', now: () => new Date() };
 });
 test.after(async () => {
   await env.stop();
@@ -106,11 +106,11 @@ test("a cert-manager-shaped RSA CA (PKCS#1 key) is used as is; its ca.crt is wha
 test('API errors become Failures that say what to do: RBAC 403, no API server listening', async () => {
   const api = env.management!;
   const nobody = makeLeaf(api.ca, 'nobody', { client: true, subject: '/CN=nobody' });
-  const forbidden = await setupCluster(clusterRef, { ...deps, secrets: await clientFor(kubeconfigFor(api.url, api.ca.pem, nobody.cert, nobody.key)) });
+  const forbidden = await setupCluster(clusterRef, { ...deps, management: await clientFor(kubeconfigFor(api.url, api.ca.pem, nobody.cert, nobody.key)) });
   assert.is(forbidden.status, 'Failure');
   assert.match(forbidden.message!, /^Cluster team-a\/c1: get Secret capi-registry-addon-system\/registry-addon-root-ca: forbidden \(403\): grant the extension's ServiceAccount "get" on secrets/);
   const closed = `https://127.0.0.1:${await freePort()}`;
-  const down = await setupCluster(clusterRef, { ...deps, secrets: await clientFor(kubeconfigFor(closed, api.ca.pem, api.admin.cert, api.admin.key)) });
+  const down = await setupCluster(clusterRef, { ...deps, management: await clientFor(kubeconfigFor(closed, api.ca.pem, api.admin.cert, api.admin.key)) });
   assert.is(down.status, 'Failure');
   assert.match(down.message!, /get Secret .*: the API server could not be reached \(.*\); CAPI retries the hook/);
   assert.not.match(`${forbidden.message}${down.message}`, /BEGIN|PRIVATE/);

@@ -3,7 +3,8 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 
-import { addonHandlers } from '../../src/addon/hooks.ts';
+import { createAddon } from '../../src/addon/hooks.ts';
+import { KubeError } from '../../src/kube/client.ts';
 import { createLogger } from '../../src/observe/log.ts';
 import { HookMetrics } from '../../src/observe/metrics.ts';
 import { createApp } from '../../src/server/app.ts';
@@ -15,16 +16,19 @@ const test = suite('app');
 const logLines: string[] = [];
 const log = createLogger({ level: 'debug', format: 'json', write: (l) => logLines.push(l) });
 
-function makeApp(overrides: Partial<typeof addonHandlers> = {}, maxBodyBytes = 1024 * 1024) {
+// No management cluster here: the addon must say so for opted-in Clusters and never need one otherwise.
+const addon = createAddon({ deps: () => Promise.reject(new KubeError('no management cluster connection (unit test)')), log });
+
+function makeApp(overrides: Partial<typeof addon.handlers> = {}, maxBodyBytes = 1024 * 1024) {
   const metrics = new HookMetrics();
-  const app = createApp({ target: { minor: 12, newerThanKnown: false }, handlers: { ...addonHandlers, ...overrides }, log, metrics, maxBodyBytes });
+  const app = createApp({ target: { minor: 12, newerThanKnown: false }, handlers: { ...addon.handlers, ...overrides }, log, metrics, maxBodyBytes });
   return { app, metrics };
 }
 
 const post = (app: ReturnType<typeof makeApp>['app'], path: string, body: BodyInit, query = '?timeout=10s') =>
   app.fetch(new Request(`https://x${path}${query}`, { method: 'POST', body }));
 
-test('every recorded CAPI request gets a wire-valid answer; not opted in means Success and no changes', async () => {
+test('every recorded CAPI request gets a wire-valid answer; not opted in means Success and no changes; opted in without a management cluster: a Failure that says so, except delete', async () => {
   const { app } = makeApp();
   for (const f of wireFixtures()) {
     const res = await post(app, f.path, f.body);
@@ -34,10 +38,19 @@ test('every recorded CAPI request gets a wire-valid answer; not opted in means S
     if (f.hook === 'Discovery' || f.hook === 'DiscoverVariables' || !f.optedIn) assert.is(body.status, 'Success', f.file);
     if (f.hook === 'GeneratePatches' && !f.optedIn) assert.equal(body.items, [], f.file);
     if (BLOCKING_SUCCESS(f) ) assert.is(body.retryAfterSeconds, 0, f.file);
-    if (f.optedIn && f.hook !== 'DiscoverVariables') {
-      // The registry deployment is not in this build: opted-in Clusters must hear that, not a false Success.
+    if (f.optedIn && ['BeforeClusterCreate', 'AfterControlPlaneInitialized', 'BeforeClusterUpgrade'].includes(f.hook)) {
       assert.is(body.status, 'Failure', f.file);
-      assert.match(body.message, /clusterConfig\.addons\.registry is set, but this build .* cannot deploy the registry yet/);
+      assert.match(body.message, /^Cluster [a-z0-9-]+\/[a-z0-9-]+: no management cluster connection \(unit test\)$/, f.file);
+    }
+    if (f.optedIn && f.hook === 'BeforeClusterDelete') {
+      assert.is(body.status, 'Success', `${f.file}: deletion is never held back`);
+      assert.is(body.retryAfterSeconds, 0, f.file);
+      assert.match(body.message, /no management cluster connection/, f.file);
+    }
+    if (f.optedIn && f.hook === 'GeneratePatches') {
+      // Pure: answered from the request alone, with a patch for each kubeadm template.
+      assert.is(body.status, 'Success', f.file);
+      assert.ok(body.items.length >= 2, f.file);
     }
   }
 });

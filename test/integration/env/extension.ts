@@ -71,8 +71,8 @@ export class Extension {
 }
 
 /** Starts the bundle on `runtime` and waits until it answers /healthz over TLS. */
-export async function startExtension(runtime: string, opts: { pki?: Pki; args?: string[]; env?: Record<string, string> } = {}): Promise<Extension> {
-  const port = await freePort();
+export async function startExtension(runtime: string, opts: { pki?: Pki; args?: string[]; env?: Record<string, string>; port?: number } = {}): Promise<Extension> {
+  const port = opts.port ?? (await freePort());
   const cmd = RUNTIMES[runtime]!;
   const tlsArgs = opts.pki ? ['--tls-cert-file', opts.pki.certFile, '--tls-key-file', opts.pki.keyFile] : [];
   const { proc } = startProcess(`extension-${runtime}-${port}`, cmd[0]!, [...cmd.slice(1), BUNDLE, 'serve', '--listen', `127.0.0.1:${port}`, ...tlsArgs, ...(opts.args ?? [])], {

@@ -1,0 +1,86 @@
+// Day 2: a Cluster that opts in after creation never sees BeforeClusterCreate or
+// AfterControlPlaneInitialized again, but CAPI calls GeneratePatches for it on every topology
+// reconcile. GeneratePatches itself stays pure and fast; it only asks this queue to converge the
+// Cluster in the background: read the Cluster, make its CA copy (nodes need it to boot), and once its
+// control plane is initialized, deploy the registry. Each Cluster runs at most once at a time and at
+// most once per interval, with a small number running at once.
+import type { Logger } from '../observe/log.ts';
+import type { HookResult } from '../runtime-sdk/types.ts';
+
+export interface ConvergeOptions {
+  /** Converges one Cluster; a Failure is logged and retried after `retryMs`. */
+  run(namespace: string, name: string): Promise<HookResult>;
+  log: Logger;
+  /** After a success, the Cluster is left alone this long. */
+  intervalMs?: number;
+  retryMs?: number;
+  concurrency?: number;
+  now?: () => number;
+}
+
+export interface Converger {
+  /** Asks for the Cluster to be converged soon; cheap, returns at once. */
+  request(namespace: string, name: string): void;
+  /** Resolves when nothing is queued or running (tests, shutdown). */
+  idle(): Promise<void>;
+  forget(namespace: string, name: string): void;
+}
+
+export function converger(opts: ConvergeOptions): Converger {
+  const now = opts.now ?? Date.now;
+  const intervalMs = opts.intervalMs ?? 10 * 60_000;
+  const retryMs = opts.retryMs ?? 60_000;
+  const concurrency = opts.concurrency ?? 4;
+  const notBefore = new Map<string, number>();
+  const queue: string[] = [];
+  const active = new Set<string>();
+  let waiters: (() => void)[] = [];
+
+  const settle = () => {
+    if (queue.length || active.size) return;
+    for (const w of waiters) w();
+    waiters = [];
+  };
+  const pump = () => {
+    while (active.size < concurrency && queue.length) {
+      const key = queue.shift()!;
+      active.add(key);
+      const [namespace, name] = key.split('/') as [string, string];
+      opts
+        .run(namespace, name)
+        .then(
+          (result) => {
+            const failed = result.status === 'Failure';
+            notBefore.set(key, now() + (failed ? retryMs : intervalMs));
+            opts.log[failed ? 'warn' : 'debug']('day-2 convergence', { cluster: key, status: result.status, message: result.message });
+          },
+          (err) => {
+            notBefore.set(key, now() + retryMs);
+            opts.log.error('day-2 convergence threw', { cluster: key, error: err instanceof Error ? err.name : typeof err });
+          },
+        )
+        .finally(() => {
+          active.delete(key);
+          pump();
+          settle();
+        });
+    }
+  };
+  return {
+    request(namespace, name) {
+      const key = `${namespace}/${name}`;
+      if (active.has(key) || queue.includes(key) || (notBefore.get(key) ?? 0) > now()) return;
+      queue.push(key);
+      pump();
+    },
+    idle() {
+      return new Promise((resolve) => {
+        waiters.push(resolve);
+        settle();
+      });
+    },
+    forget(namespace, name) {
+      notBefore.delete(`${namespace}/${name}`);
+    },
+  };
+}

@@ -1,0 +1,72 @@
+// The registry's whole life on the management side, one function per phase:
+//   prepare (BeforeClusterCreate)     root CA + the Cluster's ca.crt copy
+//   deploy  (ACPI, BCU, day 2)        prepare, workload Secrets, Cluster label, ONE HelmChartProxy
+//   remove  (BeforeClusterDelete)     what we created in the management cluster
+// Each converges: calling it again with the same input writes nothing new.
+import type { SecretClient } from '../kube/client.ts';
+import type { WorkloadClients } from '../kube/workload-clients.ts';
+import { CLUSTER_SELECTOR_LABEL, helmChartProxy, helmChartProxyName, type ChartSource } from '../render/helmchartproxy.ts';
+import { clusterCaSecretName } from '../render/metadata.ts';
+import { success, type ClusterRef, type HookResult } from '../runtime-sdk/types.ts';
+import { clusterRegistry } from './layout.ts';
+import { registryPlan } from './plan.ts';
+import { asHookResult, ensureClusterCa, isHookResult, type SetupDeps } from './setup.ts';
+import { writeWorkloadSecrets } from './workload-secrets.ts';
+
+export interface AddonDeps extends SetupDeps {
+  workloadClients: WorkloadClients;
+  /** The chart source; caSecret defaults to the Cluster's CA copy (our manifests sign the extension with the root CA). */
+  chart: { repoUrl: string; version: string; caSecret?: { name: string; namespace: string } };
+}
+
+const HCP_API_VERSION = 'addons.cluster.x-k8s.io/v1alpha1';
+
+/** The Cluster's apiVersion as the hook sent it (v1beta1 up to CAPI 1.10, v1beta2 after). */
+const clusterApiVersion = (cluster: ClusterRef, deps: AddonDeps) =>
+  typeof cluster.raw.apiVersion === 'string' && cluster.raw.apiVersion.startsWith('cluster.x-k8s.io/') ? cluster.raw.apiVersion : deps.clusterApiVersion;
+
+/** ACPI, BCU and day 2: everything the registry needs, converged. The message says what changed. */
+export function deployRegistry(cluster: ClusterRef, deps: AddonDeps): Promise<HookResult> {
+  return asHookResult(cluster, async () => {
+    const registry = clusterRegistry(cluster);
+    if (!registry) return success();
+    const root = await ensureClusterCa(cluster, deps);
+    if (isHookResult(root)) return root;
+    const secrets = await writeWorkloadSecrets(cluster, registry.layout, root, deps);
+    const plan = await registryPlan(cluster, registry, { tlsCertSha256: secrets.tlsCertSha256 });
+    const apiVersion = clusterApiVersion(cluster, deps);
+    const chart: ChartSource = { ...deps.chart, caSecret: deps.chart.caSecret ?? { name: clusterCaSecretName(cluster.name), namespace: cluster.namespace } };
+    const proxy = helmChartProxy({ cluster: { ...cluster, apiVersion }, chart, workload: plan.workload });
+    // Label first: a proxy that selects nothing yet is harmless, a label without its proxy too.
+    await deps.management.applyObject({
+      apiVersion,
+      kind: 'Cluster',
+      metadata: { name: cluster.name, namespace: cluster.namespace, labels: { [CLUSTER_SELECTOR_LABEL]: helmChartProxyName(cluster.name) } },
+    });
+    await deps.management.applyObject(proxy as Parameters<SecretClient['applyObject']>[0]);
+    const renewed = secrets.renewal.renew ? `registry-tls issued (${secrets.renewal.reasons.join('; ')}); ` : '';
+    return success(`${renewed}HelmChartProxy ${cluster.namespace}/${helmChartProxyName(cluster.name)} applied`);
+  });
+}
+
+/**
+ * BeforeClusterDelete: deletes the HelmChartProxy and the CA copy. Never blocks: both are owned by the
+ * Cluster, so when the API refuses, garbage collection still removes them once the Cluster is gone.
+ */
+export async function removeRegistry(cluster: ClusterRef, deps: AddonDeps): Promise<HookResult> {
+  deps.workloadClients.forget(cluster.namespace, `${cluster.name}-kubeconfig`);
+  const targets = [
+    { apiVersion: HCP_API_VERSION, kind: 'HelmChartProxy', namespace: cluster.namespace, name: helmChartProxyName(cluster.name) },
+    { apiVersion: 'v1', kind: 'Secret', namespace: cluster.namespace, name: clusterCaSecretName(cluster.name) },
+  ];
+  const problems: string[] = [];
+  for (const ref of targets) {
+    try {
+      await deps.management.deleteObject(ref);
+    } catch (err) {
+      problems.push(err instanceof Error ? err.message : String(err));
+    }
+  }
+  if (!problems.length) return success();
+  return success(`Cluster ${cluster.namespace}/${cluster.name}: deletion not held back, but ${problems.join('; ')}; owner references let garbage collection remove them with the Cluster`);
+}

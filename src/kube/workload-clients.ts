@@ -1,0 +1,42 @@
+// Clients for workload clusters, built from CAPI's `<cluster>-kubeconfig` Secrets and cached by that
+// Secret's resourceVersion: a rotated kubeconfig (new resourceVersion) gets a new client, an unchanged
+// one reuses the parsed config and its connection pool across hooks.
+import { clientFromKubeconfig, type SecretClient } from './client.ts';
+
+export interface WorkloadClients {
+  /** The client for the kubeconfig stored in Secret `namespace/name` at `resourceVersion`. */
+  get(key: { namespace: string; name: string; resourceVersion: string }, kubeconfig: string): Promise<SecretClient>;
+  /** Forgets a cluster's client (its Cluster is being deleted). */
+  forget(namespace: string, name: string): void;
+  readonly size: number;
+}
+
+export function workloadClientCache(opts: { max?: number; build?: (kubeconfig: string) => Promise<SecretClient> } = {}): WorkloadClients {
+  const max = opts.max ?? 1000;
+  const build = opts.build ?? clientFromKubeconfig;
+  // Map keeps insertion order: re-inserting on use makes the first entry the least recently used.
+  const cache = new Map<string, { resourceVersion: string; client: Promise<SecretClient> }>();
+  return {
+    get(key, kubeconfig) {
+      const id = `${key.namespace}/${key.name}`;
+      const hit = cache.get(id);
+      cache.delete(id);
+      if (hit && hit.resourceVersion === key.resourceVersion && key.resourceVersion) {
+        cache.set(id, hit);
+        return hit.client;
+      }
+      const client = build(kubeconfig);
+      // A kubeconfig that fails to parse is not cached: the next call reports it again.
+      client.catch(() => cache.get(id)?.client === client && cache.delete(id));
+      cache.set(id, { resourceVersion: key.resourceVersion, client });
+      while (cache.size > max) cache.delete(cache.keys().next().value!);
+      return client;
+    },
+    forget(namespace, name) {
+      cache.delete(`${namespace}/${name}`);
+    },
+    get size() {
+      return cache.size;
+    },
+  };
+}

@@ -1,0 +1,213 @@
+// The addon's whole lifecycle driven the way CAPI drives it: hook requests over HTTPS to the built
+// bundle on Node, Deno and Bun, against a real management API server (CAPI, CAAPH, cert-manager
+// CRDs) and a real workload API server. The extension runs as a user bound to exactly the ClusterRole
+// our install manifests ship, so every step also proves the RBAC is enough.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mintRootCa } from '../../src/pki/root-ca.ts';
+import { openssl, waitFor, workDir } from './env/base.ts';
+import {
+  createCluster, ensureNamespace, extensionKubeconfig, generatePatchesRequest, getCluster, HOOK_PATHS, lifecycleRequest, markControlPlaneInitialized, ok, putKubeconfig,
+} from './env/capi.ts';
+import { RUNTIMES, startExtension, type Extension } from './env/extension.ts';
+import { startEnv, type Env } from './env/index.ts';
+import { makeCa } from './env/pki.ts';
+
+const test = suite('addon lifecycle through the hooks (real API servers, three runtimes)');
+let env: Env;
+let kubeconfig: string;
+const b64 = (s: string) => Buffer.from(s).toString('base64');
+const text = (s: string) => Buffer.from(s, 'base64').toString('utf8');
+
+test.before(async () => {
+  env = await startEnv({ management: true, workload: true });
+  kubeconfig = await extensionKubeconfig(env.management!, 'capi-registry-addon');
+});
+test.after(async () => {
+  await env.stop();
+});
+
+type CaKind = 'minted' | 'cert-manager-rsa' | 'cert-manager-ecdsa';
+
+/** The Secret cert-manager writes for our root Certificate: PKCS#1 / SEC1 keys ("traditional" PEM), ca.crt = tls.crt. */
+function certManagerRoot(kind: 'rsa' | 'ec') {
+  const ca = makeCa(`cm-${kind}-${Math.random().toString(36).slice(2, 7)}`, kind);
+  openssl(['pkey', '-in', ca.keyFile, '-traditional', '-out', join(ca.dir, 'trad.key')]);
+  const key = readFileSync(join(ca.dir, 'trad.key'), 'utf8');
+  assert.match(key, kind === 'rsa' ? /BEGIN RSA PRIVATE KEY/ : /BEGIN EC PRIVATE KEY/);
+  return { 'tls.crt': ca.pem, 'tls.key': key, 'ca.crt': ca.pem };
+}
+
+const mgmt = () => env.management!;
+const secret = async (ns: string, name: string) => (await mgmt().request('GET', `/api/v1/namespaces/${ns}/secrets/${name}`));
+const putRoot = async (ns: string, data: Record<string, string>) => {
+  await mgmt().request('DELETE', `/api/v1/namespaces/${ns}/secrets/registry-addon-root-ca`);
+  ok(await mgmt().request('POST', `/api/v1/namespaces/${ns}/secrets`, { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'registry-addon-root-ca' }, type: 'kubernetes.io/tls',
+    data: Object.fromEntries(Object.entries(data).map(([k, v]) => [k, b64(v)])) }), 'root CA Secret');
+};
+const hcp = (ns: string, name: string) => mgmt().request('GET', `/apis/addons.cluster.x-k8s.io/v1alpha1/namespaces/${ns}/helmchartproxies/${name}-registry`);
+const wsecret = async (name: string) => (await env.workload!.request('GET', `/api/v1/namespaces/capi-registry/secrets/${name}`)).body;
+
+async function call(ext: Extension, hook: keyof typeof HOOK_PATHS, body: string, query = '?timeout=10s') {
+  const r = await ext.post(HOOK_PATHS[hook], body, query);
+  assert.is(r.status, 200, `${hook}: HTTP ${r.status} ${r.text}`);
+  const json = r.json();
+  assert.is(json.kind, `${hook}Response`);
+  assert.not.match(r.text, /PRIVATE KEY/, 'no key material in any answer');
+  return json;
+}
+
+/** openssl's verdict on a certificate: verified against `caPem`, and its SANs. */
+function opensslFacts(certPem: string, caPem: string) {
+  const dir = workDir('lifecycle-verify');
+  writeFileSync(join(dir, 'leaf.crt'), certPem);
+  writeFileSync(join(dir, 'ca.crt'), caPem);
+  return { verify: openssl(['verify', '-CAfile', 'ca.crt', 'leaf.crt'], dir).trim(), sans: openssl(['x509', '-in', 'leaf.crt', '-noout', '-ext', 'subjectAltName'], dir) };
+}
+
+/** One opted-in Cluster from BCC to delete; `services` picks IPv4 or IPv6. */
+async function clusterLifecycle(ext: Extension, o: { ns: string; provider: string; name: string; services: string[]; serviceIp: string; sanIp: string }) {
+  const { ns, name } = o;
+  const cluster = await createCluster(mgmt(), ns, name, { services: o.services, registry: { replicas: 2 } });
+
+  // BeforeClusterCreate: five concurrent first calls.
+  const bcc = await Promise.all(Array.from({ length: 5 }, () => call(ext, 'BeforeClusterCreate', lifecycleRequest('BeforeClusterCreate', cluster))));
+  for (const r of bcc) assert.equal([r.status, r.retryAfterSeconds], ['Success', 0], JSON.stringify(r));
+  const root = (await secret(o.provider, 'registry-addon-root-ca')).body;
+  const copy = (await secret(ns, `${name}-registry-addon-ca`)).body;
+  assert.equal(Object.keys(copy.data), ['ca.crt'], 'only ca.crt leaves the provider namespace');
+  assert.is(text(copy.data['ca.crt']).trim(), text(root.data['ca.crt']).trim());
+  assert.equal(copy.metadata.ownerReferences.map((r: any) => [r.kind, r.name, r.uid]), [['Cluster', name, cluster.metadata.uid]]);
+  assert.is(copy.metadata.labels['clusterctl.cluster.x-k8s.io/move'], '');
+
+  // GeneratePatches: pure, node files with the Service IP from builtin.cluster.network.services.
+  const gp = await call(ext, 'GeneratePatches', generatePatchesRequest(ns, name, { services: o.services, registry: { replicas: 2 } }));
+  assert.is(gp.status, 'Success');
+  assert.is(gp.items.length, 2, 'KubeadmControlPlaneTemplate and KubeadmConfigTemplate');
+  const ops = JSON.parse(text(gp.items[0].patch));
+  const files = ops.flatMap((op: any) => (Array.isArray(op.value) ? op.value : [op.value]));
+  const hosts = files.find((f: any) => f?.path === '/etc/containerd/certs.d/_default/hosts.toml');
+  const host = o.serviceIp.includes(':') ? `[${o.serviceIp}]` : o.serviceIp;
+  assert.ok(hosts.content.includes(`[host."https://${host}:443/v2"]`), hosts.content);
+  assert.ok(files.some((f: any) => f?.contentFrom?.secret?.name === `${name}-registry-addon-ca`), 'the CA file comes from the copy');
+
+  // ACPI before CAPI wrote the kubeconfig: a Failure that says what is missing (CAPI retries).
+  const early = await call(ext, 'AfterControlPlaneInitialized', lifecycleRequest('AfterControlPlaneInitialized', cluster));
+  assert.is(early.status, 'Failure');
+  assert.match(early.message, new RegExp(`^Cluster ${ns}/${name}: Secret ${ns}/${name}-kubeconfig \\(key value\\) not found`));
+
+  await markControlPlaneInitialized(mgmt(), ns, name);
+  await putKubeconfig(mgmt(), ns, name, readFileSync(env.workload!.kubeconfig, 'utf8'));
+  const acpi = await call(ext, 'AfterControlPlaneInitialized', lifecycleRequest('AfterControlPlaneInitialized', cluster));
+  assert.is(acpi.status, 'Success', acpi.message);
+  assert.match(acpi.message, /registry-tls issued \(/);
+
+  const tls = await wsecret('registry-tls');
+  const facts = opensslFacts(text(tls.data['tls.crt']), text(root.data['ca.crt']));
+  assert.is(facts.verify, 'leaf.crt: OK', 'registry-tls verifies against the root, by openssl');
+  assert.ok(facts.sans.includes(o.sanIp), `${o.sanIp} in ${facts.sans}`);
+  assert.match(facts.sans, /DNS:registry\.capi-registry\.svc/);
+  const proxy = (await hcp(ns, name)).body;
+  assert.is(proxy.spec.tlsConfig.caSecret.name, `${name}-registry-addon-ca`);
+  assert.is(proxy.spec.tlsConfig.caSecret.namespace, ns);
+  assert.equal(proxy.spec.clusterSelector, { matchLabels: { 'capi-registry-addon.io/helmchartproxy': `${name}-registry` } });
+  assert.is((await getCluster(mgmt(), ns, name)).metadata.labels['capi-registry-addon.io/helmchartproxy'], `${name}-registry`, 'the proxy selects exactly its Cluster');
+  assert.equal(proxy.metadata.ownerReferences.map((r: any) => r.uid), [cluster.metadata.uid]);
+  assert.not.match(proxy.spec.valuesTemplate, /PRIVATE KEY|BEGIN CERTIFICATE/, 'no secret, no certificate in Helm values');
+  const sts = JSON.parse(proxy.spec.valuesTemplate).manifests.find((m: any) => m.kind === 'StatefulSet');
+  assert.is(sts.spec.template.metadata.annotations['capi-registry-addon/tls-sha256'], (await import('node:crypto')).createHash('sha256').update(text(tls.data['tls.crt'])).digest('hex'), 'pods roll when the certificate changes');
+
+  // Repeated ACPI and BCU: the same objects, not one new write.
+  const versions = async () => [(await hcp(ns, name)).body.metadata.resourceVersion, (await wsecret('registry-tls')).metadata.resourceVersion,
+    (await wsecret('registry-http-secret')).metadata.resourceVersion, (await secret(ns, `${name}-registry-addon-ca`)).body.metadata.resourceVersion,
+    (await getCluster(mgmt(), ns, name)).metadata.resourceVersion];
+  const before = await versions();
+  for (let i = 0; i < 3; i++) assert.is((await call(ext, 'AfterControlPlaneInitialized', lifecycleRequest('AfterControlPlaneInitialized', cluster))).status, 'Success');
+  const bcu = await call(ext, 'BeforeClusterUpgrade', lifecycleRequest('BeforeClusterUpgrade', cluster));
+  assert.equal([bcu.status, bcu.retryAfterSeconds], ['Success', 0], bcu.message);
+  assert.equal(await versions(), before, 'idempotent: resourceVersions unchanged');
+
+  // A simulated clusterctl move with a fresh root CA: BCU refuses, nothing is re-issued.
+  await putRoot(o.provider, await mintRootCa({ now: new Date() }));
+  const trap = await call(ext, 'BeforeClusterUpgrade', lifecycleRequest('BeforeClusterUpgrade', cluster));
+  assert.is(trap.status, 'Failure');
+  assert.match(trap.message, /holds a different CA than Secret .*registry-addon-root-ca: this Cluster's nodes trust the old one\. If the management cluster was moved \(clusterctl move\)/);
+  assert.equal(await versions(), before, 'the move trap writes nothing');
+  await putRoot(o.provider, { 'tls.crt': text(root.data['tls.crt']), 'tls.key': text(root.data['tls.key']), 'ca.crt': text(root.data['ca.crt']) });
+  assert.is((await call(ext, 'BeforeClusterUpgrade', lifecycleRequest('BeforeClusterUpgrade', cluster))).status, 'Success');
+
+  // Delete: the proxy and the copy go; a repeat is still Success.
+  for (let i = 0; i < 2; i++) {
+    const del = await call(ext, 'BeforeClusterDelete', lifecycleRequest('BeforeClusterDelete', cluster));
+    assert.equal([del.status, del.retryAfterSeconds], ['Success', 0], del.message);
+  }
+  assert.is((await hcp(ns, name)).status, 404);
+  assert.is((await secret(ns, `${name}-registry-addon-ca`)).status, 404);
+}
+
+async function prepareRoot(ext: Extension, provider: string, ca: CaKind, probe: unknown) {
+  if (ca === 'minted') return;
+  // Not there yet (cert-manager still issuing): Success that holds creation back and says what is missing.
+  const waiting = await call(ext, 'BeforeClusterCreate', lifecycleRequest('BeforeClusterCreate', probe));
+  assert.equal([waiting.status, waiting.retryAfterSeconds], ['Success', 30]);
+  assert.match(waiting.message, new RegExp(`root CA Secret ${provider}/registry-addon-root-ca not found: install cert-manager`));
+  await putRoot(provider, certManagerRoot(ca === 'cert-manager-rsa' ? 'rsa' : 'ec'));
+}
+
+const CAS: CaKind[] = ['minted', 'cert-manager-rsa', 'cert-manager-ecdsa'];
+for (const runtime of Object.keys(RUNTIMES)) {
+  test(`${runtime}: not opted in, then IPv4 and IPv6 Clusters through BCC, GeneratePatches, ACPI, BCU, move trap, delete — minted, cert-manager RSA and ECDSA roots`, async () => {
+    for (const ca of CAS) {
+      const provider = `p-${runtime}-${ca}`;
+      const ns = `t-${runtime}-${ca}`;
+      await ensureNamespace(mgmt(), provider);
+      const ext = await startExtension(runtime, { args: ['--kubeconfig', kubeconfig, '--capi-version', 'v1.13', '--provider-namespace', provider, ...(ca === 'minted' ? ['--mint-root-ca'] : [])] });
+      try {
+        // Not opted in: Success on every hook and nothing written.
+        const plain = await createCluster(mgmt(), ns, 'plain', { services: ['10.96.0.0/12'] });
+        for (const hook of ['BeforeClusterCreate', 'AfterControlPlaneInitialized', 'BeforeClusterUpgrade', 'BeforeClusterDelete'] as const) {
+          const r = await call(ext, hook, lifecycleRequest(hook, plain));
+          assert.equal([r.status, r.message], ['Success', undefined], hook);
+        }
+        assert.equal((await call(ext, 'GeneratePatches', generatePatchesRequest(ns, 'plain', { services: ['10.96.0.0/12'] }))).items, []);
+        assert.is((await secret(ns, 'plain-registry-addon-ca')).status, 404);
+        assert.is((await hcp(ns, 'plain')).status, 404);
+
+        const optedIn = { ...plain, spec: { ...plain.spec, topology: { ...plain.spec.topology, variables: [{ name: 'clusterConfig', value: { addons: { registry: {} } } }] } } };
+        await prepareRoot(ext, provider, ca, optedIn);
+        await clusterLifecycle(ext, { ns, provider, name: 'v4', services: ['10.96.0.0/12'], serviceIp: '10.96.0.20', sanIp: 'IP Address:10.96.0.20' });
+        await clusterLifecycle(ext, { ns, provider, name: 'v6', services: ['fd00:10:96::/108'], serviceIp: 'fd00:10:96::14', sanIp: 'IP Address:FD00:10:96:0:0:0:0:14' });
+      } finally {
+        await ext.stop();
+      }
+    }
+  });
+}
+
+test('day 2: a Cluster that opts in after creation converges from GeneratePatches alone (no BCC, no ACPI)', async () => {
+  const provider = 'p-day2';
+  await ensureNamespace(mgmt(), provider);
+  const ext = await startExtension('node', { args: ['--kubeconfig', kubeconfig, '--capi-version', 'v1.13', '--provider-namespace', provider, '--mint-root-ca', '--converge-interval', '1'] });
+  try {
+    const ns = 'day2';
+    const created = await createCluster(mgmt(), ns, 'late', { services: ['10.96.0.0/12'] });
+    assert.is((await call(ext, 'AfterControlPlaneInitialized', lifecycleRequest('AfterControlPlaneInitialized', created))).status, 'Success');
+    await markControlPlaneInitialized(mgmt(), ns, 'late');
+    await putKubeconfig(mgmt(), ns, 'late', readFileSync(env.workload!.kubeconfig, 'utf8'));
+    assert.is((await hcp(ns, 'late')).status, 404);
+    // The user adds the variable; CAPI's next topology reconcile calls GeneratePatches.
+    ok(await mgmt().request('PATCH', `/apis/cluster.x-k8s.io/v1beta2/namespaces/${ns}/clusters/late`, JSON.stringify({ spec: { topology: { variables: [{ name: 'clusterConfig', value: { addons: { registry: {} } } }] } } }), 'application/merge-patch+json'), 'opt in');
+    const gp = await call(ext, 'GeneratePatches', generatePatchesRequest(ns, 'late', { services: ['10.96.0.0/12'], registry: {} }));
+    assert.is(gp.items.length, 2);
+    const proxy = await waitFor('the day-2 HelmChartProxy', async () => ((await hcp(ns, 'late')).status === 200 ? (await hcp(ns, 'late')).body : undefined), 20_000);
+    assert.is(proxy.spec.chartName, 'capi-registry-addon-registry');
+    assert.is((await secret(ns, 'late-registry-addon-ca')).status, 200, 'the CA copy the nodes read');
+    assert.ok(await wsecret('registry-tls'));
+  } finally {
+    await ext.stop();
+  }
+});
+
+test.run();
