@@ -79,6 +79,11 @@ export class KubeApi {
     return names;
   }
 
+  /** SIGSTOP/SIGCONT kube-apiserver: it keeps accepting connections but answers nothing, as a hung server does. */
+  freeze(frozen: boolean): void {
+    this.processes[this.processes.length - 1]!.proc.kill(frozen ? 'SIGSTOP' : 'SIGCONT');
+  }
+
   async stop(): Promise<void> {
     this.agent.destroy();
     for (const p of [...this.processes].reverse()) await p.stop();

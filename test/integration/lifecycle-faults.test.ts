@@ -1,0 +1,136 @@
+// API faults met through the hooks, each made by real misconfiguration of the real API servers
+// rather than a mock: RBAC that lacks a verb (403), a Secret CAPI has not written yet (404), a
+// fail-closed admission webhook (500), a hung API server (SIGSTOP: CAPI's timeout), nothing
+// listening, and a CRD that is not installed. Every answer must be a CAPI-valid Failure that says what
+// to do, and BeforeClusterDelete must never hold deletion back.
+import { readFileSync } from 'node:fs';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { RBAC_RULES } from '../../src/render/install.ts';
+import { freePort } from './env/base.ts';
+import {
+  createCluster, ensureNamespace, extensionKubeconfig, HOOK_PATHS, lifecycleRequest, markControlPlaneInitialized, ok, putKubeconfig,
+} from './env/capi.ts';
+import { startExtension, type Extension } from './env/extension.ts';
+import { startEnv, type Env } from './env/index.ts';
+
+const test = suite('hook answers to real API faults');
+let env: Env;
+let full: Extension;
+const PROVIDER = 'capi-registry-addon-system';
+const args = (kubeconfig: string) => ['--kubeconfig', kubeconfig, '--capi-version', 'v1.13', '--provider-namespace', PROVIDER, '--mint-root-ca'];
+
+test.before(async () => {
+  env = await startEnv({ management: true, workload: true });
+  await ensureNamespace(env.management!, PROVIDER);
+  full = await startExtension('node', { args: args(await extensionKubeconfig(env.management!, 'capi-registry-addon')) });
+});
+test.after(async () => {
+  env.workload!.freeze(false);
+  await full.stop();
+  await env.stop();
+});
+
+async function call(ext: Extension, hook: keyof typeof HOOK_PATHS, cluster: unknown, query = '?timeout=10s') {
+  const r = await ext.post(HOOK_PATHS[hook], lifecycleRequest(hook, cluster), query);
+  assert.is(r.status, 200);
+  assert.not.match(r.text, /PRIVATE KEY/);
+  return r.json();
+}
+
+/** An opted-in Cluster whose control plane is up and whose kubeconfig points at `kubeconfig`. */
+async function readyCluster(ns: string, name: string, services = ['10.96.0.0/12']) {
+  const cluster = await createCluster(env.management!, ns, name, { services, registry: {} });
+  await markControlPlaneInitialized(env.management!, ns, name);
+  await putKubeconfig(env.management!, ns, name, readFileSync(env.workload!.kubeconfig, 'utf8'));
+  return cluster;
+}
+
+test('403: RBAC without helmchartproxies → ACPI Failure naming the verb and resource; without delete → BeforeClusterDelete still Success', async () => {
+  const noProxies = RBAC_RULES.map((r) => r.rule).filter((r) => !(r.resources as readonly string[]).includes('helmchartproxies'));
+  const ext = await startExtension('node', { args: args(await extensionKubeconfig(env.management!, 'no-proxies', noProxies)) });
+  try {
+    const cluster = await readyCluster('rbac', 'c1');
+    const r = await call(ext, 'AfterControlPlaneInitialized', cluster);
+    assert.is(r.status, 'Failure');
+    assert.is(r.message, `Cluster rbac/c1: patch HelmChartProxy rbac/c1-registry: forbidden (403): grant the extension's ServiceAccount "patch" on helmchartproxies in that namespace (see the RBAC rules in 'capi-registry-addon manifests')`);
+    const del = await call(ext, 'BeforeClusterDelete', cluster);
+    assert.equal([del.status, del.retryAfterSeconds], ['Success', 0]);
+    assert.match(del.message, /deletion not held back, but delete HelmChartProxy rbac\/c1-registry: forbidden \(403\)/);
+  } finally {
+    await ext.stop();
+  }
+});
+
+test('404: no kubeconfig Secret yet → Failure that says CAPI writes it', async () => {
+  const cluster = await createCluster(env.management!, 'missing', 'c1', { services: ['10.96.0.0/12'], registry: {} });
+  const r = await call(full, 'AfterControlPlaneInitialized', cluster);
+  assert.is(r.status, 'Failure');
+  assert.match(r.message, /^Cluster missing\/c1: Secret missing\/c1-kubeconfig \(key value\) not found: Cluster API writes it once the control plane is initialized; the hook is retried$/);
+});
+
+test('500: a fail-closed admission webhook on the workload cluster → Failure quoting the API server, nothing half-written', async () => {
+  const workload = env.workload!;
+  const hook = '/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations';
+  ok(await workload.request('POST', hook, {
+    apiVersion: 'admissionregistration.k8s.io/v1', kind: 'ValidatingWebhookConfiguration', metadata: { name: 'broken' },
+    webhooks: [{ name: 'broken.example.com', admissionReviewVersions: ['v1'], sideEffects: 'None', failurePolicy: 'Fail', timeoutSeconds: 2,
+      clientConfig: { url: `https://127.0.0.1:${await freePort()}/validate` },
+      rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE', 'UPDATE'], resources: ['secrets'] }] }],
+  }), 'webhook');
+  try {
+    const cluster = await readyCluster('webhook', 'c1', ['10.77.0.0/16']);
+    const r = await call(full, 'AfterControlPlaneInitialized', cluster);
+    assert.is(r.status, 'Failure');
+    assert.match(r.message, /^Cluster webhook\/c1: patch Secret capi-registry\/registry-tls: the API server failed \(500\): Internal error occurred: failed calling webhook "broken\.example\.com".*; CAPI retries the hook$/);
+    assert.is((await env.management!.request('GET', '/apis/addons.cluster.x-k8s.io/v1alpha1/namespaces/webhook/helmchartproxies/c1-registry')).status, 404, 'no proxy for a registry without its certificate');
+  } finally {
+    await workload.request('DELETE', `${hook}/broken`);
+  }
+  // The fault fixed, the same hook converges.
+  const cluster = (await env.management!.request('GET', '/apis/cluster.x-k8s.io/v1beta2/namespaces/webhook/clusters/c1')).body;
+  assert.is((await call(full, 'AfterControlPlaneInitialized', cluster)).status, 'Success');
+});
+
+test("timeout: a hung workload API server (SIGSTOP) → Failure within CAPI's ?timeout, then success once it answers", async () => {
+  const cluster = await readyCluster('hung', 'c1', ['10.78.0.0/16']);
+  env.workload!.freeze(true);
+  try {
+    const started = Date.now();
+    const r = await call(full, 'AfterControlPlaneInitialized', cluster, '?timeout=3s');
+    const ms = Date.now() - started;
+    assert.is(r.status, 'Failure');
+    assert.is(r.message, "AfterControlPlaneInitialized did not finish within CAPI's 3s timeout; it continues on the next call");
+    assert.ok(ms < 3000, `answered before CAPI gives up (${ms} ms)`);
+  } finally {
+    env.workload!.freeze(false);
+  }
+  assert.is((await call(full, 'AfterControlPlaneInitialized', cluster)).status, 'Success');
+});
+
+test('nothing listening: a kubeconfig pointing at a closed port → Failure that says the API server cannot be reached', async () => {
+  const cluster = await readyCluster('closed', 'c1');
+  const kc = JSON.parse(readFileSync(env.workload!.kubeconfig, 'utf8'));
+  kc.clusters[0].cluster.server = `https://127.0.0.1:${await freePort()}`;
+  await putKubeconfig(env.management!, 'closed', 'c1', JSON.stringify(kc));
+  const r = await call(full, 'AfterControlPlaneInitialized', cluster);
+  assert.is(r.status, 'Failure');
+  assert.match(r.message, /^Cluster closed\/c1: patch Namespace capi-registry: the API server could not be reached \(.+\); CAPI retries the hook$/);
+});
+
+test('CAAPH not installed (its CRD deleted) → Failure that says to install it', async () => {
+  const cluster = await readyCluster('nocaaph', 'c1');
+  ok(await env.management!.request('DELETE', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions/helmchartproxies.addons.cluster.x-k8s.io'), 'delete CRD');
+  // A fresh extension: client-node caches API discovery per process.
+  const ext = await startExtension('node', { args: args(await extensionKubeconfig(env.management!, 'after-crd-delete')) });
+  try {
+    const r = await ext.post(HOOK_PATHS.AfterControlPlaneInitialized, lifecycleRequest('AfterControlPlaneInitialized', cluster));
+    const body = r.json();
+    assert.is(body.status, 'Failure');
+    assert.is(body.message, 'Cluster nocaaph/c1: patch HelmChartProxy nocaaph/c1-registry: this API server does not serve HelmChartProxy: install the provider that defines it (for HelmChartProxy: clusterctl init --addon helm)');
+  } finally {
+    await ext.stop();
+  }
+});
+
+test.run();
