@@ -29,9 +29,13 @@ for (const [name, [exe]] of Object.entries(RUNTIMES)) need(existsSync(exe), `run
 const nodeMajor = Number(spawnSync(RUNTIMES.node[0], ['-p', 'process.versions.node.split(".")[0]'], { encoding: 'utf8' }).stdout.trim());
 need(nodeMajor >= 22, `node_modules/.bin/node is Node ${nodeMajor}; a supported LTS (>= 22) is required: run 'npm ci'`);
 
+// A suite that fails without stopping the servers it started keeps its process alive: a watchdog turns
+// that into a failed step with its output instead of a CI run that hangs until its time limit.
+const STEP_TIMEOUT_MS = 25 * 60_000;
 const step = (title, cmd, argv, env = {}) => {
   console.log(`\n=== ${title}`);
-  const r = spawnSync(cmd, argv, { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8', env: { ...process.env, ...env }, maxBuffer: 64 * 1024 * 1024 });
+  const r = spawnSync(cmd, argv, { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8', env: { ...process.env, ...env }, maxBuffer: 64 * 1024 * 1024, timeout: STEP_TIMEOUT_MS, killSignal: 'SIGKILL' });
+  if (r.error?.code === 'ETIMEDOUT') console.log(`!!! ${title}: killed after ${STEP_TIMEOUT_MS / 60_000} min (a suite left a server running? see FAIL above)`);
   process.stdout.write(r.stdout ?? '');
   return r;
 };

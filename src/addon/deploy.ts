@@ -5,7 +5,7 @@
 // Each converges: calling it again with the same input writes nothing new.
 import type { SecretClient } from '../kube/client.ts';
 import type { WorkloadClients } from '../kube/workload-clients.ts';
-import { CLUSTER_SELECTOR_LABEL, helmChartProxy, helmChartProxyName, type ChartSource } from '../render/helmchartproxy.ts';
+import { CERT_NOT_AFTER_ANNOTATION, CLUSTER_SELECTOR_LABEL, helmChartProxy, helmChartProxyName, type ChartSource } from '../render/helmchartproxy.ts';
 import { clusterCaSecretName } from '../render/metadata.ts';
 import { success, type ClusterRef, type HookResult } from '../runtime-sdk/types.ts';
 import { clusterRegistry } from './layout.ts';
@@ -41,7 +41,12 @@ export function deployRegistry(cluster: ClusterRef, deps: AddonDeps): Promise<Ho
     await deps.management.applyObject({
       apiVersion,
       kind: 'Cluster',
-      metadata: { name: cluster.name, namespace: cluster.namespace, labels: { [CLUSTER_SELECTOR_LABEL]: helmChartProxyName(cluster.name) } },
+      metadata: {
+        name: cluster.name,
+        namespace: cluster.namespace,
+        labels: { [CLUSTER_SELECTOR_LABEL]: helmChartProxyName(cluster.name) },
+        annotations: { [CERT_NOT_AFTER_ANNOTATION]: secrets.notAfter.toISOString().replace(/\.\d+Z$/, 'Z') },
+      },
     });
     await deps.management.applyObject(proxy as Parameters<SecretClient['applyObject']>[0]);
     const renewed = secrets.renewal.renew ? `registry-tls issued (${secrets.renewal.reasons.join('; ')}); ` : '';

@@ -24,6 +24,10 @@ export interface AddonRuntime {
   log: Logger;
   /** Day-2 queue tuning (tests shorten it). */
   convergeIntervalMs?: number;
+  /** Told when a Cluster's registry was (re)deployed: its certificate expiry may have changed. */
+  onDeployed?: (cluster: ClusterRef) => void;
+  /** Told of every Failure a lifecycle hook returns for an opted-in Cluster (Events). */
+  onFailure?: (cluster: ClusterRef, hook: HookName, message: string) => void;
 }
 
 export interface Addon {
@@ -53,6 +57,11 @@ export function controlPlaneInitialized(raw: Record<string, unknown>): boolean {
 
 export function createAddon(rt: AddonRuntime): Addon {
   const serialize = keyedLock();
+  const deploy = async (cluster: ClusterRef, deps: AddonDeps) => {
+    const result = await deployRegistry(cluster, deps);
+    if (result.status === 'Success') rt.onDeployed?.(cluster);
+    return result;
+  };
   /** Runs `work` with the management side; without one, a Failure (or, where nothing may block, a Success that says so). */
   const withDeps = (cluster: ClusterRef, work: (deps: AddonDeps) => Promise<HookResult>, neverBlock = false) =>
     serialize(`${cluster.namespace}/${cluster.name}`, async () => {
@@ -72,7 +81,9 @@ export function createAddon(rt: AddonRuntime): Addon {
       const optIn = registryOptIn(cluster.variables);
       if (optIn.enabled === 'invalid') return failure(`Cluster ${cluster.namespace}/${cluster.name}: ${optIn.message}`);
       if (!optIn.enabled) return success();
-      return withDeps(cluster, (deps) => work(cluster, deps), neverBlock);
+      const result = await withDeps(cluster, (deps) => work(cluster, deps), neverBlock);
+      if (result.status === 'Failure') rt.onFailure?.(cluster, hook, result.message ?? '');
+      return result;
     };
 
   const queue = converger({
@@ -93,7 +104,7 @@ export function createAddon(rt: AddonRuntime): Addon {
       if (!parsed.ok) return failure(`Cluster ${namespace}/${name}: ${parsed.message}`);
       const cluster = parsed.value;
       const initialized = controlPlaneInitialized(raw);
-      return withDeps(cluster, (d) => (initialized ? deployRegistry(cluster, d) : setupCluster(cluster, d)));
+      return withDeps(cluster, (d) => (initialized ? deploy(cluster, d) : setupCluster(cluster, d)));
     },
   });
 
@@ -114,8 +125,8 @@ export function createAddon(rt: AddonRuntime): Addon {
     converger: queue,
     handlers: {
       BeforeClusterCreate: lifecycle('BeforeClusterCreate', setupCluster),
-      AfterControlPlaneInitialized: lifecycle('AfterControlPlaneInitialized', deployRegistry),
-      BeforeClusterUpgrade: lifecycle('BeforeClusterUpgrade', deployRegistry),
+      AfterControlPlaneInitialized: lifecycle('AfterControlPlaneInitialized', deploy),
+      BeforeClusterUpgrade: lifecycle('BeforeClusterUpgrade', deploy),
       BeforeClusterDelete: lifecycle('BeforeClusterDelete', (cluster, deps) => {
         queue.forget(cluster.namespace, cluster.name);
         return removeRegistry(cluster, deps);

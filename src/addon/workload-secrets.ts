@@ -9,6 +9,7 @@ import { issueServerCertificate, needsRenewal, type RenewalDecision } from '../p
 import { REGISTRY, POD, serverCertSans, type RegistryLayout } from '../render/metadata.ts';
 import type { ClusterRef } from '../runtime-sdk/types.ts';
 import { sha256Hex } from '../render/digest.ts';
+import { certificateFacts, decodeCertificate } from '../pki/inspect.ts';
 
 export interface WorkloadDeps {
   management: SecretClient;
@@ -20,6 +21,8 @@ export interface WorkloadSecretsResult {
   renewal: RenewalDecision;
   /** SHA-256 of the served tls.crt, for the pod-template annotation that rolls the pods. */
   tlsCertSha256: string;
+  /** When the served certificate expires (for the expiry metric). */
+  notAfter: Date;
 }
 
 export const kubeconfigSecret = (cluster: string) => `${cluster}-kubeconfig`;
@@ -56,5 +59,6 @@ export async function writeWorkloadSecrets(cluster: ClusterRef, layout: Registry
     labels: { ...REGISTRY.labels },
     data: { [POD.httpSecretKey]: hex(crypto.getRandomValues(new Uint8Array(32))) },
   });
-  return { renewal, tlsCertSha256: await sha256Hex(tlsCrt) };
+  const { notAfter } = certificateFacts(decodeCertificate(tlsCrt, `Secret ${REGISTRY.namespace}/${REGISTRY.tlsSecret} tls.crt`));
+  return { renewal, tlsCertSha256: await sha256Hex(tlsCrt), notAfter };
 }

@@ -69,7 +69,17 @@ export class HookMetrics {
     'Time from request start to response, by hook.',
     [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
   );
+  readonly clusterResults = new Counter(
+    'capi_registry_addon_cluster_hook_results_total',
+    'Lifecycle hook answers per Cluster (namespace/name), by hook and response status.',
+  );
+  readonly chartRequests = new Counter('capi_registry_addon_chart_requests_total', 'Requests to the chart OCI endpoint (/v2/), by method and HTTP status.');
   render(): string {
-    return `${[this.requests.render(), this.failures.render(), this.latency.render()].join('\n')}\n`;
+    return `${[this.requests.render(), this.failures.render(), this.latency.render(), this.clusterResults.render(), this.chartRequests.render()].join('\n')}\n`;
   }
+}
+
+/** A gauge rendered from a fresh snapshot: label sets and values given whole on each render. */
+export function renderGauge(name: string, help: string, samples: { labels: Labels; value: number }[]): string {
+  return [`# HELP ${name} ${help}`, `# TYPE ${name} gauge`, ...samples.map((s) => `${name}${labelText(s.labels)} ${s.value}`)].join('\n');
 }

@@ -14,6 +14,9 @@ export interface ChartSource {
 
 /** The label the addon puts on an opted-in Cluster so that exactly its HelmChartProxy selects it. */
 export const CLUSTER_SELECTOR_LABEL = 'capi-registry-addon.io/helmchartproxy';
+/** Annotation on the Cluster: when its registry's server certificate expires (RFC 3339). Kept on the
+ * Cluster, not in memory, so the expiry metric survives restarts and `clusterctl move`. */
+export const CERT_NOT_AFTER_ANNOTATION = 'capi-registry-addon.io/registry-cert-not-after';
 
 /** A Kubernetes name of at most 63 characters: the cluster name, shortened with a stable suffix when needed. */
 export function helmChartProxyName(cluster: string): string {

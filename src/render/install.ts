@@ -23,8 +23,12 @@ export const RBAC_RULES = [
     why: 'apply the one HelmChartProxy per Cluster (server-side apply creates it), delete it at BeforeClusterDelete',
   },
   {
-    rule: { apiGroups: ['cluster.x-k8s.io'], resources: ['clusters'], verbs: ['get', 'patch'] },
-    why: 'day 2: read a Cluster that opted in after creation; label an opted-in Cluster so that its HelmChartProxy selects it',
+    rule: { apiGroups: ['cluster.x-k8s.io'], resources: ['clusters'], verbs: ['get', 'list', 'patch'] },
+    why: 'day 2: read a Cluster that opted in after creation; label an opted-in Cluster so that its HelmChartProxy selects it and annotate it with its certificate expiry; list the labelled Clusters for the expiry metric',
+  },
+  {
+    rule: { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
+    why: 'record an Event on the Cluster for every Failure a hook returns',
   },
 ] as const;
 

@@ -143,6 +143,7 @@ export function wrapHook<T>(endpoint: Endpoint<T>, opts: WrapperOptions): (reque
     const seconds = (now() - started) / 1000;
     opts.metrics.requests.inc({ hook: endpoint.hook, status: result.status });
     if (result.status === 'Failure') opts.metrics.failures.inc({ hook: endpoint.hook, reason });
+    if (cluster) opts.metrics.clusterResults.inc({ cluster, hook: endpoint.hook, status: result.status });
     opts.metrics.latency.observe({ hook: endpoint.hook }, seconds);
     const level = result.status === 'Failure' ? 'warn' : 'debug';
     opts.log[level]('hook answered', {

@@ -20,6 +20,8 @@ export interface AppOptions {
   maxBodyBytes: number;
   /** The chart served over OCI under /v2/ (absent: no /v2/ routes). */
   chart?: ChartArtifact;
+  /** More metrics text read at scrape time (e.g. certificate expiry kept on the Clusters). */
+  extraMetrics?: () => Promise<string>;
   /** Readiness beyond "the process answers": false while e.g. no serving certificate is loaded. */
   ready?: () => { ok: boolean; detail: string };
 }
@@ -47,13 +49,22 @@ export function createApp(opts: AppOptions) {
     app.post(`${HOOKS_PREFIX}/${pathSegment(spec.hook)}/${spec.handler}`, (c) => serve(c.req.raw));
   }
 
-  if (opts.chart) app.route('/', ociRoutes(opts.chart));
+  if (opts.chart) {
+    app.use('/v2/*', async (c, next) => {
+      await next();
+      metrics.chartRequests.inc({ method: c.req.method, status: String(c.res.status) });
+    });
+    app.route('/', ociRoutes(opts.chart));
+  }
   app.get('/healthz', (c) => c.text('ok'));
   app.get('/readyz', (c) => {
     const state = opts.ready?.() ?? { ok: true, detail: 'ok' };
     return c.text(state.detail, state.ok ? 200 : 503);
   });
-  app.get('/metrics', (c) => c.body(metrics.render(), 200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }));
+  app.get('/metrics', async (c) => {
+    const extra = opts.extraMetrics ? `${await opts.extraMetrics()}\n` : '';
+    return c.body(metrics.render() + extra, 200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
+  });
   app.notFound((c) => c.json({ error: `no route for ${c.req.method} ${new URL(c.req.url).pathname}` }, 404));
   app.onError((err, c) => {
     opts.log.error('unhandled route error', { error: err.name });

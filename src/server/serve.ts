@@ -6,6 +6,8 @@ import { createAddon } from '../addon/hooks.ts';
 import type { AddonDeps } from '../addon/deploy.ts';
 import { KubeError, secretClient } from '../kube/client.ts';
 import { workloadClientCache } from '../kube/workload-clients.ts';
+import { certExpiryMetrics } from '../observe/cert-expiry.ts';
+import { failureEvents } from '../observe/events.ts';
 import type { CapiTarget } from '../runtime-sdk/catalog.ts';
 import { loadKubeConfig, locateKubeConfig } from '../kube/connection.ts';
 import type { Logger } from '../observe/log.ts';
@@ -90,6 +92,7 @@ export async function serve(config: ServeConfig): Promise<RunningServer> {
   if (kube.ok) log.info('management cluster kubeconfig', { source: kube.source });
   else log.warn('no management cluster connection: hooks for opted-in Clusters will fail until one is configured', { reason: kube.reason });
 
+  const clusterApiVersion = config.target.minor <= 10 ? 'cluster.x-k8s.io/v1beta1' : 'cluster.x-k8s.io/v1beta2';
   // The management client is made on first use (client-node's load cost stays out of cold start).
   let deps: Promise<AddonDeps> | undefined;
   const addonDeps = (): Promise<AddonDeps> => {
@@ -99,7 +102,7 @@ export async function serve(config: ServeConfig): Promise<RunningServer> {
       workloadClients: workloadClientCache(),
       providerNamespace: config.addon.providerNamespace,
       mintRootCa: config.addon.mintRootCa,
-      clusterApiVersion: config.target.minor <= 10 ? 'cluster.x-k8s.io/v1beta1' : 'cluster.x-k8s.io/v1beta2',
+      clusterApiVersion,
       chart: { repoUrl: config.addon.chartRepoUrl, version: config.version, caSecret: config.addon.chartCaSecret },
       now: () => new Date(),
     }));
@@ -109,13 +112,24 @@ export async function serve(config: ServeConfig): Promise<RunningServer> {
       throw new KubeError(err instanceof Error ? err.message : String(err));
     });
   };
-  const addon = createAddon({ deps: addonDeps, log, convergeIntervalMs: config.addon.convergeIntervalSeconds * 1000 });
+  const events = failureEvents({ sink: async () => { const { management } = await addonDeps(); return { write: (e) => management.applyObject(e as never) }; }, log, clusterApiVersion });
+  const expiry = kube.ok
+    ? certExpiryMetrics({ log, listClusters: async (selector) => (await addonDeps()).management.listObjects({ apiVersion: clusterApiVersion, kind: 'Cluster' }, selector) })
+    : undefined;
+  const addon = createAddon({
+    deps: addonDeps,
+    log,
+    convergeIntervalMs: config.addon.convergeIntervalSeconds * 1000,
+    onFailure: (c, hook, m) => events.record(c, hook, m),
+    onDeployed: () => expiry?.invalidate(),
+  });
   const metrics = new HookMetrics();
   let accepting = false;
   const app = createApp({
     chart: await chartArtifact(chartTgz, config.version),
     target: config.target,
     handlers: addon.handlers,
+    extraMetrics: expiry?.render,
     log,
     metrics,
     maxBodyBytes: config.maxBodyBytes,

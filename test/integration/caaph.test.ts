@@ -74,6 +74,8 @@ test('BCC + ACPI over HTTPS → HelmChartProxy → CAAPH → release on the work
     return (await statefulSet()).status === 200 ? true : undefined;
   }, 120_000, caaph.logFile);
 
+  assert.match((await ext.request('GET', '/metrics')).text, /capi_registry_addon_chart_requests_total\{method="GET",status="200"\} [1-9]/, 'CAAPH pulled from our endpoint');
+
   // Exactly what src/render makes for this Cluster with the certificate the hook issued.
   const tlsCrt = Buffer.from((await workload.request('GET', '/api/v1/namespaces/capi-registry/secrets/registry-tls')).body.data['tls.crt'], 'base64').toString('utf8');
   const parsed = parseCluster(cluster);

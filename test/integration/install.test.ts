@@ -24,28 +24,34 @@ const PATHS: Record<string, (ns: string) => string> = {
 
 test('dist/install.yaml (ExtensionConfig v1alpha1) and the v1.12 variant (v1beta2): every object passes strict dry-run', async () => {
   const env = await startEnv({ management: true });
-  const api = env.management!;
-  const v112 = spawnSync(RUNTIMES.node![0]!, [BUNDLE, 'manifests', '--capi-version', 'v1.12'], { encoding: 'utf8' }).stdout;
-  for (const [name, text] of [['dist/install.yaml', readFileSync('dist/install.yaml', 'utf8')], ['manifests --capi-version v1.12', v112]] as const) {
-    const docs = yaml.loadAll(text).filter(Boolean) as any[];
-    assert.equal(docs.map((d) => d.kind), ['Namespace', 'ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Issuer', 'Certificate', 'Certificate', 'Deployment', 'Service', 'PodDisruptionBudget', 'ExtensionConfig']);
-    const ext = docs.find((d) => d.kind === 'ExtensionConfig');
-    assert.is(ext.apiVersion, name.includes('v1.12') ? 'runtime.cluster.x-k8s.io/v1beta2' : 'runtime.cluster.x-k8s.io/v1alpha1');
-    const ns = docs[0].metadata.name;
-    // The Namespace is created for real once (namespaced objects can only be dry-run into one that exists).
-    const exists = (await api.request('GET', `/api/v1/namespaces/${ns}`)).status === 200;
-    if (!exists) {
-      assert.is((await api.request('POST', '/api/v1/namespaces?dryRun=All&fieldValidation=Strict', docs[0])).status, 201);
-      assert.is((await api.request('POST', '/api/v1/namespaces', docs[0])).status, 201);
+  try {
+    const api = env.management!;
+    const v112 = spawnSync(RUNTIMES.node![0]!, [BUNDLE, 'manifests', '--capi-version', 'v1.12'], { encoding: 'utf8' }).stdout;
+    for (const [name, text] of [['dist/install.yaml', readFileSync('dist/install.yaml', 'utf8')], ['manifests --capi-version v1.12', v112]] as const) {
+      const docs = yaml.loadAll(text).filter(Boolean) as any[];
+      assert.equal(docs.map((d) => d.kind), ['Namespace', 'ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Issuer', 'Certificate', 'Issuer', 'Certificate', 'Deployment', 'Service', 'PodDisruptionBudget', 'ExtensionConfig']);
+      const issuers = docs.filter((d) => d.kind === 'Issuer');
+      assert.equal(issuers.map((i) => Object.keys(i.spec)), [['selfSigned'], ['ca']], 'self-signed root; the root CA signs the serving certificate');
+      assert.is(docs.find((d) => d.metadata.name === 'capi-registry-addon-serving-cert').spec.issuerRef.name, issuers[1].metadata.name);
+      const ext = docs.find((d) => d.kind === 'ExtensionConfig');
+      assert.is(ext.apiVersion, name.includes('v1.12') ? 'runtime.cluster.x-k8s.io/v1beta2' : 'runtime.cluster.x-k8s.io/v1alpha1');
+      const ns = docs[0].metadata.name;
+      // The Namespace is created for real once (namespaced objects can only be dry-run into one that exists).
+      const exists = (await api.request('GET', `/api/v1/namespaces/${ns}`)).status === 200;
+      if (!exists) {
+        assert.is((await api.request('POST', '/api/v1/namespaces?dryRun=All&fieldValidation=Strict', docs[0])).status, 201);
+        assert.is((await api.request('POST', '/api/v1/namespaces', docs[0])).status, 201);
+      }
+      for (const doc of docs.slice(1)) {
+        const path = doc.kind === 'ExtensionConfig' ? `/apis/${doc.apiVersion}/extensionconfigs` : PATHS[doc.kind]!(ns);
+        const r = await api.request('POST', `${path}?dryRun=All&fieldValidation=Strict`, doc);
+        assert.is(r.status, 201, `${name}: ${doc.kind}/${doc.metadata.name}: ${r.text.slice(0, 300)}`);
+      }
+      assert.match(text, /# +generate(Patches)?Extension: generate-patches\.capi-registry-addon/);
     }
-    for (const doc of docs.slice(1)) {
-      const path = doc.kind === 'ExtensionConfig' ? `/apis/${doc.apiVersion}/extensionconfigs` : PATHS[doc.kind]!(ns);
-      const r = await api.request('POST', `${path}?dryRun=All&fieldValidation=Strict`, doc);
-      assert.is(r.status, 201, `${name}: ${doc.kind}/${doc.metadata.name}: ${r.text.slice(0, 300)}`);
-    }
-    assert.match(text, /# +generate(Patches)?Extension: generate-patches\.capi-registry-addon/);
+  } finally {
+    await env.stop();
   }
-  await env.stop();
 });
 
 test.run();

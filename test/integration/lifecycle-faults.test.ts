@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { RBAC_RULES } from '../../src/render/install.ts';
-import { freePort } from './env/base.ts';
+import { freePort, waitFor } from './env/base.ts';
 import {
   createCluster, ensureNamespace, extensionKubeconfig, HOOK_PATHS, lifecycleRequest, markControlPlaneInitialized, ok, putKubeconfig,
 } from './env/capi.ts';
@@ -54,6 +54,15 @@ test('403: RBAC without helmchartproxies → ACPI Failure naming the verb and re
     const r = await call(ext, 'AfterControlPlaneInitialized', cluster);
     assert.is(r.status, 'Failure');
     assert.is(r.message, `Cluster rbac/c1: patch HelmChartProxy rbac/c1-registry: forbidden (403): grant the extension's ServiceAccount "patch" on helmchartproxies in that namespace (see the RBAC rules in 'capi-registry-addon manifests')`);
+    // The Failure is also an Event on the Cluster (kubectl describe cluster shows it), once.
+    const event = await waitFor('the Warning Event on the Cluster', async () => {
+      const list = (await env.management!.request('GET', '/api/v1/namespaces/rbac/events')).body.items as any[];
+      return list.find((e) => e.reason === 'RegistryAddonAfterControlPlaneInitializedFailed');
+    }, 10_000);
+    assert.equal([event.type, event.involvedObject.kind, event.involvedObject.name, event.involvedObject.uid, event.message], ['Warning', 'Cluster', 'c1', cluster.metadata.uid, r.message]);
+    assert.is((await call(ext, 'AfterControlPlaneInitialized', cluster)).status, 'Failure');
+    const again = (await env.management!.request('GET', '/api/v1/namespaces/rbac/events')).body.items as any[];
+    assert.is(again.filter((e) => e.reason === 'RegistryAddonAfterControlPlaneInitializedFailed').length, 1, 'a repeated failure is not recorded again within 5 minutes');
     const del = await call(ext, 'BeforeClusterDelete', cluster);
     assert.equal([del.status, del.retryAfterSeconds], ['Success', 0]);
     assert.match(del.message, /deletion not held back, but delete HelmChartProxy rbac\/c1-registry: forbidden \(403\)/);

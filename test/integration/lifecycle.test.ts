@@ -64,7 +64,11 @@ function opensslFacts(certPem: string, caPem: string) {
   const dir = workDir('lifecycle-verify');
   writeFileSync(join(dir, 'leaf.crt'), certPem);
   writeFileSync(join(dir, 'ca.crt'), caPem);
-  return { verify: openssl(['verify', '-CAfile', 'ca.crt', 'leaf.crt'], dir).trim(), sans: openssl(['x509', '-in', 'leaf.crt', '-noout', '-ext', 'subjectAltName'], dir) };
+  return {
+    verify: openssl(['verify', '-CAfile', 'ca.crt', 'leaf.crt'], dir).trim(),
+    sans: openssl(['x509', '-in', 'leaf.crt', '-noout', '-ext', 'subjectAltName'], dir),
+    notAfter: Date.parse(openssl(['x509', '-in', 'leaf.crt', '-noout', '-enddate'], dir).trim().replace(/^notAfter=/, '')),
+  };
 }
 
 /** One opted-in Cluster from BCC to delete; `services` picks IPv4 or IPv6. */
@@ -109,6 +113,10 @@ async function clusterLifecycle(ext: Extension, o: { ns: string; provider: strin
   assert.is(facts.verify, 'leaf.crt: OK', 'registry-tls verifies against the root, by openssl');
   assert.ok(facts.sans.includes(o.sanIp), `${o.sanIp} in ${facts.sans}`);
   assert.match(facts.sans, /DNS:registry\.capi-registry\.svc/);
+  const notAfter = facts.notAfter / 1000;
+  const metrics = (await ext.request('GET', '/metrics')).text;
+  assert.ok(metrics.includes(`capi_registry_addon_registry_cert_expiry_timestamp_seconds{namespace="${ns}",cluster="${name}"} ${notAfter}`), `expiry gauge after ACPI: ${notAfter} in ${metrics.split('\n').filter((l) => l.includes('expiry')).join(' / ')}`);
+  assert.match(metrics, new RegExp(`capi_registry_addon_cluster_hook_results_total\\{cluster="${ns}/${name}",hook="AfterControlPlaneInitialized",status="Failure"\\} 1`));
   const proxy = (await hcp(ns, name)).body;
   assert.is(proxy.spec.tlsConfig.caSecret.name, `${name}-registry-addon-ca`);
   assert.is(proxy.spec.tlsConfig.caSecret.namespace, ns);
@@ -207,6 +215,15 @@ test('day 2: a Cluster that opts in after creation converges from GeneratePatche
     assert.ok(await wsecret('registry-tls'));
   } finally {
     await ext.stop();
+  }
+  // The expiry gauge is kept on the Cluster, not in memory: a fresh process reports it at once.
+  const restarted = await startExtension('bun', { args: ['--kubeconfig', kubeconfig, '--capi-version', 'v1.13', '--provider-namespace', provider] });
+  try {
+    const metrics = (await restarted.request('GET', '/metrics')).text;
+    const annotation = (await getCluster(mgmt(), 'day2', 'late')).metadata.annotations['capi-registry-addon.io/registry-cert-not-after'];
+    assert.ok(metrics.includes(`capi_registry_addon_registry_cert_expiry_timestamp_seconds{namespace="day2",cluster="late"} ${Date.parse(annotation) / 1000}`), metrics);
+  } finally {
+    await restarted.stop();
   }
 });
 

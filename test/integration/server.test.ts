@@ -30,13 +30,16 @@ for (const runtime of Object.keys(RUNTIMES)) {
       const reply = await ext.post(f.path, f.body);
       assert.equal(wireProblems(f.hook, reply.status, reply.text), [], `${runtime} ${f.file}`);
       const body = reply.json();
-      const expectSuccess = f.hook === 'Discovery' || f.hook === 'DiscoverVariables' || !f.optedIn;
+      // No management cluster here: opted-in lifecycle hooks must say so; delete never blocks; patches are pure.
+      const expectSuccess = !f.optedIn || ['Discovery', 'DiscoverVariables', 'GeneratePatches', 'BeforeClusterDelete'].includes(f.hook);
       assert.is(body.status, expectSuccess ? 'Success' : 'Failure', f.file);
       if (BLOCKING.has(f.hook)) assert.is(body.retryAfterSeconds, 0, f.file);
       if (f.hook === 'Discovery') assert.is(body.handlers.length, 6);
       if (f.hook === 'GeneratePatches' && !f.optedIn) assert.equal(body.items, [], f.file);
-      if (!expectSuccess) assert.match(body.message, /clusterConfig\.addons\.registry is set, but this build/, f.file);
-      if (expectSuccess && f.hook !== 'Discovery' && f.hook !== 'DiscoverVariables') assert.is(body.message, undefined, f.file);
+      if (!expectSuccess) assert.match(body.message, /^Cluster [a-z0-9-]+\/[a-z0-9-]+: no management cluster connection \(no --kubeconfig, not in a cluster, and no \$KUBECONFIG or ~\/\.kube\/config\): run the extension in the management cluster or give --kubeconfig$/, f.file);
+      if (f.optedIn && f.hook === 'GeneratePatches') assert.ok(body.items.length >= 2, f.file);
+      if (f.optedIn && f.hook === 'BeforeClusterDelete') assert.match(body.message, /no management cluster connection/, f.file);
+      else if (expectSuccess && f.hook !== 'Discovery' && f.hook !== 'DiscoverVariables') assert.is(body.message, undefined, f.file);
     }
   });
 

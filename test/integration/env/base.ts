@@ -35,6 +35,7 @@ export function startProcess(name: string, cmd: string, args: string[], opts: Sp
   proc.stderr?.pipe(log);
   started.add(proc);
   proc.once('exit', () => started.delete(proc));
+
   return {
     proc,
     logFile,
