@@ -83,6 +83,8 @@ async function bundleSuite(kind) {
 const tsc = step('typecheck (tsc --noEmit)', bin('tsc'), ['--noEmit', '-p', '.']);
 if (tsc.status !== 0) totals.failed += 1;
 const built = step('build (npm run build)', RUNTIMES.node[0], ['scripts/build.mjs']);
+const pictures = step('README pictures in step with their source (scripts/diagrams.mjs --check)', RUNTIMES.node[0], ['scripts/diagrams.mjs', '--check']);
+if (pictures.status !== 0) totals.failed += 1;
 need(built.status === 0, 'the bundle did not build');
 
 if (only !== 'integration') {

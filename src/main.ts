@@ -3,6 +3,7 @@ import process from 'node:process';
 import { certInspect, certIssue, certMintCa, CERT_INSPECT, CERT_ISSUE, CERT_MINT_CA } from './cli/cert.ts';
 import { render, RENDER } from './cli/render.ts';
 import { installYaml } from './render/install.ts';
+import { clusterConfigVariable, variableReference } from './render/variables.ts';
 import { helpText, parseFlags, parseListen, parsePositiveInt, UsageError, type CommandSpec } from './cli/args.ts';
 import { createLogger, LOG_LEVELS, type LogFormat, type LogLevel } from './observe/log.ts';
 import { NEWEST_CAPI_MINOR, OLDEST_CAPI_MINOR, parseCapiVersion } from './runtime-sdk/catalog.ts';
@@ -45,7 +46,12 @@ const MANIFESTS: CommandSpec = {
     { name: 'capi-version', value: 'VERSION', help: 'Cluster API version (v1.10 gets ExtensionConfig v1alpha1, v1.11+ v1beta2)', default: `v1.${OLDEST_CAPI_MINOR}` },
   ],
 };
-const COMMANDS = [SERVE, RENDER, MANIFESTS, CERT_CMD, VERSION_CMD];
+const VARIABLES: CommandSpec = {
+  name: 'variables',
+  summary: 'Print the clusterConfig variable schema (as DiscoverVariables publishes it) or its reference table.',
+  flags: [{ name: 'output', value: 'json|markdown', help: 'json: the ClusterClass variable; markdown: the configuration reference table', default: 'json' }],
+};
+const COMMANDS = [SERVE, RENDER, MANIFESTS, VARIABLES, CERT_CMD, VERSION_CMD];
 
 const usage = () =>
   [
@@ -143,6 +149,12 @@ export async function main(argv: string[]): Promise<void> {
         }
         process.stdout.write(installYaml({ namespace: String(flags.namespace), image: String(flags.image), capiMinor: target.minor }));
       }
+    } else if (command === 'variables') {
+      const flags = parseFlags(VARIABLES, rest.map((a) => (a === '-o' ? '--output' : a)));
+      if (flags.help) process.stdout.write(helpText(PROGRAM, VARIABLES));
+      else if (flags.output === 'markdown') process.stdout.write(`${variableReference()}\n`);
+      else if (flags.output === 'json') process.stdout.write(`${JSON.stringify(clusterConfigVariable, null, 2)}\n`);
+      else throw new UsageError('variables: --output must be json or markdown');
     } else if (command === 'cert') {
       await runCert(rest);
     } else if (command === 'version') {

@@ -52,7 +52,7 @@ export const registryVariableSchema = {
     },
     resources: {
       type: 'object',
-      description: 'Resources of the registry container.',
+      description: `Resources of the registry container (default ${JSON.stringify(DEFAULTS.resources)}).`,
       properties: { requests: resourceList('Requests.'), limits: resourceList('Limits.') },
     },
     containerd: {
@@ -87,3 +87,25 @@ export const clusterConfigVariable = {
     },
   },
 } as const;
+
+const PATTERN_NAMES: Record<string, string> = { quantity: 'a Kubernetes quantity', duration: 'a Go duration', image: 'an image reference', dnsSubdomain: 'a DNS subdomain name' };
+
+type SchemaNode = { type?: string; description?: string; default?: unknown; enum?: readonly unknown[]; minimum?: number; maximum?: number; pattern?: string; properties?: Record<string, SchemaNode> };
+
+/** The configuration reference as a Markdown table, one row per leaf field of `addons.registry`: the README's table is this output. */
+export function variableReference(schema: SchemaNode = registryVariableSchema): string {
+  const rows: string[] = [];
+  const walk = (node: SchemaNode, path: string) => {
+    if (node.properties) {
+      for (const [key, child] of Object.entries(node.properties)) walk(child, path ? `${path}.${key}` : key);
+      return;
+    }
+    const allowed = node.enum ? node.enum.map((v) => `\`${String(v)}\``).join(', ')
+      : node.minimum !== undefined ? `${node.minimum}–${node.maximum}`
+      : node.pattern ? PATTERN_NAMES[Object.entries(PATTERNS).find(([, re]) => re === node.pattern)?.[0] ?? ''] ?? `matches \`${node.pattern}\`` : '';
+    const def = node.default !== undefined ? `\`${String(node.default)}\`` : '–';
+    rows.push(`| \`${path}\` | ${node.type} | ${def} | ${allowed} | ${(node.description ?? '').replace(/\|/g, '\\|')} |`);
+  };
+  walk(schema, '');
+  return ['| field | type | default | allowed | meaning |', '| --- | --- | --- | --- | --- |', ...rows].join('\n');
+}
