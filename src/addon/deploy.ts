@@ -1,12 +1,13 @@
 // The registry's whole life on the management side, one function per phase:
 //   prepare (BeforeClusterCreate)     root CA + the Cluster's ca.crt copy
 //   deploy  (ACPI, BCU, day 2)        prepare, workload Secrets, Cluster label, ONE HelmChartProxy
-//   remove  (BeforeClusterDelete)     what we created in the management cluster
+//   remove  (BeforeClusterDelete)     what we created in the management cluster (proxy, CA copy, credentials)
 // Each converges: calling it again with the same input writes nothing new.
 import type { SecretClient } from '../kube/client.ts';
 import type { WorkloadClients } from '../kube/workload-clients.ts';
 import { CERT_NOT_AFTER_ANNOTATION, CLUSTER_SELECTOR_LABEL, helmChartProxy, helmChartProxyName, type ChartSource } from '../render/helmchartproxy.ts';
-import { clusterCaSecretName } from '../render/metadata.ts';
+import { clusterCaSecretName, nodeCredentialSecretName, pushCredentialSecretName } from '../render/metadata.ts';
+import { ensureCredentials } from './credentials.ts';
 import { success, type ClusterRef, type HookResult } from '../runtime-sdk/types.ts';
 import { clusterRegistry } from './layout.ts';
 import { registryPlan } from './plan.ts';
@@ -32,8 +33,9 @@ export function deployRegistry(cluster: ClusterRef, deps: AddonDeps): Promise<Ho
     if (!registry) return success();
     const root = await ensureClusterCa(cluster, deps);
     if (isHookResult(root)) return root;
-    const secrets = await writeWorkloadSecrets(cluster, registry.layout, root, deps);
-    const plan = await registryPlan(cluster, registry, { tlsCertSha256: secrets.tlsCertSha256 });
+    const creds = registry.config.auth.enabled ? await ensureCredentials(cluster, registry.layout, registry.config, deps) : undefined;
+    const secrets = await writeWorkloadSecrets(cluster, registry.layout, root, deps, creds);
+    const plan = await registryPlan(cluster, registry, { tlsCertSha256: secrets.tlsCertSha256, authSha256: secrets.authSha256 });
     const apiVersion = clusterApiVersion(cluster, deps);
     const chart: ChartSource = { ...deps.chart, caSecret: deps.chart.caSecret ?? { name: clusterCaSecretName(cluster.name), namespace: cluster.namespace } };
     const proxy = helmChartProxy({ cluster: { ...cluster, apiVersion }, chart, workload: plan.workload });
@@ -62,7 +64,7 @@ export async function removeRegistry(cluster: ClusterRef, deps: AddonDeps): Prom
   deps.workloadClients.forget(cluster.namespace, `${cluster.name}-kubeconfig`);
   const targets = [
     { apiVersion: HCP_API_VERSION, kind: 'HelmChartProxy', namespace: cluster.namespace, name: helmChartProxyName(cluster.name) },
-    { apiVersion: 'v1', kind: 'Secret', namespace: cluster.namespace, name: clusterCaSecretName(cluster.name) },
+    ...[clusterCaSecretName, nodeCredentialSecretName, pushCredentialSecretName].map((name) => ({ apiVersion: 'v1', kind: 'Secret', namespace: cluster.namespace, name: name(cluster.name) })),
   ];
   const problems: string[] = [];
   for (const ref of targets) {

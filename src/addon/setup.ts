@@ -8,6 +8,7 @@ import { mintRootCa, parseRootCa, ROOT_CA_SECRET, type RootCa } from '../pki/roo
 import { clusterCaSecretName, REGISTRY, RenderError } from '../render/metadata.ts';
 import { failure, retryLater, success, type ClusterRef, type HookResult } from '../runtime-sdk/types.ts';
 import { clusterRegistry } from './layout.ts';
+import { clusterOwned, ensureCredentials } from './credentials.ts';
 
 export interface SetupDeps {
   management: SecretClient;
@@ -62,23 +63,18 @@ export async function ensureClusterCa(cluster: ClusterRef, deps: SetupDeps): Pro
         `to re-key deliberately, delete ${copyName} and roll the nodes`,
     );
   }
-  await deps.management.applySecret({
-    name: copyName,
-    namespace: cluster.namespace,
-    labels: { 'cluster.x-k8s.io/cluster-name': cluster.name, 'clusterctl.cluster.x-k8s.io/move': '', ...REGISTRY.labels },
-    ...(cluster.uid
-      ? { ownerReferences: [{ apiVersion: deps.clusterApiVersion, kind: 'Cluster', name: cluster.name, uid: cluster.uid }] }
-      : {}),
-    data: { 'ca.crt': caCrt },
-  });
+  await deps.management.applySecret({ name: copyName, namespace: cluster.namespace, ...clusterOwned(cluster, deps.clusterApiVersion), data: { 'ca.crt': caCrt } });
   return parsed;
 }
 
-/** BeforeClusterCreate: the root CA and the Cluster's copy of its ca.crt. */
+/** BeforeClusterCreate: the root CA, the Cluster's copy of its ca.crt, and (auth on) the credentials the nodes' hosts.toml carries. */
 export function setupCluster(cluster: ClusterRef, deps: SetupDeps): Promise<HookResult> {
   return asHookResult(cluster, async () => {
-    if (!clusterRegistry(cluster)) return success();
+    const registry = clusterRegistry(cluster);
+    if (!registry) return success();
     const ca = await ensureClusterCa(cluster, deps);
-    return isHookResult(ca) ? ca : success();
+    if (isHookResult(ca)) return ca;
+    if (registry.config.auth.enabled) await ensureCredentials(cluster, registry.layout, registry.config, deps);
+    return success();
   });
 }

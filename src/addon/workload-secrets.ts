@@ -4,6 +4,7 @@
 // management cluster.
 import { KubeError, type SecretClient } from '../kube/client.ts';
 import type { WorkloadClients } from '../kube/workload-clients.ts';
+import { writeWorkloadAuth, type Credentials } from './credentials.ts';
 import type { RootCa } from '../pki/root-ca.ts';
 import { issueServerCertificate, needsRenewal, type RenewalDecision } from '../pki/server-cert.ts';
 import { REGISTRY, POD, serverCertSans, type RegistryLayout } from '../render/metadata.ts';
@@ -23,6 +24,8 @@ export interface WorkloadSecretsResult {
   tlsCertSha256: string;
   /** When the served certificate expires (for the expiry metric). */
   notAfter: Date;
+  /** SHA-256 of the htpasswd file, when auth is on (pod annotation). */
+  authSha256?: string;
 }
 
 export const kubeconfigSecret = (cluster: string) => `${cluster}-kubeconfig`;
@@ -39,7 +42,7 @@ export async function workloadClientFor(cluster: ClusterRef, deps: Pick<Workload
 
 const hex = (bytes: Uint8Array) => Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
 
-export async function writeWorkloadSecrets(cluster: ClusterRef, layout: RegistryLayout, root: RootCa, deps: WorkloadDeps): Promise<WorkloadSecretsResult> {
+export async function writeWorkloadSecrets(cluster: ClusterRef, layout: RegistryLayout, root: RootCa, deps: WorkloadDeps, creds?: Credentials): Promise<WorkloadSecretsResult> {
   const workload = await workloadClientFor(cluster, deps);
   await workload.applyObject({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: REGISTRY.namespace, labels: { ...REGISTRY.labels } } });
 
@@ -60,5 +63,6 @@ export async function writeWorkloadSecrets(cluster: ClusterRef, layout: Registry
     data: { [POD.httpSecretKey]: hex(crypto.getRandomValues(new Uint8Array(32))) },
   });
   const { notAfter } = certificateFacts(decodeCertificate(tlsCrt, `Secret ${REGISTRY.namespace}/${REGISTRY.tlsSecret} tls.crt`));
-  return { renewal, tlsCertSha256: await sha256Hex(tlsCrt), notAfter };
+  const authSha256 = creds ? await writeWorkloadAuth(workload, creds) : undefined;
+  return { renewal, tlsCertSha256: await sha256Hex(tlsCrt), notAfter, ...(authSha256 ? { authSha256 } : {}) };
 }

@@ -3,7 +3,8 @@
 /** Every PKI input error: its message is for operators and never carries key material. */
 export class PkiError extends Error {}
 
-const b64encode = (bytes: Uint8Array): string => {
+/** Bytes as standard base64. */
+export const b64encode = (bytes: Uint8Array): string => {
   let bin = '';
   for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
   return btoa(bin);

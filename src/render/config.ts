@@ -26,6 +26,8 @@ export interface RegistryConfig {
   images: { registry: string; regsync: string };
   resources: Resources;
   containerd: { dialTimeout: string };
+  /** htpasswd authentication on the registry (default on): nodes and regsync pull with one credential, people push with another. */
+  auth: { enabled: boolean };
 }
 
 export const DEFAULTS = {
@@ -35,6 +37,7 @@ export const DEFAULTS = {
   placement: 'ControlPlane',
   syncInterval: '2m',
   dialTimeout: '2s',
+  authEnabled: true,
   resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '512Mi' } },
 } as const;
 
@@ -68,6 +71,15 @@ class Reader {
     if (check?.pattern && !new RegExp(check.pattern).test(v)) return void this.errors.push(`${FIELD}.${path} is ${JSON.stringify(v)}: expected ${check.what}`);
     return v;
   }
+  boolean(path: string, fallback: boolean): boolean {
+    const v = this.at(path);
+    if (v === undefined || v === null) return fallback;
+    if (typeof v !== 'boolean') {
+      this.errors.push(`${FIELD}.${path} is ${JSON.stringify(v)}: expected true or false`);
+      return fallback;
+    }
+    return v;
+  }
   integer(path: string, fallback: number, min: number, max: number): number {
     const v = this.at(path);
     if (v === undefined || v === null) return fallback;
@@ -89,7 +101,8 @@ class Reader {
 /** Validates and defaults the variable's value; throws a RenderError listing every problem. */
 export function readRegistryConfig(value: Record<string, unknown>): RegistryConfig {
   const r = new Reader(value);
-  r.known('', ['provider', 'replicas', 'storage', 'placement', 'syncInterval', 'images', 'resources', 'containerd']);
+  r.known('', ['provider', 'replicas', 'storage', 'placement', 'syncInterval', 'images', 'resources', 'containerd', 'auth']);
+  r.known('auth', ['enabled']);
   r.known('storage', ['size', 'storageClassName']);
   r.known('images', ['registry', 'regsync']);
   r.known('containerd', ['dialTimeout']);
@@ -118,6 +131,7 @@ export function readRegistryConfig(value: Record<string, unknown>): RegistryConf
       limits: compact({ cpu: resource('resources.limits.cpu', undefined), memory: resource('resources.limits.memory', DEFAULTS.resources.limits.memory) }),
     },
     containerd: { dialTimeout: r.string('containerd.dialTimeout', DEFAULTS.dialTimeout, duration)! },
+    auth: { enabled: r.boolean('auth.enabled', DEFAULTS.authEnabled) },
   };
   if (r.errors.length) throw new RenderError(r.errors.join('; '));
   return config;

@@ -3,7 +3,7 @@
 import * as yaml from 'js-yaml';
 import { POD, REGISTRY } from './metadata.ts';
 
-export function distributionConfig(): string {
+export function distributionConfig(opts: { auth: boolean }): string {
   return dumpYaml({
     version: '0.1',
     log: { level: 'info', formatter: 'json', fields: { service: REGISTRY.name } },
@@ -21,6 +21,8 @@ export function distributionConfig(): string {
       debug: { addr: `127.0.0.1:${POD.debugPort}`, prometheus: { enabled: true, path: '/metrics' } },
     },
     health: { storagedriver: { enabled: true, interval: '10s', threshold: 3 } },
+    // htpasswd: bcrypt entries, checked on every request; no per-user authorization (see README).
+    ...(opts.auth ? { auth: { htpasswd: { realm: REGISTRY.authRealm, path: POD.htpasswdFile } } } : {}),
   });
 }
 

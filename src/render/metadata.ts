@@ -9,6 +9,11 @@ export const REGISTRY = {
   headlessService: 'registry-headless',
   tlsSecret: 'registry-tls',
   httpSecret: 'registry-http-secret',
+  /** htpasswd file (bcrypt) Distribution checks every request against. */
+  authSecret: 'registry-auth',
+  /** The credential regsync uses to pull from the peers and push into its own replica. */
+  regsyncAuthSecret: 'registry-regsync-auth',
+  authRealm: 'capi-registry',
   configMap: 'registry-config',
   regsyncConfigMap: 'registry-regsync',
   /** The port nodes use (Service) and the container port Distribution listens on. */
@@ -31,6 +36,9 @@ export const POD = {
   dataDir: '/var/lib/registry',
   regsyncConfigDir: '/etc/regsync/config',
   regsyncCaFile: '/etc/regsync/ca/ca.crt',
+  authDir: '/etc/registry-auth',
+  htpasswdFile: '/etc/registry-auth/htpasswd',
+  regsyncAuthDir: '/etc/regsync/auth',
   httpSecretKey: 'secret',
   debugPort: 5001,
 } as const;
@@ -47,6 +55,10 @@ export const NODE = {
 
 /** Management-side Secret holding only the root's ca.crt, in the Cluster's namespace. */
 export const clusterCaSecretName = (cluster: string) => `${cluster}-registry-addon-ca`;
+/** Management-side Secret with the node credential and the hosts.toml that carries it (nodes read it via contentFrom). */
+export const nodeCredentialSecretName = (cluster: string) => `${cluster}-registry-addon-node`;
+/** Management-side kubernetes.io/basic-auth Secret: the credential people and installers push with. */
+export const pushCredentialSecretName = (cluster: string) => `${cluster}-registry-addon-push`;
 
 export class RenderError extends Error {}
 

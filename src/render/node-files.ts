@@ -2,7 +2,7 @@
 // makes the registry the first mirror for every registry, the CA that signs it, and a script that
 // points the CRI at /etc/containerd/certs.d without touching any other setting.
 import type { RegistryConfig } from './config.ts';
-import { clusterCaSecretName, hostPort, NODE, REGISTRY, type RegistryLayout } from './metadata.ts';
+import { clusterCaSecretName, hostPort, NODE, nodeCredentialSecretName, REGISTRY, type RegistryLayout } from './metadata.ts';
 import { toToml } from './toml.ts';
 
 export interface KubeadmFile {
@@ -13,8 +13,12 @@ export interface KubeadmFile {
   contentFrom?: { secret: { name: string; key: string } };
 }
 
-/** `_default/hosts.toml`: the registry first, then (implicitly) each image's own registry. */
-export function hostsToml(layout: RegistryLayout, config: RegistryConfig): string {
+/**
+ * `_default/hosts.toml`: the registry first, then (implicitly) each image's own registry. With auth on,
+ * `authorization` is the node credential's header value: the file is then a secret and reaches nodes
+ * only from a Secret (contentFrom), never inline in a template.
+ */
+export function hostsToml(layout: RegistryLayout, config: RegistryConfig, authorization?: string): string {
   return toToml({
     host: {
       [`https://${hostPort(layout.serviceIp, REGISTRY.servicePort)}/v2`]: {
@@ -25,6 +29,8 @@ export function hostsToml(layout: RegistryLayout, config: RegistryConfig): strin
         override_path: true,
         // containerd >= 2.1 honours it; older ones ignore the key and wait for the dial to fail.
         dial_timeout: config.containerd.dialTimeout,
+        // containerd sends configured headers to the mirror only, never to the upstream.
+        ...(authorization ? { header: { authorization } } : {}),
       },
     },
   });
@@ -107,7 +113,9 @@ export interface NodeFiles {
 export function nodeFiles(clusterName: string, layout: RegistryLayout, config: RegistryConfig): NodeFiles {
   return {
     files: [
-      { path: NODE.hostsToml, owner: 'root:root', permissions: '0644', content: hostsToml(layout, config) },
+      config.auth.enabled
+        ? { path: NODE.hostsToml, owner: 'root:root', permissions: '0600', contentFrom: { secret: { name: nodeCredentialSecretName(clusterName), key: 'hosts.toml' } } }
+        : { path: NODE.hostsToml, owner: 'root:root', permissions: '0644', content: hostsToml(layout, config) },
       { path: NODE.caFile, owner: 'root:root', permissions: '0644', contentFrom: { secret: { name: clusterCaSecretName(clusterName), key: 'ca.crt' } } },
       { path: NODE.enableScript, owner: 'root:root', permissions: '0755', content: enableConfigPathScript() },
     ],

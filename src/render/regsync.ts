@@ -9,7 +9,11 @@ import { hostPort, podHost, podNames, POD, REGISTRY, type RegistryLayout } from 
 export function regsyncConfigs(layout: RegistryLayout, config: RegistryConfig): Record<string, string> {
   const pods = podNames(layout.replicas);
   const local = hostPort('127.0.0.1', REGISTRY.containerPort);
-  const cred = (registry: string) => ({ registry, tls: 'enabled', regcert: `{{ file "${POD.regsyncCaFile}" }}`, reqConcurrent: 3 });
+  // regsync's own templating reads the credential from the mounted Secret: it never sits in the ConfigMap.
+  const login = config.auth.enabled
+    ? { user: `{{ file "${POD.regsyncAuthDir}/username" }}`, pass: `{{ file "${POD.regsyncAuthDir}/password" }}` }
+    : {};
+  const cred = (registry: string) => ({ registry, tls: 'enabled', regcert: `{{ file "${POD.regsyncCaFile}" }}`, ...login, reqConcurrent: 3 });
   const out: Record<string, string> = {};
   for (const pod of pods) {
     const peers = pods.filter((p) => p !== pod).map((p) => hostPort(podHost(p, layout.serviceDomain), REGISTRY.containerPort));

@@ -55,6 +55,17 @@ export const registryVariableSchema = {
       description: `Resources of the registry container (default ${JSON.stringify(DEFAULTS.resources)}).`,
       properties: { requests: resourceList('Requests.'), limits: resourceList('Limits.') },
     },
+    auth: {
+      type: 'object',
+      description: 'Registry authentication.',
+      properties: {
+        enabled: {
+          type: 'boolean',
+          description: 'htpasswd authentication: nodes and regsync pull with a per-cluster credential, pushes need the push credential (Secret <cluster>-registry-addon-push). false serves an open registry any pod can push to.',
+          default: DEFAULTS.authEnabled,
+        },
+      },
+    },
     containerd: {
       type: 'object',
       description: 'Node-side mirror settings.',

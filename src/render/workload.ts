@@ -23,6 +23,8 @@ export interface WorkloadInput {
   config: RegistryConfig;
   /** SHA-256 of the served tls.crt: a renewed certificate changes the pod template and rolls the pods. */
   tlsCertSha256: string;
+  /** SHA-256 of the htpasswd file (auth on): rotated credentials roll the pods the same way. */
+  authSha256?: string;
 }
 
 const placement = (config: RegistryConfig): Obj => {
@@ -54,7 +56,8 @@ const placement = (config: RegistryConfig): Obj => {
 
 export async function workloadManifests(input: WorkloadInput): Promise<Obj[]> {
   const { layout, config } = input;
-  const registryConfig = distributionConfig();
+  const auth = config.auth.enabled;
+  const registryConfig = distributionConfig({ auth });
   const syncConfigs = layout.replicas > 1 ? regsyncConfigs(layout, config) : {};
   const configSha = await sha256Hex(registryConfig + Object.entries(syncConfigs).map(([k, v]) => `${k}\n${v}`).join('\n'));
   const selector = { ...REGISTRY.labels };
@@ -73,13 +76,15 @@ export async function workloadManifests(input: WorkloadInput): Promise<Obj[]> {
       { name: 'REGISTRY_HTTP_SECRET', valueFrom: { secretKeyRef: { name: REGISTRY.httpSecret, key: POD.httpSecretKey } } },
       { name: 'OTEL_TRACES_EXPORTER', value: 'none' },
     ],
-    readinessProbe: probe('/v2/', 5),
-    livenessProbe: { ...probe('/v2/', 20), initialDelaySeconds: 10 },
+    // `/` answers 200 without credentials (503 when the storage health check fails); `/v2/` is 401 with auth on.
+    readinessProbe: probe('/', 5),
+    livenessProbe: { ...probe('/', 20), initialDelaySeconds: 10 },
     resources: config.resources,
     securityContext: hardened,
     volumeMounts: [
       { name: 'config', mountPath: POD.configDir, readOnly: true },
       { name: 'tls', mountPath: POD.tlsDir, readOnly: true },
+      ...(auth ? [{ name: 'auth', mountPath: POD.authDir, readOnly: true }] : []),
       { name: 'data', mountPath: POD.dataDir },
       { name: 'tmp', mountPath: '/tmp' },
     ],
@@ -99,6 +104,7 @@ export async function workloadManifests(input: WorkloadInput): Promise<Obj[]> {
       { name: 'regsync-config', mountPath: POD.regsyncConfigDir, readOnly: true },
       // Only ca.crt: the sidecar verifies peers and needs no private key.
       { name: 'regsync-ca', mountPath: POD.regsyncCaFile.replace(/\/[^/]+$/, ''), readOnly: true },
+      ...(auth ? [{ name: 'regsync-auth', mountPath: POD.regsyncAuthDir, readOnly: true }] : []),
       { name: 'tmp', mountPath: '/tmp' },
     ],
   };
@@ -106,10 +112,12 @@ export async function workloadManifests(input: WorkloadInput): Promise<Obj[]> {
     { name: 'config', configMap: { name: REGISTRY.configMap } },
     { name: 'tls', secret: { secretName: REGISTRY.tlsSecret, items: [{ key: 'tls.crt', path: 'tls.crt' }, { key: 'tls.key', path: 'tls.key' }] } },
     { name: 'tmp', emptyDir: {} },
+    ...(auth ? [{ name: 'auth', secret: { secretName: REGISTRY.authSecret, items: [{ key: 'htpasswd', path: 'htpasswd' }] } }] : []),
     ...(layout.replicas > 1
       ? [
           { name: 'regsync-config', configMap: { name: REGISTRY.regsyncConfigMap } },
           { name: 'regsync-ca', secret: { secretName: REGISTRY.tlsSecret, items: [{ key: 'ca.crt', path: 'ca.crt' }] } },
+          ...(auth ? [{ name: 'regsync-auth', secret: { secretName: REGISTRY.regsyncAuthSecret } }] : []),
         ]
       : []),
   ];
@@ -156,7 +164,11 @@ export async function workloadManifests(input: WorkloadInput): Promise<Obj[]> {
         template: {
           metadata: {
             labels: { ...REGISTRY.labels },
-            annotations: { 'capi-registry-addon/config-sha256': configSha, 'capi-registry-addon/tls-sha256': input.tlsCertSha256 },
+            annotations: {
+              'capi-registry-addon/config-sha256': configSha,
+              'capi-registry-addon/tls-sha256': input.tlsCertSha256,
+              ...(auth ? { 'capi-registry-addon/auth-sha256': input.authSha256 ?? '0'.repeat(64) } : {}),
+            },
           },
           spec: {
             serviceAccountName: REGISTRY.serviceAccount,

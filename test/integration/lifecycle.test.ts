@@ -6,6 +6,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { createHash } from 'node:crypto';
+import bcryptjs from 'bcryptjs';
 import { mintRootCa } from '../../src/pki/root-ca.ts';
 import { openssl, waitFor, workDir } from './env/base.ts';
 import {
@@ -50,8 +52,12 @@ const putRoot = async (ns: string, data: Record<string, string>) => {
 const hcp = (ns: string, name: string) => mgmt().request('GET', `/apis/addons.cluster.x-k8s.io/v1alpha1/namespaces/${ns}/helmchartproxies/${name}-registry`);
 const wsecret = async (name: string) => (await env.workload!.request('GET', `/api/v1/namespaces/capi-registry/secrets/${name}`)).body;
 
+/** Every hook answer, for the no-credential-leak check. */
+const answers: string[] = [];
+
 async function call(ext: Extension, hook: keyof typeof HOOK_PATHS, body: string, query = '?timeout=10s') {
   const r = await ext.post(HOOK_PATHS[hook], body, query);
+  answers.push(r.text);
   assert.is(r.status, 200, `${hook}: HTTP ${r.status} ${r.text}`);
   const json = r.json();
   assert.is(json.kind, `${hook}Response`);
@@ -85,6 +91,15 @@ async function clusterLifecycle(ext: Extension, o: { ns: string; provider: strin
   assert.is(text(copy.data['ca.crt']).trim(), text(root.data['ca.crt']).trim());
   assert.equal(copy.metadata.ownerReferences.map((r: any) => [r.kind, r.name, r.uid]), [['Cluster', name, cluster.metadata.uid]]);
   assert.is(copy.metadata.labels['clusterctl.cluster.x-k8s.io/move'], '');
+  // The credentials, made once beside the Cluster: node (hosts.toml with its header) and push (basic-auth).
+  const node = (await secret(ns, `${name}-registry-addon-node`)).body;
+  const push = (await secret(ns, `${name}-registry-addon-push`)).body;
+  assert.is(push.type, 'kubernetes.io/basic-auth');
+  assert.equal([text(node.data.username), text(push.data.username)], ['node', 'push']);
+  const creds = { node: text(node.data.password), push: text(push.data.password) };
+  for (const p of Object.values(creds)) assert.match(p, /^[A-Za-z0-9_-]{43}$/, '256-bit base64url password');
+  assert.ok(text(node.data['hosts.toml']).includes(`authorization = "Basic ${b64(`node:${creds.node}`)}"`));
+  for (const s of [node, push]) assert.equal([s.metadata.ownerReferences[0].uid, s.metadata.labels['clusterctl.cluster.x-k8s.io/move']], [cluster.metadata.uid, '']);
 
   // GeneratePatches: pure, node files with the Service IP from builtin.cluster.network.services.
   const gp = await call(ext, 'GeneratePatches', generatePatchesRequest(ns, name, { services: o.services, registry: { replicas: 2 } }));
@@ -92,10 +107,11 @@ async function clusterLifecycle(ext: Extension, o: { ns: string; provider: strin
   assert.is(gp.items.length, 2, 'KubeadmControlPlaneTemplate and KubeadmConfigTemplate');
   const ops = JSON.parse(text(gp.items[0].patch));
   const files = ops.flatMap((op: any) => (Array.isArray(op.value) ? op.value : [op.value]));
-  const hosts = files.find((f: any) => f?.path === '/etc/containerd/certs.d/_default/hosts.toml');
   const host = o.serviceIp.includes(':') ? `[${o.serviceIp}]` : o.serviceIp;
-  assert.ok(hosts.content.includes(`[host."https://${host}:443/v2"]`), hosts.content);
+  const hosts = text(node.data['hosts.toml']);
+  assert.ok(hosts.includes(`[host."https://${host}:443/v2"]`), hosts);
   assert.ok(files.some((f: any) => f?.contentFrom?.secret?.name === `${name}-registry-addon-ca`), 'the CA file comes from the copy');
+  assert.equal(files.find((f: any) => f?.path === '/etc/containerd/certs.d/_default/hosts.toml').contentFrom, { secret: { name: `${name}-registry-addon-node`, key: 'hosts.toml' } }, 'hosts.toml (with the credential) only by reference');
 
   // ACPI before CAPI wrote the kubeconfig: a Failure that says what is missing (CAPI retries).
   const early = await call(ext, 'AfterControlPlaneInitialized', lifecycleRequest('AfterControlPlaneInitialized', cluster));
@@ -117,6 +133,11 @@ async function clusterLifecycle(ext: Extension, o: { ns: string; provider: strin
   const metrics = (await ext.request('GET', '/metrics')).text;
   assert.ok(metrics.includes(`capi_registry_addon_registry_cert_expiry_timestamp_seconds{namespace="${ns}",cluster="${name}"} ${notAfter}`), `expiry gauge after ACPI: ${notAfter} in ${metrics.split('\n').filter((l) => l.includes('expiry')).join(' / ')}`);
   assert.match(metrics, new RegExp(`capi_registry_addon_cluster_hook_results_total\\{cluster="${ns}/${name}",hook="AfterControlPlaneInitialized",status="Failure"\\} 1`));
+  // Workload side: bcrypt entries that the independent bcryptjs accepts, regsync's copy of the node credential.
+  const htpasswd = text((await wsecret('registry-auth')).data.htpasswd);
+  const entry = (user: string) => htpasswd.split('\n').find((l) => l.startsWith(`${user}:`))!.slice(user.length + 1);
+  assert.ok(bcryptjs.compareSync(creds.node, entry('node')) && bcryptjs.compareSync(creds.push, entry('push')), 'htpasswd verifies with bcryptjs');
+  assert.equal([text((await wsecret('registry-regsync-auth')).data.username), text((await wsecret('registry-regsync-auth')).data.password)], ['node', creds.node]);
   const proxy = (await hcp(ns, name)).body;
   assert.is(proxy.spec.tlsConfig.caSecret.name, `${name}-registry-addon-ca`);
   assert.is(proxy.spec.tlsConfig.caSecret.namespace, ns);
@@ -125,12 +146,14 @@ async function clusterLifecycle(ext: Extension, o: { ns: string; provider: strin
   assert.equal(proxy.metadata.ownerReferences.map((r: any) => r.uid), [cluster.metadata.uid]);
   assert.not.match(proxy.spec.valuesTemplate, /PRIVATE KEY|BEGIN CERTIFICATE/, 'no secret, no certificate in Helm values');
   const sts = JSON.parse(proxy.spec.valuesTemplate).manifests.find((m: any) => m.kind === 'StatefulSet');
-  assert.is(sts.spec.template.metadata.annotations['capi-registry-addon/tls-sha256'], (await import('node:crypto')).createHash('sha256').update(text(tls.data['tls.crt'])).digest('hex'), 'pods roll when the certificate changes');
+  assert.is(sts.spec.template.metadata.annotations['capi-registry-addon/auth-sha256'], createHash('sha256').update(htpasswd).digest('hex'));
+  assert.is(sts.spec.template.metadata.annotations['capi-registry-addon/tls-sha256'], createHash('sha256').update(text(tls.data['tls.crt'])).digest('hex'), 'pods roll when the certificate changes');
 
   // Repeated ACPI and BCU: the same objects, not one new write.
   const versions = async () => [(await hcp(ns, name)).body.metadata.resourceVersion, (await wsecret('registry-tls')).metadata.resourceVersion,
     (await wsecret('registry-http-secret')).metadata.resourceVersion, (await secret(ns, `${name}-registry-addon-ca`)).body.metadata.resourceVersion,
-    (await getCluster(mgmt(), ns, name)).metadata.resourceVersion];
+    (await getCluster(mgmt(), ns, name)).metadata.resourceVersion, (await wsecret('registry-auth')).metadata.resourceVersion,
+    (await secret(ns, `${name}-registry-addon-node`)).body.metadata.resourceVersion, (await secret(ns, `${name}-registry-addon-push`)).body.metadata.resourceVersion];
   const before = await versions();
   for (let i = 0; i < 3; i++) assert.is((await call(ext, 'AfterControlPlaneInitialized', lifecycleRequest('AfterControlPlaneInitialized', cluster))).status, 'Success');
   const bcu = await call(ext, 'BeforeClusterUpgrade', lifecycleRequest('BeforeClusterUpgrade', cluster));
@@ -146,13 +169,21 @@ async function clusterLifecycle(ext: Extension, o: { ns: string; provider: strin
   await putRoot(o.provider, { 'tls.crt': text(root.data['tls.crt']), 'tls.key': text(root.data['tls.key']), 'ca.crt': text(root.data['ca.crt']) });
   assert.is((await call(ext, 'BeforeClusterUpgrade', lifecycleRequest('BeforeClusterUpgrade', cluster))).status, 'Success');
 
-  // Delete: the proxy and the copy go; a repeat is still Success.
+  // No credential anywhere it must not be: hook answers (GeneratePatches included), Helm values, Events, logs.
+  const events = (await mgmt().request('GET', `/api/v1/namespaces/${ns}/events`)).text;
+  for (const [where, haystack] of [['hook answers', answers.join('\n')], ['HelmChartProxy', JSON.stringify((await hcp(ns, name)).body)], ['Events', events], ['extension logs', ext.logs]] as const) {
+    for (const needle of [creds.node, creds.push, b64(`node:${creds.node}`), b64(`push:${creds.push}`), b64(creds.node), b64(creds.push)]) {
+      assert.not.ok(haystack.includes(needle), `a credential leaked into ${where}`);
+    }
+  }
+
+  // Delete: the proxy, the copy and the credentials go; a repeat is still Success.
   for (let i = 0; i < 2; i++) {
     const del = await call(ext, 'BeforeClusterDelete', lifecycleRequest('BeforeClusterDelete', cluster));
     assert.equal([del.status, del.retryAfterSeconds], ['Success', 0], del.message);
   }
   assert.is((await hcp(ns, name)).status, 404);
-  assert.is((await secret(ns, `${name}-registry-addon-ca`)).status, 404);
+  for (const suffix of ['ca', 'node', 'push']) assert.is((await secret(ns, `${name}-registry-addon-${suffix}`)).status, 404, suffix);
 }
 
 async function prepareRoot(ext: Extension, provider: string, ca: CaKind, probe: unknown) {
@@ -171,7 +202,7 @@ for (const runtime of Object.keys(RUNTIMES)) {
       const provider = `p-${runtime}-${ca}`;
       const ns = `t-${runtime}-${ca}`;
       await ensureNamespace(mgmt(), provider);
-      const ext = await startExtension(runtime, { args: ['--kubeconfig', kubeconfig, '--capi-version', 'v1.13', '--provider-namespace', provider, ...(ca === 'minted' ? ['--mint-root-ca'] : [])] });
+      const ext = await startExtension(runtime, { args: ['--kubeconfig', kubeconfig, '--log-level', 'debug', '--capi-version', 'v1.13', '--provider-namespace', provider, ...(ca === 'minted' ? ['--mint-root-ca'] : [])] });
       try {
         // Not opted in: Success on every hook and nothing written.
         const plain = await createCluster(mgmt(), ns, 'plain', { services: ['10.96.0.0/12'] });

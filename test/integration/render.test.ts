@@ -9,7 +9,8 @@ import { clusterRegistry } from '../../src/addon/layout.ts';
 import { registryPlan, type RegistryPlan } from '../../src/addon/plan.ts';
 import { mintRootCa, parseRootCa } from '../../src/pki/root-ca.ts';
 import { issueServerCertificate } from '../../src/pki/server-cert.ts';
-import { enableConfigPathScript } from '../../src/render/node-files.ts';
+import { enableConfigPathScript, hostsToml as renderHostsToml } from '../../src/render/node-files.ts';
+import { basicAuthorization, htpasswdFor, newPassword, type Credentials } from '../../src/addon/credentials.ts';
 import { NODE, POD, RenderError, serverCertSans } from '../../src/render/metadata.ts';
 import { readRegistryConfig } from '../../src/render/config.ts';
 import { clusterConfigVariable } from '../../src/render/variables.ts';
@@ -46,10 +47,23 @@ async function pki(p: Awaited<ReturnType<typeof plan>>) {
   return { root, tls };
 }
 
-/** Runs a Distribution binary with the rendered config.yml at its pod paths (mount namespace). */
-async function startRenderedRegistry(name: string, binary: string, config: string, tls: { 'tls.crt': string; 'tls.key': string; 'ca.crt': string }, addr: string, tlsName?: string): Promise<Registry> {
+async function rejectsWith(fn: () => Promise<unknown>, pattern: RegExp, what: string) {
+  const error = await fn().then(() => undefined, (err: Error) => err);
+  assert.ok(error, `${what}: expected a rejection`);
+  assert.match(error!.message, pattern, what);
+}
+
+/** Fresh per-cluster credentials, as ensureCredentials makes them. */
+const testCreds = (): Credentials => ({ node: { username: 'node', password: newPassword() }, push: { username: 'push', password: newPassword() } });
+
+/** Runs a Distribution binary with the rendered config.yml at its pod paths (mount namespace); `htpasswd` as the auth Secret mounts it. */
+async function startRenderedRegistry(name: string, binary: string, config: string, tls: { 'tls.crt': string; 'tls.key': string; 'ca.crt': string }, addr: string, tlsName?: string, htpasswd?: string): Promise<Registry> {
   const root = workDir('rendered-registry', name);
   const etc = join(root, 'etc');
+  if (htpasswd !== undefined) {
+    mkdirSync(join(etc, POD.authDir.replace('/etc/', '')), { recursive: true });
+    writeFileSync(join(etc, POD.htpasswdFile.replace('/etc/', '')), htpasswd);
+  }
   mkdirSync(join(etc, POD.configDir.replace('/etc/', '')), { recursive: true });
   mkdirSync(join(etc, POD.tlsDir.replace('/etc/', '')), { recursive: true });
   writeFileSync(join(etc, POD.configFile.replace('/etc/', '')), config);
@@ -64,9 +78,10 @@ async function startRenderedRegistry(name: string, binary: string, config: strin
     env: { PATH: process.env.PATH ?? '', REGISTRY_HTTP_SECRET: 'shared-secret', REGISTRY_HTTP_ADDR: addr, REGISTRY_HTTP_DEBUG_ADDR: `127.0.0.1:${await freePort()}`, OTEL_TRACES_EXPORTER: 'none' },
   });
   const registry = new Registry(addr, tls['ca.crt'], join(varLib, 'registry'), proc, tlsName);
+  // What the pod's probes ask: `/` answers 200 without credentials.
   await waitFor(`rendered registry ${name}`, async () => {
     if (proc.proc.exitCode !== null) throw new Error(`exited ${proc.proc.exitCode}`);
-    return (await httpRequest(`${registry.url}/v2/`, { ca: tls['ca.crt'], tlsName })).status === 200 ? true : undefined;
+    return (await httpRequest(`${registry.url}/`, { ca: tls['ca.crt'], tlsName })).status === 200 ? true : undefined;
   }, 20_000, proc.logFile);
   return registry;
 }
@@ -106,37 +121,61 @@ test('every workload manifest (1, 2, 3 replicas; every knob) passes server-side 
   }
 });
 
-test('the rendered config.yml starts Distribution 3.x and 2.8 serving TLS with a src/pki certificate, trusted through ca.crt', async () => {
+test('the rendered config.yml starts Distribution 3.x and 2.8 over TLS with htpasswd auth: anonymous pull and push 401, push credential pushes, node credential pulls; auth off serves anyone', async () => {
   const p = await plan(['10.96.0.0/12']);
   const { tls } = await pki(p);
   const config = configMapData(p, 'registry-config')['config.yml']!;
+  const creds = testCreds();
+  const htpasswd = htpasswdFor(creds, undefined);
+  assert.match(htpasswd, /^node:\$2b\$04\$.{53}\npush:\$2b\$04\$.{53}\n$/);
   for (const [name, binary] of [['v3', components().registry.path], ['v2.8', components().registry2.path]] as const) {
-    const registry = await startRenderedRegistry(`config-${name}`, binary, config, tls, `127.0.0.1:${await freePort()}`);
+    const registry = await startRenderedRegistry(`config-${name}`, binary, config, tls, `127.0.0.1:${await freePort()}`, undefined, htpasswd);
     const image = makeImage(`rendered config ${name}`);
-    assert.is(await registry.push('rendered/hello', 'v1', image), image.manifest.digest, name);
-    assert.is((await registry.manifest('rendered/hello', image.manifest.digest)).digest, image.manifest.digest, name);
+    const anonymous = await httpRequest(`${registry.url}/v2/`, { ca: tls['ca.crt'] });
+    assert.is(anonymous.status, 401, `${name}: anonymous /v2/`);
+    assert.match(String(anonymous.headers['www-authenticate']), /Basic realm="capi-registry"/);
+    await rejectsWith(() => registry.push('rendered/hello', 'v1', image), /upload start 401/, `${name}: anonymous push`);
+    await rejectsWith(() => registry.push('rendered/hello', 'v1', image, basicAuthorization({ ...creds.push, password: newPassword() })), /upload start 401/, `${name}: wrong password`);
+    assert.is(await registry.push('rendered/hello', 'v1', image, basicAuthorization(creds.push)), image.manifest.digest, `${name}: push credential`);
+    assert.is((await registry.manifest('rendered/hello', image.manifest.digest)).status, 401, `${name}: anonymous pull`);
+    assert.is((await registry.manifest('rendered/hello', image.manifest.digest, basicAuthorization(creds.node))).digest, image.manifest.digest, `${name}: node credential pulls`);
     const log = readFileSync(registry.logFile, 'utf8');
     assert.not.match(log, /No HTTP secret provided/, `${name}: the shared secret comes from the env`);
+    assert.not.ok(log.includes(creds.node.password) || log.includes(creds.push.password), `${name}: no password in the registry log`);
     await registry.stop();
   }
+  const open = await plan(['10.96.0.0/12'], { auth: { enabled: false } });
+  const openConfig = configMapData(open, 'registry-config')['config.yml']!;
+  assert.not.match(openConfig, /htpasswd/);
+  const registry = await startRenderedRegistry('config-open', components().registry.path, openConfig, tls, `127.0.0.1:${await freePort()}`);
+  const image = makeImage('open registry');
+  assert.is(await registry.push('open/hello', 'v1', image), image.manifest.digest, 'auth off: anyone pushes');
+  await registry.stop();
 });
 
-test('rendered regsync configs pass `regsync config`; registry-0\'s config pulls what registry-1 holds, TLS verified against ca.crt', async () => {
+test('rendered regsync configs pass `regsync config`; registry-0\'s sidecar syncs what registry-1 holds between two authenticated replicas, TLS verified against ca.crt', async () => {
   const p = await plan(['10.96.0.0/12'], { replicas: 2 });
   const { tls } = await pki(p);
+  const creds = testCreds();
+  const htpasswd = htpasswdFor(creds, undefined);
   const configs = configMapData(p, 'registry-regsync');
   assert.equal(Object.keys(configs), ['registry-0.yml', 'registry-1.yml']);
   const config = configMapData(p, 'registry-config')['config.yml']!;
   // Pod 0's own registry is 127.0.0.1:5000 from its sidecar's view; pod 1 answers on its headless name.
-  const pod0 = await startRenderedRegistry('pod-0', components().registry.path, config, tls, '127.0.0.1:5000');
-  const pod1 = await startRenderedRegistry('pod-1', components().registry.path, config, tls, '127.0.0.11:5000', 'registry-1.registry-headless.capi-registry.svc.cluster.local');
+  const pod0 = await startRenderedRegistry('pod-0', components().registry.path, config, tls, '127.0.0.1:5000', undefined, htpasswd);
+  const pod1 = await startRenderedRegistry('pod-1', components().registry.path, config, tls, '127.0.0.11:5000', 'registry-1.registry-headless.capi-registry.svc.cluster.local', htpasswd);
   const image = makeImage('pushed to pod 1');
-  await pod1.push('team/app', 'v7', image);
-  assert.is((await pod0.manifest('team/app', 'v7')).status, 404);
+  const push = basicAuthorization(creds.push);
+  const pull = basicAuthorization(creds.node);
+  await pod1.push('team/app', 'v7', image, push);
+  assert.is((await pod0.manifest('team/app', 'v7', pull)).status, 404);
   // The sidecar's filesystem: ca.crt only, and cluster DNS for the headless names (as /etc/hosts).
   const etc = workDir('regsync-pod-0', 'etc');
   mkdirSync(join(etc, 'regsync', 'ca'), { recursive: true });
   writeFileSync(join(etc, 'regsync', 'ca', 'ca.crt'), tls['ca.crt']);
+  // The regsync-auth Secret as mounted: one file per key, the node credential.
+  mkdirSync(join(etc, 'regsync', 'auth'), { recursive: true });
+  for (const [key, value] of Object.entries(creds.node)) writeFileSync(join(etc, 'regsync', 'auth', key), value);
   writeFileSync(join(etc, 'hosts'), '127.0.0.1 localhost\n127.0.0.10 registry-0.registry-headless.capi-registry.svc.cluster.local\n127.0.0.11 registry-1.registry-headless.capi-registry.svc.cluster.local\n');
   writeFileSync(join(etc, 'nsswitch.conf'), 'hosts: files\n');
   writeFileSync(join(etc, 'sync.yml'), configs['registry-0.yml']!);
@@ -153,13 +192,14 @@ test('rendered regsync configs pass `regsync config`; registry-0\'s config pulls
   writeFileSync(join(etc, 'sync.yml'), configs['registry-0.yml']!);
   const once = regsync('once');
   assert.is(once.status, 0, once.stderr);
-  assert.is((await pod0.manifest('team/app', 'v7')).digest, image.manifest.digest);
+  assert.is((await pod0.manifest('team/app', 'v7', pull)).digest, image.manifest.digest);
+  await waitFor('regsync authenticated as the node credential', async () => (/"auth\.user\.name":"node"/.test(readFileSync(pod0.logFile, 'utf8')) ? true : undefined), 10_000);
   // Without the right CA the same sync fails: TLS really is verified.
   writeFileSync(join(etc, 'regsync', 'ca', 'ca.crt'), (await mintRootCa({ now: new Date() }))['ca.crt']);
-  await pod1.push('team/other', 'v1', makeImage('second'));
+  await pod1.push('team/other', 'v1', makeImage('second'), push);
   const untrusted = regsync('once');
   assert.match(`${untrusted.stdout}${untrusted.stderr}`, /x509|certificate/);
-  assert.is((await pod0.manifest('team/other', 'v1')).status, 404);
+  assert.is((await pod0.manifest('team/other', 'v1', pull)).status, 404);
   await pod0.stop();
   await pod1.stop();
 });
@@ -168,15 +208,20 @@ test('containerd pulls through the rendered hosts.toml and CA file, verbatim at 
   // A service CIDR of 127.0.0.0/24 puts the registry's Service IP at 127.0.0.20: a loopback address.
   const p = await plan(['127.0.0.0/24']);
   const { tls } = await pki(p);
-  const hostsToml = file(p, NODE.hostsToml).content!;
+  // Auth on: the template only names the node Secret; its hosts.toml (with the credential header) is
+  // what ensureCredentials renders into that Secret.
+  assert.equal(file(p, NODE.hostsToml).contentFrom, { secret: { name: 'c1-registry-addon-node', key: 'hosts.toml' } });
+  const creds = testCreds();
+  const hostsToml = renderHostsToml(p.c.registry.layout, p.c.registry.config, basicAuthorization(creds.node));
   assert.match(hostsToml, /\[host\."https:\/\/127\.0\.0\.20:443\/v2"\]/);
+  assert.match(hostsToml, /\[host\."https:\/\/127\.0\.0\.20:443\/v2"\.header\]\n {2}authorization = "Basic /);
   // The node's /etc/containerd: hosts.toml as rendered, the CA as contentFrom would write it.
   const etcContainerd = workDir('node', 'etc-containerd');
   mkdirSync(join(etcContainerd, 'certs.d', '_default'), { recursive: true });
   writeFileSync(join(etcContainerd, NODE.hostsToml.replace('/etc/containerd/', '')), hostsToml);
   writeFileSync(join(etcContainerd, NODE.caFile.replace('/etc/containerd/', '')), tls['ca.crt']);
   const config = configMapData(p, 'registry-config')['config.yml']!;
-  const mirror = await startRenderedRegistry('service-ip', components().registry.path, config, tls, '127.0.0.20:443');
+  const mirror = await startRenderedRegistry('service-ip', components().registry.path, config, tls, '127.0.0.20:443', undefined, htpasswdFor(creds, undefined));
   const upstream = await startRegistry('node-upstream', undefined);
   const ctd = await startContainerd('render');
   const fetch = (ref: string) => {
@@ -187,9 +232,12 @@ test('containerd pulls through the rendered hosts.toml and CA file, verbatim at 
     return { ok: r.status === 0, output: `${r.stdout}${r.stderr}`, ms: Date.now() - started };
   };
   const cached = makeImage('only in the in-cluster registry');
-  await mirror.push('library/app', '1.0', cached);
+  await mirror.push('library/app', '1.0', cached, basicAuthorization(creds.push));
   const viaMirror = fetch(`${upstream.host}/library/app:1.0`);
   assert.ok(viaMirror.ok, viaMirror.output);
+  // The access log reaches its file through a pipe: wait for the line.
+  await waitFor('the mirror logs the node credential', async () => (/"auth\.user\.name":"node"/.test(readFileSync(mirror.logFile, 'utf8')) ? true : undefined), 10_000);
+  assert.not.ok(viaMirror.output.includes(basicAuthorization(creds.node).slice(6)), 'ctr --debug does not print the credential');
   assert.not.match(viaMirror.output, /failed to decode hosts\.toml|invalid `host` tree/);
   assert.match(viaMirror.output, /https:\/\/127\.0\.0\.20:443\/v2\/library\/app\/manifests\/1\.0\?ns=127\.0\.0\.1/);
   assert.ok(ctd.content().includes(cached.manifest.digest));

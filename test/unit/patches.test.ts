@@ -55,7 +55,9 @@ test('v1.10, v1.12 and v1.13 requests: the control plane and every worker templa
       assert.equal(spec.preKubeadmCommands, [NODE.enableScript]);
       const ca = spec.files.find((f: Json) => f.path === NODE.caFile);
       assert.equal(ca.contentFrom, { secret: { name: 'my-cluster-registry-addon-ca', key: 'ca.crt' } });
-      assert.match(spec.files.find((f: Json) => f.path === NODE.hostsToml).content, /https:\/\/10\.128\.0\.20:443\/v2/);
+      // Auth is on by default: hosts.toml carries the node credential, so it comes from a Secret, never inline.
+      const hosts = spec.files.find((f: Json) => f.path === NODE.hostsToml);
+      assert.equal([hosts.contentFrom, hosts.content, hosts.permissions], [{ secret: { name: 'my-cluster-registry-addon-node', key: 'hosts.toml' } }, undefined, '0600']);
       if (item.object.kind === 'KubeadmControlPlaneTemplate') assert.is(spec.files[0].path, '/etc/kubernetes/audit-policy.yaml', 'existing files kept first');
     }
   }
