@@ -9,6 +9,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { build } from 'esbuild';
 import { join } from 'node:path';
+import { benchRegistryAuth } from './bench-registry-auth.mjs';
 
 const ROOT = process.cwd();
 const BUNDLE = join(ROOT, 'dist', 'capi-registry-addon.mjs');
@@ -218,6 +219,7 @@ for (const caAlg of ['rsa-2048', 'ecdsa-p256']) {
 
 // --- bcrypt: the WebAssembly kernel next to bcryptjs, per runtime ---------------------------------
 const bcryptRows = await inProcess('bench-bcrypt.ts');
+const registryAuthRows = await benchRegistryAuth({ work, certFile, keyFile, ca });
 
 const bundleKiB = statSync(BUNDLE).size / 1024;
 console.log(`\ncapi-registry-addon bench — ${new Date().toISOString()}, ${SECONDS}s per closed-loop run, concurrency ${CONCURRENCY}, client: Node ${process.versions.node}`);
@@ -240,5 +242,11 @@ printTable(['runtime', 'issuance', 'n', 'p50 ms', 'p99 ms', 'vs openssl p50', 't
 
 console.log('\nbcrypt hash, ms per hash (mean): WebAssembly kernel vs bcryptjs (pure JS oracle)');
 printTable(['runtime', 'cost', 'n', 'wasm ms', 'bcryptjs ms', 'speed-up'], bcryptRows.map((r) => [r.runtime, r.what, String(r.n), f(r.wasm), f(r.bcryptjs), `${f(r.bcryptjs / r.wasm, 2)}x`]));
-writeFileSync(join(ROOT, '.cache', 'bench-last.json'), JSON.stringify({ rows, pkiRows, bcryptRows, bundleKiB }, null, 1));
+console.log('\nregistry CPU per pulled 4 KiB blob (real Distribution, 1,000 pulls, 8 at a time): htpasswd auth vs off (baseline, same run)');
+if (!registryAuthRows) console.log('(skipped: the Distribution binary is not built yet; run npm test once, or bash scripts/components.sh)');
+else {
+  const off = registryAuthRows[0];
+  printTable(['mode', 'pulls', 'CPU ms per blob', 'vs auth off', 'pulls/s'], registryAuthRows.map((r) => [r.mode, String(r.pulls), f(r.cpuMsPerBlob, 3), `${f(r.cpuMsPerBlob / off.cpuMsPerBlob, 2)}x`, f(r.rps, 0)]));
+}
+writeFileSync(join(ROOT, '.cache', 'bench-last.json'), JSON.stringify({ rows, pkiRows, bcryptRows, registryAuthRows, bundleKiB }, null, 1));
 rmSync(work, { recursive: true, force: true });

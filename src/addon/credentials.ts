@@ -4,7 +4,7 @@
 // Both live in the Cluster's namespace, owned by the Cluster and labelled for `clusterctl move`. The
 // workload cluster gets only bcrypt hashes (htpasswd) and regsync's copy of the node credential.
 // Passwords are made once (create-if-absent: concurrent first calls agree) and never logged.
-import type { SecretClient, SecretObject } from '../kube/client.ts';
+import { KubeError, type SecretClient, type SecretObject } from '../kube/client.ts';
 import { b64encode, base64FromText } from '../pki/pem.ts';
 import { sha256Hex } from '../render/digest.ts';
 import { nodeCredentialSecretName, pushCredentialSecretName, REGISTRY, type RegistryLayout } from '../render/metadata.ts';
@@ -20,7 +20,16 @@ export interface Credential {
 export interface Credentials {
   node: Credential;
   push: Credential;
+  /** Credentials replaced by the last rotation: still valid until the next one, so nodes not yet rolled keep pulling. */
+  previous: Credential[];
 }
+
+/**
+ * Rotation: set this annotation on the Cluster to a new value (e.g. a date). The next BeforeClusterUpgrade
+ * or day-2 convergence makes new credentials (`node-2`, `push-2`, ...), keeps the replaced ones valid,
+ * and new nodes get the new header; roll the nodes before rotating again, which retires the old pair.
+ */
+export const ROTATE_ANNOTATION = 'capi-registry-addon.io/rotate-credentials';
 
 /**
  * bcrypt cost of the htpasswd entries. Distribution checks the hash on EVERY request (no cache), so the
@@ -52,39 +61,53 @@ export function clusterOwned(cluster: ClusterRef, clusterApiVersion: string): Pi
   };
 }
 
-async function ensureCredential(cluster: ClusterRef, name: string, username: string, type: string, deps: CredentialDeps): Promise<Credential> {
-  const owned = clusterOwned(cluster, deps.clusterApiVersion);
-  const read = async () => {
-    const data = await deps.management.getSecret(cluster.namespace, name);
-    return data?.username && data.password ? { username: data.username, password: data.password } : undefined;
-  };
-  const existing = await read();
-  if (existing) return existing;
-  await deps.management.createSecret({ name, namespace: cluster.namespace, type, ...owned, data: { username, password: newPassword() } });
-  const stored = await read();
-  if (!stored) throw new Error(`Secret ${cluster.namespace}/${name} was created but holds no username/password`);
-  return stored;
+type Stored = Record<string, string>;
+
+/** The stored credential (made once), rotated when the Cluster asks for it; returns the Secret data to keep. */
+async function ensureCredential(cluster: ClusterRef, name: string, base: string, type: string, rotation: string, deps: CredentialDeps): Promise<Stored> {
+  let data = await deps.management.getSecret(cluster.namespace, name);
+  if (!data?.username || !data.password) {
+    // Create-if-absent: of concurrent first calls one creates, the others read its password.
+    await deps.management.createSecret({ name, namespace: cluster.namespace, type, ...clusterOwned(cluster, deps.clusterApiVersion), data: { username: base, password: newPassword(), ...(rotation ? { rotation } : {}) } });
+    data = await deps.management.getSecret(cluster.namespace, name);
+    if (!data?.username || !data.password) throw new KubeError(`Secret ${cluster.namespace}/${name} was created but holds no username/password: CAPI retries the hook`);
+  }
+  const keep: Stored = { username: data.username, password: data.password };
+  if (data['previous-username'] && data['previous-password']) Object.assign(keep, { 'previous-username': data['previous-username'], 'previous-password': data['previous-password'] });
+  if (data.rotation) keep.rotation = data.rotation;
+  if (rotation && rotation !== data.rotation) {
+    const generation = Number(/-(\d+)$/.exec(data.username)?.[1] ?? 1) + 1;
+    return { username: `${base}-${generation}`, password: newPassword(), 'previous-username': data.username, 'previous-password': data.password, rotation };
+  }
+  return keep;
 }
 
-/** Both credentials, and the node Secret's hosts.toml rendered for the current layout. */
+const credentialOf = (d: Stored): Credential => ({ username: d.username!, password: d.password! });
+const previousOf = (d: Stored): Credential[] => (d['previous-username'] && d['previous-password'] ? [{ username: d['previous-username'], password: d['previous-password'] }] : []);
+const sameData = (a: Stored | undefined, b: Stored) => !!a && Object.keys(a).length === Object.keys(b).length && Object.entries(b).every(([k, v]) => a[k] === v);
+
+/** Both credentials (rotated when the Cluster asks), and the node Secret's hosts.toml for the current layout. */
 export async function ensureCredentials(cluster: ClusterRef, layout: RegistryLayout, config: RegistryConfig, deps: CredentialDeps): Promise<Credentials> {
+  const annotations = ((cluster.raw.metadata ?? {}) as { annotations?: Record<string, string> }).annotations ?? {};
+  const rotation = annotations[ROTATE_ANNOTATION] ?? '';
   const nodeName = nodeCredentialSecretName(cluster.name);
-  const node = await ensureCredential(cluster, nodeName, 'node', 'Opaque', deps);
-  const push = await ensureCredential(cluster, pushCredentialSecretName(cluster.name), 'push', 'kubernetes.io/basic-auth', deps);
-  // The hosts.toml nodes read through contentFrom; re-rendered on every call (the Service IP or the
-  // dial timeout may change), written only when it differs.
-  const toml = hostsToml(layout, config, basicAuthorization(node));
-  const current = await deps.management.getSecret(cluster.namespace, nodeName);
-  if (current?.['hosts.toml'] !== toml) {
-    await deps.management.applySecret({ name: nodeName, namespace: cluster.namespace, ...clusterOwned(cluster, deps.clusterApiVersion), data: { ...node, 'hosts.toml': toml } });
+  const pushName = pushCredentialSecretName(cluster.name);
+  const node = await ensureCredential(cluster, nodeName, 'node', 'Opaque', rotation, deps);
+  const push = await ensureCredential(cluster, pushName, 'push', 'kubernetes.io/basic-auth', rotation, deps);
+  // hosts.toml is re-rendered on every call (the Service IP or the dial timeout may change); each
+  // Secret is written only when its content differs.
+  const nodeData = { ...node, 'hosts.toml': hostsToml(layout, config, basicAuthorization(credentialOf(node))) };
+  const owned = clusterOwned(cluster, deps.clusterApiVersion);
+  for (const [name, type, data] of [[nodeName, 'Opaque', nodeData], [pushName, 'kubernetes.io/basic-auth', push]] as const) {
+    if (!sameData(await deps.management.getSecret(cluster.namespace, name), data)) await deps.management.applySecret({ name, namespace: cluster.namespace, type, ...owned, data });
   }
-  return { node, push };
+  return { node: credentialOf(node), push: credentialOf(push), previous: [...previousOf(node), ...previousOf(push)] };
 }
 
 /** The htpasswd file for the credentials, reusing `current` when every entry still verifies (no rewrite, no pod roll). */
 export function htpasswdFor(creds: Credentials, current: string | undefined): string {
   const entries = new Map((current ?? '').split('\n').filter(Boolean).map((line) => [line.slice(0, line.indexOf(':')), line.slice(line.indexOf(':') + 1)] as const));
-  const wanted = [creds.node, creds.push];
+  const wanted = [creds.node, creds.push, ...creds.previous];
   const fresh = entries.size === wanted.length && wanted.every((c) => bcryptVerify(c.password, entries.get(c.username) ?? ''));
   if (fresh && current) return current;
   return wanted.map((c) => `${c.username}:${bcryptHash(c.password, BCRYPT_COST)}`).join('\n') + '\n';

@@ -26,91 +26,98 @@ const NS = 'capi-registry-addon-system';
 
 test('BCC + ACPI over HTTPS → HelmChartProxy → CAAPH → release on the workload cluster as rendered; BeforeClusterDelete → uninstalled', async () => {
   const env = await startEnv({ management: true, workload: true, workloadServiceCidr: '10.96.0.0/12' });
-  const mgmt = env.management!;
-  const workload = env.workload!;
-  const b64 = (s: string) => Buffer.from(s).toString('base64');
+  // Whatever fails below, nothing this test started may outlive it.
+  const stops: (() => Promise<unknown>)[] = [() => env.stop()];
+  try {
+    const mgmt = env.management!;
+    const workload = env.workload!;
+    const b64 = (s: string) => Buffer.from(s).toString('base64');
 
-  // The root CA as cert-manager makes it, and the extension's serving certificate issued from it
-  // (the shipped manifests' CA Issuer). No cluster DNS here: CAAPH reaches the extension on loopback.
-  await ensureNamespace(mgmt, NS);
-  const root = makeCa('caaph-root');
-  ok(await mgmt.request('POST', `/api/v1/namespaces/${NS}/secrets`, { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'registry-addon-root-ca' }, type: 'kubernetes.io/tls',
-    data: { 'tls.crt': b64(root.pem), 'tls.key': b64(readFileSync(root.keyFile, 'utf8')), 'ca.crt': b64(root.pem) } }), 'root CA');
-  const serving = makeLeaf(root, 'extension', { sans: ['DNS:localhost', 'IP:127.0.0.1'] });
-  const port = await freePort();
-  const ext = await startExtension('node', {
-    port,
-    pki: { caFile: root.certFile, ca: root.pem, certFile: serving.certFile, keyFile: serving.keyFile },
-    args: ['--kubeconfig', await extensionKubeconfig(mgmt, 'capi-registry-addon'), '--capi-version', 'v1.13', '--provider-namespace', NS, '--chart-repo-url', `oci://127.0.0.1:${port}/charts`],
-  });
+    // The root CA as cert-manager makes it, and the extension's serving certificate issued from it
+    // (the shipped manifests' CA Issuer). No cluster DNS here: CAAPH reaches the extension on loopback.
+    await ensureNamespace(mgmt, NS);
+    const root = makeCa('caaph-root');
+    ok(await mgmt.request('POST', `/api/v1/namespaces/${NS}/secrets`, { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'registry-addon-root-ca' }, type: 'kubernetes.io/tls',
+      data: { 'tls.crt': b64(root.pem), 'tls.key': b64(readFileSync(root.keyFile, 'utf8')), 'ca.crt': b64(root.pem) } }), 'root CA');
+    const serving = makeLeaf(root, 'extension', { sans: ['DNS:localhost', 'IP:127.0.0.1'] });
+    const port = await freePort();
+    const ext = await startExtension('node', {
+      port,
+      pki: { caFile: root.certFile, ca: root.pem, certFile: serving.certFile, keyFile: serving.keyFile },
+      args: ['--kubeconfig', await extensionKubeconfig(mgmt, 'capi-registry-addon'), '--capi-version', 'v1.13', '--provider-namespace', NS, '--chart-repo-url', `oci://127.0.0.1:${port}/charts`],
+    });
+    stops.unshift(() => ext.stop());
 
-  const cluster = await createCluster(mgmt, 'default', 'c1', { services: ['10.96.0.0/12'], registry: { replicas: 2 } });
-  const hook = async (name: keyof typeof HOOK_PATHS) => {
-    const r = (await ext.post(HOOK_PATHS[name], lifecycleRequest(name, cluster))).json();
-    assert.is(r.status, 'Success', `${name}: ${r.message}`);
-    return r;
-  };
-  await hook('BeforeClusterCreate');
-  await markControlPlaneInitialized(mgmt, 'default', 'c1');
-  await putKubeconfig(mgmt, 'default', 'c1', readFileSync(workload.kubeconfig, 'utf8'));
-  await hook('AfterControlPlaneInitialized');
+    const cluster = await createCluster(mgmt, 'default', 'c1', { services: ['10.96.0.0/12'], registry: { replicas: 2 } });
+    const hook = async (name: keyof typeof HOOK_PATHS) => {
+      const r = (await ext.post(HOOK_PATHS[name], lifecycleRequest(name, cluster))).json();
+      assert.is(r.status, 'Success', `${name}: ${r.message}`);
+      return r;
+    };
+    await hook('BeforeClusterCreate');
+    await markControlPlaneInitialized(mgmt, 'default', 'c1');
+    await putKubeconfig(mgmt, 'default', 'c1', readFileSync(workload.kubeconfig, 'utf8'));
+    await hook('AfterControlPlaneInitialized');
 
-  // CAAPH's webhook server must start (it needs a certificate), though no webhook configuration points
-  // at it here: the API server applies the CRD schema defaults instead.
-  const webhookDir = dirname(makePki('caaph-webhook').certFile);
-  const caaph = startProcess('caaph', components().caaph.path, [
-    `--kubeconfig=${mgmt.kubeconfig}`, '--leader-elect=false', `--health-addr=127.0.0.1:${await freePort()}`,
-    `--diagnostics-address=127.0.0.1:${await freePort()}`, '--insecure-diagnostics', `--webhook-port=${await freePort()}`, `--webhook-cert-dir=${webhookDir}`,
-    '--sync-period=30s', '--v=2',
-  ], { env: { PATH: process.env.PATH ?? '', HOME: '/tmp' } });
+    // CAAPH's webhook server must start (it needs a certificate), though no webhook configuration points
+    // at it here: the API server applies the CRD schema defaults instead.
+    const webhookDir = dirname(makePki('caaph-webhook').certFile);
+    const caaph = startProcess('caaph', components().caaph.path, [
+      `--kubeconfig=${mgmt.kubeconfig}`, '--leader-elect=false', `--health-addr=127.0.0.1:${await freePort()}`,
+      `--diagnostics-address=127.0.0.1:${await freePort()}`, '--insecure-diagnostics', `--webhook-port=${await freePort()}`, `--webhook-cert-dir=${webhookDir}`,
+      '--sync-period=30s', '--v=2',
+    ], { env: { PATH: process.env.PATH ?? '', HOME: '/tmp' } });
+    stops.unshift(() => caaph.stop());
 
-  const paths: Record<string, string> = {
-    ServiceAccount: 'api/v1/namespaces/capi-registry/serviceaccounts', ConfigMap: 'api/v1/namespaces/capi-registry/configmaps', Service: 'api/v1/namespaces/capi-registry/services',
-    StatefulSet: 'apis/apps/v1/namespaces/capi-registry/statefulsets', PodDisruptionBudget: 'apis/policy/v1/namespaces/capi-registry/poddisruptionbudgets',
-  };
-  const statefulSet = () => workload.request('GET', '/apis/apps/v1/namespaces/capi-registry/statefulsets/registry');
-  await waitFor('the Helm release on the workload cluster', async () => {
-    if (caaph.proc.exitCode !== null) throw new Error(`CAAPH exited ${caaph.proc.exitCode}`);
-    return (await statefulSet()).status === 200 ? true : undefined;
-  }, 120_000, caaph.logFile);
+    const paths: Record<string, string> = {
+      ServiceAccount: 'api/v1/namespaces/capi-registry/serviceaccounts', ConfigMap: 'api/v1/namespaces/capi-registry/configmaps', Service: 'api/v1/namespaces/capi-registry/services',
+      StatefulSet: 'apis/apps/v1/namespaces/capi-registry/statefulsets', PodDisruptionBudget: 'apis/policy/v1/namespaces/capi-registry/poddisruptionbudgets',
+    };
+    const statefulSet = () => workload.request('GET', '/apis/apps/v1/namespaces/capi-registry/statefulsets/registry');
+    await waitFor('the Helm release on the workload cluster', async () => {
+      if (caaph.proc.exitCode !== null) throw new Error(`CAAPH exited ${caaph.proc.exitCode}`);
+      return (await statefulSet()).status === 200 ? true : undefined;
+    }, 120_000, caaph.logFile);
 
-  assert.match((await ext.request('GET', '/metrics')).text, /capi_registry_addon_chart_requests_total\{method="GET",status="200"\} [1-9]/, 'CAAPH pulled from our endpoint');
+    assert.match((await ext.request('GET', '/metrics')).text, /capi_registry_addon_chart_requests_total\{method="GET",status="200"\} [1-9]/, 'CAAPH pulled from our endpoint');
 
-  // Exactly what src/render makes for this Cluster with the certificate the hook issued.
-  const tlsCrt = Buffer.from((await workload.request('GET', '/api/v1/namespaces/capi-registry/secrets/registry-tls')).body.data['tls.crt'], 'base64').toString('utf8');
-  const parsed = parseCluster(cluster);
-  assert.ok(parsed.ok);
-  if (!parsed.ok) return;
-  const plan = await registryPlan(parsed.value, clusterRegistry(parsed.value)!, { tlsCertSha256: createHash('sha256').update(tlsCrt).digest('hex') });
-  const expected = chartManifests(plan.workload) as any[];
-  assert.ok(expected.length >= 6);
-  for (const obj of expected) {
-    const got = await workload.request('GET', `/${paths[obj.kind]}/${obj.metadata.name}`);
-    assert.is(got.status, 200, `${obj.kind}/${obj.metadata.name}`);
-    assert.is(got.body.metadata.labels['app.kubernetes.io/managed-by'], 'Helm');
-    if (obj.kind === 'ConfigMap') assert.equal(got.body.data, obj.data, `${obj.metadata.name}: data byte for byte, {{ }} intact through CAAPH`);
-    if (obj.kind === 'StatefulSet') {
-      assert.equal(got.body.spec.template.metadata.annotations, obj.spec.template.metadata.annotations, 'the checksum of the issued certificate');
-      assert.equal(got.body.spec.template.spec.containers.map((c: any) => [c.name, c.image, c.args]), obj.spec.template.spec.containers.map((c: any) => [c.name, c.image, c.args]));
-      assert.is(got.body.spec.replicas, 2);
+    // Exactly what src/render makes for this Cluster with the certificate the hook issued.
+    const tlsCrt = Buffer.from((await workload.request('GET', '/api/v1/namespaces/capi-registry/secrets/registry-tls')).body.data['tls.crt'], 'base64').toString('utf8');
+    const parsed = parseCluster(cluster);
+    assert.ok(parsed.ok);
+    if (!parsed.ok) return;
+    const htpasswd = Buffer.from((await workload.request('GET', '/api/v1/namespaces/capi-registry/secrets/registry-auth')).body.data.htpasswd, 'base64').toString('utf8');
+    const sha = (t: string) => createHash('sha256').update(t).digest('hex');
+    const plan = await registryPlan(parsed.value, clusterRegistry(parsed.value)!, { tlsCertSha256: sha(tlsCrt), authSha256: sha(htpasswd) });
+    const expected = chartManifests(plan.workload) as any[];
+    assert.ok(expected.length >= 6);
+    for (const obj of expected) {
+      const got = await workload.request('GET', `/${paths[obj.kind]}/${obj.metadata.name}`);
+      assert.is(got.status, 200, `${obj.kind}/${obj.metadata.name}`);
+      assert.is(got.body.metadata.labels['app.kubernetes.io/managed-by'], 'Helm');
+      if (obj.kind === 'ConfigMap') assert.equal(got.body.data, obj.data, `${obj.metadata.name}: data byte for byte, {{ }} intact through CAAPH`);
+      if (obj.kind === 'StatefulSet') {
+        assert.equal(got.body.spec.template.metadata.annotations, obj.spec.template.metadata.annotations, 'the checksums of the issued certificate and of the htpasswd');
+        assert.equal(got.body.spec.template.spec.containers.map((c: any) => [c.name, c.image, c.args]), obj.spec.template.spec.containers.map((c: any) => [c.name, c.image, c.args]));
+        assert.is(got.body.spec.replicas, 2);
+      }
+      if (obj.kind === 'Service' && obj.spec.clusterIP !== 'None') assert.is(got.body.spec.clusterIP, '10.96.0.20');
     }
-    if (obj.kind === 'Service' && obj.spec.clusterIP !== 'None') assert.is(got.body.spec.clusterIP, '10.96.0.20');
+    const regsync = (await workload.request('GET', '/api/v1/namespaces/capi-registry/configmaps/registry-regsync')).body;
+    assert.match(regsync.data['registry-0.yml'], /regcert: '\{\{ file "\/etc\/regsync\/ca\/ca\.crt" \}\}'/);
+    const hrps = (await mgmt.request('GET', '/apis/addons.cluster.x-k8s.io/v1alpha1/namespaces/default/helmreleaseproxies')).body.items;
+    assert.is(hrps.length, 1, 'the proxy selected exactly one Cluster');
+    assert.is(hrps[0].spec.clusterRef.name, 'c1');
+
+    // Delete: the hook removes the proxy; CAAPH uninstalls the release.
+    await hook('BeforeClusterDelete');
+    await waitFor('CAAPH uninstalls the release', async () => ((await statefulSet()).status === 404 ? true : undefined), 120_000, caaph.logFile);
+    await waitFor('the proxy is gone (CAAPH removed its finalizer)', async () =>
+      (await mgmt.request('GET', '/apis/addons.cluster.x-k8s.io/v1alpha1/namespaces/default/helmchartproxies/c1-registry')).status === 404 ? true : undefined, 60_000, caaph.logFile);
+
+  } finally {
+    for (const stop of stops) await stop();
   }
-  const regsync = (await workload.request('GET', '/api/v1/namespaces/capi-registry/configmaps/registry-regsync')).body;
-  assert.match(regsync.data['registry-0.yml'], /regcert: '\{\{ file "\/etc\/regsync\/ca\/ca\.crt" \}\}'/);
-  const hrps = (await mgmt.request('GET', '/apis/addons.cluster.x-k8s.io/v1alpha1/namespaces/default/helmreleaseproxies')).body.items;
-  assert.is(hrps.length, 1, 'the proxy selected exactly one Cluster');
-  assert.is(hrps[0].spec.clusterRef.name, 'c1');
-
-  // Delete: the hook removes the proxy; CAAPH uninstalls the release.
-  await hook('BeforeClusterDelete');
-  await waitFor('CAAPH uninstalls the release', async () => ((await statefulSet()).status === 404 ? true : undefined), 120_000, caaph.logFile);
-  await waitFor('the proxy is gone (CAAPH removed its finalizer)', async () =>
-    (await mgmt.request('GET', '/apis/addons.cluster.x-k8s.io/v1alpha1/namespaces/default/helmchartproxies/c1-registry')).status === 404 ? true : undefined, 60_000, caaph.logFile);
-
-  await caaph.stop();
-  await ext.stop();
-  await env.stop();
 });
 
 test.run();

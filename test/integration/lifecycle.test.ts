@@ -10,12 +10,14 @@ import { createHash } from 'node:crypto';
 import bcryptjs from 'bcryptjs';
 import { mintRootCa } from '../../src/pki/root-ca.ts';
 import { openssl, waitFor, workDir } from './env/base.ts';
+import { makeImage } from './env/oci.ts';
+import { startRegistry } from './env/registry.ts';
 import {
   createCluster, ensureNamespace, extensionKubeconfig, generatePatchesRequest, getCluster, HOOK_PATHS, lifecycleRequest, markControlPlaneInitialized, ok, putKubeconfig,
 } from './env/capi.ts';
 import { RUNTIMES, startExtension, type Extension } from './env/extension.ts';
 import { startEnv, type Env } from './env/index.ts';
-import { makeCa } from './env/pki.ts';
+import { makeCa, makeLeaf } from './env/pki.ts';
 
 const test = suite('addon lifecycle through the hooks (real API servers, three runtimes)');
 let env: Env;
@@ -255,6 +257,72 @@ test('day 2: a Cluster that opts in after creation converges from GeneratePatche
     assert.ok(metrics.includes(`capi_registry_addon_registry_cert_expiry_timestamp_seconds{namespace="day2",cluster="late"} ${Date.parse(annotation) / 1000}`), metrics);
   } finally {
     await restarted.stop();
+  }
+});
+
+
+test('credential rotation through the Cluster annotation: new pair, the replaced one still valid on the real Distribution until the next rotation', async () => {
+  const provider = 'p-rotate';
+  await ensureNamespace(mgmt(), provider);
+  const ext = await startExtension('deno', { args: ['--kubeconfig', kubeconfig, '--capi-version', 'v1.13', '--provider-namespace', provider, '--mint-root-ca'] });
+  try {
+    const ns = 'rotate';
+    await createCluster(mgmt(), ns, 'r1', { services: ['10.96.0.0/12'], registry: {} });
+    await markControlPlaneInitialized(mgmt(), ns, 'r1');
+    await putKubeconfig(mgmt(), ns, 'r1', readFileSync(env.workload!.kubeconfig, 'utf8'));
+    const hook = async (name: 'AfterControlPlaneInitialized' | 'BeforeClusterUpgrade') => {
+      const r = await call(ext, name, lifecycleRequest(name, await getCluster(mgmt(), ns, 'r1')));
+      assert.is(r.status, 'Success', r.message);
+    };
+    const stored = async (suffix: string): Promise<Record<string, string>> => Object.fromEntries(Object.entries((await secret(ns, `r1-registry-addon-${suffix}`)).body.data).map(([k, v]) => [k, text(v as string)]));
+    const authSha = async () => JSON.parse((await hcp(ns, 'r1')).body.spec.valuesTemplate).manifests.find((m: any) => m.kind === 'StatefulSet').spec.template.metadata.annotations['capi-registry-addon/auth-sha256'];
+    await hook('AfterControlPlaneInitialized');
+    const first = { node: await stored('node'), push: await stored('push') };
+    const sha1 = await authSha();
+    const rotate = (value: string) => mgmt().request('PATCH', `/apis/cluster.x-k8s.io/v1beta2/namespaces/${ns}/clusters/r1`,
+      JSON.stringify({ metadata: { annotations: { 'capi-registry-addon.io/rotate-credentials': value } } }), 'application/merge-patch+json');
+
+    ok(await rotate('2026-11-26'), 'annotate');
+    await hook('BeforeClusterUpgrade');
+    const second = { node: await stored('node'), push: await stored('push') };
+    assert.equal([second.node.username, second.node['previous-username'], second.push.username, second.push['previous-username']], ['node-2', 'node', 'push-2', 'push']);
+    assert.is(second.node['previous-password'], first.node.password);
+    assert.is.not(second.node.password, first.node.password);
+    assert.ok(second.node['hosts.toml']!.includes(b64(`node-2:${second.node.password}`)), 'new nodes get the new header');
+    assert.is.not(await authSha(), sha1, 'the registry pods roll onto the new htpasswd');
+    await hook('BeforeClusterUpgrade');
+    assert.equal({ node: await stored('node'), push: await stored('push') }, second, 'the same annotation rotates once');
+
+    // The workload's htpasswd on the real Distribution: old and new node credentials both pull.
+    const htpasswd = text((await wsecret('registry-auth')).data.htpasswd);
+    assert.equal(htpasswd.split('\n').filter(Boolean).map((l) => l.split(':')[0]), ['node-2', 'push-2', 'node', 'push']);
+    const serve = async (file: string) => {
+      const leaf = makeLeaf(env.registryCa, `rotation-${Math.random().toString(36).slice(2, 7)}`, { sans: ['IP:127.0.0.1'] });
+      const dir = workDir('rotation');
+      writeFileSync(join(dir, 'htpasswd'), file);
+      return startRegistry(`rotation-${Math.random().toString(36).slice(2, 7)}`, { certFile: leaf.certFile, keyFile: leaf.keyFile, ca: env.registryCa.pem }, {
+        config: (addr, data) => `version: 0.1\nstorage: {filesystem: {rootdirectory: ${data}}}\nhttp: {addr: "${addr}", secret: s, tls: {certificate: ${leaf.certFile}, key: ${leaf.keyFile}}}\nauth: {htpasswd: {realm: r, path: ${join(dir, 'htpasswd')}}}\n`,
+      });
+    };
+    const basic = (u: string, p: string | undefined) => `Basic ${b64(`${u}:${p}`)}`;
+    const registry = await serve(htpasswd);
+    const image = makeImage('rotation');
+    await registry.push('app', 'v1', image, basic('push-2', second.push.password));
+    for (const [u, p] of [['node', first.node.password!], ['node-2', second.node.password!]] as const) assert.is((await registry.manifest('app', 'v1', basic(u, p))).status, 200, u);
+    await registry.stop();
+
+    // The next rotation retires the first pair.
+    ok(await rotate('2026-12-01'), 'annotate again');
+    await hook('BeforeClusterUpgrade');
+    const third = await stored('node');
+    assert.equal([third.username, third['previous-username']], ['node-3', 'node-2']);
+    const after = await serve(text((await wsecret('registry-auth')).data.htpasswd));
+    await after.push('app', 'v1', image, basic('push-3', (await stored('push')).password));
+    assert.is((await after.manifest('app', 'v1', basic('node', first.node.password))).status, 401, 'the first node credential is retired');
+    assert.is((await after.manifest('app', 'v1', basic('node-2', second.node.password))).status, 200, 'the previous one still pulls');
+    await after.stop();
+  } finally {
+    await ext.stop();
   }
 });
 

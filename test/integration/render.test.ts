@@ -54,7 +54,7 @@ async function rejectsWith(fn: () => Promise<unknown>, pattern: RegExp, what: st
 }
 
 /** Fresh per-cluster credentials, as ensureCredentials makes them. */
-const testCreds = (): Credentials => ({ node: { username: 'node', password: newPassword() }, push: { username: 'push', password: newPassword() } });
+const testCreds = (): Credentials => ({ node: { username: 'node', password: newPassword() }, push: { username: 'push', password: newPassword() }, previous: [] });
 
 /** Runs a Distribution binary with the rendered config.yml at its pod paths (mount namespace); `htpasswd` as the auth Secret mounts it. */
 async function startRenderedRegistry(name: string, binary: string, config: string, tls: { 'tls.crt': string; 'tls.key': string; 'ca.crt': string }, addr: string, tlsName?: string, htpasswd?: string): Promise<Registry> {

@@ -105,7 +105,7 @@ export async function startKube(name: string, opts: { serviceCidr: string }): Pr
     '--initial-cluster', `${name}=http://127.0.0.1:${etcdPeer}`, '--log-level', 'warn', '--quota-backend-bytes', String(512 * 1024 * 1024),
   ]);
 
-  const ca = makeCa(`${name}-kube`);
+  const ca = makeCa(`${name}-${started}-kube`); // per start: a leftover process must never see a later CA
   const serving = makeLeaf(ca, 'apiserver', { sans: ['IP:127.0.0.1', 'DNS:localhost', 'DNS:kubernetes.default.svc'] });
   const admin = makeLeaf(ca, 'admin', { client: true, subject: '/O=system:masters/CN=kubernetes-admin' });
   openssl(['genrsa', '-out', 'sa.key', '2048'], dir);
