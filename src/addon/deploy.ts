@@ -7,11 +7,9 @@ import type { SecretClient } from '../kube/client.ts';
 import type { WorkloadClients } from '../kube/workload-clients.ts';
 import { CERT_NOT_AFTER_ANNOTATION, CLUSTER_SELECTOR_LABEL, helmChartProxy, helmChartProxyName, type ChartSource } from '../render/helmchartproxy.ts';
 import { clusterCaSecretName, nodeCredentialSecretName, pushCredentialSecretName } from '../render/metadata.ts';
-import { ensureCredentials } from './credentials.ts';
 import { success, type ClusterRef, type HookResult } from '../runtime-sdk/types.ts';
-import { clusterRegistry } from './layout.ts';
 import { registryPlan } from './plan.ts';
-import { asHookResult, ensureClusterCa, isHookResult, type SetupDeps } from './setup.ts';
+import { asHookResult, isHookResult, prepareCluster, type SetupDeps } from './setup.ts';
 import { writeWorkloadSecrets } from './workload-secrets.ts';
 
 export interface AddonDeps extends SetupDeps {
@@ -29,11 +27,10 @@ const clusterApiVersion = (cluster: ClusterRef, deps: AddonDeps) =>
 /** ACPI, BCU and day 2: everything the registry needs, converged. The message says what changed. */
 export function deployRegistry(cluster: ClusterRef, deps: AddonDeps): Promise<HookResult> {
   return asHookResult(cluster, async () => {
-    const registry = clusterRegistry(cluster);
-    if (!registry) return success();
-    const root = await ensureClusterCa(cluster, deps);
-    if (isHookResult(root)) return root;
-    const creds = registry.config.auth.enabled ? await ensureCredentials(cluster, registry.layout, registry.config, deps) : undefined;
+    const prepared = await prepareCluster(cluster, deps);
+    if (!prepared) return success();
+    if (isHookResult(prepared)) return prepared;
+    const { registry, root, creds } = prepared;
     const secrets = await writeWorkloadSecrets(cluster, registry.layout, root, deps, creds);
     const plan = await registryPlan(cluster, registry, { tlsCertSha256: secrets.tlsCertSha256, authSha256: secrets.authSha256 });
     const apiVersion = clusterApiVersion(cluster, deps);

@@ -7,8 +7,8 @@ import { PkiError } from '../pki/pem.ts';
 import { mintRootCa, parseRootCa, ROOT_CA_SECRET, type RootCa } from '../pki/root-ca.ts';
 import { clusterCaSecretName, REGISTRY, RenderError } from '../render/metadata.ts';
 import { failure, retryLater, success, type ClusterRef, type HookResult } from '../runtime-sdk/types.ts';
-import { clusterRegistry } from './layout.ts';
-import { clusterOwned, ensureCredentials } from './credentials.ts';
+import { clusterRegistry, type ClusterRegistry } from './layout.ts';
+import { clusterOwned, ensureCredentials, type Credentials } from './credentials.ts';
 
 export interface SetupDeps {
   management: SecretClient;
@@ -67,14 +67,31 @@ export async function ensureClusterCa(cluster: ClusterRef, deps: SetupDeps): Pro
   return parsed;
 }
 
-/** BeforeClusterCreate: the root CA, the Cluster's copy of its ca.crt, and (auth on) the credentials the nodes' hosts.toml carries. */
+export interface Prepared {
+  registry: ClusterRegistry;
+  root: RootCa;
+  /** Absent when auth is off. */
+  creds?: Credentials;
+}
+
+/**
+ * Everything on the management side that nodes need before they boot: the root CA, the Cluster's copy
+ * of its ca.crt, and (auth on) the credentials the nodes' hosts.toml carries. Undefined when the Cluster
+ * has not opted in; a HookResult when the hook must stop here.
+ */
+export async function prepareCluster(cluster: ClusterRef, deps: SetupDeps): Promise<Prepared | HookResult | undefined> {
+  const registry = clusterRegistry(cluster);
+  if (!registry) return undefined;
+  const root = await ensureClusterCa(cluster, deps);
+  if (isHookResult(root)) return root;
+  const creds = registry.config.auth.enabled ? await ensureCredentials(cluster, registry.layout, registry.config, deps) : undefined;
+  return { registry, root, ...(creds ? { creds } : {}) };
+}
+
+/** BeforeClusterCreate: prepareCluster. */
 export function setupCluster(cluster: ClusterRef, deps: SetupDeps): Promise<HookResult> {
   return asHookResult(cluster, async () => {
-    const registry = clusterRegistry(cluster);
-    if (!registry) return success();
-    const ca = await ensureClusterCa(cluster, deps);
-    if (isHookResult(ca)) return ca;
-    if (registry.config.auth.enabled) await ensureCredentials(cluster, registry.layout, registry.config, deps);
-    return success();
+    const prepared = await prepareCluster(cluster, deps);
+    return isHookResult(prepared) ? prepared : success();
   });
 }
