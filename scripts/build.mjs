@@ -13,9 +13,22 @@ execFileSync(process.execPath, ['scripts/build-wasm.mjs'], { stdio: 'inherit' })
 // And the chart the server hands to CAAPH.
 execFileSync(process.execPath, ['scripts/build-chart.mjs'], { stdio: 'inherit' });
 
+// @kubernetes/client-node on its own, as CommonJS text the bundle evaluates on first use (src/kube/client-node.ts).
+await build({
+  entryPoints: ['src/kube/client-node-entry.ts'],
+  outfile: '.cache/kube/client-node.jstext',
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: ['node22', 'deno2', 'es2023'],
+  minify: true,
+  legalComments: 'none',
+  logLevel: 'warning',
+});
+
 await build({
   entryPoints: ['src/main.ts'],
-  loader: { '.wasm': 'binary', '.tgz': 'binary' },
+  loader: { '.wasm': 'binary', '.tgz': 'binary', '.jstext': 'text' },
   outfile,
   bundle: true,
   platform: 'node',

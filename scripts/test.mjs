@@ -69,7 +69,7 @@ async function bundleSuite(kind) {
     stdin: { contents: files.map((f) => `import './${f}';`).join('\n'), resolveDir: dir, sourcefile: `${kind}-suites.ts`, loader: 'ts' },
     outfile,
     bundle: true,
-    loader: { '.wasm': 'binary', '.tgz': 'binary' },
+    loader: { '.wasm': 'binary', '.tgz': 'binary', '.jstext': 'text' },
     platform: 'node',
     format: 'esm',
     target: 'es2023',

@@ -2,6 +2,7 @@
 // text maps and turns every API failure into a KubeError whose message says what to do.
 import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
 import { base64FromText, textFromBase64 } from '../pki/pem.ts';
+import { clientNode } from './client-node.ts';
 
 export const FIELD_MANAGER = 'capi-registry-addon';
 
@@ -98,7 +99,7 @@ function toObject(s: SecretObject): KubernetesObject & { data: Record<string, st
 
 /** A client for a workload cluster from the kubeconfig CAPI stores in `<cluster>-kubeconfig` (key `value`). */
 export async function clientFromKubeconfig(text: string): Promise<SecretClient> {
-  const { KubeConfig } = await import('@kubernetes/client-node');
+  const { KubeConfig } = clientNode();
   const kc = new KubeConfig();
   try {
     kc.loadFromString(text);
@@ -110,7 +111,7 @@ export async function clientFromKubeconfig(text: string): Promise<SecretClient> 
 }
 
 export async function secretClient(kc: KubeConfig): Promise<SecretClient> {
-  const { KubernetesObjectApi, PatchStrategy } = await import('@kubernetes/client-node');
+  const { KubernetesObjectApi, PatchStrategy } = clientNode();
   const api = KubernetesObjectApi.makeApiClient(kc);
   const codeOf = (err: unknown) => (err as { code?: number }).code;
   const where = (ref: { namespace?: string; name?: string }) => (ref.namespace ? `${ref.namespace}/${ref.name}` : String(ref.name));

@@ -2,12 +2,13 @@
 // ~/.kube/config. Finding none is not fatal: hooks for Clusters that have not opted in need no API
 // access, so the server starts anyway and says what it is missing.
 //
-// Locating is cheap and done at start; @kubernetes/client-node is loaded only when a client is
-// first needed, because evaluating it costs ~0.3 s and ~30 MB that a cold start should not pay.
+// Locating is cheap and done at start; @kubernetes/client-node is evaluated only when a client is
+// first needed (client-node.ts), because it costs memory and time that a cold start should not pay.
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { KubeConfig } from '@kubernetes/client-node';
+import { clientNode } from './client-node.ts';
 
 export type KubeLocation =
   | { ok: true; kind: 'file'; source: string }
@@ -32,7 +33,7 @@ export function locateKubeConfig(opts: { kubeconfig?: string; env: Record<string
 
 /** Loads a located kubeconfig; throws an operator-readable error. */
 export async function loadKubeConfig(location: Extract<KubeLocation, { ok: true }>): Promise<KubeConfig> {
-  const { KubeConfig } = await import('@kubernetes/client-node');
+  const { KubeConfig } = clientNode();
   const kc = new KubeConfig();
   try {
     if (location.kind === 'in-cluster') kc.loadFromCluster();

@@ -9,3 +9,9 @@ declare module '*.tgz' {
   const bytes: Uint8Array;
   export default bytes;
 }
+
+// JavaScript carried as text (src/kube/client-node.ts), from esbuild's text loader.
+declare module '*.jstext' {
+  const text: string;
+  export default text;
+}
