@@ -62,9 +62,13 @@ export function createAddon(rt: AddonRuntime): Addon {
     if (result.status === 'Success') rt.onDeployed?.(cluster);
     return result;
   };
-  /** Runs `work` with the management side; without one, a Failure (or, where nothing may block, a Success that says so). */
-  const withDeps = (cluster: ClusterRef, work: (deps: AddonDeps) => Promise<HookResult>, neverBlock = false) =>
-    serialize(`${cluster.namespace}/${cluster.name}`, async () => {
+  /**
+   * Runs `work` with the management side; without one, a Failure. `neverBlock` (BeforeClusterDelete):
+   * a Success that says what went wrong instead, and no waiting behind the Cluster's lock, which a
+   * call to an unreachable workload API server may hold for long.
+   */
+  const withDeps = (cluster: ClusterRef, work: (deps: AddonDeps) => Promise<HookResult>, neverBlock = false) => {
+    const run = async () => {
       try {
         return await work(await rt.deps());
       } catch (err) {
@@ -72,7 +76,9 @@ export function createAddon(rt: AddonRuntime): Addon {
         const message = `Cluster ${cluster.namespace}/${cluster.name}: ${err.message}`;
         return neverBlock ? success(message) : failure(message);
       }
-    });
+    };
+    return neverBlock ? run() : serialize(`${cluster.namespace}/${cluster.name}`, run);
+  };
 
   const lifecycle = (hook: HookName, work: (cluster: ClusterRef, deps: AddonDeps) => Promise<HookResult>, neverBlock = false): AddonHandler =>
     async (request) => {

@@ -101,7 +101,7 @@ test('500: a fail-closed admission webhook on the workload cluster → Failure q
   assert.is((await call(full, 'AfterControlPlaneInitialized', cluster)).status, 'Success');
 });
 
-test("timeout: a hung workload API server (SIGSTOP) → Failure within CAPI's ?timeout, then success once it answers", async () => {
+test("timeout: a hung workload API server (SIGSTOP) → Failure within CAPI's ?timeout, BeforeClusterDelete still answers at once, success once it answers", async () => {
   const cluster = await readyCluster('hung', 'c1', ['10.78.0.0/16']);
   env.workload!.freeze(true);
   try {
@@ -111,6 +111,12 @@ test("timeout: a hung workload API server (SIGSTOP) → Failure within CAPI's ?t
     assert.is(r.status, 'Failure');
     assert.is(r.message, "AfterControlPlaneInitialized did not finish within CAPI's 3s timeout; it continues on the next call");
     assert.ok(ms < 3000, `answered before CAPI gives up (${ms} ms)`);
+    // The hung call still holds the Cluster; deletion must not wait behind it.
+    const deleting = Date.now();
+    const del = await call(full, 'BeforeClusterDelete', cluster, '?timeout=3s');
+    assert.equal([del.status, del.retryAfterSeconds], ['Success', 0], del.message);
+    assert.ok(Date.now() - deleting < 2000, `BeforeClusterDelete answered in ${Date.now() - deleting} ms`);
+    assert.is((await env.management!.request('GET', '/api/v1/namespaces/hung/secrets/c1-registry-addon-ca')).status, 404, 'the CA copy is gone');
   } finally {
     env.workload!.freeze(false);
   }
