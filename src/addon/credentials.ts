@@ -63,8 +63,8 @@ export function clusterOwned(cluster: ClusterRef, clusterApiVersion: string): Pi
 
 type Stored = Record<string, string>;
 
-/** The stored credential (made once), rotated when the Cluster asks for it; returns the Secret data to keep. */
-async function ensureCredential(cluster: ClusterRef, name: string, base: string, type: string, rotation: string, deps: CredentialDeps): Promise<Stored> {
+/** The stored credential (made once), rotated when the Cluster asks for it: the Secret data to keep, and what is stored now. */
+async function ensureCredential(cluster: ClusterRef, name: string, base: string, type: string, rotation: string, deps: CredentialDeps): Promise<{ keep: Stored; stored: Stored }> {
   let data = await deps.management.getSecret(cluster.namespace, name);
   if (!data?.username || !data.password) {
     // Create-if-absent: of concurrent first calls one creates, the others read its password.
@@ -77,9 +77,9 @@ async function ensureCredential(cluster: ClusterRef, name: string, base: string,
   if (data.rotation) keep.rotation = data.rotation;
   if (rotation && rotation !== data.rotation) {
     const generation = Number(/-(\d+)$/.exec(data.username)?.[1] ?? 1) + 1;
-    return { username: `${base}-${generation}`, password: newPassword(), 'previous-username': data.username, 'previous-password': data.password, rotation };
+    return { keep: { username: `${base}-${generation}`, password: newPassword(), 'previous-username': data.username, 'previous-password': data.password, rotation }, stored: data };
   }
-  return keep;
+  return { keep, stored: data };
 }
 
 const credentialOf = (d: Stored): Credential => ({ username: d.username!, password: d.password! });
@@ -95,13 +95,13 @@ export async function ensureCredentials(cluster: ClusterRef, layout: RegistryLay
   const node = await ensureCredential(cluster, nodeName, 'node', 'Opaque', rotation, deps);
   const push = await ensureCredential(cluster, pushName, 'push', 'kubernetes.io/basic-auth', rotation, deps);
   // hosts.toml is re-rendered on every call (the Service IP or the dial timeout may change); each
-  // Secret is written only when its content differs.
-  const nodeData = { ...node, 'hosts.toml': hostsToml(layout, config, basicAuthorization(credentialOf(node))) };
+  // Secret is written only when its content differs from what was just read.
+  const nodeData = { ...node.keep, 'hosts.toml': hostsToml(layout, config, basicAuthorization(credentialOf(node.keep))) };
   const owned = clusterOwned(cluster, deps.clusterApiVersion);
-  for (const [name, type, data] of [[nodeName, 'Opaque', nodeData], [pushName, 'kubernetes.io/basic-auth', push]] as const) {
-    if (!sameData(await deps.management.getSecret(cluster.namespace, name), data)) await deps.management.applySecret({ name, namespace: cluster.namespace, type, ...owned, data });
+  for (const [name, type, data, stored] of [[nodeName, 'Opaque', nodeData, node.stored], [pushName, 'kubernetes.io/basic-auth', push.keep, push.stored]] as const) {
+    if (!sameData(stored, data)) await deps.management.applySecret({ name, namespace: cluster.namespace, type, ...owned, data });
   }
-  return { node: credentialOf(node), push: credentialOf(push), previous: [...previousOf(node), ...previousOf(push)] };
+  return { node: credentialOf(node.keep), push: credentialOf(push.keep), previous: [...previousOf(node.keep), ...previousOf(push.keep)] };
 }
 
 /** The htpasswd file for the credentials, reusing `current` when every entry still verifies (no rewrite, no pod roll). */

@@ -11,23 +11,24 @@ import { freePort, waitFor } from './env/base.ts';
 import {
   createCluster, ensureNamespace, extensionKubeconfig, HOOK_PATHS, lifecycleRequest, markControlPlaneInitialized, ok, putKubeconfig,
 } from './env/capi.ts';
-import { startExtension, type Extension } from './env/extension.ts';
+import { RUNTIMES, startExtension, type Extension } from './env/extension.ts';
 import { startEnv, type Env } from './env/index.ts';
 
 const test = suite('hook answers to real API faults');
 let env: Env;
-let full: Extension;
+const fulls: Record<string, Extension> = {};
 const PROVIDER = 'capi-registry-addon-system';
 const args = (kubeconfig: string) => ['--kubeconfig', kubeconfig, '--capi-version', 'v1.13', '--provider-namespace', PROVIDER, '--mint-root-ca'];
 
 test.before(async () => {
   env = await startEnv({ management: true, workload: true });
   await ensureNamespace(env.management!, PROVIDER);
-  full = await startExtension('node', { args: args(await extensionKubeconfig(env.management!, 'capi-registry-addon')) });
+  const kubeconfig = await extensionKubeconfig(env.management!, 'capi-registry-addon');
+  for (const rt of Object.keys(RUNTIMES)) fulls[rt] = await startExtension(rt, { args: args(kubeconfig) });
 });
 test.after(async () => {
   env.workload!.freeze(false);
-  await full.stop();
+  for (const ext of Object.values(fulls)) await ext.stop();
   await env.stop();
 });
 
@@ -46,92 +47,96 @@ async function readyCluster(ns: string, name: string, services = ['10.96.0.0/12'
   return cluster;
 }
 
-test('403: RBAC without helmchartproxies → ACPI Failure naming the verb and resource; without delete → BeforeClusterDelete still Success', async () => {
-  const noProxies = RBAC_RULES.map((r) => r.rule).filter((r) => !(r.resources as readonly string[]).includes('helmchartproxies'));
-  const ext = await startExtension('node', { args: args(await extensionKubeconfig(env.management!, 'no-proxies', noProxies)) });
-  try {
-    const cluster = await readyCluster('rbac', 'c1');
-    const r = await call(ext, 'AfterControlPlaneInitialized', cluster);
+for (const rt of Object.keys(RUNTIMES)) {
+  const full = () => fulls[rt]!;
+  const index = Object.keys(RUNTIMES).indexOf(rt); // distinct service CIDRs per runtime force a new certificate
+  test(`${rt}: 403: RBAC without helmchartproxies → ACPI Failure naming the verb and resource; without delete → BeforeClusterDelete still Success`, async () => {
+    const noProxies = RBAC_RULES.map((r) => r.rule).filter((r) => !(r.resources as readonly string[]).includes('helmchartproxies'));
+    const ext = await startExtension(rt, { args: args(await extensionKubeconfig(env.management!, `no-proxies-${rt}`, noProxies)) });
+    try {
+      const cluster = await readyCluster(`rbac-${rt}`, 'c1');
+      const r = await call(ext, 'AfterControlPlaneInitialized', cluster);
+      assert.is(r.status, 'Failure');
+      assert.is(r.message, `Cluster rbac-${rt}/c1: patch HelmChartProxy rbac-${rt}/c1-registry: forbidden (403): grant the extension's ServiceAccount "patch" on helmchartproxies in that namespace (see the RBAC rules in 'capi-registry-addon manifests')`);
+      // The Failure is also an Event on the Cluster (kubectl describe cluster shows it), once.
+      const event = await waitFor('the Warning Event on the Cluster', async () => {
+        const list = (await env.management!.request('GET', `/api/v1/namespaces/rbac-${rt}/events`)).body.items as any[];
+        return list.find((e) => e.reason === 'RegistryAddonAfterControlPlaneInitializedFailed');
+      }, 10_000);
+      assert.equal([event.type, event.involvedObject.kind, event.involvedObject.name, event.involvedObject.uid, event.message], ['Warning', 'Cluster', 'c1', cluster.metadata.uid, r.message]);
+      assert.is((await call(ext, 'AfterControlPlaneInitialized', cluster)).status, 'Failure');
+      const again = (await env.management!.request('GET', `/api/v1/namespaces/rbac-${rt}/events`)).body.items as any[];
+      assert.is(again.filter((e) => e.reason === 'RegistryAddonAfterControlPlaneInitializedFailed').length, 1, 'a repeated failure is not recorded again within 5 minutes');
+      const del = await call(ext, 'BeforeClusterDelete', cluster);
+      assert.equal([del.status, del.retryAfterSeconds], ['Success', 0]);
+      assert.match(del.message, new RegExp(`deletion not held back, but delete HelmChartProxy rbac-${rt}/c1-registry: forbidden \\(403\\)`));
+    } finally {
+      await ext.stop();
+    }
+  });
+
+  test(`${rt}: 404: no kubeconfig Secret yet → Failure that says CAPI writes it`, async () => {
+    const cluster = await createCluster(env.management!, `missing-${rt}`, 'c1', { services: ['10.96.0.0/12'], registry: {} });
+    const r = await call(full(), 'AfterControlPlaneInitialized', cluster);
     assert.is(r.status, 'Failure');
-    assert.is(r.message, `Cluster rbac/c1: patch HelmChartProxy rbac/c1-registry: forbidden (403): grant the extension's ServiceAccount "patch" on helmchartproxies in that namespace (see the RBAC rules in 'capi-registry-addon manifests')`);
-    // The Failure is also an Event on the Cluster (kubectl describe cluster shows it), once.
-    const event = await waitFor('the Warning Event on the Cluster', async () => {
-      const list = (await env.management!.request('GET', '/api/v1/namespaces/rbac/events')).body.items as any[];
-      return list.find((e) => e.reason === 'RegistryAddonAfterControlPlaneInitializedFailed');
-    }, 10_000);
-    assert.equal([event.type, event.involvedObject.kind, event.involvedObject.name, event.involvedObject.uid, event.message], ['Warning', 'Cluster', 'c1', cluster.metadata.uid, r.message]);
-    assert.is((await call(ext, 'AfterControlPlaneInitialized', cluster)).status, 'Failure');
-    const again = (await env.management!.request('GET', '/api/v1/namespaces/rbac/events')).body.items as any[];
-    assert.is(again.filter((e) => e.reason === 'RegistryAddonAfterControlPlaneInitializedFailed').length, 1, 'a repeated failure is not recorded again within 5 minutes');
-    const del = await call(ext, 'BeforeClusterDelete', cluster);
-    assert.equal([del.status, del.retryAfterSeconds], ['Success', 0]);
-    assert.match(del.message, /deletion not held back, but delete HelmChartProxy rbac\/c1-registry: forbidden \(403\)/);
-  } finally {
-    await ext.stop();
-  }
-});
+    assert.match(r.message, new RegExp(`^Cluster missing-${rt}/c1: Secret missing-${rt}/c1-kubeconfig \\(key value\\) not found: Cluster API writes it once the control plane is initialized; the hook is retried$`));
+  });
 
-test('404: no kubeconfig Secret yet → Failure that says CAPI writes it', async () => {
-  const cluster = await createCluster(env.management!, 'missing', 'c1', { services: ['10.96.0.0/12'], registry: {} });
-  const r = await call(full, 'AfterControlPlaneInitialized', cluster);
-  assert.is(r.status, 'Failure');
-  assert.match(r.message, /^Cluster missing\/c1: Secret missing\/c1-kubeconfig \(key value\) not found: Cluster API writes it once the control plane is initialized; the hook is retried$/);
-});
+  test(`${rt}: 500: a fail-closed admission webhook on the workload cluster → Failure quoting the API server, nothing half-written`, async () => {
+    const workload = env.workload!;
+    const hook = '/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations';
+    ok(await workload.request('POST', hook, {
+      apiVersion: 'admissionregistration.k8s.io/v1', kind: 'ValidatingWebhookConfiguration', metadata: { name: 'broken' },
+      webhooks: [{ name: 'broken.example.com', admissionReviewVersions: ['v1'], sideEffects: 'None', failurePolicy: 'Fail', timeoutSeconds: 2,
+        clientConfig: { url: `https://127.0.0.1:${await freePort()}/validate` },
+        rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE', 'UPDATE'], resources: ['secrets'] }] }],
+    }), 'webhook');
+    try {
+      const cluster = await readyCluster(`webhook-${rt}`, 'c1', [`10.${70 + index}.0.0/16`]);
+      const r = await call(full(), 'AfterControlPlaneInitialized', cluster);
+      assert.is(r.status, 'Failure');
+      assert.match(r.message, new RegExp(`^Cluster webhook-${rt}/c1: patch Secret capi-registry/registry-tls: the API server failed \\(500\\): Internal error occurred: failed calling webhook "broken\\.example\\.com".*; CAPI retries the hook$`));
+      assert.is((await env.management!.request('GET', `/apis/addons.cluster.x-k8s.io/v1alpha1/namespaces/webhook-${rt}/helmchartproxies/c1-registry`)).status, 404, 'no proxy for a registry without its certificate');
+    } finally {
+      await workload.request('DELETE', `${hook}/broken`);
+    }
+    // The fault fixed, the same hook converges.
+    const cluster = (await env.management!.request('GET', `/apis/cluster.x-k8s.io/v1beta2/namespaces/webhook-${rt}/clusters/c1`)).body;
+    assert.is((await call(full(), 'AfterControlPlaneInitialized', cluster)).status, 'Success');
+  });
 
-test('500: a fail-closed admission webhook on the workload cluster → Failure quoting the API server, nothing half-written', async () => {
-  const workload = env.workload!;
-  const hook = '/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations';
-  ok(await workload.request('POST', hook, {
-    apiVersion: 'admissionregistration.k8s.io/v1', kind: 'ValidatingWebhookConfiguration', metadata: { name: 'broken' },
-    webhooks: [{ name: 'broken.example.com', admissionReviewVersions: ['v1'], sideEffects: 'None', failurePolicy: 'Fail', timeoutSeconds: 2,
-      clientConfig: { url: `https://127.0.0.1:${await freePort()}/validate` },
-      rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE', 'UPDATE'], resources: ['secrets'] }] }],
-  }), 'webhook');
-  try {
-    const cluster = await readyCluster('webhook', 'c1', ['10.77.0.0/16']);
-    const r = await call(full, 'AfterControlPlaneInitialized', cluster);
+  test(`${rt}: timeout: a hung workload API server (SIGSTOP) → Failure within CAPI's ?timeout, BeforeClusterDelete still answers at once, success once it answers`, async () => {
+    const cluster = await readyCluster(`hung-${rt}`, 'c1', [`10.${80 + index}.0.0/16`]);
+    env.workload!.freeze(true);
+    try {
+      const started = Date.now();
+      const r = await call(full(), 'AfterControlPlaneInitialized', cluster, '?timeout=3s');
+      const ms = Date.now() - started;
+      assert.is(r.status, 'Failure');
+      assert.is(r.message, "AfterControlPlaneInitialized did not finish within CAPI's 3s timeout; it continues on the next call");
+      assert.ok(ms < 3000, `answered before CAPI gives up (${ms} ms)`);
+      // The hung call still holds the Cluster; deletion must not wait behind it.
+      const deleting = Date.now();
+      const del = await call(full(), 'BeforeClusterDelete', cluster, '?timeout=3s');
+      assert.equal([del.status, del.retryAfterSeconds], ['Success', 0], del.message);
+      assert.ok(Date.now() - deleting < 2000, `BeforeClusterDelete answered in ${Date.now() - deleting} ms`);
+      assert.is((await env.management!.request('GET', `/api/v1/namespaces/hung-${rt}/secrets/c1-registry-addon-ca`)).status, 404, 'the CA copy is gone');
+    } finally {
+      env.workload!.freeze(false);
+    }
+    assert.is((await call(full(), 'AfterControlPlaneInitialized', cluster)).status, 'Success');
+  });
+
+  test(`${rt}: nothing listening: a kubeconfig pointing at a closed port → Failure that says the API server cannot be reached`, async () => {
+    const cluster = await readyCluster(`closed-${rt}`, 'c1');
+    const kc = JSON.parse(readFileSync(env.workload!.kubeconfig, 'utf8'));
+    kc.clusters[0].cluster.server = `https://127.0.0.1:${await freePort()}`;
+    await putKubeconfig(env.management!, `closed-${rt}`, 'c1', JSON.stringify(kc));
+    const r = await call(full(), 'AfterControlPlaneInitialized', cluster);
     assert.is(r.status, 'Failure');
-    assert.match(r.message, /^Cluster webhook\/c1: patch Secret capi-registry\/registry-tls: the API server failed \(500\): Internal error occurred: failed calling webhook "broken\.example\.com".*; CAPI retries the hook$/);
-    assert.is((await env.management!.request('GET', '/apis/addons.cluster.x-k8s.io/v1alpha1/namespaces/webhook/helmchartproxies/c1-registry')).status, 404, 'no proxy for a registry without its certificate');
-  } finally {
-    await workload.request('DELETE', `${hook}/broken`);
-  }
-  // The fault fixed, the same hook converges.
-  const cluster = (await env.management!.request('GET', '/apis/cluster.x-k8s.io/v1beta2/namespaces/webhook/clusters/c1')).body;
-  assert.is((await call(full, 'AfterControlPlaneInitialized', cluster)).status, 'Success');
-});
-
-test("timeout: a hung workload API server (SIGSTOP) → Failure within CAPI's ?timeout, BeforeClusterDelete still answers at once, success once it answers", async () => {
-  const cluster = await readyCluster('hung', 'c1', ['10.78.0.0/16']);
-  env.workload!.freeze(true);
-  try {
-    const started = Date.now();
-    const r = await call(full, 'AfterControlPlaneInitialized', cluster, '?timeout=3s');
-    const ms = Date.now() - started;
-    assert.is(r.status, 'Failure');
-    assert.is(r.message, "AfterControlPlaneInitialized did not finish within CAPI's 3s timeout; it continues on the next call");
-    assert.ok(ms < 3000, `answered before CAPI gives up (${ms} ms)`);
-    // The hung call still holds the Cluster; deletion must not wait behind it.
-    const deleting = Date.now();
-    const del = await call(full, 'BeforeClusterDelete', cluster, '?timeout=3s');
-    assert.equal([del.status, del.retryAfterSeconds], ['Success', 0], del.message);
-    assert.ok(Date.now() - deleting < 2000, `BeforeClusterDelete answered in ${Date.now() - deleting} ms`);
-    assert.is((await env.management!.request('GET', '/api/v1/namespaces/hung/secrets/c1-registry-addon-ca')).status, 404, 'the CA copy is gone');
-  } finally {
-    env.workload!.freeze(false);
-  }
-  assert.is((await call(full, 'AfterControlPlaneInitialized', cluster)).status, 'Success');
-});
-
-test('nothing listening: a kubeconfig pointing at a closed port → Failure that says the API server cannot be reached', async () => {
-  const cluster = await readyCluster('closed', 'c1');
-  const kc = JSON.parse(readFileSync(env.workload!.kubeconfig, 'utf8'));
-  kc.clusters[0].cluster.server = `https://127.0.0.1:${await freePort()}`;
-  await putKubeconfig(env.management!, 'closed', 'c1', JSON.stringify(kc));
-  const r = await call(full, 'AfterControlPlaneInitialized', cluster);
-  assert.is(r.status, 'Failure');
-  assert.match(r.message, /^Cluster closed\/c1: patch Namespace capi-registry: the API server could not be reached \(.+\); CAPI retries the hook$/);
-});
+    assert.match(r.message, new RegExp(`^Cluster closed-${rt}/c1: patch Namespace capi-registry: the API server could not be reached \\(.+\\); CAPI retries the hook$`));
+  });
+}
 
 test('CAAPH not installed (its CRD deleted) → Failure that says to install it', async () => {
   const cluster = await readyCluster('nocaaph', 'c1');

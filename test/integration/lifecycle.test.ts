@@ -227,39 +227,40 @@ for (const runtime of Object.keys(RUNTIMES)) {
   });
 }
 
-test('day 2: a Cluster that opts in after creation converges from GeneratePatches alone (no BCC, no ACPI)', async () => {
-  const provider = 'p-day2';
-  await ensureNamespace(mgmt(), provider);
-  const ext = await startExtension('node', { args: ['--kubeconfig', kubeconfig, '--capi-version', 'v1.13', '--provider-namespace', provider, '--mint-root-ca', '--converge-interval', '1'] });
-  try {
-    const ns = 'day2';
-    const created = await createCluster(mgmt(), ns, 'late', { services: ['10.96.0.0/12'] });
-    assert.is((await call(ext, 'AfterControlPlaneInitialized', lifecycleRequest('AfterControlPlaneInitialized', created))).status, 'Success');
-    await markControlPlaneInitialized(mgmt(), ns, 'late');
-    await putKubeconfig(mgmt(), ns, 'late', readFileSync(env.workload!.kubeconfig, 'utf8'));
-    assert.is((await hcp(ns, 'late')).status, 404);
-    // The user adds the variable; CAPI's next topology reconcile calls GeneratePatches.
-    ok(await mgmt().request('PATCH', `/apis/cluster.x-k8s.io/v1beta2/namespaces/${ns}/clusters/late`, JSON.stringify({ spec: { topology: { variables: [{ name: 'clusterConfig', value: { addons: { registry: {} } } }] } } }), 'application/merge-patch+json'), 'opt in');
-    const gp = await call(ext, 'GeneratePatches', generatePatchesRequest(ns, 'late', { services: ['10.96.0.0/12'], registry: {} }));
-    assert.is(gp.items.length, 2);
-    const proxy = await waitFor('the day-2 HelmChartProxy', async () => ((await hcp(ns, 'late')).status === 200 ? (await hcp(ns, 'late')).body : undefined), 20_000);
-    assert.is(proxy.spec.chartName, 'capi-registry-addon-registry');
-    assert.is((await secret(ns, 'late-registry-addon-ca')).status, 200, 'the CA copy the nodes read');
-    assert.ok(await wsecret('registry-tls'));
-  } finally {
-    await ext.stop();
-  }
-  // The expiry gauge is kept on the Cluster, not in memory: a fresh process reports it at once.
-  const restarted = await startExtension('bun', { args: ['--kubeconfig', kubeconfig, '--capi-version', 'v1.13', '--provider-namespace', provider] });
-  try {
-    const metrics = (await restarted.request('GET', '/metrics')).text;
-    const annotation = (await getCluster(mgmt(), 'day2', 'late')).metadata.annotations['capi-registry-addon.io/registry-cert-not-after'];
-    assert.ok(metrics.includes(`capi_registry_addon_registry_cert_expiry_timestamp_seconds{namespace="day2",cluster="late"} ${Date.parse(annotation) / 1000}`), metrics);
-  } finally {
-    await restarted.stop();
-  }
-});
-
+for (const runtime of Object.keys(RUNTIMES)) {
+  test(`${runtime}: day 2: a Cluster that opts in after creation converges from GeneratePatches alone (no BCC, no ACPI); the expiry gauge survives a restart`, async () => {
+    const provider = `p-day2-${runtime}`;
+    await ensureNamespace(mgmt(), provider);
+    const ext = await startExtension(runtime, { args: ['--kubeconfig', kubeconfig, '--capi-version', 'v1.13', '--provider-namespace', provider, '--mint-root-ca', '--converge-interval', '1'] });
+    try {
+      const ns = `day2-${runtime}`;
+      const created = await createCluster(mgmt(), ns, 'late', { services: ['10.96.0.0/12'] });
+      assert.is((await call(ext, 'AfterControlPlaneInitialized', lifecycleRequest('AfterControlPlaneInitialized', created))).status, 'Success');
+      await markControlPlaneInitialized(mgmt(), ns, 'late');
+      await putKubeconfig(mgmt(), ns, 'late', readFileSync(env.workload!.kubeconfig, 'utf8'));
+      assert.is((await hcp(ns, 'late')).status, 404);
+      // The user adds the variable; CAPI's next topology reconcile calls GeneratePatches.
+      ok(await mgmt().request('PATCH', `/apis/cluster.x-k8s.io/v1beta2/namespaces/${ns}/clusters/late`, JSON.stringify({ spec: { topology: { variables: [{ name: 'clusterConfig', value: { addons: { registry: {} } } }] } } }), 'application/merge-patch+json'), 'opt in');
+      const gp = await call(ext, 'GeneratePatches', generatePatchesRequest(ns, 'late', { services: ['10.96.0.0/12'], registry: {} }));
+      assert.is(gp.items.length, 2);
+      const proxy = await waitFor('the day-2 HelmChartProxy', async () => ((await hcp(ns, 'late')).status === 200 ? (await hcp(ns, 'late')).body : undefined), 20_000);
+      assert.is(proxy.spec.chartName, 'capi-registry-addon-registry');
+      assert.is((await secret(ns, 'late-registry-addon-ca')).status, 200, 'the CA copy the nodes read');
+      assert.ok(await wsecret('registry-tls'));
+    } finally {
+      await ext.stop();
+    }
+    // The expiry gauge is kept on the Cluster, not in memory: a fresh process reports it at once.
+    const restarted = await startExtension(runtime, { args: ['--kubeconfig', kubeconfig, '--capi-version', 'v1.13', '--provider-namespace', provider] });
+    try {
+      const metrics = (await restarted.request('GET', '/metrics')).text;
+      const annotation = (await getCluster(mgmt(), `day2-${runtime}`, 'late')).metadata.annotations['capi-registry-addon.io/registry-cert-not-after'];
+      assert.ok(metrics.includes(`capi_registry_addon_registry_cert_expiry_timestamp_seconds{namespace="day2-${runtime}",cluster="late"} ${Date.parse(annotation) / 1000}`), metrics);
+    } finally {
+      await restarted.stop();
+    }
+  });
+}
 
 test('credential rotation through the Cluster annotation: new pair, the replaced one still valid on the real Distribution until the next rotation', async () => {
   const provider = 'p-rotate';
