@@ -10,7 +10,7 @@ import { failure, success, type ClusterRef, type HookResult } from '../runtime-s
 import type { HookContext } from '../runtime-sdk/wrapper.ts';
 import { RenderError } from '../render/metadata.ts';
 import { clusterConfigVariable } from '../render/variables.ts';
-import { converger, type Converger } from './converge.ts';
+import { converger } from './converge.ts';
 import { deployRegistry, removeRegistry, type AddonDeps } from './deploy.ts';
 import { registryOptIn } from './opt-in.ts';
 import { generatePatches as patchesFor, optedInCluster } from './patches.ts';
@@ -32,7 +32,6 @@ export interface AddonRuntime {
 
 export interface Addon {
   handlers: Record<HookName, AddonHandler>;
-  converger: Converger;
 }
 
 /** One lifecycle step at a time per Cluster in this process: hooks and the day-2 queue share it. */
@@ -128,7 +127,6 @@ export function createAddon(rt: AddonRuntime): Addon {
   };
 
   return {
-    converger: queue,
     handlers: {
       BeforeClusterCreate: lifecycle('BeforeClusterCreate', setupCluster),
       AfterControlPlaneInitialized: lifecycle('AfterControlPlaneInitialized', deploy),

@@ -8,7 +8,6 @@ export interface WorkloadClients {
   get(key: { namespace: string; name: string; resourceVersion: string }, kubeconfig: string): Promise<SecretClient>;
   /** Forgets a cluster's client (its Cluster is being deleted). */
   forget(namespace: string, name: string): void;
-  readonly size: number;
 }
 
 export function workloadClientCache(opts: { max?: number; build?: (kubeconfig: string) => Promise<SecretClient> } = {}): WorkloadClients {
@@ -34,9 +33,6 @@ export function workloadClientCache(opts: { max?: number; build?: (kubeconfig: s
     },
     forget(namespace, name) {
       cache.delete(`${namespace}/${name}`);
-    },
-    get size() {
-      return cache.size;
     },
   };
 }
