@@ -7,10 +7,10 @@ import type { SecretClient } from '../kube/client.ts';
 import type { WorkloadClients } from '../kube/workload-clients.ts';
 import { CERT_NOT_AFTER_ANNOTATION, CLUSTER_SELECTOR_LABEL, helmChartProxy, helmChartProxyName, type ChartSource } from '../render/helmchartproxy.ts';
 import { clusterCaSecretName, nodeCredentialSecretName, pushCredentialSecretName } from '../render/metadata.ts';
-import { success, type ClusterRef, type HookResult } from '../runtime-sdk/types.ts';
+import { clusterApiVersionOf, kubernetesTime, success, type ClusterRef, type HookResult } from '../runtime-sdk/types.ts';
 import { registryPlan } from './plan.ts';
 import { asHookResult, isHookResult, prepareCluster, type SetupDeps } from './setup.ts';
-import { writeWorkloadSecrets } from './workload-secrets.ts';
+import { kubeconfigSecret, writeWorkloadSecrets } from './workload-secrets.ts';
 
 export interface AddonDeps extends SetupDeps {
   workloadClients: WorkloadClients;
@@ -19,10 +19,6 @@ export interface AddonDeps extends SetupDeps {
 }
 
 const HCP_API_VERSION = 'addons.cluster.x-k8s.io/v1alpha1';
-
-/** The Cluster's apiVersion as the hook sent it (v1beta1 up to CAPI 1.10, v1beta2 after). */
-const clusterApiVersion = (cluster: ClusterRef, deps: AddonDeps) =>
-  typeof cluster.raw.apiVersion === 'string' && cluster.raw.apiVersion.startsWith('cluster.x-k8s.io/') ? cluster.raw.apiVersion : deps.clusterApiVersion;
 
 /** ACPI, BCU and day 2: everything the registry needs, converged. The message says what changed. */
 export function deployRegistry(cluster: ClusterRef, deps: AddonDeps): Promise<HookResult> {
@@ -33,7 +29,7 @@ export function deployRegistry(cluster: ClusterRef, deps: AddonDeps): Promise<Ho
     const { registry, root, creds } = prepared;
     const secrets = await writeWorkloadSecrets(cluster, registry.layout, root, deps, creds);
     const plan = await registryPlan(cluster, registry, { tlsCertSha256: secrets.tlsCertSha256, authSha256: secrets.authSha256 });
-    const apiVersion = clusterApiVersion(cluster, deps);
+    const apiVersion = clusterApiVersionOf(cluster, deps.clusterApiVersion);
     const chart: ChartSource = { ...deps.chart, caSecret: deps.chart.caSecret ?? { name: clusterCaSecretName(cluster.name), namespace: cluster.namespace } };
     const proxy = helmChartProxy({ cluster: { ...cluster, apiVersion }, chart, workload: plan.workload });
     // Label first: a proxy that selects nothing yet is harmless, a label without its proxy too.
@@ -44,7 +40,7 @@ export function deployRegistry(cluster: ClusterRef, deps: AddonDeps): Promise<Ho
         name: cluster.name,
         namespace: cluster.namespace,
         labels: { [CLUSTER_SELECTOR_LABEL]: helmChartProxyName(cluster.name) },
-        annotations: { [CERT_NOT_AFTER_ANNOTATION]: secrets.notAfter.toISOString().replace(/\.\d+Z$/, 'Z') },
+        annotations: { [CERT_NOT_AFTER_ANNOTATION]: kubernetesTime(secrets.notAfter) },
       },
     });
     await deps.management.applyObject(proxy as Parameters<SecretClient['applyObject']>[0]);
@@ -54,11 +50,12 @@ export function deployRegistry(cluster: ClusterRef, deps: AddonDeps): Promise<Ho
 }
 
 /**
- * BeforeClusterDelete: deletes the HelmChartProxy and the CA copy. Never blocks: both are owned by the
- * Cluster, so when the API refuses, garbage collection still removes them once the Cluster is gone.
+ * BeforeClusterDelete: deletes the HelmChartProxy, the CA copy and the credential Secrets. Never blocks:
+ * all are owned by the Cluster, so when the API refuses, garbage collection still removes them once the
+ * Cluster is gone.
  */
 export async function removeRegistry(cluster: ClusterRef, deps: AddonDeps): Promise<HookResult> {
-  deps.workloadClients.forget(cluster.namespace, `${cluster.name}-kubeconfig`);
+  deps.workloadClients.forget(cluster.namespace, kubeconfigSecret(cluster.name));
   const targets = [
     { apiVersion: HCP_API_VERSION, kind: 'HelmChartProxy', namespace: cluster.namespace, name: helmChartProxyName(cluster.name) },
     ...[clusterCaSecretName, nodeCredentialSecretName, pushCredentialSecretName].map((name) => ({ apiVersion: 'v1', kind: 'Secret', namespace: cluster.namespace, name: name(cluster.name) })),

@@ -11,6 +11,7 @@ import { REGISTRY, POD, serverCertSans, type RegistryLayout } from '../render/me
 import type { ClusterRef } from '../runtime-sdk/types.ts';
 import { sha256Hex } from '../render/digest.ts';
 import { certificateFacts, decodeCertificate } from '../pki/inspect.ts';
+import { hexFromBytes } from '../pki/pem.ts';
 
 export interface WorkloadDeps {
   management: SecretClient;
@@ -40,8 +41,6 @@ export async function workloadClientFor(cluster: ClusterRef, deps: Pick<Workload
   return deps.workloadClients.get({ namespace: cluster.namespace, name, resourceVersion: stored.resourceVersion }, stored.data.value);
 }
 
-const hex = (bytes: Uint8Array) => Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
-
 export async function writeWorkloadSecrets(cluster: ClusterRef, layout: RegistryLayout, root: RootCa, deps: WorkloadDeps, creds?: Credentials): Promise<WorkloadSecretsResult> {
   const workload = await workloadClientFor(cluster, deps);
   await workload.applyObject({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: REGISTRY.namespace, labels: { ...REGISTRY.labels } } });
@@ -60,7 +59,7 @@ export async function writeWorkloadSecrets(cluster: ClusterRef, layout: Registry
     name: REGISTRY.httpSecret,
     namespace: REGISTRY.namespace,
     labels: { ...REGISTRY.labels },
-    data: { [POD.httpSecretKey]: hex(crypto.getRandomValues(new Uint8Array(32))) },
+    data: { [POD.httpSecretKey]: hexFromBytes(crypto.getRandomValues(new Uint8Array(32))) },
   });
   const { notAfter } = certificateFacts(decodeCertificate(tlsCrt, `Secret ${REGISTRY.namespace}/${REGISTRY.tlsSecret} tls.crt`));
   const authSha256 = creds ? await writeWorkloadAuth(workload, creds) : undefined;

@@ -1,7 +1,7 @@
 // Kubernetes Events on the Cluster for every Failure a lifecycle hook returns, so that
 // `kubectl describe cluster` shows what the registry addon is waiting for. The same failure is
 // recorded at most once per `quietMs` per Cluster (CAPI retries failing hooks often).
-import type { ClusterRef } from '../runtime-sdk/types.ts';
+import { clusterApiVersionOf, kubernetesTime, type ClusterRef } from '../runtime-sdk/types.ts';
 import type { Logger } from './log.ts';
 import { redact } from './log.ts';
 
@@ -25,13 +25,13 @@ export function failureEvents(opts: { sink: () => Promise<EventSink>; log: Logge
       if ((last.get(key) ?? -Infinity) > t - quietMs) return;
       last.set(key, t);
       if (last.size > 10_000) last.delete(last.keys().next().value!);
-      const stamp = new Date(t).toISOString().replace(/\.\d+Z$/, 'Z');
+      const stamp = kubernetesTime(new Date(t));
       const event = {
         apiVersion: 'v1',
         kind: 'Event',
         metadata: { name: `${cluster.name}.${t.toString(16)}${Math.floor(Math.random() * 0xffff).toString(16)}`, namespace: cluster.namespace },
         involvedObject: {
-          apiVersion: typeof cluster.raw.apiVersion === 'string' ? cluster.raw.apiVersion : opts.clusterApiVersion,
+          apiVersion: clusterApiVersionOf(cluster, opts.clusterApiVersion),
           kind: 'Cluster', name: cluster.name, namespace: cluster.namespace, ...(cluster.uid ? { uid: cluster.uid } : {}),
         },
         reason: `RegistryAddon${hook}Failed`,

@@ -2,7 +2,7 @@
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { formatIp } from '../render/ip.ts';
-import { parsePem, PkiError } from './pem.ts';
+import { hexFromBytes, parsePem, PkiError } from './pem.ts';
 
 export { PkiError };
 
@@ -45,8 +45,6 @@ export interface CertificateFacts {
   authorityKeyId?: string;
 }
 
-const hex = (bytes: ArrayBuffer | Uint8Array) => Array.from(new Uint8Array(bytes), (b) => b.toString(16).padStart(2, '0')).join('');
-
 export function certificateFacts(cert: pkijs.Certificate): CertificateFacts {
   const ext = (oid: string) => cert.extensions?.find((e) => e.extnID === oid);
   const san = ext('2.5.29.17')?.parsedValue as pkijs.AltName | undefined;
@@ -57,13 +55,13 @@ export function certificateFacts(cert: pkijs.Certificate): CertificateFacts {
   return {
     subject: nameText(cert.subject),
     issuer: nameText(cert.issuer),
-    serial: hex(cert.serialNumber.valueBlock.valueHexView),
+    serial: hexFromBytes(cert.serialNumber.valueBlock.valueHexView),
     notBefore: cert.notBefore.value,
     notAfter: cert.notAfter.value,
     dnsNames: names.filter((n) => n.type === 2).map((n) => String(n.value)),
     ipAddresses: names.filter((n) => n.type === 7).map((n) => formatIp(new Uint8Array((n.value as asn1js.OctetString).valueBlock.valueHexView))),
     isCA: basic?.cA === true,
-    ...(ski ? { subjectKeyId: hex(ski.valueBlock.valueHexView) } : {}),
-    ...(aki?.keyIdentifier ? { authorityKeyId: hex(aki.keyIdentifier.valueBlock.valueHexView) } : {}),
+    ...(ski ? { subjectKeyId: hexFromBytes(ski.valueBlock.valueHexView) } : {}),
+    ...(aki?.keyIdentifier ? { authorityKeyId: hexFromBytes(aki.keyIdentifier.valueBlock.valueHexView) } : {}),
   };
 }

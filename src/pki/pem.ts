@@ -3,6 +3,9 @@
 /** Every PKI input error: its message is for operators and never carries key material. */
 export class PkiError extends Error {}
 
+/** Bytes as lowercase hex (digests, serials, random tokens). */
+export const hexFromBytes = (bytes: ArrayBuffer | Uint8Array): string => Array.from(new Uint8Array(bytes), (b) => b.toString(16).padStart(2, '0')).join('');
+
 /** Bytes as standard base64. */
 export const b64encode = (bytes: Uint8Array): string => {
   let bin = '';

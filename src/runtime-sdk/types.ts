@@ -27,6 +27,13 @@ export interface ClusterRef {
   raw: Record<string, unknown>;
 }
 
+/** The Cluster's apiVersion as CAPI sent it (v1beta1 up to CAPI 1.10, v1beta2 after), else `fallback`. */
+export const clusterApiVersionOf = (cluster: ClusterRef, fallback: string): string =>
+  typeof cluster.raw.apiVersion === 'string' && cluster.raw.apiVersion.startsWith('cluster.x-k8s.io/') ? cluster.raw.apiVersion : fallback;
+
+/** A Kubernetes timestamp (metav1.Time): RFC 3339 in UTC, whole seconds. */
+export const kubernetesTime = (date: Date): string => date.toISOString().replace(/\.\d+Z$/, 'Z');
+
 export interface GeneratePatchesItem {
   uid: string;
   holderReference: { apiVersion: string; kind: string; namespace: string; name: string; fieldPath: string };
