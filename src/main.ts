@@ -2,7 +2,7 @@
 import process from 'node:process';
 import { certInspect, certIssue, certMintCa, CERT_INSPECT, CERT_ISSUE, CERT_MINT_CA } from './cli/cert.ts';
 import { render, RENDER } from './cli/render.ts';
-import { installYaml } from './render/install.ts';
+import { DEFAULT_ALLOW_FROM, installYaml } from './render/install.ts';
 import { clusterConfigVariable, variableReference } from './render/variables.ts';
 import { helpText, parseFlags, parseListen, parsePositiveInt, UsageError, type CommandSpec } from './cli/args.ts';
 import { createLogger, LOG_LEVELS, type LogFormat, type LogLevel } from './observe/log.ts';
@@ -13,6 +13,13 @@ import { detectRuntime } from './server/runtime.ts';
 declare const __VERSION__: string;
 export const VERSION = typeof __VERSION__ === 'string' ? __VERSION__ : '0.0.0-dev';
 const PROGRAM = 'capi-registry-addon';
+/**
+ * CAPI's largest request is GeneratePatches: the Cluster's templates and variables. Each template is an
+ * API object (etcd caps one at 1.5 MiB) and ClusterClass templates are typically a few KiB, so 2 MiB is
+ * room for the whole request of a large topology, while the worst JSON a caller can send at that size
+ * stays inside the Deployment's memory limit (measured: README, Threat model).
+ */
+const DEFAULT_MAX_BODY_BYTES = 2 * 1024 * 1024;
 
 const SERVE: CommandSpec = {
   name: 'serve',
@@ -24,13 +31,13 @@ const SERVE: CommandSpec = {
     { name: 'tls-reload-interval', value: 'SECONDS', help: 'how often to look for a renewed certificate', default: '10' },
     { name: 'kubeconfig', value: 'FILE', help: 'management cluster kubeconfig; else in-cluster, else $KUBECONFIG or ~/.kube/config' },
     { name: 'capi-version', value: 'VERSION', help: `Cluster API version whose hook catalog to advertise (v1.${OLDEST_CAPI_MINOR}..v1.${NEWEST_CAPI_MINOR})`, default: `v1.${OLDEST_CAPI_MINOR}` },
-    { name: 'max-body-bytes', value: 'BYTES', help: 'largest hook request accepted', default: String(10 * 1024 * 1024) },
+    { name: 'max-body-bytes', value: 'BYTES', help: 'largest hook request accepted (four at once at most)', default: String(DEFAULT_MAX_BODY_BYTES) },
     { name: 'log-level', value: LOG_LEVELS.join('|'), help: 'least severe level logged', default: 'info' },
     { name: 'log-format', value: 'json|text', help: 'log line format', default: 'json' },
     { name: 'provider-namespace', value: 'NS', help: 'namespace of the extension and its root CA Secret', default: 'capi-registry-addon-system' },
     { name: 'mint-root-ca', help: 'mint the root CA Secret once when cert-manager has not made it' },
     { name: 'chart-repo-url', value: 'URL', help: 'where CAAPH pulls the registry chart (this server\'s /v2/ endpoint)', default: 'oci://capi-registry-addon.<provider-namespace>.svc:443/charts' },
-    { name: 'chart-ca-secret', value: 'NS/NAME', help: 'Secret (key ca.crt) CAAPH trusts for the chart server; default each Cluster\'s <cluster>-registry-addon-ca (the root CA, which signs this server in the shipped manifests)' },
+    { name: 'chart-ca-secret', value: 'NS/NAME', help: 'Secret (key ca.crt) CAAPH trusts for the chart server; default the root CA Secret in the provider namespace (the root signs this server in the shipped manifests)' },
     { name: 'converge-interval', value: 'SECONDS', help: 'day-2 convergence: least time between two runs for one Cluster', default: '600' },
   ],
 };
@@ -44,6 +51,7 @@ const MANIFESTS: CommandSpec = {
     { name: 'namespace', value: 'NS', help: 'namespace to install into', default: 'capi-registry-addon-system' },
     { name: 'image', value: 'REF', help: 'extension image', default: `capi-registry-addon:${VERSION}` },
     { name: 'capi-version', value: 'VERSION', help: 'Cluster API version (v1.10 gets ExtensionConfig v1alpha1, v1.11+ v1beta2)', default: `v1.${OLDEST_CAPI_MINOR}` },
+    { name: 'allow-from', value: 'NS,NS', help: 'namespaces whose pods may reach the hook port (NetworkPolicy): CAPI, CAAPH, your metrics scraper', default: DEFAULT_ALLOW_FROM.join(',') },
   ],
 };
 const VARIABLES: CommandSpec = {
@@ -147,7 +155,7 @@ export async function main(argv: string[]): Promise<void> {
         } catch (err) {
           throw new UsageError((err as Error).message);
         }
-        process.stdout.write(installYaml({ namespace: String(flags.namespace), image: String(flags.image), capiMinor: target.minor }));
+        process.stdout.write(installYaml({ namespace: String(flags.namespace), image: String(flags.image), capiMinor: target.minor, allowFrom: String(flags['allow-from']).split(',').map((n) => n.trim()).filter(Boolean) }));
       }
     } else if (command === 'variables') {
       const flags = parseFlags(VARIABLES, rest.map((a) => (a === '-o' ? '--output' : a)));

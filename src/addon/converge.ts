@@ -15,6 +15,8 @@ export interface ConvergeOptions {
   intervalMs?: number;
   retryMs?: number;
   concurrency?: number;
+  /** Most Clusters waiting at once: names come from GeneratePatches bodies, which anyone may send. */
+  maxQueued?: number;
   now?: () => number;
 }
 
@@ -31,6 +33,7 @@ export function converger(opts: ConvergeOptions): Converger {
   const intervalMs = opts.intervalMs ?? 10 * 60_000;
   const retryMs = opts.retryMs ?? 60_000;
   const concurrency = opts.concurrency ?? 4;
+  const maxQueued = opts.maxQueued ?? 10_000;
   const notBefore = new Map<string, number>();
   const queue: string[] = [];
   const active = new Set<string>();
@@ -70,6 +73,9 @@ export function converger(opts: ConvergeOptions): Converger {
     request(namespace, name) {
       const key = `${namespace}/${name}`;
       if (active.has(key) || queue.includes(key) || (notBefore.get(key) ?? 0) > now()) return;
+      if (queue.length >= maxQueued) return; // CAPI calls GeneratePatches again; the Cluster gets its turn then
+      // Remembered intervals that have passed say nothing any more: drop them so forged names do not pile up.
+      if (notBefore.size >= maxQueued) for (const [k, t] of notBefore) if (t <= now()) notBefore.delete(k);
       queue.push(key);
       pump();
     },

@@ -104,12 +104,24 @@ export async function ensureCredentials(cluster: ClusterRef, layout: RegistryLay
   return { node: credentialOf(node.keep), push: credentialOf(push.keep), previous: [...previousOf(node.keep), ...previousOf(push.keep)] };
 }
 
-/** The htpasswd file for the credentials, reusing `current` when every entry still verifies (no rewrite, no pod roll). */
+/** The cost field of a `$2a$`/`$2b$`/`$2y$` hash, or undefined. */
+const bcryptCostOf = (hash: string) => Number(/^\$2[aby]\$(\d{2})\$/.exec(hash)?.[1] ?? NaN);
+
+/**
+ * The htpasswd file for the credentials, reusing `current` when every entry still verifies (no rewrite,
+ * no pod roll). `current` comes from the workload cluster, whose admins are not us: an entry is checked
+ * only when it has exactly our cost, so a planted cost-31 hash (116 hours of CPU) is simply rewritten,
+ * and a file with more entries than we write is rewritten without checking any.
+ */
 export function htpasswdFor(creds: Credentials, current: string | undefined): string {
-  const entries = new Map((current ?? '').split('\n').filter(Boolean).map((line) => [line.slice(0, line.indexOf(':')), line.slice(line.indexOf(':') + 1)] as const));
   const wanted = [creds.node, creds.push, ...creds.previous];
-  const fresh = entries.size === wanted.length && wanted.every((c) => bcryptVerify(c.password, entries.get(c.username) ?? ''));
-  if (fresh && current) return current;
+  const lines = (current ?? '').split('\n', wanted.length + 2).filter(Boolean);
+  const entries = new Map(lines.map((line) => [line.slice(0, line.indexOf(':')), line.slice(line.indexOf(':') + 1)] as const));
+  const fresh = !!current && lines.length === wanted.length && entries.size === wanted.length && wanted.every((c) => {
+    const hash = entries.get(c.username) ?? '';
+    return bcryptCostOf(hash) === BCRYPT_COST && bcryptVerify(c.password, hash);
+  });
+  if (fresh) return current!;
   return wanted.map((c) => `${c.username}:${bcryptHash(c.password, BCRYPT_COST)}`).join('\n') + '\n';
 }
 

@@ -6,7 +6,8 @@
 import type { SecretClient } from '../kube/client.ts';
 import type { WorkloadClients } from '../kube/workload-clients.ts';
 import { CERT_NOT_AFTER_ANNOTATION, CLUSTER_SELECTOR_LABEL, helmChartProxy, helmChartProxyName, type ChartSource } from '../render/helmchartproxy.ts';
-import { clusterCaSecretName, nodeCredentialSecretName, pushCredentialSecretName } from '../render/metadata.ts';
+import { ROOT_CA_SECRET } from '../pki/root-ca.ts';
+import { clusterCaSecretName, clusterIssuerSecretName, nodeCredentialSecretName, pushCredentialSecretName } from '../render/metadata.ts';
 import { clusterApiVersionOf, kubernetesTime, success, type ClusterRef, type HookResult } from '../runtime-sdk/types.ts';
 import { registryPlan } from './plan.ts';
 import { asHookResult, isHookResult, prepareCluster, type SetupDeps } from './setup.ts';
@@ -30,7 +31,8 @@ export function deployRegistry(cluster: ClusterRef, deps: AddonDeps): Promise<Ho
     const secrets = await writeWorkloadSecrets(cluster, registry.layout, root, deps, creds);
     const plan = await registryPlan(cluster, registry, { tlsCertSha256: secrets.tlsCertSha256, authSha256: secrets.authSha256 });
     const apiVersion = clusterApiVersionOf(cluster, deps.clusterApiVersion);
-    const chart: ChartSource = { ...deps.chart, caSecret: deps.chart.caSecret ?? { name: clusterCaSecretName(cluster.name), namespace: cluster.namespace } };
+    // CAAPH verifies the chart server (signed by the root in the shipped manifests) against the root's ca.crt.
+    const chart: ChartSource = { ...deps.chart, caSecret: deps.chart.caSecret ?? { name: ROOT_CA_SECRET, namespace: deps.providerNamespace } };
     const proxy = helmChartProxy({ cluster: { ...cluster, apiVersion }, chart, workload: plan.workload });
     // Label first: a proxy that selects nothing yet is harmless, a label without its proxy too.
     await deps.management.applyObject({
@@ -50,15 +52,17 @@ export function deployRegistry(cluster: ClusterRef, deps: AddonDeps): Promise<Ho
 }
 
 /**
- * BeforeClusterDelete: deletes the HelmChartProxy, the CA copy and the credential Secrets. Never blocks:
- * all are owned by the Cluster, so when the API refuses, garbage collection still removes them once the
- * Cluster is gone.
+ * BeforeClusterDelete: deletes the HelmChartProxy, the CA copy, the credential Secrets and the Cluster's
+ * issuer. Never blocks: all but the issuer are owned by the Cluster, so when the API refuses, garbage
+ * collection still removes them once the Cluster is gone.
  */
 export async function removeRegistry(cluster: ClusterRef, deps: AddonDeps): Promise<HookResult> {
   deps.workloadClients.forget(cluster.namespace, kubeconfigSecret(cluster.name));
   const targets = [
     { apiVersion: HCP_API_VERSION, kind: 'HelmChartProxy', namespace: cluster.namespace, name: helmChartProxyName(cluster.name) },
     ...[clusterCaSecretName, nodeCredentialSecretName, pushCredentialSecretName].map((name) => ({ apiVersion: 'v1', kind: 'Secret', namespace: cluster.namespace, name: name(cluster.name) })),
+    // The issuer lives in the provider namespace: no owner reference can reach it, so it goes here.
+    { apiVersion: 'v1', kind: 'Secret', namespace: deps.providerNamespace, name: await clusterIssuerSecretName(cluster.namespace, cluster.name) },
   ];
   const problems: string[] = [];
   for (const ref of targets) {

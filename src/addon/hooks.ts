@@ -14,7 +14,7 @@ import { converger } from './converge.ts';
 import { deployRegistry, removeRegistry, type AddonDeps } from './deploy.ts';
 import { registryOptIn } from './opt-in.ts';
 import { generatePatches as patchesFor, optedInCluster } from './patches.ts';
-import { setupCluster } from './setup.ts';
+import { isHookResult, setupCluster } from './setup.ts';
 
 export type AddonHandler = (request: HookRequest, ctx: HookContext) => Promise<HookResult>;
 
@@ -26,8 +26,12 @@ export interface AddonRuntime {
   convergeIntervalMs?: number;
   /** Told when a Cluster's registry was (re)deployed: its certificate expiry may have changed. */
   onDeployed?: (cluster: ClusterRef) => void;
-  /** Told of every Failure a lifecycle hook returns for an opted-in Cluster (Events). */
+  /** Told of every Failure a lifecycle hook returns for a confirmed, opted-in Cluster (Events). */
   onFailure?: (cluster: ClusterRef, hook: HookName, message: string) => void;
+  /** Told of every answer for a confirmed, opted-in Cluster (per-Cluster metrics: never a name only a body claimed). */
+  onResult?: (cluster: ClusterRef, hook: HookName, status: HookResult['status']) => void;
+  /** Told when a Cluster is gone (BeforeClusterDelete, or the day-2 queue found it deleted). */
+  onGone?: (namespace: string, name: string) => void;
 }
 
 export interface Addon {
@@ -79,15 +83,50 @@ export function createAddon(rt: AddonRuntime): Addon {
     return neverBlock ? run() : serialize(`${cluster.namespace}/${cluster.name}`, run);
   };
 
+  /**
+   * A hook body is a claim, not the truth: whoever reaches the hook port can send one. The Cluster is
+   * read back by namespace/name, its UID must match the claim, and everything acted on (variables,
+   * annotations, network, owner UID) comes from the API server's object. BeforeClusterDelete acts only
+   * on a Cluster that is being deleted. A mismatch is answered (BCD: Success, nothing deleted) and
+   * logged at warn; nothing is written.
+   */
+  const confirm = async (hook: HookName, claimed: ClusterRef, deps: AddonDeps): Promise<ClusterRef | HookResult> => {
+    const id = `${claimed.namespace}/${claimed.name}`;
+    const refuse = (mismatch: string): HookResult => {
+      rt.log.warn('hook request does not match the API server; nothing done', { hook, cluster: id, mismatch });
+      const message = `Cluster ${id}: ${mismatch}`;
+      return hook === 'BeforeClusterDelete' ? success(`${message}; nothing deleted`) : failure(message);
+    };
+    const stored = await deps.management.getObject({ apiVersion: deps.clusterApiVersion, kind: 'Cluster', namespace: claimed.namespace, name: claimed.name });
+    if (!stored) return refuse('the request names a Cluster that the management API server does not have');
+    const metadata = (stored.metadata ?? {}) as { uid?: string; deletionTimestamp?: string };
+    if (!claimed.uid || claimed.uid !== metadata.uid) return refuse(`the request's metadata.uid ${JSON.stringify(claimed.uid ?? '')} is not the Cluster's (${metadata.uid})`);
+    if (hook === 'BeforeClusterDelete' && !metadata.deletionTimestamp) return refuse('the Cluster is not being deleted (no deletionTimestamp)');
+    const parsed = parseCluster(stored);
+    if (!parsed.ok) return failure(`Cluster ${id}: ${parsed.message}`);
+    return parsed.value;
+  };
+
   const lifecycle = (hook: HookName, work: (cluster: ClusterRef, deps: AddonDeps) => Promise<HookResult>, neverBlock = false): AddonHandler =>
     async (request) => {
       if (request.kind !== 'lifecycle') throw new TypeError(`${hook} got a ${request.kind} request`);
-      const { cluster } = request;
-      const optIn = registryOptIn(cluster.variables);
-      if (optIn.enabled === 'invalid') return failure(`Cluster ${cluster.namespace}/${cluster.name}: ${optIn.message}`);
-      if (!optIn.enabled) return success();
-      const result = await withDeps(cluster, (deps) => work(cluster, deps), neverBlock);
-      if (result.status === 'Failure') rt.onFailure?.(cluster, hook, result.message ?? '');
+      // A body that does not ask for the registry asks for nothing: no API call (a forged one gains nothing).
+      if (registryOptIn(request.cluster.variables).enabled === false) return success();
+      let confirmed: ClusterRef | undefined;
+      const result = await withDeps(request.cluster, async (deps) => {
+        const cluster = await confirm(hook, request.cluster, deps);
+        if (isHookResult(cluster)) return cluster;
+        const optIn = registryOptIn(cluster.variables);
+        if (!optIn.enabled) return success();
+        confirmed = cluster;
+        // BeforeClusterDelete removes what we made whatever the variable says now: an invalid value must not block deletion.
+        if (optIn.enabled === 'invalid' && hook !== 'BeforeClusterDelete') return failure(`Cluster ${cluster.namespace}/${cluster.name}: ${optIn.message}`);
+        return work(cluster, deps);
+      }, neverBlock);
+      if (confirmed) {
+        rt.onResult?.(confirmed, hook, result.status);
+        if (result.status === 'Failure') rt.onFailure?.(confirmed, hook, result.message ?? '');
+      }
       return result;
     };
 
@@ -104,7 +143,10 @@ export function createAddon(rt: AddonRuntime): Addon {
         if (err instanceof KubeError) return failure(`Cluster ${namespace}/${name}: ${err.message}`);
         throw err;
       }
-      if (!raw || (raw.metadata as Record<string, unknown> | undefined)?.deletionTimestamp) return success();
+      if (!raw || (raw.metadata as Record<string, unknown> | undefined)?.deletionTimestamp) {
+        rt.onGone?.(namespace, name);
+        return success();
+      }
       const parsed = parseCluster(raw);
       if (!parsed.ok) return failure(`Cluster ${namespace}/${name}: ${parsed.message}`);
       const cluster = parsed.value;
@@ -133,6 +175,7 @@ export function createAddon(rt: AddonRuntime): Addon {
       BeforeClusterUpgrade: lifecycle('BeforeClusterUpgrade', deploy),
       BeforeClusterDelete: lifecycle('BeforeClusterDelete', (cluster, deps) => {
         queue.forget(cluster.namespace, cluster.name);
+        rt.onGone?.(cluster.namespace, cluster.name);
         return removeRegistry(cluster, deps);
       }, true),
       GeneratePatches: generatePatches,

@@ -30,7 +30,7 @@ export async function registryPlan(cluster: ClusterRef, registry: ClusterRegistr
       kind: 'Secret',
       metadata: { name: clusterCaSecretName(cluster.name), namespace: cluster.namespace, labels: { 'cluster.x-k8s.io/cluster-name': cluster.name, ...REGISTRY.labels } },
       type: 'Opaque',
-      stringData: { 'ca.crt': `<ca.crt of ${ROOT_CA_SECRET}>` },
+      stringData: { 'ca.crt': `<the Cluster's registry issuer certificate, signed by ${ROOT_CA_SECRET}>` },
     },
     ...(auth
       ? [
@@ -45,9 +45,9 @@ export async function registryPlan(cluster: ClusterRef, registry: ClusterRegistr
     workload: [
       ...(await workloadManifests({ layout: registry.layout, config: registry.config, tlsCertSha256: opts.tlsCertSha256 ?? PLACEHOLDER_TLS_SHA, authSha256: opts.authSha256 })),
       secretPlaceholder(REGISTRY.tlsSecret, REGISTRY.namespace, 'kubernetes.io/tls', {
-        'tls.crt': `<server certificate: CN=${sans.commonName}; DNS ${sans.dnsNames.join(', ')}; IP ${sans.ipAddresses.join(', ')}>`,
+        'tls.crt': `<server certificate: CN=${sans.commonName}; DNS ${sans.dnsNames.join(', ')}; IP ${sans.ipAddresses.join(', ')}; then the Cluster's issuer>`,
         'tls.key': '<private key, written only to the workload cluster>',
-        'ca.crt': `<ca.crt of ${ROOT_CA_SECRET}>`,
+        'ca.crt': `<the Cluster's registry issuer certificate>`,
       }),
       secretPlaceholder(REGISTRY.httpSecret, REGISTRY.namespace, 'Opaque', { secret: '<random, shared by all replicas>' }),
       ...(auth

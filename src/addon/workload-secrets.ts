@@ -4,6 +4,7 @@
 // management cluster.
 import { KubeError, type SecretClient } from '../kube/client.ts';
 import type { WorkloadClients } from '../kube/workload-clients.ts';
+import { endpointMismatch, KubeconfigRefused, readWorkloadKubeconfig, type WorkloadKubeconfig } from '../kube/workload-kubeconfig.ts';
 import { writeWorkloadAuth, type Credentials } from './credentials.ts';
 import type { RootCa } from '../pki/root-ca.ts';
 import { issueServerCertificate, needsRenewal, type RenewalDecision } from '../pki/server-cert.ts';
@@ -38,7 +39,17 @@ export async function workloadClientFor(cluster: ClusterRef, deps: Pick<Workload
   if (!stored?.data.value) {
     throw new KubeError(`Secret ${cluster.namespace}/${name} (key value) not found: Cluster API writes it once the control plane is initialized; the hook is retried`);
   }
-  return deps.workloadClients.get({ namespace: cluster.namespace, name, resourceVersion: stored.resourceVersion }, stored.data.value);
+  let config: WorkloadKubeconfig;
+  try {
+    config = readWorkloadKubeconfig(stored.data.value);
+  } catch (err) {
+    if (err instanceof KubeconfigRefused) throw new KubeError(`Secret ${cluster.namespace}/${name} refused: ${err.message}`);
+    throw err;
+  }
+  const spec = (cluster.raw.spec ?? {}) as { controlPlaneEndpoint?: { host?: unknown; port?: unknown } };
+  const mismatch = endpointMismatch(config.server, spec.controlPlaneEndpoint);
+  if (mismatch) throw new KubeError(`Secret ${cluster.namespace}/${name} refused: ${mismatch}`);
+  return deps.workloadClients.get({ namespace: cluster.namespace, name, resourceVersion: stored.resourceVersion }, config);
 }
 
 export async function writeWorkloadSecrets(cluster: ClusterRef, layout: RegistryLayout, root: RootCa, deps: WorkloadDeps, creds?: Credentials): Promise<WorkloadSecretsResult> {

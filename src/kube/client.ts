@@ -3,6 +3,7 @@
 import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
 import { base64FromText, textFromBase64 } from '../pki/pem.ts';
 import { clientNode } from './client-node.ts';
+import type { WorkloadKubeconfig } from './workload-kubeconfig.ts';
 
 export const FIELD_MANAGER = 'capi-registry-addon';
 
@@ -97,16 +98,20 @@ function toObject(s: SecretObject): KubernetesObject & { data: Record<string, st
   };
 }
 
-/** A client for a workload cluster from the kubeconfig CAPI stores in `<cluster>-kubeconfig` (key `value`). */
-export async function clientFromKubeconfig(text: string): Promise<SecretClient> {
+/**
+ * A client for a workload cluster from the checked data of CAPI's `<cluster>-kubeconfig` Secret
+ * (readWorkloadKubeconfig): built from options, so client-node never sees exec, auth-provider, file
+ * paths or proxies.
+ */
+export async function clientFromKubeconfig(config: WorkloadKubeconfig): Promise<SecretClient> {
   const { KubeConfig } = clientNode();
   const kc = new KubeConfig();
-  try {
-    kc.loadFromString(text);
-  } catch {
-    throw new KubeError('the workload kubeconfig cannot be parsed');
-  }
-  if (!kc.getCurrentCluster()) throw new KubeError('the workload kubeconfig names no current cluster');
+  kc.loadFromOptions({
+    clusters: [{ name: 'workload', server: config.server, caData: config.caData, skipTLSVerify: false, ...(config.tlsServerName ? { tlsServerName: config.tlsServerName } : {}) }],
+    users: [{ name: 'workload', ...(config.certData ? { certData: config.certData, keyData: config.keyData } : { token: config.token }) }],
+    contexts: [{ name: 'workload', cluster: 'workload', user: 'workload' }],
+    currentContext: 'workload',
+  });
   return secretClient(kc);
 }
 

@@ -2,17 +2,18 @@
 // Secret's resourceVersion: a rotated kubeconfig (new resourceVersion) gets a new client, an unchanged
 // one reuses the parsed config and its connection pool across hooks.
 import { clientFromKubeconfig, type SecretClient } from './client.ts';
+import type { WorkloadKubeconfig } from './workload-kubeconfig.ts';
 
-export interface WorkloadClients {
-  /** The client for the kubeconfig stored in Secret `namespace/name` at `resourceVersion`. */
-  get(key: { namespace: string; name: string; resourceVersion: string }, kubeconfig: string): Promise<SecretClient>;
+export interface WorkloadClients<C = WorkloadKubeconfig> {
+  /** The client for the (checked) kubeconfig stored in Secret `namespace/name` at `resourceVersion`. */
+  get(key: { namespace: string; name: string; resourceVersion: string }, kubeconfig: C): Promise<SecretClient>;
   /** Forgets a cluster's client (its Cluster is being deleted). */
   forget(namespace: string, name: string): void;
 }
 
-export function workloadClientCache(opts: { max?: number; build?: (kubeconfig: string) => Promise<SecretClient> } = {}): WorkloadClients {
+export function workloadClientCache<C = WorkloadKubeconfig>(opts: { max?: number; build?: (kubeconfig: C) => Promise<SecretClient> } = {}): WorkloadClients<C> {
   const max = opts.max ?? 1000;
-  const build = opts.build ?? clientFromKubeconfig;
+  const build = opts.build ?? (clientFromKubeconfig as unknown as (kubeconfig: C) => Promise<SecretClient>);
   // Map keeps insertion order: re-inserting on use makes the first entry the least recently used.
   const cache = new Map<string, { resourceVersion: string; client: Promise<SecretClient> }>();
   return {

@@ -14,12 +14,27 @@ interface Series<T> { labels: Labels; value: T }
 
 export class Counter {
   private readonly series = new Map<string, Series<number>>();
-  constructor(readonly name: string, readonly help: string) {}
+  /** `maxSeries`: past it, the series updated least recently is dropped (bounded memory and scrape size). */
+  constructor(readonly name: string, readonly help: string, readonly maxSeries = Infinity) {}
   inc(labels: Labels = {}, by = 1): void {
     const key = keyOf(labels);
     const s = this.series.get(key);
-    if (s) s.value += by;
-    else this.series.set(key, { labels, value: by });
+    if (s) {
+      s.value += by;
+      // Map order is insertion order: re-inserting keeps the least recently updated first.
+      this.series.delete(key);
+      this.series.set(key, s);
+      return;
+    }
+    this.series.set(key, { labels, value: by });
+    while (this.series.size > this.maxSeries) this.series.delete(this.series.keys().next().value!);
+  }
+  /** Drops every series whose labels match (e.g. a deleted Cluster's). */
+  remove(match: (labels: Labels) => boolean): void {
+    for (const [key, s] of this.series) if (match(s.labels)) this.series.delete(key);
+  }
+  get size(): number {
+    return this.series.size;
   }
   get(labels: Labels = {}): number {
     return this.series.get(keyOf(labels))?.value ?? 0;
@@ -60,6 +75,9 @@ export class Histogram {
   }
 }
 
+/** Room for 2,500 Clusters' hook outcomes; past that the least recently updated Cluster's series go first. */
+export const MAX_CLUSTER_SERIES = 20_000;
+
 /** The extension's metrics; one instance per server. */
 export class HookMetrics {
   readonly requests = new Counter('capi_registry_addon_hook_requests_total', 'Hook requests answered, by hook and response status.');
@@ -69,9 +87,14 @@ export class HookMetrics {
     'Time from request start to response, by hook.',
     [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
   );
+  /**
+   * Only Clusters the API server confirmed and that opted in (a hook body alone never makes a series),
+   * removed when the Cluster goes, and bounded: 8 series per Cluster (4 hooks x 2 statuses).
+   */
   readonly clusterResults = new Counter(
     'capi_registry_addon_cluster_hook_results_total',
-    'Lifecycle hook answers per Cluster (namespace/name), by hook and response status.',
+    'Lifecycle hook answers per opted-in Cluster (namespace/name), by hook and response status.',
+    MAX_CLUSTER_SERIES,
   );
   readonly chartRequests = new Counter('capi_registry_addon_chart_requests_total', 'Requests to the chart OCI endpoint (/v2/), by method and HTTP status.');
   render(): string {

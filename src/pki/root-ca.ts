@@ -1,5 +1,5 @@
 // The root CA: read from the Secret cert-manager writes (`registry-addon-root-ca`), or minted by us in
-// the same shape. Ten years, self-signed, CA:true with pathLen 0, keyCertSign + cRLSign, SKI.
+// the same shape. Ten years, self-signed, CA:true with pathLen 1, keyCertSign + cRLSign, SKI.
 import type * as pkijs from 'pkijs';
 import { buildCertificate, certificatePem, generateKeyPair, KeyUsageBit, privateKeyPem, type KeyAlgorithm } from './certificate.ts';
 import { certificateFacts, decodeCertificate, PkiError } from './inspect.ts';
@@ -60,7 +60,8 @@ export async function mintRootCa(opts: { now: Date; keyAlgorithm?: KeyAlgorithm 
     organization: ORGANIZATION,
     notBefore: new Date(opts.now.getTime() - 5 * 60_000),
     notAfter: new Date(opts.now.getTime() + 10 * YEAR_MS),
-    ca: { pathLength: 0 },
+    // pathLen 1: the root signs one issuer per Cluster, which signs that Cluster's registry (cluster-issuer.ts).
+    ca: { pathLength: 1 },
     keyUsage: [KeyUsageBit.digitalSignature, KeyUsageBit.keyCertSign, KeyUsageBit.cRLSign],
     publicKey: keys.publicKey,
     selfPrivateKey: keys.privateKey,

@@ -4,6 +4,7 @@ import { certificateFacts, decodeCertificate, PkiError } from './inspect.ts';
 import type { RootCa, TlsSecretData } from './root-ca.ts';
 import { ORGANIZATION } from './root-ca.ts';
 import { parseIp, formatIp } from '../render/ip.ts';
+import { hexFromBytes } from './pem.ts';
 
 const DAY_MS = 24 * 3600_000;
 /** Two years, as the design promises nodes; backdated for clock skew between clusters. */
@@ -19,7 +20,14 @@ export interface ServerCertRequest {
   keyAlgorithm?: Extract<KeyAlgorithm, 'ecdsa-p256' | 'rsa-2048'>;
 }
 
-/** Issues the leaf and returns the `registry-tls` Secret data (ca.crt = the root). */
+const selfIssued = (c: { subject: { toSchema(): { toBER(s: boolean): ArrayBuffer } }; issuer: { toSchema(): { toBER(s: boolean): ArrayBuffer } } }) =>
+  hexFromBytes(c.subject.toSchema().toBER(false)) === hexFromBytes(c.issuer.toSchema().toBER(false));
+
+/**
+ * Issues the leaf and returns the `registry-tls` Secret data: tls.crt is the leaf followed by the signer
+ * when the signer is an intermediate (a client trusting the root needs it to build the chain); ca.crt is
+ * the signer (what the Cluster's nodes and regsync trust).
+ */
 export async function issueServerCertificate(root: RootCa, req: ServerCertRequest): Promise<TlsSecretData> {
   if (!req.dnsNames.length && !req.ipAddresses.length) throw new PkiError('a server certificate needs at least one DNS name or IP address');
   const algorithm = req.keyAlgorithm ?? 'ecdsa-p256';
@@ -37,7 +45,8 @@ export async function issueServerCertificate(root: RootCa, req: ServerCertReques
     publicKey: keys.publicKey,
     issuer: { certificate: root.certificate, privateKey: root.privateKey },
   });
-  return { 'tls.crt': certificatePem(cert), 'tls.key': await privateKeyPem(keys.privateKey), 'ca.crt': root.certPem };
+  const chain = selfIssued(root.certificate) ? '' : root.certPem;
+  return { 'tls.crt': certificatePem(cert) + chain, 'tls.key': await privateKeyPem(keys.privateKey), 'ca.crt': root.certPem };
 }
 
 export interface RenewalPolicy {
@@ -86,7 +95,7 @@ export async function needsRenewal(secret: Partial<Record<string, string>> | und
   } catch {
     signedByRoot = false;
   }
-  if (!signedByRoot) reasons.push('not signed by the current root CA');
+  if (!signedByRoot) reasons.push("not signed by the Cluster's current issuer");
   if (!sameSet(facts.dnsNames, policy.dnsNames) || !sameSet(facts.ipAddresses.map(canonicalIp), policy.ipAddresses.map(canonicalIp))) {
     reasons.push('its DNS names or IP addresses differ from the registry\'s');
   }

@@ -8,7 +8,12 @@ export interface InstallOptions {
   namespace: string;
   image: string;
   capiMinor: number;
+  /** Namespaces whose pods may reach the hook and chart port (CAPI's controllers, CAAPH, a scraper). */
+  allowFrom?: string[];
 }
+
+/** Where `clusterctl init` puts CAPI's core controllers and CAAPH (`--addon helm`). */
+export const DEFAULT_ALLOW_FROM = ['capi-system', 'caaph-system'];
 
 export const EXTENSION = { name: 'capi-registry-addon', servingSecret: 'capi-registry-addon-serving-cert', port: 9443 } as const;
 
@@ -96,6 +101,19 @@ export function installManifests(o: InstallOptions): Record<string, unknown>[] {
       spec: { selector: labels, ports: [{ name: 'https', port: 443, targetPort: EXTENSION.port }] },
     },
     { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', metadata: meta(EXTENSION.name), spec: { minAvailable: 1, selector: { matchLabels: labels } } },
+    {
+      // The hook port acts on any Cluster a body names (after checking it with the API server): only the
+      // callers that need it may reach it. CNI without NetworkPolicy support ignores this object.
+      apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: meta(EXTENSION.name),
+      spec: {
+        podSelector: { matchLabels: labels },
+        policyTypes: ['Ingress'],
+        ingress: [{
+          from: [{ namespaceSelector: { matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'In', values: o.allowFrom ?? DEFAULT_ALLOW_FROM }] } }],
+          ports: [{ protocol: 'TCP', port: EXTENSION.port }],
+        }],
+      },
+    },
     {
       // CAPI serves ExtensionConfig as v1alpha1 up to v1.10 and v1beta2 from v1.11 (same fields used here).
       apiVersion: o.capiMinor <= 10 ? 'runtime.cluster.x-k8s.io/v1alpha1' : 'runtime.cluster.x-k8s.io/v1beta2',

@@ -1,5 +1,6 @@
 // Every name, port and address of the registry lives here, once: the renderers, the PKI (SANs) and
 // the hooks all read them from this module.
+import { sha256Hex } from './digest.ts';
 import { formatIp, parseIp } from './ip.ts';
 
 export const REGISTRY = {
@@ -53,8 +54,15 @@ export const NODE = {
   containerdConfig: '/etc/containerd/config.toml',
 } as const;
 
-/** Management-side Secret holding only the root's ca.crt, in the Cluster's namespace. */
+/** Management-side Secret holding only the Cluster's issuer certificate (ca.crt), in the Cluster's namespace: what its nodes trust. */
 export const clusterCaSecretName = (cluster: string) => `${cluster}-registry-addon-ca`;
+/**
+ * The Cluster's registry issuer (certificate and key), in the provider namespace beside the root. Named
+ * by a digest of namespace/name: unique per Cluster, a valid name whatever their lengths.
+ */
+export const clusterIssuerSecretName = async (namespace: string, cluster: string) => `registry-addon-issuer-${(await sha256Hex(`${namespace}/${cluster}`)).slice(0, 20)}`;
+/** Label on issuer Secrets, so that `kubectl get secret -l` finds them all (backups, a manual move). */
+export const ISSUER_LABEL = 'capi-registry-addon.io/cluster-issuer';
 /** Management-side Secret with the node credential and the hosts.toml that carries it (nodes read it via contentFrom). */
 export const nodeCredentialSecretName = (cluster: string) => `${cluster}-registry-addon-node`;
 /** Management-side kubernetes.io/basic-auth Secret: the credential people and installers push with. */

@@ -13,7 +13,7 @@ export interface Endpoint<T> {
   blocking: boolean;
   parse(body: unknown): Parsed<T>;
   handle(request: T, ctx: HookContext): Promise<HookResult>;
-  /** Cluster identity for logs, when the request names one. */
+  /** Cluster identity for logs (as claimed by the body: never a metric label), when the request names one. */
   clusterOf?(request: T): string | undefined;
 }
 
@@ -25,6 +25,8 @@ export interface HookContext {
 
 export interface WrapperOptions {
   maxBodyBytes: number;
+  /** Shared by every endpoint of a server: the bytes of all bodies being read, parsed and handled at once. */
+  budget?: BodyBudget;
   log: Logger;
   metrics: HookMetrics;
   /** Used when CAPI sends no `?timeout=`; CAPI's own default is 10s. */
@@ -33,6 +35,26 @@ export interface WrapperOptions {
 }
 
 class BodyTooLarge extends Error {}
+class Busy extends Error {}
+
+/**
+ * Bytes of request bodies held at once, across all requests. A parsed JSON body costs several times its
+ * size in memory (measured worst case: README, Threat model), so this bound, not the per-request limit
+ * alone, is what keeps many concurrent large bodies from anyone who reaches the port inside the memory
+ * limit. A request past it is answered at once with a Failure; CAPI retries.
+ */
+export class BodyBudget {
+  private used = 0;
+  constructor(readonly limit: number) {}
+  take(bytes: number): boolean {
+    if (this.used + bytes > this.limit) return false;
+    this.used += bytes;
+    return true;
+  }
+  give(bytes: number): void {
+    this.used -= bytes;
+  }
+}
 
 /**
  * How much of an oversized body is read and thrown away (never buffered) so that the client still
@@ -40,25 +62,37 @@ class BodyTooLarge extends Error {}
  */
 export const bodyDrainLimit = (limit: number): number => Math.max(limit * 4, 64 * 1024 * 1024);
 
-/** Reads at most `limit` bytes; a larger body ends in BodyTooLarge once drained. */
-async function readBody(request: Request, limit: number): Promise<Uint8Array> {
+/** Reads at most `limit` bytes, each taken from `budget` (the caller gives back `.byteLength`); a larger body ends in BodyTooLarge once drained. */
+async function readBody(request: Request, limit: number, budget: BodyBudget): Promise<Uint8Array> {
   const drainLimit = bodyDrainLimit(limit);
   const declared = Number(request.headers.get('content-length') ?? NaN);
   if (!request.body) return new Uint8Array();
   const reader = request.body.getReader();
   const chunks: Uint8Array[] = [];
   let size = 0;
+  let held = 0;
   let tooLarge = declared > limit;
-  for (;;) {
-    if (size > drainLimit) {
-      await reader.cancel().catch(() => {});
-      break;
+  try {
+    for (;;) {
+      if (size > drainLimit) {
+        await reader.cancel().catch(() => {});
+        break;
+      }
+      const { done, value } = await reader.read();
+      if (done) break;
+      size += value.byteLength;
+      if (size > limit) tooLarge = true;
+      if (tooLarge) continue;
+      if (!budget.take(value.byteLength)) {
+        await reader.cancel().catch(() => {});
+        throw new Busy();
+      }
+      held += value.byteLength;
+      chunks.push(value);
     }
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > limit) tooLarge = true;
-    if (!tooLarge) chunks.push(value);
+  } finally {
+    // Held only while reading; the caller takes the whole body's size again for parse and handling.
+    budget.give(held);
   }
   if (tooLarge) throw new BodyTooLarge();
   const out = new Uint8Array(size);
@@ -81,6 +115,9 @@ export function parseGoDuration(text: string | null): number | undefined {
   return ms;
 }
 
+/** Bodies held at once by default: four of the largest allowed. */
+export const defaultBudget = (maxBodyBytes: number) => 4 * maxBodyBytes;
+
 /** Time kept back from CAPI's deadline to serialize and send the answer. */
 const ANSWER_MARGIN_MS = 250;
 
@@ -99,13 +136,18 @@ export function wrapHook<T>(endpoint: Endpoint<T>, opts: WrapperOptions): (reque
     return new Response(JSON.stringify(body), { status: 200, headers: { 'content-type': 'application/json' } });
   };
 
+  const budget = opts.budget ?? new BodyBudget(defaultBudget(opts.maxBodyBytes));
   return async (request: Request): Promise<Response> => {
     const started = now();
     let result: HookResult;
     let reason = '';
     let cluster: string | undefined;
+    let held = 0;
     try {
-      const raw = await readBody(request, opts.maxBodyBytes);
+      const raw = await readBody(request, opts.maxBodyBytes, budget);
+      // The parsed body lives until the answer is sent: it keeps its share of the budget until then.
+      if (!budget.take(raw.byteLength)) throw new Busy();
+      held = raw.byteLength;
       let body: unknown;
       try {
         body = JSON.parse(new TextDecoder().decode(raw));
@@ -130,6 +172,9 @@ export function wrapHook<T>(endpoint: Endpoint<T>, opts: WrapperOptions): (reque
       if (err instanceof BodyTooLarge) {
         reason = 'too-large';
         result = { status: 'Failure', message: `request body exceeds ${opts.maxBodyBytes} bytes: raise --max-body-bytes if this Cluster is really that large` };
+      } else if (err instanceof Busy) {
+        reason = 'busy';
+        result = { status: 'Failure', message: `the extension is reading other large requests (more than ${budget.limit} bytes at once); CAPI retries` };
       } else if (err instanceof DeadlineExceeded) {
         reason = 'timeout';
         result = { status: 'Failure', message: err.message };
@@ -140,10 +185,10 @@ export function wrapHook<T>(endpoint: Endpoint<T>, opts: WrapperOptions): (reque
         result = { status: 'Failure', message: `internal error in ${endpoint.hook}: the extension logs say more; CAPI will retry` };
       }
     }
+    budget.give(held);
     const seconds = (now() - started) / 1000;
     opts.metrics.requests.inc({ hook: endpoint.hook, status: result.status });
     if (result.status === 'Failure') opts.metrics.failures.inc({ hook: endpoint.hook, reason });
-    if (cluster) opts.metrics.clusterResults.inc({ cluster, hook: endpoint.hook, status: result.status });
     opts.metrics.latency.observe({ hook: endpoint.hook }, seconds);
     const level = result.status === 'Failure' ? 'warn' : 'debug';
     opts.log[level]('hook answered', {

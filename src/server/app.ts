@@ -7,7 +7,7 @@ import { HookMetrics } from '../observe/metrics.ts';
 import { hooksFor, pathSegment, type CapiTarget, type HookName } from '../runtime-sdk/catalog.ts';
 import { discoveryEndpoint } from '../runtime-sdk/discovery.ts';
 import { parseHookRequest, type HookRequest } from '../runtime-sdk/request.ts';
-import { wrapHook } from '../runtime-sdk/wrapper.ts';
+import { BodyBudget, defaultBudget, wrapHook } from '../runtime-sdk/wrapper.ts';
 import { ociRoutes, type ChartArtifact } from './oci.ts';
 
 export const HOOKS_PREFIX = '/hooks.runtime.cluster.x-k8s.io/v1alpha1';
@@ -28,7 +28,7 @@ export interface AppOptions {
 
 export function createApp(opts: AppOptions) {
   const metrics = opts.metrics ?? new HookMetrics();
-  const wrapperOpts = { maxBodyBytes: opts.maxBodyBytes, log: opts.log, metrics };
+  const wrapperOpts = { maxBodyBytes: opts.maxBodyBytes, budget: new BodyBudget(defaultBudget(opts.maxBodyBytes)), log: opts.log, metrics };
   const app = new Hono();
 
   const discovery = wrapHook(discoveryEndpoint(opts.target), wrapperOpts);

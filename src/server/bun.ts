@@ -4,6 +4,10 @@ import { readFileSync } from 'node:fs';
 import { bodyDrainLimit } from '../runtime-sdk/wrapper.ts';
 import type { Adapter, ServeOptions } from './adapter.ts';
 
+/** OpenSSL's SSL_OP_NO_TLSv1 and SSL_OP_NO_TLSv1_1: TLS 1.2 is the least version served, as on Node and Deno. */
+const SSL_OP_NO_TLSv1 = 0x04000000;
+const SSL_OP_NO_TLSv1_1 = 0x10000000;
+
 interface BunServer { port: number; stop(closeActive?: boolean): Promise<void> | void }
 interface BunGlobal { serve(options: Record<string, unknown>): BunServer }
 
@@ -27,7 +31,8 @@ export const serveBun: Adapter = async (opts) => {
       hostname: opts.hostname,
       port,
       reusePort: true,
-      tls: { cert: tls.certPem, key: tls.keyPem },
+      // Bun has no minVersion; without these OpenSSL options it accepts TLS 1.0 and 1.1 (seen with openssl s_client).
+      tls: { cert: tls.certPem, key: tls.keyPem, secureOptions: SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1 },
       // Let oversized bodies reach the hook wrapper, which answers them with a Failure (not a 413).
       maxRequestBodySize: bodyDrainLimit(opts.maxBodyBytes) + 1024 * 1024,
       fetch: opts.fetch,

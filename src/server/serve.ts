@@ -116,14 +116,17 @@ export async function serve(config: ServeConfig): Promise<RunningServer> {
   const expiry = kube.ok
     ? certExpiryMetrics({ log, listClusters: async (selector) => (await addonDeps()).management.listObjects({ apiVersion: clusterApiVersion, kind: 'Cluster' }, selector) })
     : undefined;
+  const metrics = new HookMetrics();
+  const clusterLabel = (namespace: string, name: string) => `${namespace}/${name}`;
   const addon = createAddon({
     deps: addonDeps,
     log,
     convergeIntervalMs: config.addon.convergeIntervalSeconds * 1000,
     onFailure: (c, hook, m) => events.record(c, hook, m),
+    onResult: (c, hook, status) => metrics.clusterResults.inc({ cluster: clusterLabel(c.namespace, c.name), hook, status }),
+    onGone: (namespace, name) => metrics.clusterResults.remove((l) => l.cluster === clusterLabel(namespace, name)),
     onDeployed: () => expiry?.invalidate(),
   });
-  const metrics = new HookMetrics();
   let accepting = false;
   const app = createApp({
     chart: await chartArtifact(chartTgz, config.version),

@@ -77,7 +77,7 @@ test('a new root CA: the certificate is renewed (reason given), the HTTP secret 
   const before = await wsecret('registry-tls');
   const newRoot = await parseRootCa(await mintRootCa({ now: new Date() }), 'new root');
   const r = await writeWorkloadSecrets(cluster, layout, newRoot, deps);
-  assert.equal(r.renewal.reasons, ['not signed by the current root CA']);
+  assert.equal(r.renewal.reasons, ["not signed by the Cluster's current issuer"]);
   const after = await wsecret('registry-tls');
   assert.is.not(after.data['tls.crt'], before.data['tls.crt']);
   assert.ok(await decodeCertificate(Buffer.from(after.data['tls.crt'], 'base64').toString('utf8'), 'x').verify(newRoot.certificate));

@@ -55,7 +55,7 @@ test('converger: a run that throws is logged and retried later, the queue keeps 
 
 test('workload clients: reused while the kubeconfig Secret resourceVersion stays, rebuilt when it changes, a failed build not cached', async () => {
   const built: string[] = [];
-  const cache = workloadClientCache({
+  const cache = workloadClientCache<string>({
     max: 2,
     build: async (kubeconfig) => {
       built.push(kubeconfig);

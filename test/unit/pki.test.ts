@@ -60,7 +60,7 @@ const day = 24 * 3600_000;
 const NOW = new Date('2026-06-01T00:00:00Z');
 const SANS = { commonName: 'registry', dnsNames: ['registry.capi-registry.svc', 'localhost'], ipAddresses: ['10.96.0.20', '127.0.0.1'] };
 
-test('minted root CA: 10 years, CA:true pathLen 0, keyCertSign+cRLSign, SKI; parses back as a usable root', async () => {
+test('minted root CA: 10 years, CA:true pathLen 1 (one issuer per Cluster below it), keyCertSign+cRLSign, SKI; parses back as a usable root', async () => {
   for (const keyAlgorithm of ['ecdsa-p256', 'rsa-2048'] as const) {
     const secret = await mintRootCa({ now: NOW, keyAlgorithm });
     assert.is(secret['ca.crt'], secret['tls.crt']);
@@ -71,7 +71,7 @@ test('minted root CA: 10 years, CA:true pathLen 0, keyCertSign+cRLSign, SKI; par
     assert.is(facts.notAfter.getTime() - NOW.getTime(), 3650 * day);
     assert.ok(facts.subjectKeyId && facts.subjectKeyId.length === 40);
     const basic = root.certificate.extensions!.find((e) => e.extnID === '2.5.29.19')!.parsedValue as pkijs.BasicConstraints;
-    assert.is(basic.pathLenConstraint, 0);
+    assert.is(basic.pathLenConstraint, 1);
     const ku = new Uint8Array((root.certificate.extensions!.find((e) => e.extnID === '2.5.29.15')!.parsedValue as any).valueBlock.valueHexView);
     assert.is(ku[0], 0x86, 'digitalSignature, keyCertSign, cRLSign');
   }
@@ -109,7 +109,7 @@ test('needsRenewal: fresh no; missing, expired, in window, other CA, changed SAN
   assert.match((await needsRenewal(secret, root, { ...policy, now: at(731) })).reasons.join(), /expired on 2028-05-31/);
   assert.match((await needsRenewal(secret, root, { ...policy, now: at(710) })).reasons.join(), /within the renewal window/);
   assert.equal((await needsRenewal(secret, root, { ...policy, now: at(690), windowMs: 60 * day })).renew, true);
-  assert.equal((await needsRenewal(secret, other, { ...policy, now: at(1) })).reasons, ['not signed by the current root CA']);
+  assert.equal((await needsRenewal(secret, other, { ...policy, now: at(1) })).reasons, ["not signed by the Cluster's current issuer"]);
   assert.match((await needsRenewal(secret, root, { ...policy, ipAddresses: ['10.96.0.21', '127.0.0.1'], now: at(1) })).reasons.join(), /differ from the registry's/);
   // The same IPs written differently are the same SANs.
   assert.is((await needsRenewal(secret, root, { dnsNames: [...SANS.dnsNames].reverse(), ipAddresses: ['127.0.0.1', '10.96.0.20'], now: at(1) })).renew, false);
