@@ -182,7 +182,7 @@ for (const runtime of Object.keys(RUNTIMES).filter((r) => !ONLY || ONLY.includes
 /** Bundles an in-process bench script and runs it on every runtime; it prints {what: numbers}. */
 async function inProcess(script) {
   const out = join(work, script.replace(/\.ts$/, '.mjs'));
-  await build({ entryPoints: [join(ROOT, 'scripts', script)], outfile: out, bundle: true, platform: 'node', format: 'esm', target: 'node22', loader: { '.wasm': 'binary' }, logLevel: 'warning' });
+  await build({ entryPoints: [join(ROOT, 'scripts', script)], outfile: out, bundle: true, platform: 'node', format: 'esm', target: 'node22', loader: { '.wasm': 'binary', '.sh': 'text' }, logLevel: 'warning' });
   const rows = [];
   for (const runtime of Object.keys(RUNTIMES).filter((r) => !ONLY || ONLY.includes(r))) {
     const cmd = RUNTIMES[runtime];

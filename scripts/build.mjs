@@ -28,7 +28,7 @@ await build({
 
 await build({
   entryPoints: ['src/main.ts'],
-  loader: { '.wasm': 'binary', '.tgz': 'binary', '.jstext': 'text' },
+  loader: { '.wasm': 'binary', '.tgz': 'binary', '.jstext': 'text', '.sh': 'text' },
   outfile,
   bundle: true,
   platform: 'node',

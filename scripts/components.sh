@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Brings every real component the integration tests run, from package registries only:
 #   Go module proxy: kube-apiserver (k8s.io/kubernetes), etcd, Distribution v3, regsync, zlint, helm, CAAPH,
-#                    containerd 2.x (config format v3 only), and the
+#                    containerd 1.7, 2.0, 2.2, 2.3, 2.4 (CRI included), crictl, and the
 #                    module sources that carry the CRDs of CAPI, CAAPH and cert-manager;
-#   Debian:          containerd, docker-registry (Distribution 2.8), openssl.
+#   Debian:          containerd 1.6, docker-registry (Distribution 2.8), openssl, shellcheck, iptables.
 # Built binaries are cached per machine under $COMPONENTS_CACHE/bin/<name>-<version>, so a second run
 # (even from a fresh clone) builds nothing. Writes $COMPONENTS_CACHE/components.json for the harness.
 set -euo pipefail
@@ -16,7 +16,11 @@ CAPI_VERSION=${CAPI_VERSION:-v1.12.5}
 CAAPH_VERSION=${CAAPH_VERSION:-v0.6.4}
 CERT_MANAGER_VERSION=${CERT_MANAGER_VERSION:-v1.19.4}
 ZLINT_VERSION=${ZLINT_VERSION:-v3.7.3}
-CONTAINERD2_VERSION=${CONTAINERD2_VERSION:-v2.2.1}
+# The containerd matrix the node tests pull through (CRI + crictl): every line a CAPI user runs today.
+# 1.6 is Debian's package; the rest are built from the Go module proxy. 2.2.1 is the last release whose
+# `config default` writes the colon-separated config_path list.
+CONTAINERD_MATRIX=${CONTAINERD_MATRIX:-"v1.7.35 v2.0.14 v2.2.1 v2.2.9 v2.3.7 v2.4.2"}
+CRI_TOOLS_VERSION=${CRI_TOOLS_VERSION:-v1.37.0}
 HELM_VERSION=${HELM_VERSION:-v3.20.2}
 
 CACHE=${COMPONENTS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/capi-registry-addon}
@@ -70,18 +74,28 @@ go_build zlint "$ZLINT_VERSION" github.com/zmap/zlint/v3 github.com/zmap/zlint/v
 go_build helm "$HELM_VERSION" helm.sh/helm/v3 helm.sh/helm/v3/cmd/helm
 # CAAPH itself (its main package is the module root), run against the management API server.
 go_build caaph "$CAAPH_VERSION" sigs.k8s.io/cluster-api-addon-provider-helm sigs.k8s.io/cluster-api-addon-provider-helm
-# containerd 2.x only for its config format (v3): `config default` and `config dump`. Debian ships 1.6.
-go_build containerd2 "$CONTAINERD2_VERSION" github.com/containerd/containerd/v2 github.com/containerd/containerd/v2/cmd/containerd "" "no_btrfs no_devmapper no_zfs"
+# containerd: the matrix, CRI plugin included (no cgo: btrfs, devmapper and zfs snapshotters left out).
+for v in $CONTAINERD_MATRIX; do
+  case $v in
+    v1.*) go_build containerd "$v" github.com/containerd/containerd github.com/containerd/containerd/cmd/containerd "" "no_btrfs no_devmapper no_zfs" ;;
+    *) go_build containerd "$v" github.com/containerd/containerd/v2 github.com/containerd/containerd/v2/cmd/containerd "" "no_btrfs no_devmapper no_zfs" ;;
+  esac
+done
+# crictl: the kubelet's door into containerd (CRI over the socket), for the node pull tests.
+go_build crictl "$CRI_TOOLS_VERSION" sigs.k8s.io/cri-tools sigs.k8s.io/cri-tools/cmd/crictl
 
 capi=$(module_dir sigs.k8s.io/cluster-api "$CAPI_VERSION")
 caaph=$(module_dir sigs.k8s.io/cluster-api-addon-provider-helm "$CAAPH_VERSION")
 certmanager=$(module_dir github.com/cert-manager/cert-manager "$CERT_MANAGER_VERSION")
 
-# Debian packages: containerd (run privately by the tests), Distribution 2.8 and openssl.
+# Debian packages: containerd 1.6 (run privately by the tests), Distribution 2.8, openssl, shellcheck (the node
+# script is checked in npm test) and iptables (the node script's fast-fail rule, in test network namespaces).
 missing=()
 command -v containerd >/dev/null || missing+=(containerd)
 command -v docker-registry >/dev/null || missing+=(docker-registry)
 command -v openssl >/dev/null || missing+=(openssl)
+command -v shellcheck >/dev/null || missing+=(shellcheck)
+command -v iptables >/dev/null || missing+=(iptables)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     log "installing Debian packages: ${missing[*]}"
@@ -108,7 +122,11 @@ cat > "$CACHE/components.json" <<JSON
   "caaph": {"version": "$CAAPH_VERSION", "path": "$BIN/caaph-$CAAPH_VERSION"},
   "containerd": {"version": "$(containerd --version | awk '{print $3}')", "path": "$(command -v containerd)", "ctr": "$(command -v ctr)"},
   "registry2": {"version": "$(dpkg-query -W -f '${Version}' docker-registry 2>/dev/null)", "path": "$(command -v docker-registry)"},
-  "containerd2": {"version": "$CONTAINERD2_VERSION", "path": "$BIN/containerd2-$CONTAINERD2_VERSION"},
+  "containerdMatrix": [
+    {"version": "$(containerd --version | awk '{print $3}' | sed 's/~.*//')", "path": "$(command -v containerd)"},
+$(for v in $CONTAINERD_MATRIX; do printf '    {"version": "%s", "path": "%s"},\n' "$v" "$BIN/containerd-$v"; done | sed '$ s/,$//')
+  ],
+  "crictl": {"version": "$CRI_TOOLS_VERSION", "path": "$BIN/crictl-$CRI_TOOLS_VERSION"},
   "crds": {
     "capi": {"version": "$CAPI_VERSION", "dirs": ["$capi/config/crd/bases", "$capi/bootstrap/kubeadm/config/crd/bases", "$capi/controlplane/kubeadm/config/crd/bases"]},
     "caaph": {"version": "$CAAPH_VERSION", "dirs": ["$caaph/config/crd/bases"]},

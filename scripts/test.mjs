@@ -2,7 +2,7 @@
 // and Bun, then the integration suites (which start the bundle on all three runtimes over TLS).
 // Prints one closing line "N passed, M failed". A missing runtime fails the run; nothing is skipped.
 import { build } from 'esbuild';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -29,16 +29,36 @@ for (const [name, [exe]] of Object.entries(RUNTIMES)) need(existsSync(exe), `run
 const nodeMajor = Number(spawnSync(RUNTIMES.node[0], ['-p', 'process.versions.node.split(".")[0]'], { encoding: 'utf8' }).stdout.trim());
 need(nodeMajor >= 22, `node_modules/.bin/node is Node ${nodeMajor}; a supported LTS (>= 22) is required: run 'npm ci'`);
 
-// A suite that fails without stopping the servers it started keeps its process alive: a watchdog turns
-// that into a failed step with its output instead of a CI run that hangs until its time limit.
-const STEP_TIMEOUT_MS = 25 * 60_000;
-const step = (title, cmd, argv, env = {}) => {
-  console.log(`\n=== ${title}`);
-  const r = spawnSync(cmd, argv, { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8', env: { ...process.env, ...env }, maxBuffer: 64 * 1024 * 1024, timeout: STEP_TIMEOUT_MS, killSignal: 'SIGKILL' });
-  if (r.error?.code === 'ETIMEDOUT') console.log(`!!! ${title}: killed after ${STEP_TIMEOUT_MS / 60_000} min (a suite left a server running? see FAIL above)`);
-  process.stdout.write(r.stdout ?? '');
-  return r;
-};
+// A step runs in a process group of its own. When it passes its time limit, the whole group is killed
+// (a `go build` started by components.sh, servers a suite left running), and the run says which step
+// it was and why, instead of a CI run that hangs or leaves orphans.
+const MINUTE = 60_000;
+const step = (title, cmd, argv, { env = {}, timeoutMs = 25 * MINUTE } = {}) =>
+  new Promise((resolve) => {
+    console.log(`\n=== ${title}`);
+    const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env }, detached: true });
+    let stdout = '';
+    child.stdout.on('data', (d) => {
+      stdout += d;
+      process.stdout.write(d);
+    });
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      console.log(`\n!!! ${title}: still running after ${timeoutMs / MINUTE} min: killing its process group (${cmd} ${argv.slice(-1)[0] ?? ''})`);
+      try {
+        process.kill(-child.pid, 'SIGKILL');
+      } catch {}
+    }, timeoutMs);
+    child.on('close', (status, signal) => {
+      clearTimeout(timer);
+      // Whatever it started and left behind goes with it.
+      try {
+        process.kill(-child.pid, 'SIGKILL');
+      } catch {}
+      resolve({ status: timedOut ? null : status, signal, stdout, timedOut });
+    });
+  });
 
 const ansi = /\x1b\[[0-9;]*m/g;
 const totals = { passed: 0, failed: 0, skipped: 0 };
@@ -61,15 +81,15 @@ function count(title, r) {
 
 const outdir = join(root, '.cache', 'test');
 mkdirSync(outdir, { recursive: true });
-async function bundleSuite(kind) {
+const suiteFiles = (kind) => readdirSync(join(root, 'test', kind)).filter((f) => f.endsWith('.test.ts') && (!suiteFilter || f.includes(suiteFilter))).sort();
+async function bundleSuite(kind, files = suiteFiles(kind)) {
   const dir = join(root, 'test', kind);
-  const files = readdirSync(dir).filter((f) => f.endsWith('.test.ts') && (!suiteFilter || f.includes(suiteFilter))).sort();
-  const outfile = join(outdir, `${kind}.mjs`);
+  const outfile = join(outdir, files.length === 1 ? files[0].replace(/\.ts$/, '.mjs') : `${kind}.mjs`);
   await build({
     stdin: { contents: files.map((f) => `import './${f}';`).join('\n'), resolveDir: dir, sourcefile: `${kind}-suites.ts`, loader: 'ts' },
     outfile,
     bundle: true,
-    loader: { '.wasm': 'binary', '.tgz': 'binary', '.jstext': 'text' },
+    loader: { '.wasm': 'binary', '.tgz': 'binary', '.jstext': 'text', '.sh': 'text' },
     platform: 'node',
     format: 'esm',
     target: 'es2023',
@@ -80,26 +100,35 @@ async function bundleSuite(kind) {
   return outfile;
 }
 
-const tsc = step('typecheck (tsc --noEmit)', bin('tsc'), ['--noEmit', '-p', '.']);
+const tsc = await step('typecheck (tsc --noEmit)', bin('tsc'), ['--noEmit', '-p', '.']);
 if (tsc.status !== 0) totals.failed += 1;
-const built = step('build (npm run build)', RUNTIMES.node[0], ['scripts/build.mjs']);
-const pictures = step('README pictures in step with their source (scripts/diagrams.mjs --check)', RUNTIMES.node[0], ['scripts/diagrams.mjs', '--check']);
+const built = await step('build (npm run build)', RUNTIMES.node[0], ['scripts/build.mjs']);
+const pictures = await step('README pictures in step with their source (scripts/diagrams.mjs --check)', RUNTIMES.node[0], ['scripts/diagrams.mjs', '--check']);
 if (pictures.status !== 0) totals.failed += 1;
 need(built.status === 0, 'the bundle did not build');
 
 if (only !== 'integration') {
   const unit = await bundleSuite('unit');
   for (const [name, cmd] of Object.entries(RUNTIMES)) {
-    count(`unit on ${name}`, step(`unit suites on ${name}`, cmd[0], [...cmd.slice(1), unit]));
+    count(`unit on ${name}`, await step(`unit suites on ${name}`, cmd[0], [...cmd.slice(1), unit]));
   }
 }
 if (only !== 'unit') {
   // The real components (kube-apiserver, etcd, Distribution, regsync, containerd, CRD sources):
-  // built or installed on first use, cached per machine afterwards.
-  const env = step('real components (scripts/components.sh)', 'bash', ['scripts/components.sh']);
-  need(env.status === 0, 'the real test components could not be brought up (see above); the integration suites need them');
-  const integration = await bundleSuite('integration');
-  count('integration', step('integration suites (driver on Node; servers on Node, Deno, Bun)', RUNTIMES.node[0], [integration]));
+  // built or installed on first use, cached per machine afterwards. A cold build of all of them took
+  // about 15 min here (README, Testing); the limit leaves room for a busy machine.
+  const env = await step('real components (scripts/components.sh)', 'bash', ['scripts/components.sh'], { timeoutMs: 60 * MINUTE });
+  need(env.status === 0, `the real test components could not be brought up${env.timedOut ? ' in time' : ''} (see above); the integration suites need them`);
+  // The node script is a real file: shellcheck (Debian's, installed by components.sh) reads it as POSIX sh.
+  const shellcheck = await step('shellcheck src/render/node/*.sh', 'sh', ['-c', 'shellcheck -s sh src/render/node/*.sh']);
+  if (shellcheck.status !== 0) totals.failed += 1;
+  else totals.passed += 1;
+  // One process per suite: a suite whose environment does not start fails alone, with its cause, and
+  // the others still run.
+  for (const file of suiteFiles('integration')) {
+    const bundle = await bundleSuite('integration', [file]);
+    count(`integration ${file}`, await step(`integration ${file} (driver on Node; servers on Node, Deno, Bun)`, RUNTIMES.node[0], [bundle]));
+  }
 }
 
 console.log(`\n${totals.passed} passed, ${totals.failed} failed${totals.skipped ? `, ${totals.skipped} skipped` : ''}`);

@@ -44,13 +44,17 @@ export const POD = {
   debugPort: 5001,
 } as const;
 
-/** Where nodes keep the mirror configuration. */
+/** Where nodes keep the mirror configuration: our files in one directory, merged into certs.d by the script. */
 export const NODE = {
+  /** The hosts directory the script points the CRI at (unless the node already has one of its own). */
   hostsDir: '/etc/containerd/certs.d',
-  hostsToml: '/etc/containerd/certs.d/_default/hosts.toml',
-  /** Inside _default, not a per-host directory: a per-host directory would shadow _default. */
-  caFile: '/etc/containerd/certs.d/_default/capi-registry-addon-ca.crt',
-  enableScript: '/etc/containerd/capi-registry-addon/enable-config-path.sh',
+  addonDir: '/etc/containerd/capi-registry-addon',
+  /** The mirror's host table; the script puts it first in every hosts.toml under the hosts directory. */
+  hostsToml: '/etc/containerd/capi-registry-addon/hosts.toml',
+  caFile: '/etc/containerd/capi-registry-addon/ca.crt',
+  enableScript: '/etc/containerd/capi-registry-addon/enable-mirror.sh',
+  /** key=value lines: state (enabled | not-enabled), reason, containerd version, config_path, ... */
+  statusFile: '/etc/containerd/capi-registry-addon/status',
   containerdConfig: '/etc/containerd/config.toml',
 } as const;
 

@@ -15,3 +15,9 @@ declare module '*.jstext' {
   const text: string;
   export default text;
 }
+
+// Shell scripts for nodes (src/render/node/*.sh), embedded as text.
+declare module '*.sh' {
+  const text: string;
+  export default text;
+}

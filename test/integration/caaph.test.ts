@@ -13,7 +13,7 @@ import { chartManifests } from '../../src/render/chart.ts';
 import { parseCluster } from '../../src/runtime-sdk/request.ts';
 import { freePort, startProcess, waitFor } from './env/base.ts';
 import {
-  createCluster, ensureNamespace, extensionKubeconfig, HOOK_PATHS, lifecycleRequest, markControlPlaneInitialized, ok, putKubeconfig,
+  createCluster, ensureNamespace, extensionKubeconfig, HOOK_PATHS, lifecycleRequest, markControlPlaneInitialized, ok, putKubeconfig, startDeleting,
 } from './env/capi.ts';
 import { components } from './env/components.ts';
 import { makePki, startExtension } from './env/extension.ts';
@@ -49,8 +49,8 @@ test('BCC + ACPI over HTTPS → HelmChartProxy → CAAPH → release on the work
     stops.unshift(() => ext.stop());
 
     const cluster = await createCluster(mgmt, 'default', 'c1', { services: ['10.96.0.0/12'], registry: { replicas: 2 } });
-    const hook = async (name: keyof typeof HOOK_PATHS) => {
-      const r = (await ext.post(HOOK_PATHS[name], lifecycleRequest(name, cluster))).json();
+    const hook = async (name: keyof typeof HOOK_PATHS, body: unknown = cluster) => {
+      const r = (await ext.post(HOOK_PATHS[name], lifecycleRequest(name, body))).json();
       assert.is(r.status, 'Success', `${name}: ${r.message}`);
       return r;
     };
@@ -110,7 +110,7 @@ test('BCC + ACPI over HTTPS → HelmChartProxy → CAAPH → release on the work
     assert.is(hrps[0].spec.clusterRef.name, 'c1');
 
     // Delete: the hook removes the proxy; CAAPH uninstalls the release.
-    await hook('BeforeClusterDelete');
+    await hook('BeforeClusterDelete', await startDeleting(mgmt, 'default', 'c1'));
     await waitFor('CAAPH uninstalls the release', async () => ((await statefulSet()).status === 404 ? true : undefined), 120_000, caaph.logFile);
     await waitFor('the proxy is gone (CAAPH removed its finalizer)', async () =>
       (await mgmt.request('GET', '/apis/addons.cluster.x-k8s.io/v1alpha1/namespaces/default/helmchartproxies/c1-registry')).status === 404 ? true : undefined, 60_000, caaph.logFile);

@@ -91,7 +91,7 @@ test('the HelmChartProxy passes strict server-side dry-run against the CAAPH CRD
   const long = 'a'.repeat(63);
   assert.ok(helmChartProxyName(long).length <= 63);
   assert.is(helmChartProxyName(long), helmChartProxyName(long), 'stable');
-  await env.stop();
+  await env?.stop();
 });
 
 test.run();

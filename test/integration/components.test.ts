@@ -17,7 +17,7 @@ test.before(async () => {
   env = await startEnv({ management: true, workload: true, registries: 2, containerd: true });
 });
 test.after(async () => {
-  await env.stop();
+  await env?.stop();
 });
 
 test('both API servers answer /version and round-trip a Secret', async () => {

@@ -9,7 +9,7 @@ import * as assert from 'uvu/assert';
 import { RBAC_RULES } from '../../src/render/install.ts';
 import { freePort, waitFor } from './env/base.ts';
 import {
-  createCluster, ensureNamespace, extensionKubeconfig, HOOK_PATHS, lifecycleRequest, markControlPlaneInitialized, ok, putKubeconfig,
+  createCluster, ensureNamespace, extensionKubeconfig, HOOK_PATHS, lifecycleRequest, markControlPlaneInitialized, ok, putKubeconfig, startDeleting,
 } from './env/capi.ts';
 import { RUNTIMES, startExtension, type Extension } from './env/extension.ts';
 import { startEnv, type Env } from './env/index.ts';
@@ -27,9 +27,9 @@ test.before(async () => {
   for (const rt of Object.keys(RUNTIMES)) fulls[rt] = await startExtension(rt, { args: args(kubeconfig) });
 });
 test.after(async () => {
-  env.workload!.freeze(false);
-  for (const ext of Object.values(fulls)) await ext.stop();
-  await env.stop();
+  env?.workload?.freeze(false);
+  for (const ext of Object.values(fulls)) await ext?.stop();
+  await env?.stop();
 });
 
 async function call(ext: Extension, hook: keyof typeof HOOK_PATHS, cluster: unknown, query = '?timeout=10s') {
@@ -67,7 +67,7 @@ for (const rt of Object.keys(RUNTIMES)) {
       assert.is((await call(ext, 'AfterControlPlaneInitialized', cluster)).status, 'Failure');
       const again = (await env.management!.request('GET', `/api/v1/namespaces/rbac-${rt}/events`)).body.items as any[];
       assert.is(again.filter((e) => e.reason === 'RegistryAddonAfterControlPlaneInitializedFailed').length, 1, 'a repeated failure is not recorded again within 5 minutes');
-      const del = await call(ext, 'BeforeClusterDelete', cluster);
+      const del = await call(ext, 'BeforeClusterDelete', await startDeleting(env.management!, `rbac-${rt}`, 'c1'));
       assert.equal([del.status, del.retryAfterSeconds], ['Success', 0]);
       assert.match(del.message, new RegExp(`deletion not held back, but delete HelmChartProxy rbac-${rt}/c1-registry: forbidden \\(403\\)`));
     } finally {
@@ -116,8 +116,9 @@ for (const rt of Object.keys(RUNTIMES)) {
       assert.is(r.message, "AfterControlPlaneInitialized did not finish within CAPI's 3s timeout; it continues on the next call");
       assert.ok(ms < 3000, `answered before CAPI gives up (${ms} ms)`);
       // The hung call still holds the Cluster; deletion must not wait behind it.
+      const body = await startDeleting(env.management!, `hung-${rt}`, 'c1');
       const deleting = Date.now();
-      const del = await call(full(), 'BeforeClusterDelete', cluster, '?timeout=3s');
+      const del = await call(full(), 'BeforeClusterDelete', body, '?timeout=3s');
       assert.equal([del.status, del.retryAfterSeconds], ['Success', 0], del.message);
       assert.ok(Date.now() - deleting < 2000, `BeforeClusterDelete answered in ${Date.now() - deleting} ms`);
       assert.is((await env.management!.request('GET', `/api/v1/namespaces/hung-${rt}/secrets/c1-registry-addon-ca`)).status, 404, 'the CA copy is gone');

@@ -13,8 +13,9 @@ import { openssl, waitFor, workDir } from './env/base.ts';
 import { makeImage } from './env/oci.ts';
 import { startRegistry } from './env/registry.ts';
 import {
-  createCluster, ensureNamespace, extensionKubeconfig, generatePatchesRequest, getCluster, HOOK_PATHS, lifecycleRequest, markControlPlaneInitialized, ok, putKubeconfig,
+  createCluster, ensureNamespace, extensionKubeconfig, generatePatchesRequest, getCluster, HOOK_PATHS, lifecycleRequest, markControlPlaneInitialized, ok, putKubeconfig, startDeleting,
 } from './env/capi.ts';
+import { clusterIssuerSecretName } from '../../src/render/metadata.ts';
 import { RUNTIMES, startExtension, type Extension } from './env/extension.ts';
 import { startEnv, type Env } from './env/index.ts';
 import { makeCa, makeLeaf } from './env/pki.ts';
@@ -30,7 +31,7 @@ test.before(async () => {
   kubeconfig = await extensionKubeconfig(env.management!, 'capi-registry-addon');
 });
 test.after(async () => {
-  await env.stop();
+  await env?.stop();
 });
 
 type CaKind = 'minted' | 'cert-manager-rsa' | 'cert-manager-ecdsa';
@@ -73,7 +74,8 @@ function opensslFacts(certPem: string, caPem: string) {
   writeFileSync(join(dir, 'leaf.crt'), certPem);
   writeFileSync(join(dir, 'ca.crt'), caPem);
   return {
-    verify: openssl(['verify', '-CAfile', 'ca.crt', 'leaf.crt'], dir).trim(),
+    // leaf.crt is the served chain (leaf, then the Cluster's issuer): the issuer is the untrusted link to caPem.
+    verify: openssl(['verify', '-CAfile', 'ca.crt', '-untrusted', 'leaf.crt', 'leaf.crt'], dir).trim(),
     sans: openssl(['x509', '-in', 'leaf.crt', '-noout', '-ext', 'subjectAltName'], dir),
     notAfter: Date.parse(openssl(['x509', '-in', 'leaf.crt', '-noout', '-enddate'], dir).trim().replace(/^notAfter=/, '')),
   };
@@ -90,7 +92,10 @@ async function clusterLifecycle(ext: Extension, o: { ns: string; provider: strin
   const root = (await secret(o.provider, 'registry-addon-root-ca')).body;
   const copy = (await secret(ns, `${name}-registry-addon-ca`)).body;
   assert.equal(Object.keys(copy.data), ['ca.crt'], 'only ca.crt leaves the provider namespace');
-  assert.is(text(copy.data['ca.crt']).trim(), text(root.data['ca.crt']).trim());
+  const issuerName = await clusterIssuerSecretName(ns, name);
+  const issuer = (await secret(o.provider, issuerName)).body;
+  assert.is(text(copy.data['ca.crt']), text(issuer.data['tls.crt']), 'the nodes trust the Cluster\'s own issuer');
+  assert.is(opensslFacts(text(copy.data['ca.crt']), text(root.data['ca.crt'])).verify, 'leaf.crt: OK', 'the issuer chains to the root');
   assert.equal(copy.metadata.ownerReferences.map((r: any) => [r.kind, r.name, r.uid]), [['Cluster', name, cluster.metadata.uid]]);
   assert.is(copy.metadata.labels['clusterctl.cluster.x-k8s.io/move'], '');
   // The credentials, made once beside the Cluster: node (hosts.toml with its header) and push (basic-auth).
@@ -113,7 +118,7 @@ async function clusterLifecycle(ext: Extension, o: { ns: string; provider: strin
   const hosts = text(node.data['hosts.toml']);
   assert.ok(hosts.includes(`[host."https://${host}:443/v2"]`), hosts);
   assert.ok(files.some((f: any) => f?.contentFrom?.secret?.name === `${name}-registry-addon-ca`), 'the CA file comes from the copy');
-  assert.equal(files.find((f: any) => f?.path === '/etc/containerd/certs.d/_default/hosts.toml').contentFrom, { secret: { name: `${name}-registry-addon-node`, key: 'hosts.toml' } }, 'hosts.toml (with the credential) only by reference');
+  assert.equal(files.find((f: any) => f?.path === '/etc/containerd/capi-registry-addon/hosts.toml').contentFrom, { secret: { name: `${name}-registry-addon-node`, key: 'hosts.toml' } }, 'hosts.toml (with the credential) only by reference');
 
   // ACPI before CAPI wrote the kubeconfig: a Failure that says what is missing (CAPI retries).
   const early = await call(ext, 'AfterControlPlaneInitialized', lifecycleRequest('AfterControlPlaneInitialized', cluster));
@@ -129,6 +134,7 @@ async function clusterLifecycle(ext: Extension, o: { ns: string; provider: strin
   const tls = await wsecret('registry-tls');
   const facts = opensslFacts(text(tls.data['tls.crt']), text(root.data['ca.crt']));
   assert.is(facts.verify, 'leaf.crt: OK', 'registry-tls verifies against the root, by openssl');
+  assert.is(text(tls.data['ca.crt']), text(copy.data['ca.crt']), 'registry-tls ca.crt is the Cluster\'s issuer');
   assert.ok(facts.sans.includes(o.sanIp), `${o.sanIp} in ${facts.sans}`);
   assert.match(facts.sans, /DNS:registry\.capi-registry\.svc/);
   const notAfter = facts.notAfter / 1000;
@@ -141,8 +147,7 @@ async function clusterLifecycle(ext: Extension, o: { ns: string; provider: strin
   assert.ok(bcryptjs.compareSync(creds.node, entry('node')) && bcryptjs.compareSync(creds.push, entry('push')), 'htpasswd verifies with bcryptjs');
   assert.equal([text((await wsecret('registry-regsync-auth')).data.username), text((await wsecret('registry-regsync-auth')).data.password)], ['node', creds.node]);
   const proxy = (await hcp(ns, name)).body;
-  assert.is(proxy.spec.tlsConfig.caSecret.name, `${name}-registry-addon-ca`);
-  assert.is(proxy.spec.tlsConfig.caSecret.namespace, ns);
+  assert.equal(proxy.spec.tlsConfig.caSecret, { name: 'registry-addon-root-ca', namespace: o.provider }, 'CAAPH checks the chart server against the root');
   assert.equal(proxy.spec.clusterSelector, { matchLabels: { 'capi-registry-addon.io/helmchartproxy': `${name}-registry` } });
   assert.is((await getCluster(mgmt(), ns, name)).metadata.labels['capi-registry-addon.io/helmchartproxy'], `${name}-registry`, 'the proxy selects exactly its Cluster');
   assert.equal(proxy.metadata.ownerReferences.map((r: any) => r.uid), [cluster.metadata.uid]);
@@ -179,17 +184,20 @@ async function clusterLifecycle(ext: Extension, o: { ns: string; provider: strin
     }
   }
 
-  // Delete: the proxy, the copy and the credentials go; a repeat is still Success.
+  // Delete (the Cluster now has a deletionTimestamp): the proxy, the copy, the credentials and the issuer go; a repeat is still Success.
+  const deleting = await startDeleting(mgmt(), ns, name);
   for (let i = 0; i < 2; i++) {
-    const del = await call(ext, 'BeforeClusterDelete', lifecycleRequest('BeforeClusterDelete', cluster));
+    const del = await call(ext, 'BeforeClusterDelete', lifecycleRequest('BeforeClusterDelete', deleting));
     assert.equal([del.status, del.retryAfterSeconds], ['Success', 0], del.message);
   }
   assert.is((await hcp(ns, name)).status, 404);
   for (const suffix of ['ca', 'node', 'push']) assert.is((await secret(ns, `${name}-registry-addon-${suffix}`)).status, 404, suffix);
+  assert.is((await secret(o.provider, issuerName)).status, 404, 'the issuer');
 }
 
-async function prepareRoot(ext: Extension, provider: string, ca: CaKind, probe: unknown) {
+async function prepareRoot(ext: Extension, provider: string, ca: CaKind, ns: string) {
   if (ca === 'minted') return;
+  const probe = await createCluster(mgmt(), ns, 'probe', { services: ['10.96.0.0/12'], registry: {} });
   // Not there yet (cert-manager still issuing): Success that holds creation back and says what is missing.
   const waiting = await call(ext, 'BeforeClusterCreate', lifecycleRequest('BeforeClusterCreate', probe));
   assert.equal([waiting.status, waiting.retryAfterSeconds], ['Success', 30]);
@@ -216,8 +224,7 @@ for (const runtime of Object.keys(RUNTIMES)) {
         assert.is((await secret(ns, 'plain-registry-addon-ca')).status, 404);
         assert.is((await hcp(ns, 'plain')).status, 404);
 
-        const optedIn = { ...plain, spec: { ...plain.spec, topology: { ...plain.spec.topology, variables: [{ name: 'clusterConfig', value: { addons: { registry: {} } } }] } } };
-        await prepareRoot(ext, provider, ca, optedIn);
+        await prepareRoot(ext, provider, ca, ns);
         await clusterLifecycle(ext, { ns, provider, name: 'v4', services: ['10.96.0.0/12'], serviceIp: '10.96.0.20', sanIp: 'IP Address:10.96.0.20' });
         await clusterLifecycle(ext, { ns, provider, name: 'v6', services: ['fd00:10:96::/108'], serviceIp: 'fd00:10:96::14', sanIp: 'IP Address:FD00:10:96:0:0:0:0:14' });
       } finally {

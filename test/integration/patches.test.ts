@@ -15,7 +15,7 @@ test.before(async () => {
   env = await startEnv({ management: true });
 });
 test.after(async () => {
-  await env.stop();
+  await env?.stop();
 });
 
 const PATHS: Record<string, string> = {

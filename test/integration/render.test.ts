@@ -1,5 +1,5 @@
 // The renderers' output used verbatim by the real consumers: the workload kube-apiserver (server-side
-// dry-run), Distribution 3.x and 2.8, regsync, and containerd (hosts.toml, CA, config_path script).
+// dry-run), Distribution 3.x and 2.8 and regsync. containerd on nodes: node-mirror.test.ts.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
@@ -9,7 +9,6 @@ import { clusterRegistry } from '../../src/addon/layout.ts';
 import { registryPlan, type RegistryPlan } from '../../src/addon/plan.ts';
 import { mintRootCa, parseRootCa } from '../../src/pki/root-ca.ts';
 import { issueServerCertificate } from '../../src/pki/server-cert.ts';
-import { enableConfigPathScript, hostsToml as renderHostsToml } from '../../src/render/node-files.ts';
 import { basicAuthorization, htpasswdFor, newPassword, type Credentials } from '../../src/addon/credentials.ts';
 import { NODE, POD, RenderError, serverCertSans } from '../../src/render/metadata.ts';
 import { readRegistryConfig } from '../../src/render/config.ts';
@@ -20,7 +19,7 @@ import { components } from './env/components.ts';
 import { startContainerd } from './env/containerd.ts';
 import { startEnv, type Env } from './env/index.ts';
 import { makeImage } from './env/oci.ts';
-import { httpRequest, Registry, startRegistry } from './env/registry.ts';
+import { httpRequest, startRegistry, startRenderedRegistry } from './env/registry.ts';
 
 const test = suite('rendered output, real consumers');
 let env: Env;
@@ -56,41 +55,11 @@ async function rejectsWith(fn: () => Promise<unknown>, pattern: RegExp, what: st
 /** Fresh per-cluster credentials, as ensureCredentials makes them. */
 const testCreds = (): Credentials => ({ node: { username: 'node', password: newPassword() }, push: { username: 'push', password: newPassword() }, previous: [] });
 
-/** Runs a Distribution binary with the rendered config.yml at its pod paths (mount namespace); `htpasswd` as the auth Secret mounts it. */
-async function startRenderedRegistry(name: string, binary: string, config: string, tls: { 'tls.crt': string; 'tls.key': string; 'ca.crt': string }, addr: string, tlsName?: string, htpasswd?: string): Promise<Registry> {
-  const root = workDir('rendered-registry', name);
-  const etc = join(root, 'etc');
-  if (htpasswd !== undefined) {
-    mkdirSync(join(etc, POD.authDir.replace('/etc/', '')), { recursive: true });
-    writeFileSync(join(etc, POD.htpasswdFile.replace('/etc/', '')), htpasswd);
-  }
-  mkdirSync(join(etc, POD.configDir.replace('/etc/', '')), { recursive: true });
-  mkdirSync(join(etc, POD.tlsDir.replace('/etc/', '')), { recursive: true });
-  writeFileSync(join(etc, POD.configFile.replace('/etc/', '')), config);
-  writeFileSync(join(etc, POD.tlsDir.replace('/etc/', ''), 'tls.crt'), tls['tls.crt']);
-  writeFileSync(join(etc, POD.tlsDir.replace('/etc/', ''), 'tls.key'), tls['tls.key']);
-  const varLib = join(root, 'var-lib');
-  mkdirSync(join(varLib, 'registry'), { recursive: true });
-  const [cmd, args] = inMountNamespace([[etc, '/etc'], [varLib, '/var/lib']], binary, ['serve', POD.configFile]);
-  // As in the pod: the shared HTTP secret from the env. The listen addresses are the only overrides:
-  // pods have a network namespace each, while the test's registries share the machine's.
-  const proc = startProcess(`registry-${name}`, cmd, args, {
-    env: { PATH: process.env.PATH ?? '', REGISTRY_HTTP_SECRET: 'shared-secret', REGISTRY_HTTP_ADDR: addr, REGISTRY_HTTP_DEBUG_ADDR: `127.0.0.1:${await freePort()}`, OTEL_TRACES_EXPORTER: 'none' },
-  });
-  const registry = new Registry(addr, tls['ca.crt'], join(varLib, 'registry'), proc, tlsName);
-  // What the pod's probes ask: `/` answers 200 without credentials.
-  await waitFor(`rendered registry ${name}`, async () => {
-    if (proc.proc.exitCode !== null) throw new Error(`exited ${proc.proc.exitCode}`);
-    return (await httpRequest(`${registry.url}/`, { ca: tls['ca.crt'], tlsName })).status === 200 ? true : undefined;
-  }, 20_000, proc.logFile);
-  return registry;
-}
-
 test.before(async () => {
   env = await startEnv({ workload: true, workloadServiceCidr: '10.96.0.0/12' });
 });
 test.after(async () => {
-  await env.stop();
+  await env?.stop();
 });
 
 test('every workload manifest (1, 2, 3 replicas; every knob) passes server-side dry-run create on the real API server', async () => {
@@ -202,100 +171,6 @@ test('rendered regsync configs pass `regsync config`; registry-0\'s sidecar sync
   assert.is((await pod0.manifest('team/other', 'v1', pull)).status, 404);
   await pod0.stop();
   await pod1.stop();
-});
-
-test('containerd pulls through the rendered hosts.toml and CA file, verbatim at their node paths, and falls back to the upstream when the registry is down', async () => {
-  // A service CIDR of 127.0.0.0/24 puts the registry's Service IP at 127.0.0.20: a loopback address.
-  const p = await plan(['127.0.0.0/24']);
-  const { tls } = await pki(p);
-  // Auth on: the template only names the node Secret; its hosts.toml (with the credential header) is
-  // what ensureCredentials renders into that Secret.
-  assert.equal(file(p, NODE.hostsToml).contentFrom, { secret: { name: 'c1-registry-addon-node', key: 'hosts.toml' } });
-  const creds = testCreds();
-  const hostsToml = renderHostsToml(p.c.registry.layout, p.c.registry.config, basicAuthorization(creds.node));
-  assert.match(hostsToml, /\[host\."https:\/\/127\.0\.0\.20:443\/v2"\]/);
-  assert.match(hostsToml, /\[host\."https:\/\/127\.0\.0\.20:443\/v2"\.header\]\n {2}authorization = "Basic /);
-  // The node's /etc/containerd: hosts.toml as rendered, the CA as contentFrom would write it.
-  const etcContainerd = workDir('node', 'etc-containerd');
-  mkdirSync(join(etcContainerd, 'certs.d', '_default'), { recursive: true });
-  writeFileSync(join(etcContainerd, NODE.hostsToml.replace('/etc/containerd/', '')), hostsToml);
-  writeFileSync(join(etcContainerd, NODE.caFile.replace('/etc/containerd/', '')), tls['ca.crt']);
-  const config = configMapData(p, 'registry-config')['config.yml']!;
-  const mirror = await startRenderedRegistry('service-ip', components().registry.path, config, tls, '127.0.0.20:443', undefined, htpasswdFor(creds, undefined));
-  const upstream = await startRegistry('node-upstream', undefined);
-  const ctd = await startContainerd('render');
-  const fetch = (ref: string) => {
-    const [cmd, args] = inMountNamespace([[etcContainerd, '/etc/containerd']], components().containerd.ctr,
-      ['--debug', '--address', ctd.socket, 'content', 'fetch', '--hosts-dir', NODE.hostsDir, ref]);
-    const started = Date.now();
-    const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 120_000 });
-    return { ok: r.status === 0, output: `${r.stdout}${r.stderr}`, ms: Date.now() - started };
-  };
-  const cached = makeImage('only in the in-cluster registry');
-  await mirror.push('library/app', '1.0', cached, basicAuthorization(creds.push));
-  const viaMirror = fetch(`${upstream.host}/library/app:1.0`);
-  assert.ok(viaMirror.ok, viaMirror.output);
-  // The access log reaches its file through a pipe: wait for the line.
-  await waitFor('the mirror logs the node credential', async () => (/"auth\.user\.name":"node"/.test(readFileSync(mirror.logFile, 'utf8')) ? true : undefined), 10_000);
-  assert.not.ok(viaMirror.output.includes(basicAuthorization(creds.node).slice(6)), 'ctr --debug does not print the credential');
-  assert.not.match(viaMirror.output, /failed to decode hosts\.toml|invalid `host` tree/);
-  assert.match(viaMirror.output, /https:\/\/127\.0\.0\.20:443\/v2\/library\/app\/manifests\/1\.0\?ns=127\.0\.0\.1/);
-  assert.ok(ctd.content().includes(cached.manifest.digest));
-
-  await mirror.stop();
-  const fresh = makeImage('only upstream');
-  await upstream.push('library/new', '2.0', fresh);
-  const fallback = fetch(`${upstream.host}/library/new:2.0`);
-  assert.ok(fallback.ok, fallback.output);
-  assert.match(fallback.output, /trying next host.*127\.0\.0\.20:443.*connection refused/);
-  assert.ok(ctd.content().includes(fresh.manifest.digest));
-  // containerd 1.6 ignores dial_timeout (2.1+ honours it); a refused connection falls through at once.
-  assert.ok(fallback.ms < 10_000, `fell back in ${fallback.ms} ms`);
-  await upstream.stop();
-  await ctd.stop();
-});
-
-test('the config_path script on stock v2 (containerd 1.6) and v3 (containerd 2.x) configs: `config dump` keeps every other setting', () => {
-  const script = join(workDir('config-path'), 'enable.sh');
-  writeFileSync(script, enableConfigPathScript());
-  chmodSync(script, 0o755);
-  for (const [name, binary] of [['v2', components().containerd.path], ['v3', components().containerd2.path]] as const) {
-    const stock = spawnSync(binary, ['config', 'default'], { encoding: 'utf8' }).stdout;
-    assert.match(stock, name === 'v3' ? /^version = 3/m : /^version = 2/m);
-    const dump = (config: string) => {
-      const d = workDir('config-path', name, String(Math.random()).slice(2));
-      writeFileSync(join(d, 'config.toml'), config);
-      const r = spawnSync(binary, ['--config', join(d, 'config.toml'), 'config', 'dump'], { encoding: 'utf8' });
-      assert.is(r.status, 0, `${name} config dump: ${r.stderr}`);
-      return r.stdout.replace(join(d, 'config.toml'), 'CONFIG');
-    };
-    const d = workDir('config-path', name, 'node');
-    writeFileSync(join(d, 'config.toml'), stock);
-    const run = () => spawnSync('sh', [script, join(d, 'config.toml'), '--no-restart'], { encoding: 'utf8' });
-    assert.is(run().status, 0);
-    const patched = readFileSync(join(d, 'config.toml'), 'utf8');
-    assert.is(run().status, 0);
-    assert.is(readFileSync(join(d, 'config.toml'), 'utf8'), patched, `${name}: a second run changes nothing`);
-    const before = dump(stock).split('\n');
-    const after = dump(patched).split('\n');
-    const changed = after.filter((l, i) => l !== before[i]);
-    assert.is(before.length, after.length, `${name}: same number of settings`);
-    if (name === 'v2') assert.equal(changed.map((l) => l.trim()), ['config_path = "/etc/containerd/certs.d"']);
-    // containerd 2.x already defaults to "/etc/containerd/certs.d:/etc/docker/certs.d": left as it is.
-    else assert.equal(changed, []);
-  }
-  // A v3 config with another config_path: ours is appended, theirs keeps precedence.
-  const d = workDir('config-path', 'custom');
-  writeFileSync(join(d, 'config.toml'), "version = 3\n[plugins.'io.containerd.cri.v1.images'.registry]\n  config_path = '/srv/certs'\n");
-  spawnSync('sh', [script, join(d, 'config.toml'), '--no-restart']);
-  const dumped = spawnSync(components().containerd2.path, ['--config', join(d, 'config.toml'), 'config', 'dump'], { encoding: 'utf8' }).stdout;
-  assert.match(dumped, /config_path = '\/srv\/certs:\/etc\/containerd\/certs\.d'/);
-  // Legacy mirrors: left alone, with a message, because containerd would refuse both.
-  writeFileSync(join(d, 'mirrors.toml'), 'version = 2\n[plugins."io.containerd.grpc.v1.cri".registry.mirrors."docker.io"]\n  endpoint = ["https://mirror.example.com"]\n');
-  const refused = spawnSync('sh', [script, join(d, 'mirrors.toml'), '--no-restart'], { encoding: 'utf8' });
-  assert.is(refused.status, 0);
-  assert.match(refused.stderr, /configures legacy registry mirrors; not setting config_path/);
-  assert.not.match(readFileSync(join(d, 'mirrors.toml'), 'utf8'), /config_path/);
 });
 
 test('the variable schema is a valid structural schema to the real API server, which applies its defaults and enforces its rules', async () => {

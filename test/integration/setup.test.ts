@@ -7,6 +7,7 @@ import { setupCluster, type SetupDeps } from '../../src/addon/setup.ts';
 import { loadKubeConfig } from '../../src/kube/connection.ts';
 import { secretClient } from '../../src/kube/client.ts';
 import { mintRootCa } from '../../src/pki/root-ca.ts';
+import { clusterIssuerSecretName } from '../../src/render/metadata.ts';
 import { parseCluster } from '../../src/runtime-sdk/request.ts';
 import type { ClusterRef } from '../../src/runtime-sdk/types.ts';
 import { freePort, openssl, workDir } from './env/base.ts';
@@ -44,7 +45,7 @@ test.before(async () => {
   deps = { management: await clientFor(api.kubeconfig), providerNamespace: NS, mintRootCa: true, clusterApiVersion: 'cluster.x-k8s.io/v1beta2', now: () => new Date() };
 });
 test.after(async () => {
-  await env.stop();
+  await env?.stop();
 });
 
 const secret = async (ns: string, name: string) => (await env.management!.request('GET', `/api/v1/namespaces/${ns}/secrets/${name}`)).body;
@@ -57,23 +58,37 @@ test('no root CA and minting off: Success with retryAfterSeconds and what to ins
   assert.is((await env.management!.request('GET', '/api/v1/namespaces/team-a/secrets/c1-registry-addon-ca')).status, 404);
 });
 
-test('concurrent first calls with minting: one CA, every copy is its ca.crt, owned by the Cluster and move-labelled', async () => {
+/** openssl's verdict on `certPem` against `caPem` alone. */
+const verifies = (certPem: string, caPem: string) => {
+  const dir = workDir('setup-verify');
+  writeFileSync(join(dir, 'ca.pem'), caPem);
+  writeFileSync(join(dir, 'cert.pem'), certPem);
+  return openssl(['verify', '-CAfile', 'ca.pem', 'cert.pem'], dir).trim() === 'cert.pem: OK';
+};
+const issuerName = () => clusterIssuerSecretName('team-a', 'c1');
+
+test('concurrent first calls with minting: one root, one issuer for the Cluster, and the copy holds only the issuer certificate, owned by the Cluster and move-labelled', async () => {
   const results = await Promise.all(Array.from({ length: 5 }, () => setupCluster(clusterRef, deps)));
   for (const r of results) assert.equal(r, { status: 'Success' });
   const root = await secret(NS, 'registry-addon-root-ca');
   assert.is(root.type, 'kubernetes.io/tls');
+  const issuers = (await env.management!.request('GET', `/api/v1/namespaces/${NS}/secrets?labelSelector=capi-registry-addon.io/cluster-issuer`)).body.items;
+  assert.equal(issuers.map((i: any) => i.metadata.name), [await issuerName()], 'exactly one issuer for the Cluster');
   const copy = await secret('team-a', 'c1-registry-addon-ca');
   assert.equal(Object.keys(copy.data), ['ca.crt'], 'only ca.crt is copied');
-  assert.is(text(copy.data['ca.crt']), text(root.data['ca.crt']));
+  assert.is(text(copy.data['ca.crt']), text(issuers[0].data['tls.crt']), 'the copy is the issuer certificate, never its key');
+  assert.is.not(text(copy.data['ca.crt']), text(root.data['ca.crt']));
+  assert.ok(verifies(text(copy.data['ca.crt']), text(root.data['ca.crt'])), 'openssl: the issuer chains to the root');
   assert.is(copy.metadata.ownerReferences[0].uid, clusterRef.uid);
   assert.is(copy.metadata.labels['clusterctl.cluster.x-k8s.io/move'], '');
   assert.is(copy.metadata.labels['cluster.x-k8s.io/cluster-name'], 'c1');
 });
 
-test('repeated calls change nothing (same root, same copy resourceVersion)', async () => {
-  const before = [await secret(NS, 'registry-addon-root-ca'), await secret('team-a', 'c1-registry-addon-ca')];
+test('repeated calls change nothing (same root, issuer and copy resourceVersions)', async () => {
+  const all = async () => [await secret(NS, 'registry-addon-root-ca'), await secret(NS, await issuerName()), await secret('team-a', 'c1-registry-addon-ca')];
+  const before = await all();
   for (let i = 0; i < 3; i++) assert.equal(await setupCluster(clusterRef, deps), { status: 'Success' });
-  const after = [await secret(NS, 'registry-addon-root-ca'), await secret('team-a', 'c1-registry-addon-ca')];
+  const after = await all();
   assert.equal(after.map((s) => s.metadata.resourceVersion), before.map((s) => s.metadata.resourceVersion));
 });
 
@@ -85,12 +100,49 @@ test('a root that no longer matches the copy (the clusterctl move trap) is refus
   await env.management!.request('POST', `/api/v1/namespaces/${NS}/secrets`, { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'registry-addon-root-ca' }, type: 'kubernetes.io/tls', data: { 'tls.crt': b(other['tls.crt']), 'tls.key': b(other['tls.key']), 'ca.crt': b(other['ca.crt']) } });
   const r = await setupCluster(clusterRef, deps);
   assert.is(r.status, 'Failure');
-  assert.match(r.message!, /holds a different CA than Secret capi-registry-addon-system\/registry-addon-root-ca: this Cluster's nodes trust the old one\. If the management cluster was moved \(clusterctl move\), copy registry-addon-root-ca from the old management cluster/);
+  assert.match(r.message!, /holds a different CA than Secret capi-registry-addon-system\/registry-addon-root-ca: this Cluster's nodes trust the old one\. If the management cluster was moved \(clusterctl move\), copy registry-addon-root-ca and the issuer Secrets \(label capi-registry-addon\.io\/cluster-issuer\) from the old management cluster/);
   assert.is((await secret('team-a', 'c1-registry-addon-ca')).data['ca.crt'], copyBefore.data['ca.crt']);
 });
 
-test("a cert-manager-shaped RSA CA (PKCS#1 key) is used as is; its ca.crt is what is copied", async () => {
+test('an issuer Secret that is gone while the nodes trust it is refused, not silently replaced', async () => {
   await del(NS, 'registry-addon-root-ca');
+  await del(NS, await issuerName());
+  await del('team-a', 'c1-registry-addon-ca');
+  assert.equal(await setupCluster(clusterRef, deps), { status: 'Success' });
+  const copy = await secret('team-a', 'c1-registry-addon-ca');
+  await del(NS, await issuerName());
+  const r = await setupCluster(clusterRef, deps);
+  assert.is(r.status, 'Failure');
+  assert.match(r.message!, /registry-addon-issuer-[0-9a-f]{20} \(the Cluster's registry issuer\) is missing while its nodes trust the issuer in c1-registry-addon-ca: restore it/);
+  assert.is((await secret('team-a', 'c1-registry-addon-ca')).metadata.resourceVersion, copy.metadata.resourceVersion);
+});
+
+test('a copy made before per-cluster issuers (the root itself) moves to an issuer; a root with pathLen 0 (older mints) keeps signing directly', async () => {
+  await del('team-a', 'c1-registry-addon-ca');
+  const root = await secret(NS, 'registry-addon-root-ca');
+  const b = (s: string) => Buffer.from(s).toString('base64');
+  await env.management!.request('POST', '/api/v1/namespaces/team-a/secrets', { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'c1-registry-addon-ca' }, data: { 'ca.crt': root.data['ca.crt'] } });
+  assert.equal(await setupCluster(clusterRef, deps), { status: 'Success' });
+  const moved = text((await secret('team-a', 'c1-registry-addon-ca')).data['ca.crt']);
+  assert.is(moved, text((await secret(NS, await issuerName())).data['tls.crt']));
+  // A pathLen-0 root, as earlier builds minted: an issuer below it would be refused by Go and OpenSSL.
+  await del(NS, 'registry-addon-root-ca');
+  await del(NS, await issuerName());
+  await del('team-a', 'c1-registry-addon-ca');
+  const dir = workDir('setup-pathlen0');
+  openssl(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', 'ca.key'], dir);
+  openssl(['req', '-x509', '-key', 'ca.key', '-out', 'ca.crt', '-days', '3650', '-subj', '/CN=old-mint', '-addext', 'basicConstraints=critical,CA:TRUE,pathlen:0', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'], dir);
+  const crt = readFileSync(join(dir, 'ca.crt'), 'utf8');
+  await env.management!.request('POST', `/api/v1/namespaces/${NS}/secrets`, { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'registry-addon-root-ca' }, type: 'kubernetes.io/tls',
+    data: { 'tls.crt': b(crt), 'tls.key': b(readFileSync(join(dir, 'ca.key'), 'utf8')), 'ca.crt': b(crt) } });
+  assert.equal(await setupCluster(clusterRef, deps), { status: 'Success' });
+  assert.is(text((await secret('team-a', 'c1-registry-addon-ca')).data['ca.crt']), crt);
+  assert.is((await env.management!.request('GET', `/api/v1/namespaces/${NS}/secrets/${await issuerName()}`)).status, 404, 'no issuer under a pathLen-0 root');
+});
+
+test("a cert-manager-shaped RSA CA (PKCS#1 key) is used as is; the Cluster's issuer chains to it", async () => {
+  await del(NS, 'registry-addon-root-ca');
+  await del(NS, await issuerName());
   await del('team-a', 'c1-registry-addon-ca');
   const dir = workDir('setup-rsa');
   openssl(['genrsa', '-traditional', '-out', 'ca.key', '2048'], dir);
@@ -100,7 +152,7 @@ test("a cert-manager-shaped RSA CA (PKCS#1 key) is used as is; its ca.crt is wha
   await env.management!.request('POST', `/api/v1/namespaces/${NS}/secrets`, { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'registry-addon-root-ca' }, type: 'kubernetes.io/tls',
     data: { 'tls.crt': b(crt), 'tls.key': b(readFileSync(join(dir, 'ca.key'), 'utf8')), 'ca.crt': b(crt) } });
   assert.equal(await setupCluster(clusterRef, { ...deps, mintRootCa: false }), { status: 'Success' });
-  assert.is(text((await secret('team-a', 'c1-registry-addon-ca')).data['ca.crt']), crt);
+  assert.ok(verifies(text((await secret('team-a', 'c1-registry-addon-ca')).data['ca.crt']), crt));
 });
 
 test('API errors become Failures that say what to do: RBAC 403, no API server listening', async () => {

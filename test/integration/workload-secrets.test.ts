@@ -37,7 +37,7 @@ test.before(async () => {
   deps = { management: await secretClient(await loadKubeConfig({ ok: true, kind: 'file', source: env.management!.kubeconfig })), workloadClients: workloadClientCache(), now: () => new Date() };
 });
 test.after(async () => {
-  await env.stop();
+  await env?.stop();
 });
 
 test('no kubeconfig Secret yet: an error that says CAPI writes it and the hook is retried', async () => {

@@ -1,7 +1,7 @@
 // Shared plumbing of the real test environment: one temp folder, processes started by pid and
 // stopped by pid, free loopback ports, waiting, and openssl.
 import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { createWriteStream, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { closeSync, createWriteStream, mkdirSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,13 +26,26 @@ export interface Started {
   stop(graceMs?: number): Promise<number | null>;
 }
 
-/** Starts a process whose output goes to a log file under WORK; remembered so cleanup() can end it. */
-export function startProcess(name: string, cmd: string, args: string[], opts: SpawnOptions = {}): Started {
+/**
+ * Starts a process whose output goes to a log file under WORK; remembered so cleanup() can end it.
+ * The file is the process's own stdout/stderr, not a pipe through this process: a test that blocks in
+ * spawnSync (crictl, openssl) would otherwise stop draining the pipe, and a chatty server (containerd
+ * at debug level) would block on its next log line. `pipe: true` keeps pipes for callers that read them.
+ */
+export function startProcess(name: string, cmd: string, args: string[], opts: SpawnOptions & { pipe?: boolean } = {}): Started {
   const logFile = join(workDir('logs'), `${name}.log`);
-  const log = createWriteStream(logFile);
-  const proc = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
-  proc.stdout?.pipe(log);
-  proc.stderr?.pipe(log);
+  const { pipe, ...spawnOpts } = opts;
+  let proc: ChildProcess;
+  if (pipe) {
+    const log = createWriteStream(logFile);
+    proc = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...spawnOpts });
+    proc.stdout?.pipe(log);
+    proc.stderr?.pipe(log);
+  } else {
+    const fd = openSync(logFile, 'a');
+    proc = spawn(cmd, args, { stdio: ['ignore', fd, fd], ...spawnOpts });
+    closeSync(fd);
+  }
   started.add(proc);
   proc.once('exit', () => started.delete(proc));
 

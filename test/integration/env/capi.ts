@@ -31,6 +31,14 @@ export async function createCluster(api: KubeApi, ns: string, name: string, opts
   return r.body;
 }
 
+/** Starts deleting the Cluster as `kubectl delete` would while CAPI's finalizer holds it: it gets a deletionTimestamp and stays readable. */
+export async function startDeleting(api: KubeApi, ns: string, name: string) {
+  const path = `/apis/cluster.x-k8s.io/v1beta2/namespaces/${ns}/clusters/${name}`;
+  ok(await api.request('PATCH', path, JSON.stringify({ metadata: { finalizers: ['cluster.cluster.x-k8s.io'] } }), 'application/merge-patch+json'), 'finalizer');
+  ok(await api.request('DELETE', path), `delete Cluster ${ns}/${name}`);
+  return getCluster(api, ns, name);
+}
+
 export const getCluster = async (api: KubeApi, ns: string, name: string) => (await api.request('GET', `/apis/cluster.x-k8s.io/v1beta2/namespaces/${ns}/clusters/${name}`)).body;
 
 /** The status CAPI writes once the first control plane machine is up. */

@@ -15,7 +15,8 @@ export interface Components {
   helm: { version: string; path: string };
   caaph: { version: string; path: string };
   containerd: { version: string; path: string; ctr: string };
-  containerd2: { version: string; path: string };
+  containerdMatrix: { version: string; path: string }[];
+  crictl: { version: string; path: string };
   crds: Record<'capi' | 'caaph' | 'certManager', { version: string; dirs: string[] }>;
 }
 
@@ -36,6 +37,7 @@ export function loadComponents(cache: string): Components {
   for (const [name, entry] of Object.entries(c)) {
     if ('path' in entry && !existsSync(entry.path)) throw new Error(`component ${name} ${entry.version} is missing at ${entry.path}: run 'bash scripts/components.sh'`);
   }
+  for (const ctd of c.containerdMatrix ?? []) if (!existsSync(ctd.path)) throw new Error(`containerd ${ctd.version} is missing at ${ctd.path}: run 'bash scripts/components.sh'`);
   for (const [name, crd] of Object.entries(c.crds)) {
     for (const dir of crd.dirs) if (!existsSync(dir)) throw new Error(`CRDs of ${name} ${crd.version} are missing at ${dir}: run 'bash scripts/components.sh'`);
   }

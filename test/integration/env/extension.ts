@@ -77,6 +77,7 @@ export async function startExtension(runtime: string, opts: { pki?: Pki; args?: 
   const tlsArgs = opts.pki ? ['--tls-cert-file', opts.pki.certFile, '--tls-key-file', opts.pki.keyFile] : [];
   const { proc } = startProcess(`extension-${runtime}-${port}`, cmd[0]!, [...cmd.slice(1), BUNDLE, 'serve', '--listen', `127.0.0.1:${port}`, ...tlsArgs, ...(opts.args ?? [])], {
     env: { PATH: process.env.PATH ?? '', HOME: join(WORK, 'no-home'), ...opts.env },
+    pipe: true,
   });
   const ext = new Extension(runtime, port, proc, opts.pki?.ca);
   await waitFor(`${runtime} extension /healthz`, async () => {

@@ -4,9 +4,10 @@ import http from 'node:http';
 import https from 'node:https';
 import tls from 'node:tls';
 import { join } from 'node:path';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { POD } from '../../../src/render/metadata.ts';
 import { components } from './components.ts';
-import { freePort, startProcess, waitFor, workDir, type Started } from './base.ts';
+import { freePort, inMountNamespace, startProcess, waitFor, workDir, type Started } from './base.ts';
 import { sha256, type OciImage } from './oci.ts';
 
 export interface HttpReply { status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }
@@ -72,7 +73,7 @@ export class Registry {
  * `tls` it serves plain HTTP (a loopback stand-in for a public upstream, which containerd reaches over
  * plain HTTP when the host is a loopback address).
  */
-export async function startRegistry(name: string, tls: { certFile: string; keyFile: string; ca: string } | undefined, opts: { host?: string; port?: number; config?: (addr: string, dataDir: string) => string } = {}): Promise<Registry> {
+export async function startRegistry(name: string, tls: { certFile: string; keyFile: string; ca: string } | undefined, opts: { host?: string; port?: number; config?: (addr: string, dataDir: string) => string; wrap?: (cmd: string, args: string[]) => [string, string[]] } = {}): Promise<Registry> {
   const dir = workDir('registry', name);
   const host = opts.host ?? '127.0.0.1';
   const port = opts.port ?? (await freePort());
@@ -85,10 +86,16 @@ export async function startRegistry(name: string, tls: { certFile: string; keyFi
     `http: {addr: "${addr}", secret: test-secret${tls ? `, tls: {certificate: ${tls.certFile}, key: ${tls.keyFile}}` : ''}}`,
   ].join('\n');
   writeFileSync(join(dir, 'config.yml'), config);
-  const proc = startProcess(`registry-${name}`, components().registry.path, ['serve', join(dir, 'config.yml')], {
+  const [cmd, args] = opts.wrap ? opts.wrap(components().registry.path, ['serve', join(dir, 'config.yml')]) : [components().registry.path, ['serve', join(dir, 'config.yml')]];
+  const proc = startProcess(`registry-${name}`, cmd, args, {
     env: { PATH: process.env.PATH ?? '', OTEL_TRACES_EXPORTER: 'none' },
   });
   const registry = new Registry(addr, tls?.ca, dataDir, proc);
+  // In a network namespace of the test's own the test cannot ask; the log says when it listens.
+  if (opts.wrap) {
+    await waitFor(`registry ${name} listening`, async () => (/listening on/.test(readFileSync(proc.logFile, 'utf8')) ? true : undefined), 20_000, proc.logFile);
+    return registry;
+  }
   await waitFor(`registry ${name} /v2/`, async () => {
     if (proc.proc.exitCode !== null) throw new Error(`registry exited with ${proc.proc.exitCode}`);
     const r = await httpRequest(`${registry.url}/v2/`, { ca: tls?.ca });
@@ -96,3 +103,34 @@ export async function startRegistry(name: string, tls: { certFile: string; keyFi
   }, 20_000, proc.logFile);
   return registry;
 }
+
+/** Runs a Distribution binary with the rendered config.yml at its pod paths (mount namespace); `htpasswd` as the auth Secret mounts it. */
+export async function startRenderedRegistry(name: string, binary: string, config: string, tls: { 'tls.crt': string; 'tls.key': string; 'ca.crt': string }, addr: string, tlsName?: string, htpasswd?: string): Promise<Registry> {
+  const root = workDir('rendered-registry', name);
+  const etc = join(root, 'etc');
+  if (htpasswd !== undefined) {
+    mkdirSync(join(etc, POD.authDir.replace('/etc/', '')), { recursive: true });
+    writeFileSync(join(etc, POD.htpasswdFile.replace('/etc/', '')), htpasswd);
+  }
+  mkdirSync(join(etc, POD.configDir.replace('/etc/', '')), { recursive: true });
+  mkdirSync(join(etc, POD.tlsDir.replace('/etc/', '')), { recursive: true });
+  writeFileSync(join(etc, POD.configFile.replace('/etc/', '')), config);
+  writeFileSync(join(etc, POD.tlsDir.replace('/etc/', ''), 'tls.crt'), tls['tls.crt']);
+  writeFileSync(join(etc, POD.tlsDir.replace('/etc/', ''), 'tls.key'), tls['tls.key']);
+  const varLib = join(root, 'var-lib');
+  mkdirSync(join(varLib, 'registry'), { recursive: true });
+  const [cmd, args] = inMountNamespace([[etc, '/etc'], [varLib, '/var/lib']], binary, ['serve', POD.configFile]);
+  // As in the pod: the shared HTTP secret from the env. The listen addresses are the only overrides:
+  // pods have a network namespace each, while the test's registries share the machine's.
+  const proc = startProcess(`registry-${name}`, cmd, args, {
+    env: { PATH: process.env.PATH ?? '', REGISTRY_HTTP_SECRET: 'shared-secret', REGISTRY_HTTP_ADDR: addr, REGISTRY_HTTP_DEBUG_ADDR: `127.0.0.1:${await freePort()}`, OTEL_TRACES_EXPORTER: 'none' },
+  });
+  const registry = new Registry(addr, tls['ca.crt'], join(varLib, 'registry'), proc, tlsName);
+  // What the pod's probes ask: `/` answers 200 without credentials.
+  await waitFor(`rendered registry ${name}`, async () => {
+    if (proc.proc.exitCode !== null) throw new Error(`exited ${proc.proc.exitCode}`);
+    return (await httpRequest(`${registry.url}/`, { ca: tls['ca.crt'], tlsName })).status === 200 ? true : undefined;
+  }, 20_000, proc.logFile);
+  return registry;
+}
+

@@ -1,0 +1,290 @@
+#!/bin/sh
+# capi-registry-addon: make this node's containerd use the in-cluster registry as its first mirror.
+# Runs from kubeadm's preKubeadmCommands, before the kubelet pulls anything. It:
+#   1. points the CRI at a hosts directory (config_path) in the section this containerd reads
+#      (config version 2, 3, 4, or none), editing one line of config.toml and nothing else;
+#   2. puts the mirror first in every hosts.toml containerd will read there (_default and per-registry
+#      directories), keeping whatever else those files say;
+#   3. makes connections to the mirror's Service IP fail at once until kube-proxy (or a CNI's service
+#      load balancer) serves it, so early pulls fall back upstream without waiting for a dial timeout.
+# It never leaves containerd a config it refuses: when it cannot edit safely it changes nothing, says
+# why on stderr and in the journal, and writes the reason to the status file. It always exits 0: a node
+# without the mirror still joins. A second run changes nothing and restarts nothing.
+#
+# Usage: enable-mirror.sh [--config FILE] [--certs-dir DIR] [--no-restart]
+set -eu
+
+ADDON_DIR=$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd)
+CONFIG=/etc/containerd/config.toml
+CERTS_D=/etc/containerd/certs.d
+RESTART=yes
+while [ $# -gt 0 ]; do
+  case $1 in
+    --config) CONFIG=$2; shift 2 ;;
+    --certs-dir) CERTS_D=$2; shift 2 ;;
+    --no-restart) RESTART=no; shift ;;
+    *) echo "usage: $0 [--config FILE] [--certs-dir DIR] [--no-restart]" >&2; exit 2 ;;
+  esac
+done
+OUR_HOSTS=$ADDON_DIR/hosts.toml
+STATUS=$ADDON_DIR/status
+BEGIN_MARK='# BEGIN capi-registry-addon mirror (managed: rewritten on every run)'
+END_MARK='# END capi-registry-addon mirror'
+
+say() {
+  echo "capi-registry-addon: $*" >&2
+  logger -t capi-registry-addon -- "$*" 2>/dev/null || true
+}
+
+VERSION=unknown
+CONFIG_PATH=unchanged
+HOSTS_DIRS=
+FAST_FAIL=none
+SKIPPED=
+
+# write_status STATE REASON: the marker the extension and operators read (key=value lines).
+write_status() {
+  tmp="$STATUS.tmp.$$"
+  {
+    echo "state=$1"
+    echo "reason=$2"
+    echo "containerd=$VERSION"
+    echo "config=$CONFIG"
+    echo "config_path=$CONFIG_PATH"
+    echo "hosts_dirs=$HOSTS_DIRS"
+    echo "fast_fail=$FAST_FAIL"
+    echo "left_alone=$SKIPPED"
+    echo "time=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  } > "$tmp" && mv -f "$tmp" "$STATUS"
+  say "mirror $1: $2"
+}
+
+# replace FILE TMP: moves TMP over FILE when they differ (atomic, same directory); 0 when FILE changed.
+replace() {
+  if [ -f "$1" ] && cmp -s "$1" "$2"; then
+    rm -f "$2"
+    return 1
+  fi
+  mv -f "$2" "$1"
+}
+
+if [ ! -s "$OUR_HOSTS" ]; then
+  write_status not-enabled "$OUR_HOSTS is missing: the node's bootstrap files were not written"
+  exit 0
+fi
+if ! command -v containerd >/dev/null 2>&1; then
+  write_status not-enabled "no containerd binary on PATH: cannot tell which config format it reads, nothing changed"
+  exit 0
+fi
+VERSION=$(containerd --version 2>/dev/null | sed -n 's/.* v\{0,1\}\([0-9][0-9]*\.[0-9][0-9]*\.[0-9][0-9]*\).*/\1/p' | head -n 1)
+MAJOR=${VERSION%%.*}
+MINOR=${VERSION#*.}
+MINOR=${MINOR%%.*}
+if [ -z "$VERSION" ]; then
+  VERSION=unknown
+  write_status not-enabled "containerd --version did not say its version: nothing changed"
+  exit 0
+fi
+
+if [ ! -s "$CONFIG" ]; then
+  mkdir -p "$(dirname "$CONFIG")"
+  containerd config default > "$CONFIG.capi-registry-addon.new"
+  mv -f "$CONFIG.capi-registry-addon.new" "$CONFIG"
+fi
+
+# The CRI registry section this containerd reads. A file without `version` is version 1 to containerd
+# 1.x (plugin names without the io.containerd prefix) and is read as the current format by 2.x.
+DECLARED=$(awk '/^[[:space:]]*\[/ { exit } /^[[:space:]]*version[[:space:]]*=/ { v = $0; sub(/^[^=]*=[[:space:]]*/, "", v); sub(/[[:space:]#].*$/, "", v); print v; exit }' "$CONFIG")
+case "$DECLARED" in
+  2) SECTION='plugins."io.containerd.grpc.v1.cri".registry' ;;
+  '') if [ "$MAJOR" -lt 2 ]; then SECTION='plugins.cri.registry'; else SECTION='plugins."io.containerd.cri.v1.images".registry'; fi ;;
+  *[!0-9]*)
+    write_status not-enabled "$CONFIG has version = $DECLARED, which is not a number: nothing changed"
+    exit 0 ;;
+  *) SECTION='plugins."io.containerd.cri.v1.images".registry' ;;
+esac
+IMAGES=${SECTION%.registry}
+# containerd >= 2.1 pulls through the transfer service, which reads config_path as ONE directory.
+SPLITS_LISTS=yes
+if [ "$MAJOR" -gt 2 ] || { [ "$MAJOR" -eq 2 ] && [ "$MINOR" -ge 1 ]; }; then SPLITS_LISTS=no; fi
+
+NEW_CONFIG="$CONFIG.capi-registry-addon.new"
+DECISION="$CONFIG.capi-registry-addon.decision"
+# Two passes over the file: the first learns where things are, the second writes the edited copy.
+awk -v section="$SECTION" -v images="$IMAGES" -v ours="$CERTS_D" -v splits="$SPLITS_LISTS" -v decision="$DECISION" '
+  # A table header or key path without blanks, comments or quotes: comparable whatever its spelling.
+  function norm(s,   out, i, c, q) {
+    out = ""; q = ""
+    for (i = 1; i <= length(s); i++) {
+      c = substr(s, i, 1)
+      if (q == "" && c == "#") break
+      if (c == "\"" || c == "\047") { q = (q == c) ? "" : (q == "" ? c : q); continue }
+      if (q == "" && (c == " " || c == "\t")) continue
+      out = out c
+    }
+    return out
+  }
+  function strip(v) {
+    sub(/^[^=]*=[ \t]*/, "", v)
+    if (v ~ /^"/) { sub(/^"/, "", v); sub(/".*$/, "", v) }
+    else if (v ~ /^\047/) { sub(/^\047/, "", v); sub(/\047.*$/, "", v) }
+    else { sub(/[ \t#].*$/, "", v) }
+    return v
+  }
+  function starts(s, p) { return substr(s, 1, length(p)) == p }
+  BEGIN { sec = norm(section); img = norm(images); table = "" }
+  NR == FNR {
+    if ($0 ~ /^[ \t]*\[\[/) { table = "[[" norm($0); next }   # array of tables: never ours
+    if ($0 ~ /^[ \t]*\[/) {
+      h = norm($0); table = substr(h, 2, length(h) - 2)
+      if (table == sec) { hasSection = 1; sectionLine = FNR }
+      if (table == img) imagesLine = FNR
+      # Empty [..registry.mirrors] tables (1.x `config default` writes them) set nothing; an entry below them does.
+      if (starts(table, sec ".mirrors.") || starts(table, sec ".configs.") || starts(table, sec ".auths.")) legacy = legacy " [" table "]"
+      next
+    }
+    if ($0 !~ /^[ \t]*[^ \t#=][^=]*=/) next
+    k = $0; sub(/=.*$/, "", k); k = norm(k)
+    full = (table == "" ? k : table "." k)
+    if (starts(full, sec ".mirrors.") || starts(full, sec ".configs.") || starts(full, sec ".auths.")) legacy = legacy " " full
+    if (full == sec ".config_path") { pathLine = FNR; pathValue = strip($0) }
+    else if (starts(full, sec ".") && table != sec) dotted = full
+    if (full == img ".use_local_image_pull") { localLine = FNR; localValue = strip($0) }
+    next
+  }
+  FNR == 1 {
+    # Decide once, between the passes.
+    if (legacy != "") { print "legacy registry mirrors/configs/auths are set (" substr(legacy, 2) "): containerd 1.6/1.7 refuse config_path beside them (the CRI plugin would not load), so config_path is not set; move them to hosts.toml files" > decision; exit 3 }
+    if (!pathLine && dotted != "") { print "the registry table is written with dotted keys (" dotted "): adding config_path safely is not possible here; set " section ".config_path by hand" > decision; exit 3 }
+    value = pathValue
+    if (value == "" || value == ours || value == "/etc/containerd/certs.d:/etc/docker/certs.d") value = ours
+    else if (value !~ /:/) { }                        # a custom directory of its own: kept, the mirror goes there
+    else {
+      n = split(value, parts, ":"); found = 0
+      for (i = 1; i <= n; i++) if (parts[i] == ours) found = 1
+      if (!found) value = value ":" ours
+      if (splits == "no" && localValue != "true") needLocal = 1
+    }
+    print "ok " value > decision
+  }
+  {
+    if (FNR == pathLine) {
+      if (value != pathValue) { ind = $0; sub(/[^ \t].*$/, "", ind); k = $0; sub(/[ \t]*=.*$/, "", k); sub(/^[ \t]*/, "", k); print ind k " = \"" value "\"" } else print
+      next
+    }
+    if (needLocal && FNR == localLine) { ind = $0; sub(/[^ \t].*$/, "", ind); print ind "use_local_image_pull = true"; wroteLocal = 1; next }
+    print
+    if (FNR == sectionLine && !pathLine) { ind = $0; sub(/[^ \t].*$/, "", ind); print ind "  config_path = \"" value "\"" }
+    if (needLocal && !localLine && FNR == imagesLine) { ind = $0; sub(/[^ \t].*$/, "", ind); print ind "  use_local_image_pull = true"; wroteLocal = 1 }
+  }
+  END {
+    if (!hasSection && !pathLine) { print ""; print "[" section "]"; print "  config_path = \"" value "\"" }
+    if (needLocal && !wroteLocal) { print ""; print "[" images "]"; print "  use_local_image_pull = true" }
+  }
+' "$CONFIG" "$CONFIG" > "$NEW_CONFIG" || {
+  reason=$(cat "$DECISION" 2>/dev/null || echo "the config could not be read")
+  rm -f "$NEW_CONFIG" "$DECISION"
+  write_status not-enabled "$CONFIG: $reason"
+  exit 0
+}
+CONFIG_PATH=$(sed -n 's/^ok //p' "$DECISION")
+rm -f "$DECISION"
+
+CHANGED=no
+if ! cmp -s "$CONFIG" "$NEW_CONFIG"; then
+  # containerd itself must accept the edited file and read our config_path from it.
+  if ! DUMP=$(containerd --config "$NEW_CONFIG" config dump 2>/dev/null); then
+    rm -f "$NEW_CONFIG"
+    write_status not-enabled "containerd $VERSION refuses the edited $CONFIG (config dump failed): nothing changed"
+    exit 0
+  fi
+  if ! printf '%s\n' "$DUMP" | grep -q "config_path = [\"']${CONFIG_PATH}[\"']"; then
+    rm -f "$NEW_CONFIG"
+    write_status not-enabled "containerd $VERSION does not read config_path from the section written ($SECTION): nothing changed"
+    exit 0
+  fi
+  [ -e "$CONFIG.capi-registry-addon.orig" ] || cp -p "$CONFIG" "$CONFIG.capi-registry-addon.orig"
+  replace "$CONFIG" "$NEW_CONFIG" && CHANGED=yes
+else
+  rm -f "$NEW_CONFIG"
+fi
+
+# Our host tables (everything from the first table header of our hosts.toml), to put first in a file.
+BLOCK="$ADDON_DIR/.block.$$"
+awk -v b="$BEGIN_MARK" -v e="$END_MARK" 'BEGIN { print b } /^[ \t]*\[/ { on = 1 } on { print } END { print e }' "$OUR_HOSTS" > "$BLOCK"
+
+# merge FILE: FILE with our block first among its tables; its own keys and tables kept as they are.
+merge() {
+  tmp="$1.capi-registry-addon.$$"
+  if [ -f "$1" ]; then
+    awk -v b="$BEGIN_MARK" -v e="$END_MARK" -v blockfile="$BLOCK" '
+      function block(   line) { while ((getline line < blockfile) > 0) print line }
+      # Our previous block goes, with the blank line we put after it: the result is the same each run.
+      $0 == b { skip = 1; next }
+      skip { if ($0 == e) { skip = 0; after = 1 } next }
+      after { after = 0; if ($0 == "") next }
+      !done && /^[ \t]*\[/ { block(); print ""; done = 1 }
+      { print; printed++; last = $0 }
+      END { if (!done) { if (printed && last != "") print ""; block() } }
+    ' "$1" > "$tmp"
+  else
+    cp "$BLOCK" "$tmp"
+  fi
+  chmod 0600 "$tmp"
+  replace "$1" "$tmp" || true
+}
+
+OLD_IFS=$IFS
+IFS=:
+# shellcheck disable=SC2086 # split on ':' on purpose
+set -- $CONFIG_PATH
+IFS=$OLD_IFS
+have_default=no
+for dir in "$@"; do
+  [ -n "$dir" ] || continue
+  HOSTS_DIRS="$HOSTS_DIRS${HOSTS_DIRS:+:}$dir"
+  [ -f "$dir/_default/hosts.toml" ] && have_default=yes
+done
+if [ "$have_default" = no ]; then
+  # The first directory containerd reads gets _default (ours, or the operator's own single directory).
+  first=${CONFIG_PATH%%:*}
+  mkdir -p "$first/_default"
+  merge "$first/_default/hosts.toml"
+fi
+for dir in "$@"; do
+  [ -d "$dir" ] || continue
+  for host in "$dir"/*; do
+    [ -d "$host" ] || continue
+    if [ -f "$host/hosts.toml" ]; then
+      merge "$host/hosts.toml"
+    else
+      # Docker-style certificate directory: a hosts.toml here would replace how containerd reads it.
+      SKIPPED="$SKIPPED${SKIPPED:+ }$host"
+    fi
+  done
+done
+rm -f "$BLOCK"
+
+# Until kube-proxy serves the Service IP, its packets go nowhere and every pull would first wait for a
+# dial timeout (30 s on 1.6/1.7, which ignore dial_timeout). Reject them at once instead. Locally
+# generated packets pass the nat table (kube-proxy's DNAT) before the filter table, so once the Service
+# is served this rule no longer matches; IPVS binds Service IPs locally, which the addrtype match skips.
+ADDR=$(sed -n 's/^[[:space:]]*\[host\."https:\/\/\([^"]*\)\/v2"\].*/\1/p' "$OUR_HOSTS" | head -n 1)
+case $ADDR in
+  \[*) IP=${ADDR#\[}; IP=${IP%%\]*}; PORT=${ADDR##*:}; TOOL=ip6tables ;;
+  *) IP=${ADDR%%:*}; PORT=${ADDR##*:}; TOOL=iptables ;;
+esac
+if [ -n "$ADDR" ] && command -v "$TOOL" >/dev/null 2>&1; then
+  set -- -p tcp -d "$IP" --dport "$PORT" -m addrtype ! --dst-type LOCAL -m comment --comment capi-registry-addon-fast-fail -j REJECT --reject-with tcp-reset
+  if "$TOOL" -w 5 -C OUTPUT "$@" 2>/dev/null || "$TOOL" -w 5 -I OUTPUT 1 "$@" 2>/dev/null; then FAST_FAIL=$TOOL; fi
+fi
+
+if [ "$CHANGED" = yes ]; then
+  if [ "$RESTART" = yes ] && command -v systemctl >/dev/null 2>&1; then
+    systemctl restart containerd || say "systemctl restart containerd failed: restart it to use the mirror"
+  elif [ "$RESTART" = yes ]; then
+    say "$CONFIG changed and there is no systemctl: restart containerd to use the mirror"
+  fi
+fi
+write_status enabled "containerd $VERSION reads $CONFIG_PATH ($SECTION); config.toml changed: $CHANGED"
+exit 0

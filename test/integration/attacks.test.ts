@@ -1,0 +1,255 @@
+// The trust boundaries under attack, against the real management and workload API servers and the
+// bundle on Node, Deno and Bun. Each attack was reproduced against the earlier build (issue 13); here
+// each must change nothing, run nothing, block nothing and grow nothing.
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { clusterIssuerSecretName } from '../../src/render/metadata.ts';
+import { openssl, sleep, WORK, workDir } from './env/base.ts';
+import {
+  createCluster, ensureNamespace, extensionKubeconfig, getCluster, HOOK_PATHS, lifecycleRequest, markControlPlaneInitialized, ok, putKubeconfig,
+} from './env/capi.ts';
+import { RUNTIMES, startExtension, type Extension } from './env/extension.ts';
+import { startEnv, type Env } from './env/index.ts';
+
+const test = suite('attacks on the trust boundaries (real API servers, three runtimes)');
+let env: Env;
+let kubeconfig: string;
+const PROVIDER = 'attack-provider';
+const b64 = (s: string) => Buffer.from(s).toString('base64');
+const text = (s: string) => Buffer.from(s, 'base64').toString('utf8');
+const mgmt = () => env.management!;
+
+test.before(async () => {
+  env = await startEnv({ management: true, workload: true });
+  await ensureNamespace(mgmt(), PROVIDER);
+  kubeconfig = await extensionKubeconfig(mgmt(), 'capi-registry-addon');
+});
+test.after(async () => {
+  await env?.stop();
+});
+
+const start = (runtime: string) => startExtension(runtime, { args: ['--kubeconfig', kubeconfig, '--capi-version', 'v1.13', '--provider-namespace', PROVIDER, '--mint-root-ca', '--log-level', 'debug'] });
+const hook = async (ext: Extension, name: keyof typeof HOOK_PATHS, cluster: unknown, query = '?timeout=10s') => {
+  const r = await ext.post(HOOK_PATHS[name], lifecycleRequest(name, cluster), query);
+  assert.is(r.status, 200, r.text);
+  return r.json();
+};
+
+/** An opted-in Cluster with its registry deployed (BCC, then ACPI through its kubeconfig), at the workload API server's address. */
+async function victim(ext: Extension, ns: string, name: string) {
+  await createCluster(mgmt(), ns, name, { services: ['10.96.0.0/12'], registry: {} });
+  const url = new URL(env.workload!.url);
+  ok(await mgmt().request('PATCH', `/apis/cluster.x-k8s.io/v1beta2/namespaces/${ns}/clusters/${name}`, JSON.stringify({ spec: { controlPlaneEndpoint: { host: url.hostname, port: Number(url.port) } } }), 'application/merge-patch+json'), 'endpoint');
+  await markControlPlaneInitialized(mgmt(), ns, name);
+  await putKubeconfig(mgmt(), ns, name, readFileSync(env.workload!.kubeconfig, 'utf8'));
+  const cluster = await getCluster(mgmt(), ns, name);
+  assert.is((await hook(ext, 'BeforeClusterCreate', cluster)).status, 'Success');
+  const acpi = await hook(ext, 'AfterControlPlaneInitialized', cluster);
+  assert.is(acpi.status, 'Success', acpi.message);
+  return cluster;
+}
+
+/** Every object an attack could change: resourceVersions on both sides. */
+async function state(ns: string, name: string) {
+  const get = async (api: typeof env.management, path: string) => {
+    const r = await api!.request('GET', path);
+    return `${path}=${r.status === 200 ? r.body.metadata.resourceVersion : r.status}`;
+  };
+  return [
+    await get(mgmt(), `/apis/cluster.x-k8s.io/v1beta2/namespaces/${ns}/clusters/${name}`),
+    await get(mgmt(), `/apis/addons.cluster.x-k8s.io/v1alpha1/namespaces/${ns}/helmchartproxies/${name}-registry`),
+    ...(await Promise.all(['ca', 'node', 'push'].map((s) => get(mgmt(), `/api/v1/namespaces/${ns}/secrets/${name}-registry-addon-${s}`)))),
+    await get(mgmt(), `/api/v1/namespaces/${PROVIDER}/secrets/${await clusterIssuerSecretName(ns, name)}`),
+    ...(await Promise.all(['registry-tls', 'registry-auth', 'registry-regsync-auth', 'registry-http-secret'].map((s) => get(env.workload, `/api/v1/namespaces/capi-registry/secrets/${s}`)))),
+  ];
+}
+
+for (const runtime of Object.keys(RUNTIMES)) {
+  test(`${runtime}: forged BeforeClusterDelete, BeforeClusterUpgrade (own image), double rotation and bogus uid bodies change nothing`, async () => {
+    const ext = await start(runtime);
+    try {
+      const ns = `forged-${runtime}`;
+      const cluster = await victim(ext, ns, 'c1');
+      const before = await state(ns, 'c1');
+      const proxyBefore = (await mgmt().request('GET', `/apis/addons.cluster.x-k8s.io/v1alpha1/namespaces/${ns}/helmchartproxies/c1-registry`)).body.spec.valuesTemplate;
+      const forgedVars = (registry: unknown) => ({ ...cluster, spec: { ...cluster.spec, topology: { ...cluster.spec.topology, variables: [{ name: 'clusterConfig', value: { addons: { registry } } }] } } });
+
+      // Delete a live Cluster (no deletionTimestamp): Success for CAPI's sake, nothing deleted.
+      const del = await hook(ext, 'BeforeClusterDelete', cluster);
+      assert.equal([del.status, del.message], ['Success', `Cluster ${ns}/c1: the Cluster is not being deleted (no deletionTimestamp); nothing deleted`]);
+      // BCU asking for the attacker's image: the variables come from the API server.
+      const bcu = await hook(ext, 'BeforeClusterUpgrade', forgedVars({ images: { registry: 'evil.example/registry:latest' } }));
+      assert.is(bcu.status, 'Success', bcu.message);
+      // Two rotations in a row through body annotations.
+      for (const value of ['forged-1', 'forged-2']) {
+        const rotated = { ...cluster, metadata: { ...cluster.metadata, annotations: { ...cluster.metadata.annotations, 'capi-registry-addon.io/rotate-credentials': value } } };
+        assert.is((await hook(ext, 'BeforeClusterUpgrade', rotated)).status, 'Success');
+      }
+      // A bogus uid (which would become the owner reference of applied Secrets): refused by name.
+      const bogus = await hook(ext, 'AfterControlPlaneInitialized', { ...cluster, metadata: { ...cluster.metadata, uid: '00000000-0000-0000-0000-000000000000' } });
+      assert.equal([bogus.status, bogus.message], ['Failure', `Cluster ${ns}/c1: the request's metadata.uid "00000000-0000-0000-0000-000000000000" is not the Cluster's (${cluster.metadata.uid})`]);
+      const noUid = await hook(ext, 'BeforeClusterDelete', { ...cluster, metadata: { name: 'c1', namespace: ns } });
+      assert.match(noUid.message, /metadata\.uid "" is not the Cluster's .*; nothing deleted$/);
+      // A Cluster the API server does not have.
+      const ghost = await hook(ext, 'BeforeClusterUpgrade', { ...cluster, metadata: { ...cluster.metadata, name: 'ghost' } });
+      assert.equal([ghost.status, ghost.message], ['Failure', `Cluster ${ns}/ghost: the request names a Cluster that the management API server does not have`]);
+
+      assert.equal(await state(ns, 'c1'), before, 'every resourceVersion unchanged');
+      const proxyAfter = (await mgmt().request('GET', `/apis/addons.cluster.x-k8s.io/v1alpha1/namespaces/${ns}/helmchartproxies/c1-registry`)).body.spec.valuesTemplate;
+      assert.is(proxyAfter, proxyBefore);
+      assert.not.match(proxyAfter, /evil\.example/);
+      assert.match(ext.logs, /hook request does not match the API server; nothing done/, 'logged at warn');
+    } finally {
+      await ext.stop();
+    }
+  });
+
+  test(`${runtime}: a tenant's kubeconfig with exec, auth-provider, file paths, a proxy, or another server runs nothing and reaches nothing: a Failure naming the field`, async () => {
+    const ext = await start(runtime);
+    try {
+      const ns = `kubeconfig-${runtime}`;
+      const cluster = await victim(ext, ns, 'c1');
+      const good = JSON.parse(readFileSync(env.workload!.kubeconfig, 'utf8'));
+      const canary = join(WORK, `canary-${runtime}`);
+      const node = RUNTIMES.node![0]!;
+      const variants: [string, (kc: any) => void, RegExp][] = [
+        ['exec', (kc) => { kc.users[0].user = { exec: { apiVersion: 'client.authentication.k8s.io/v1', command: node, args: ['-e', `require('fs').writeFileSync('${canary}-exec', 'ran')`] } }; }, /users\["[^"]+"\]\.user\.exec is not accepted/],
+        ['auth-provider', (kc) => { kc.users[0].user = { 'auth-provider': { name: 'gcp', config: { 'cmd-path': 'sh', 'cmd-args': `-c 'touch ${canary}-gcp'` } } }; }, /user\.auth-provider is not accepted/],
+        ['file', (kc) => { kc.users[0].user = { 'client-certificate': '/etc/hostname', 'client-key': '/etc/hostname' }; }, /user\.client-certificate is not accepted/],
+        ['proxy', (kc) => { kc.clusters[0].cluster['proxy-url'] = 'http://127.0.0.1:9'; }, /cluster\.proxy-url is not accepted/],
+        ['insecure', (kc) => { kc.clusters[0].cluster['insecure-skip-tls-verify'] = true; }, /cluster\.insecure-skip-tls-verify is not accepted/],
+        // Aimed at another server (here the management API server, which would then receive a registry key).
+        ['server', (kc) => { kc.clusters[0].cluster.server = mgmt().url; kc.clusters[0].cluster['certificate-authority-data'] = b64(mgmt().ca.pem); }, /is not the Cluster's spec\.controlPlaneEndpoint/],
+      ];
+      const before = await state(ns, 'c1');
+      for (const [name, edit, field] of variants) {
+        const kc = structuredClone(good);
+        edit(kc);
+        await putKubeconfig(mgmt(), ns, 'c1', JSON.stringify(kc));
+        const r = await hook(ext, 'AfterControlPlaneInitialized', cluster);
+        assert.is(r.status, 'Failure', name);
+        assert.match(r.message, new RegExp(`^Cluster ${ns}/c1: Secret ${ns}/c1-kubeconfig refused: `), name);
+        assert.match(r.message, field, name);
+      }
+      await sleep(500);
+      assert.not.ok(existsSync(`${canary}-exec`) || existsSync(`${canary}-gcp`), 'no command ran');
+      // The workload side is untouched; the kubeconfig Secret was the only thing that changed.
+      assert.equal((await state(ns, 'c1')).slice(5), before.slice(5));
+      await putKubeconfig(mgmt(), ns, 'c1', readFileSync(env.workload!.kubeconfig, 'utf8'));
+      assert.is((await hook(ext, 'AfterControlPlaneInitialized', cluster)).status, 'Success', 'the real kubeconfig works again');
+    } finally {
+      await ext.stop();
+    }
+  });
+
+  test(`${runtime}: a cost-31 bcrypt hash planted in registry-auth is rewritten at once, while hooks for other Clusters keep answering`, async () => {
+    const ext = await start(runtime);
+    try {
+      const ns = `bcrypt-${runtime}`;
+      const cluster = await victim(ext, ns, 'c1');
+      const planted = `node:$2b$31$${'a'.repeat(53)}\npush:$2b$31$${'b'.repeat(53)}\n`;
+      ok(await env.workload!.request('PATCH', '/api/v1/namespaces/capi-registry/secrets/registry-auth', JSON.stringify({ data: { htpasswd: b64(planted) } }), 'application/merge-patch+json'), 'plant');
+      const other = await createCluster(mgmt(), ns, 'other', { services: ['10.96.0.0/12'], registry: {} });
+      const started = performance.now();
+      const [bcu, ...others] = await Promise.all([
+        hook(ext, 'BeforeClusterUpgrade', cluster),
+        ...Array.from({ length: 5 }, async (_, i) => {
+          await sleep(20 * i);
+          const t = performance.now();
+          const r = await hook(ext, 'BeforeClusterCreate', other);
+          return { status: r.status, ms: performance.now() - t };
+        }),
+      ]);
+      const ms = performance.now() - started;
+      assert.is(bcu.status, 'Success', bcu.message);
+      assert.ok(ms < 1000, `BCU with a planted cost-31 hash answered in ${Math.round(ms)} ms`);
+      for (const o of others) assert.ok(o.status === 'Success' && o.ms < 1000, JSON.stringify(o));
+      const htpasswd = text((await env.workload!.request('GET', '/api/v1/namespaces/capi-registry/secrets/registry-auth')).body.data.htpasswd);
+      assert.match(htpasswd, /^node:\$2b\$04\$.{53}\npush:\$2b\$04\$.{53}\n$/, 'rewritten at our cost');
+    } finally {
+      await ext.stop();
+    }
+  });
+
+  test(`${runtime}: the worst bodies anyone can send keep RSS under the 256 MiB limit; 20,000 forged Cluster names leave /metrics bounded; TLS below 1.2 refused`, async () => {
+    const ext = await start(runtime);
+    try {
+      const peak = () => Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${ext.proc.pid}/status`, 'utf8'))![1]) / 1024;
+      const rss = () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${ext.proc.pid}/status`, 'utf8'))![1]) / 1024;
+      await ext.request('GET', '/metrics', undefined, false);
+      const idle = rss();
+      // The largest body accepted (2 MiB), of the JSON that costs the most memory per byte: empty arrays
+      // (and objects). Six at once: four fit the server's body budget, the others are refused at once.
+      const worst = (open: string) => {
+        const head = '{"apiVersion":"hooks.runtime.cluster.x-k8s.io/v1alpha1","kind":"GeneratePatchesRequest","items":[';
+        const n = Math.floor((2 * 1024 * 1024 - head.length - 8) / 3);
+        return `${head}${`${open},`.repeat(n - 1)}${open}]}`;
+      };
+      for (const open of ['[]', '{}']) {
+        const body = worst(open);
+        const replies = await Promise.all(Array.from({ length: 6 }, () => ext.request('POST', `${HOOK_PATHS.GeneratePatches}?timeout=10s`, body, false)));
+        for (const r of replies) assert.is(r.json().status, 'Failure');
+        assert.ok(replies.some((r) => /items\[0\] must be an object/.test(r.json().message)), 'parsed and refused');
+      }
+      const worstPeak = peak();
+      console.log(`  ${runtime}: idle RSS ${idle.toFixed(1)} MiB, peak after worst bodies ${worstPeak.toFixed(1)} MiB`);
+      assert.ok(worstPeak < 200, `peak RSS ${worstPeak.toFixed(1)} MiB (limit 256 MiB)`);
+
+      // 20,000 opted-in claims for Clusters that do not exist.
+      const names = Array.from({ length: 20_000 }, (_, i) => `forged-${i}-${Math.random().toString(36).slice(2, 10)}`);
+      const body = (name: string) => lifecycleRequest('BeforeClusterCreate', { metadata: { name, namespace: 'nowhere', uid: 'u' }, spec: { topology: { variables: [{ name: 'clusterConfig', value: { addons: { registry: {} } } }] } } });
+      let next = 0;
+      await Promise.all(Array.from({ length: 16 }, async () => {
+        while (next < names.length) {
+          const r = await ext.post(HOOK_PATHS.BeforeClusterCreate, body(names[next++]!));
+          assert.is(r.json().status, 'Failure');
+        }
+      }));
+      const metrics = (await ext.request('GET', '/metrics', undefined, false)).text;
+      console.log(`  ${runtime}: /metrics after 20,000 forged names: ${metrics.length} bytes`);
+      assert.not.match(metrics, /forged-/);
+      assert.ok(metrics.length < 50_000, `${metrics.length} bytes`);
+
+      // TLS 1.0 and 1.1 refused, 1.2 accepted (openssl told to allow the old versions on its side).
+      const handshake = (version: string) => spawnSync('openssl', ['s_client', '-connect', `127.0.0.1:${ext.port}`, version, '-cipher', 'DEFAULT@SECLEVEL=0'], { input: '', encoding: 'utf8', timeout: 10_000 });
+      for (const old of ['-tls1', '-tls1_1']) assert.match(`${handshake(old).stdout}${handshake(old).stderr}`, /alert protocol version|no protocols available|wrong version/, `${runtime} ${old}`);
+      assert.match(handshake('-tls1_2').stdout, /Protocol\s*:\s*TLSv1\.2/);
+    } finally {
+      await ext.stop();
+    }
+  });
+}
+
+test('one registry identity per Cluster: a client trusting B\'s CA Secret rejects A\'s registry certificate; one trusting the root accepts both (openssl)', async () => {
+  const ext = await start('node');
+  try {
+    const ns = 'cross';
+    const tlsOf = async () => (await env.workload!.request('GET', '/api/v1/namespaces/capi-registry/secrets/registry-tls')).body.data;
+    // Both Clusters' registries are written to the one workload API server here: read each in turn.
+    await victim(ext, ns, 'a');
+    const a = await tlsOf();
+    await victim(ext, ns, 'b');
+    const b = await tlsOf();
+    const caOf = async (name: string) => text((await mgmt().request('GET', `/api/v1/namespaces/${ns}/secrets/${name}-registry-addon-ca`)).body.data['ca.crt']);
+    const root = text((await mgmt().request('GET', `/api/v1/namespaces/${PROVIDER}/secrets/registry-addon-root-ca`)).body.data['ca.crt']);
+    const dir = workDir('cross');
+    const files = { aChain: text(a['tls.crt']), bChain: text(b['tls.crt']), aCa: await caOf('a'), bCa: await caOf('b'), root };
+    for (const [name, pem] of Object.entries(files)) writeFileSync(join(dir, name), pem);
+    // -partial_chain: trust anchors may be intermediates, as Go's TLS (containerd, regsync) and curl treat them.
+    const verify = (ca: string, chain: string) => spawnSync('openssl', ['verify', '-partial_chain', '-CAfile', ca, '-untrusted', chain, chain], { cwd: dir, encoding: 'utf8' });
+    assert.is(verify('aCa', 'aChain').status, 0, 'A trusts A');
+    assert.is(verify('bCa', 'bChain').status, 0, 'B trusts B');
+    const crossed = verify('bCa', 'aChain');
+    assert.is.not(crossed.status, 0, 'B\'s CA Secret must reject A\'s registry');
+    assert.match(crossed.stderr + crossed.stdout, /unable to get local issuer certificate/);
+    assert.is.not(verify('aCa', 'bChain').status, 0, 'and the other way round');
+    for (const chain of ['aChain', 'bChain']) assert.is(openssl(['verify', '-CAfile', 'root', '-untrusted', chain, chain], dir).trim(), `${chain}: OK`, 'the root trusts both');
+  } finally {
+    await ext.stop();
+  }
+});
+
+test.run();

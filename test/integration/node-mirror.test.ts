@@ -1,0 +1,271 @@
+// Every node uses the mirror: the node-side script and the rendered files on every containerd a CAPI
+// user runs (Debian's 1.6, and 1.7, 2.0, 2.2.1, 2.2.x, 2.3, 2.4 built from the Go module proxy), each
+// with the config shapes nodes really have, proven the way the kubelet pulls: through the CRI (crictl),
+// with the registry's access log as evidence and upstream names that lead nowhere.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { basicAuthorization, htpasswdFor, newPassword, type Credentials } from '../../src/addon/credentials.ts';
+import { clusterRegistry } from '../../src/addon/layout.ts';
+import { registryPlan } from '../../src/addon/plan.ts';
+import { mintClusterIssuer } from '../../src/pki/cluster-issuer.ts';
+import { mintRootCa, parseRootCa } from '../../src/pki/root-ca.ts';
+import { issueServerCertificate } from '../../src/pki/server-cert.ts';
+import { NODE, serverCertSans } from '../../src/render/metadata.ts';
+import { enableMirrorScript, hostsToml } from '../../src/render/node-files.ts';
+import { parseCluster } from '../../src/runtime-sdk/request.ts';
+import { freePort, waitFor, workDir } from './env/base.ts';
+import { components } from './env/components.ts';
+import { makeCa, makeLeaf } from './env/pki.ts';
+import { NetNs, nodeDir, TestNode } from './env/node.ts';
+import { makeImage } from './env/oci.ts';
+import { startRegistry, startRenderedRegistry, type Registry } from './env/registry.ts';
+
+const test = suite('every node uses the mirror: containerd 1.6 to 2.4 through the CRI');
+
+/** The registry as a Cluster with service CIDR `cidr` gets it: plan, issuer-signed TLS, credentials. */
+async function clusterMirror(cidr: string) {
+  const parsed = parseCluster({ metadata: { name: 'c1', namespace: 'default' }, spec: { clusterNetwork: { services: { cidrBlocks: [cidr] } }, topology: { variables: [{ name: 'clusterConfig', value: { addons: { registry: {} } } }] } } });
+  if (!parsed.ok) throw new Error(parsed.message);
+  const registry = clusterRegistry(parsed.value)!;
+  const plan = await registryPlan(parsed.value, registry);
+  const root = await parseRootCa(await mintRootCa({ now: new Date() }), 'root');
+  const issuer = await parseRootCa(await mintClusterIssuer(root, { cluster: 'default/c1', now: new Date() }), 'issuer');
+  const tls = await issueServerCertificate(issuer, { ...serverCertSans(registry.layout), now: new Date() });
+  const creds: Credentials = { node: { username: 'node', password: newPassword() }, push: { username: 'push', password: newPassword() }, previous: [] };
+  const config = (plan.workload.find((o: any) => o.kind === 'ConfigMap' && o.metadata.name === 'registry-config') as any).data['config.yml'] as string;
+  const files = { hostsToml: hostsToml(registry.layout, registry.config, basicAuthorization(creds.node)), ca: issuer.certPem, script: enableMirrorScript() };
+  // The test's own client trusts the root (it builds the chain the registry serves); nodes trust the issuer.
+  return { registry, tls: { ...tls, 'ca.crt': root.certPem }, creds, config, files, root, issuer };
+}
+
+let mirror: Registry;
+let files: { hostsToml: string; ca: string; script: string };
+const IMAGES = { docker: 'docker.io/library/app:1.0', quay: 'quay.io/team/tool:2.0' };
+
+test.before(async () => {
+  // A service CIDR of 127.0.0.0/24 puts the Service IP at 127.0.0.20, where the mirror listens. Upstream
+  // names resolve to 127.0.0.1, where port 443 is closed.
+  const m = await clusterMirror('127.0.0.0/24');
+  files = m.files;
+  mirror = await startRenderedRegistry('node-mirror', components().registry.path, m.config, m.tls, '127.0.0.20:443', undefined, htpasswdFor(m.creds, undefined));
+  const push = basicAuthorization(m.creds.push);
+  // containerd sends ?ns=<registry> and Distribution ignores it: docker.io/x and quay.io/x share a repository.
+  await mirror.push('library/app', '1.0', makeImage('app from the mirror'), push);
+  await mirror.push('team/tool', '2.0', makeImage('tool from the mirror'), push);
+});
+test.after(async () => {
+  await mirror?.stop();
+});
+
+type Family = 'v2' | 'v3';
+const familyOf = (version: string): Family => (/^v?1\./.test(version) ? 'v2' : 'v3');
+const SECTION: Record<Family, string> = { v2: 'plugins."io.containerd.grpc.v1.cri".registry', v3: "plugins.'io.containerd.cri.v1.images'.registry" };
+const PARENT: Record<Family, string> = { v2: 'plugins."io.containerd.grpc.v1.cri"', v3: "plugins.'io.containerd.cri.v1.images'" };
+const HEAD: Record<Family, string> = { v2: 'version = 2', v3: 'version = 3' };
+
+interface Variant {
+  name: string;
+  config: (family: Family, stock: string) => string | undefined;
+  files?: Record<string, string>;
+  /** The script must leave the node alone (and say so); containerd must still start with its CRI. */
+  leftAlone?: RegExp;
+  check?: (node: TestNode, family: Family) => void;
+}
+
+const VARIANTS: Variant[] = [
+  { name: 'config default', config: (_f, stock) => stock },
+  { name: 'no config.toml (the script writes config default)', config: () => undefined },
+  {
+    name: 'image-builder node image',
+    config: (f) => f === 'v2'
+      ? '# Use config version 2 to enable new configuration fields.\nversion = 2\nimports = ["/etc/containerd/conf.d/*.toml"]\n\n[plugins]\n  [plugins."io.containerd.grpc.v1.cri"]\n    sandbox_image = "registry.k8s.io/pause:3.10"\n  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]\n    runtime_type = "io.containerd.runc.v2"\n  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]\n    SystemdCgroup = true\n  [plugins."io.containerd.grpc.v1.cri".registry]\n    config_path = "/etc/containerd/certs.d"\n'
+      : "version = 3\nimports = ['/etc/containerd/conf.d/*.toml']\n\n[plugins]\n  [plugins.'io.containerd.cri.v1.images'.pinned_images]\n    sandbox = 'registry.k8s.io/pause:3.10'\n  [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]\n    runtime_type = 'io.containerd.runc.v2'\n  [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]\n    SystemdCgroup = true\n  [plugins.'io.containerd.cri.v1.images'.registry]\n    config_path = '/etc/containerd/certs.d'\n",
+  },
+  {
+    name: 'custom config_path list (another directory with a quay.io host first)',
+    config: (f) => `${HEAD[f]}\n[${SECTION[f]}]\n  config_path = "/etc/containerd/other.d:/etc/containerd/certs.d"\n`,
+    files: { 'other.d/quay.io/hosts.toml': 'server = "https://quay.io"\n\n[host."https://quay.io"]\n  capabilities = ["pull", "resolve"]\n' },
+    check: (node) => assert.match(node.file('other.d/quay.io/hosts.toml')!, /# BEGIN capi-registry-addon[\s\S]*\[host\."https:\/\/quay\.io"\]/, 'the mirror first, their host kept'),
+  },
+  {
+    name: 'custom single config_path directory',
+    config: (f) => `${HEAD[f]}\n[${SECTION[f]}]\n  config_path = "/etc/containerd/registry.d"\n`,
+    check: (node) => assert.ok(node.file('registry.d/_default/hosts.toml'), 'the mirror goes into the operator\'s own directory'),
+  },
+  {
+    name: 'header with a comment',
+    config: (f) => `${HEAD[f]}\n\n[${SECTION[f]}]   # where registries are configured\n  config_path = ""\n`,
+  },
+  {
+    name: 'config_path as a dotted key of the plugin table',
+    config: (f) => `${HEAD[f]}\n[${PARENT[f]}]\n  registry.config_path = ""\n`,
+  },
+  { name: 'no version line', config: () => 'oom_score = 0\n\n[grpc]\n  max_recv_message_size = 16777216\n' },
+  {
+    name: "another patch's _default/hosts.toml (a mirror of its own)",
+    config: (_f, stock) => stock,
+    files: { 'certs.d/_default/hosts.toml': 'server = "https://registry-1.docker.io"\n\n[host."https://127.0.0.1:1"]\n  capabilities = ["pull", "resolve"]\n' },
+    check: (node) => {
+      const merged = node.file('certs.d/_default/hosts.toml')!;
+      assert.ok(merged.indexOf('capi-registry-addon') < merged.indexOf('[host."https://127.0.0.1:1"]') && merged.startsWith('server = '), merged);
+    },
+  },
+  {
+    name: 'a node image with certs.d/docker.io/hosts.toml',
+    config: (_f, stock) => stock,
+    files: { 'certs.d/docker.io/hosts.toml': 'server = "https://registry-1.docker.io"\n\n[host."https://registry-1.docker.io"]\n  capabilities = ["pull", "resolve"]\n' },
+  },
+  {
+    name: 'legacy mirrors',
+    config: (f) => `${HEAD[f]}\n[${SECTION[f]}.mirrors."docker.io"]\n  endpoint = ["https://127.0.0.1:1"]\n`,
+    leftAlone: /legacy registry mirrors\/configs\/auths are set/,
+  },
+  {
+    name: 'legacy mirrors as dotted keys',
+    config: (f) => `${HEAD[f]}\n[${PARENT[f]}]\n  registry.mirrors."docker.io".endpoint = ["https://127.0.0.1:1"]\n`,
+    leftAlone: /legacy registry mirrors\/configs\/auths are set/,
+  },
+  {
+    name: 'legacy configs.tls',
+    config: (f) => `${HEAD[f]}\n[${SECTION[f]}.configs."registry.example.com:5000".tls]\n  insecure_skip_verify = true\n`,
+    leftAlone: /legacy registry mirrors\/configs\/auths are set/,
+  },
+];
+
+/** Access-log lines of the mirror since `from` that served `path` to the node credential. */
+const served = (from: number, path: string) => readFileSync(mirror.logFile, 'utf8').slice(from).split('\n').filter((l) => l.includes(path) && l.includes('"auth.user.name":"node"'));
+
+for (const { version, path } of (() => { try { return components().containerdMatrix; } catch { return [{ version: 'missing', path: '' }]; } })()) {
+  test(`containerd ${version}: every config shape either pulls docker.io and quay.io images from the mirror through the CRI, or is left alone with the CRI still up; the script is idempotent`, async () => {
+    const family = familyOf(version);
+    const stock = spawnSync(path, ['config', 'default'], { encoding: 'utf8' }).stdout;
+    const problems: string[] = [];
+    for (const [index, variant] of VARIANTS.entries()) {
+      const node = new TestNode(nodeDir(version, String(index)), { containerd: path, config: variant.config(family, stock), files: variant.files });
+      node.writeAddonFiles(files);
+      const before = node.file('config.toml');
+      const first = node.runScript();
+      assert.is(first.status, 0, `${variant.name}: the script always exits 0\n${first.stderr}`);
+      const after = node.file('config.toml');
+      const hostsAfter = node.file('certs.d/_default/hosts.toml');
+      const second = node.runScript();
+      assert.is(node.file('config.toml'), after, `${version} ${variant.name}: a second run changes nothing`);
+      assert.is(node.file('certs.d/_default/hosts.toml'), hostsAfter, `${version} ${variant.name}: hosts.toml unchanged by a second run`);
+      if (variant.leftAlone) {
+        assert.is(first.statusFile.state, 'not-enabled', `${variant.name}: ${JSON.stringify(first.statusFile)}`);
+        assert.match(first.statusFile.reason!, variant.leftAlone);
+        assert.match(first.stderr, /capi-registry-addon: mirror not-enabled/, 'said on stderr (the journal on a node)');
+        assert.is(after, before, `${variant.name}: config.toml untouched`);
+      } else {
+        assert.is(first.statusFile.state, 'enabled', `${version} ${variant.name}: ${JSON.stringify(first.statusFile)}\n${first.stderr}`);
+        assert.match(second.statusFile.reason!, /config\.toml changed: no$/);
+      }
+      await node.start({ cri: !variant.leftAlone });
+      try {
+        if (variant.leftAlone) {
+          // Untouched, the node is exactly as its own config makes it. containerd 2.2.0/2.2.1 refuse legacy
+          // mirrors even with no config_path in the file (their built-in default sets one): the CRI is down
+          // there with or without this addon.
+          if (!node.crictl(['info'], 10_000).ok) assert.match(node.log, /`mirrors` cannot be set when `config_path` is provided/, `${version} ${variant.name}: the CRI is down for a reason other than the node's own legacy config`);
+          continue;
+        }
+        // The CRI plugin is up (it answered `crictl info` before start() returned).
+        variant.check?.(node, family);
+        for (const ref of [IMAGES.docker, IMAGES.quay]) {
+          const from = readFileSync(mirror.logFile, 'utf8').length;
+          const pulled = node.pull(ref, 60_000);
+          const repoPath = ref.startsWith('docker.io') ? '/v2/library/app/manifests/1.0' : '/v2/team/tool/manifests/2.0';
+          if (!pulled.ok) {
+            problems.push(`${version} ${variant.name} ${ref}: ${pulled.output.trim().slice(-300)}`);
+            continue;
+          }
+          await waitFor(`${ref} served by the mirror`, async () => (served(from, repoPath).length ? true : undefined), 10_000).catch(() => problems.push(`${version} ${variant.name} ${ref}: pulled, but not from the mirror`));
+        }
+      } finally {
+        await node.stop();
+      }
+    }
+    assert.equal(problems, [], problems.join('\n'));
+  });
+}
+
+test('a mirror whose Service IP drops packets (a new node before kube-proxy): the fast-fail rule refuses at once and pulls go upstream, on every containerd', async () => {
+  // The node's own network namespace: the Service CIDR routed out of a veth whose peer is down (packets
+  // leave and nothing ever answers, as before kube-proxy), the upstream registry on 127.0.0.1:443 under
+  // the upstream names, trusted by the node's system CA.
+  const ns = NetNs.create('crm-penalty', [
+    ['link', 'add', 'v0', 'type', 'veth', 'peer', 'name', 'v1'], ['link', 'set', 'v0', 'up'], ['addr', 'add', '192.0.2.1/24', 'dev', 'v0'],
+    ['neigh', 'add', '192.0.2.2', 'lladdr', '02:00:00:00:00:02', 'dev', 'v0', 'nud', 'permanent'], ['route', 'add', '10.96.0.0/12', 'via', '192.0.2.2', 'dev', 'v0'],
+  ]);
+  const ca = makeCa('upstream');
+  const leaf = makeLeaf(ca, 'upstream', { sans: ['DNS:registry-1.docker.io', 'DNS:docker.io', 'DNS:quay.io', 'IP:127.0.0.1'] });
+  const data = workDir('upstream-data');
+  const config = (addr: string) => `version: 0.1\nlog: {level: info, accesslog: {disabled: false}}\nstorage: {filesystem: {rootdirectory: ${data}}}\nhttp: {addr: "${addr}", secret: s, tls: {certificate: ${leaf.certFile}, key: ${leaf.keyFile}}}\n`;
+  // Seeded on this machine's loopback, then served inside the node's namespace from the same storage.
+  const seed = await startRegistry('upstream-seed', { certFile: leaf.certFile, keyFile: leaf.keyFile, ca: ca.pem }, { config: (addr) => config(addr) });
+  await seed.push('library/app', '1.0', makeImage('app from upstream'));
+  await seed.stop();
+  const upstream = await startRegistry('upstream', undefined, { host: '127.0.0.1', port: 443, config: (addr) => config(addr), wrap: (cmd, args) => ns.wrap(cmd, args) });
+  const m = await clusterMirror('10.96.0.0/12');
+  try {
+    for (const { version, path } of components().containerdMatrix) {
+      const node = new TestNode(nodeDir('p', version), { containerd: path, config: spawnSync(path, ['config', 'default'], { encoding: 'utf8' }).stdout, netns: ns, systemCa: ca.pem });
+      node.writeAddonFiles(m.files);
+      const r = node.runScript();
+      assert.is(r.statusFile.state, 'enabled', JSON.stringify(r.statusFile));
+      assert.is(r.statusFile.fast_fail, 'iptables', 'the rule is in place');
+      await node.start();
+      try {
+        const pulled = node.pull(IMAGES.docker, 120_000);
+        assert.ok(pulled.ok, `${version}: ${pulled.output}`);
+        // The mirror was tried and refused at once (not a dial that waited to time out), then upstream served it.
+        assert.match(node.log, /10\.96\.0\.20:443.*connection refused/, `${version}: the mirror was refused, not waited for`);
+        assert.not.match(node.log, /10\.96\.0\.20:443.*(i\/o timeout|context deadline exceeded)/, `${version}: no dial waited out`);
+      } finally {
+        await node.stop();
+      }
+    }
+    // The script's rule lives only in the node's namespace.
+    const rules = spawnSync('ip', ['netns', 'exec', ns.name, 'iptables', '-S', 'OUTPUT'], { encoding: 'utf8' }).stdout;
+    assert.match(rules, /-d 10\.96\.0\.20\/32 -p tcp -m tcp --dport 443 -m addrtype ! --dst-type LOCAL -m comment --comment capi-registry-addon-fast-fail -j REJECT --reject-with tcp-reset/);
+    assert.is(rules.match(/capi-registry-addon-fast-fail/g)!.length, 1, 'once, however often the script ran');
+  } finally {
+    await upstream.stop();
+    ns.remove();
+  }
+});
+
+test('cross-cluster: containerd trusting cluster B\'s CA Secret refuses cluster A\'s registry; trusting A\'s, it pulls', async () => {
+  const root = await parseRootCa(await mintRootCa({ now: new Date() }), 'root');
+  const issuerOf = async (name: string) => parseRootCa(await mintClusterIssuer(root, { cluster: `default/${name}`, now: new Date() }), name);
+  const [a, b] = [await issuerOf('a'), await issuerOf('b')];
+  const m = await clusterMirror('127.0.0.0/24');
+  // Cluster A's registry at the same Service IP a B node would use.
+  const tlsA = { ...(await issueServerCertificate(a, { ...serverCertSans(m.registry.layout), now: new Date() })), 'ca.crt': root.certPem };
+  await mirror.stop();
+  const registryA = await startRenderedRegistry('cross-a', components().registry.path, m.config, tlsA, '127.0.0.20:443', undefined, htpasswdFor(m.creds, undefined));
+  try {
+    await registryA.push('library/app', '1.0', makeImage('A'), basicAuthorization(m.creds.push));
+    const newest = components().containerdMatrix.at(-1)!;
+    for (const [trust, expectOk] of [[b.certPem, false], [a.certPem, true]] as const) {
+      const node = new TestNode(nodeDir('x', expectOk ? 'a' : 'b'), { containerd: newest.path, config: spawnSync(newest.path, ['config', 'default'], { encoding: 'utf8' }).stdout });
+      node.writeAddonFiles({ ...m.files, ca: trust });
+      assert.is(node.runScript().statusFile.state, 'enabled');
+      await node.start();
+      try {
+        const pulled = node.pull(IMAGES.docker, 60_000);
+        assert.is(pulled.ok, expectOk, pulled.output);
+        if (!expectOk) assert.match(node.log, /x509: certificate signed by unknown authority|tls: failed to verify certificate/);
+      } finally {
+        await node.stop();
+      }
+    }
+  } finally {
+    await registryA.stop();
+  }
+});
+
+test.run();
