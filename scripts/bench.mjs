@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { build } from 'esbuild';
 import { join } from 'node:path';
 import { benchRegistryAuth } from './bench-registry-auth.mjs';
+import { benchNodePenalty, printNodePenalty } from './bench-node.mjs';
 
 const ROOT = process.cwd();
 const BUNDLE = join(ROOT, 'dist', 'capi-registry-addon.mjs');
@@ -248,5 +249,13 @@ else {
   const off = registryAuthRows[0];
   printTable(['mode', 'pulls', 'CPU ms per blob', 'vs auth off', 'pulls/s'], registryAuthRows.map((r) => [r.mode, String(r.pulls), f(r.cpuMsPerBlob, 3), `${f(r.cpuMsPerBlob / off.cpuMsPerBlob, 2)}x`, f(r.rps, 0)]));
 }
-writeFileSync(join(ROOT, '.cache', 'bench-last.json'), JSON.stringify({ rows, pkiRows, bcryptRows, registryAuthRows, bundleKiB }, null, 1));
+// Nodes: the bootstrap penalty per containerd version (root, network namespaces, the built components).
+let nodeRows;
+try {
+  nodeRows = await benchNodePenalty();
+  printNodePenalty(nodeRows);
+} catch (err) {
+  console.log(`\nbootstrap penalty: not measured (${err.message.split('\n')[0]}); run npm test once (components), as root`);
+}
+writeFileSync(join(ROOT, '.cache', 'bench-last.json'), JSON.stringify({ rows, pkiRows, bcryptRows, registryAuthRows, nodeRows, bundleKiB }, null, 1));
 rmSync(work, { recursive: true, force: true });
