@@ -31,7 +31,7 @@ const SERVE: CommandSpec = {
     { name: 'tls-reload-interval', value: 'SECONDS', help: 'how often to look for a renewed certificate', default: '10' },
     { name: 'kubeconfig', value: 'FILE', help: 'management cluster kubeconfig; else in-cluster, else $KUBECONFIG or ~/.kube/config' },
     { name: 'capi-version', value: 'VERSION', help: `Cluster API version whose hook catalog to advertise (v1.${OLDEST_CAPI_MINOR}..v1.${NEWEST_CAPI_MINOR})`, default: `v1.${OLDEST_CAPI_MINOR}` },
-    { name: 'max-body-bytes', value: 'BYTES', help: 'largest hook request accepted (four at once at most)', default: String(DEFAULT_MAX_BODY_BYTES) },
+    { name: 'max-body-bytes', value: 'BYTES', help: 'largest hook request accepted (two that large at once at most)', default: String(DEFAULT_MAX_BODY_BYTES) },
     { name: 'log-level', value: LOG_LEVELS.join('|'), help: 'least severe level logged', default: 'info' },
     { name: 'log-format', value: 'json|text', help: 'log line format', default: 'json' },
     { name: 'provider-namespace', value: 'NS', help: 'namespace of the extension and its root CA Secret', default: 'capi-registry-addon-system' },
