@@ -181,23 +181,23 @@ for (const runtime of Object.keys(RUNTIMES)) {
       const rss = () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${ext.proc.pid}/status`, 'utf8'))![1]) / 1024;
       await ext.request('GET', '/metrics', undefined, false);
       const idle = rss();
-      // The largest body accepted (2 MiB), of the JSON that costs the most memory per byte: empty arrays
+      // The largest body accepted (1 MiB), of the JSON that costs the most memory per byte: empty arrays
       // (and objects). Six at once: two fit the server's body budget, the others are refused at once.
       const worst = (open: string) => {
         const head = '{"apiVersion":"hooks.runtime.cluster.x-k8s.io/v1alpha1","kind":"GeneratePatchesRequest","items":[';
-        const n = Math.floor((2 * 1024 * 1024 - head.length - 8) / 3);
+        const n = Math.floor((1024 * 1024 - head.length - 8) / 3);
         return `${head}${`${open},`.repeat(n - 1)}${open}]}`;
       };
       for (const open of ['[]', '{}']) {
         const body = worst(open);
         const replies = await Promise.all(Array.from({ length: 6 }, () => ext.request('POST', `${HOOK_PATHS.GeneratePatches}?timeout=10s`, body, false)));
         for (const r of replies) assert.is(r.json().status, 'Failure');
-        assert.ok(replies.some((r) => /opens \d+ JSON objects and arrays, more than the 131072/.test(r.json().message)), `counted and refused: ${replies.map((r) => r.json().message).join(' / ')}`);
+        assert.ok(replies.some((r) => /opens \d+ JSON objects and arrays, more than the 65536/.test(r.json().message)), `counted and refused: ${replies.map((r) => r.json().message).join(' / ')}`);
       }
       // Just under the bound: parsed, then refused by validation. The most memory a body can still cost.
       for (const open of ['[]', '{}']) {
         const head = '{"apiVersion":"hooks.runtime.cluster.x-k8s.io/v1alpha1","kind":"GeneratePatchesRequest","items":[';
-        const body = `${head}${`${open},`.repeat(131_000)}${open}]}${' '.repeat(2 * 1024 * 1024 - head.length - 3 * 131_001 - 2)}`;
+        const body = `${head}${`${open},`.repeat(65_000)}${open}]}${' '.repeat(1024 * 1024 - head.length - 3 * 65_001 - 2)}`;
         const replies = await Promise.all(Array.from({ length: 6 }, () => ext.request('POST', `${HOOK_PATHS.GeneratePatches}?timeout=10s`, body, false)));
         for (const r of replies) assert.is(r.json().status, 'Failure');
         assert.ok(replies.some((r) => /invalid GeneratePatchesRequest: items\[0\]/.test(r.json().message)), `parsed and refused: ${replies.map((r) => r.json().message).join(' / ')}`);

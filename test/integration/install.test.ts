@@ -20,6 +20,7 @@ const PATHS: Record<string, (ns: string) => string> = {
   Certificate: (ns) => `/apis/cert-manager.io/v1/namespaces/${ns}/certificates`,
   Deployment: (ns) => `/apis/apps/v1/namespaces/${ns}/deployments`,
   PodDisruptionBudget: (ns) => `/apis/policy/v1/namespaces/${ns}/poddisruptionbudgets`,
+  NetworkPolicy: (ns) => `/apis/networking.k8s.io/v1/namespaces/${ns}/networkpolicies`,
 };
 
 test('dist/install.yaml (ExtensionConfig v1alpha1) and the v1.12 variant (v1beta2): every object passes strict dry-run', async () => {
@@ -29,7 +30,11 @@ test('dist/install.yaml (ExtensionConfig v1alpha1) and the v1.12 variant (v1beta
     const v112 = spawnSync(RUNTIMES.node![0]!, [BUNDLE, 'manifests', '--capi-version', 'v1.12'], { encoding: 'utf8' }).stdout;
     for (const [name, text] of [['dist/install.yaml', readFileSync('dist/install.yaml', 'utf8')], ['manifests --capi-version v1.12', v112]] as const) {
       const docs = yaml.loadAll(text).filter(Boolean) as any[];
-      assert.equal(docs.map((d) => d.kind), ['Namespace', 'ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Issuer', 'Certificate', 'Issuer', 'Certificate', 'Deployment', 'Service', 'PodDisruptionBudget', 'ExtensionConfig']);
+      assert.equal(docs.map((d) => d.kind), ['Namespace', 'ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Issuer', 'Certificate', 'Issuer', 'Certificate', 'Deployment', 'Service', 'PodDisruptionBudget', 'NetworkPolicy', 'ExtensionConfig']);
+      // Only CAPI's controllers and CAAPH reach the hook port, and only that port.
+      const policy = docs.find((d) => d.kind === 'NetworkPolicy');
+      assert.equal(policy.spec.ingress, [{ from: [{ namespaceSelector: { matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'In', values: ['capi-system', 'caaph-system'] }] } }], ports: [{ protocol: 'TCP', port: 9443 }] }]);
+      assert.equal(policy.spec.podSelector.matchLabels, docs.find((d) => d.kind === 'Deployment').spec.selector.matchLabels);
       const issuers = docs.filter((d) => d.kind === 'Issuer');
       assert.equal(issuers.map((i) => Object.keys(i.spec)), [['selfSigned'], ['ca']], 'self-signed root; the root CA signs the serving certificate');
       assert.is(docs.find((d) => d.metadata.name === 'capi-registry-addon-serving-cert').spec.issuerRef.name, issuers[1].metadata.name);
@@ -52,6 +57,12 @@ test('dist/install.yaml (ExtensionConfig v1alpha1) and the v1.12 variant (v1beta
   } finally {
     await env.stop();
   }
+});
+
+test('manifests --allow-from puts the given namespaces in the NetworkPolicy', () => {
+  const out = spawnSync(RUNTIMES.node![0]!, [BUNDLE, 'manifests', '--allow-from', 'capi-system,caaph-system,monitoring'], { encoding: 'utf8' }).stdout;
+  const policy = (yaml.loadAll(out).filter(Boolean) as any[]).find((d) => d.kind === 'NetworkPolicy');
+  assert.equal(policy.spec.ingress[0].from[0].namespaceSelector.matchExpressions[0].values, ['capi-system', 'caaph-system', 'monitoring']);
 });
 
 test.run();
