@@ -107,6 +107,36 @@ test('bodies over the limit are refused without buffering, with or without Conte
   assert.match((await res.json()).message, /exceeds 1000 bytes/);
 });
 
+test('a body that opens more JSON objects and arrays than its size allows is refused before parsing; past the shared budget a request is refused, not reset', async () => {
+  const { app, metrics } = makeApp({}, 1024);
+  // 1024 bytes allow 64 containers: the envelope, items and 100 empty arrays (102, in 400 bytes) are refused.
+  const dense = `{"apiVersion":"hooks.runtime.cluster.x-k8s.io/v1alpha1","kind":"GeneratePatchesRequest","items":[${Array(100).fill('[]').join(',')}]}`;
+  const r = await (await post(app, `${HOOK_PREFIX}/generatepatches/generate-patches`, dense)).json();
+  assert.equal([r.status, r.message], ['Failure', 'request body opens 102 JSON objects and arrays, more than the 64 a 1024-byte request may: raise --max-body-bytes if this Cluster is really that large']);
+  assert.is(metrics.failures.get({ hook: 'GeneratePatches', reason: 'too-complex' }), 1);
+  // Three 900-byte bodies held at once against a 2 x 1024-byte budget: one is answered "busy" (a Failure, HTTP 200).
+  const slow = () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const body = new ReadableStream<Uint8Array>({
+      async start(c) {
+        c.enqueue(new TextEncoder().encode(`{"apiVersion":"hooks.runtime.cluster.x-k8s.io/v1alpha1","kind":"GeneratePatchesRequest"${' '.repeat(800)}`));
+        await gate;
+        c.enqueue(new TextEncoder().encode(',"items":[]}'));
+        c.close();
+      },
+    });
+    return { release, res: app.fetch(new Request(`https://x${HOOK_PREFIX}/generatepatches/generate-patches?timeout=10s`, { method: 'POST', body, duplex: 'half' } as RequestInit)) };
+  };
+  const three = [slow(), slow(), slow()];
+  await new Promise((r) => setTimeout(r, 20));
+  for (const s of three) s.release();
+  const answers = await Promise.all(three.map(async (s) => (await s.res).json()));
+  assert.equal(answers.map((a) => a.status).sort(), ['Failure', 'Success', 'Success']);
+  assert.match(answers.find((a) => a.status === 'Failure').message, /^the extension is reading other large requests \(more than 2048 bytes at once\); CAPI retries$/);
+  assert.is(metrics.failures.get({ hook: 'GeneratePatches', reason: 'busy' }), 1);
+});
+
 test("CAPI's ?timeout= bounds the handler: a stuck handler yields a Failure before CAPI gives up", async () => {
   const { app } = makeApp({ BeforeClusterDelete: () => new Promise(() => {}) });
   const started = Date.now();
