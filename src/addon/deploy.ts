@@ -7,7 +7,7 @@ import type { SecretClient } from '../kube/client.ts';
 import type { WorkloadClients } from '../kube/workload-clients.ts';
 import { CERT_NOT_AFTER_ANNOTATION, CLUSTER_SELECTOR_LABEL, helmChartProxy, helmChartProxyName, type ChartSource } from '../render/helmchartproxy.ts';
 import { ROOT_CA_SECRET } from '../pki/root-ca.ts';
-import { clusterCaSecretName, clusterIssuerSecretName, nodeCredentialSecretName, pushCredentialSecretName } from '../render/metadata.ts';
+import { clusterCaSecretName, clusterIssuerSecretName, nodeCredentialSecretName, nodeScriptSecretName, pushCredentialSecretName } from '../render/metadata.ts';
 import { clusterApiVersionOf, kubernetesTime, success, type ClusterRef, type HookResult } from '../runtime-sdk/types.ts';
 import { registryPlan } from './plan.ts';
 import { asHookResult, isHookResult, prepareCluster, type SetupDeps } from './setup.ts';
@@ -52,15 +52,15 @@ export function deployRegistry(cluster: ClusterRef, deps: AddonDeps): Promise<Ho
 }
 
 /**
- * BeforeClusterDelete: deletes the HelmChartProxy, the CA copy, the credential Secrets and the Cluster's
- * issuer. Never blocks: all but the issuer are owned by the Cluster, so when the API refuses, garbage
+ * BeforeClusterDelete: deletes the HelmChartProxy, the CA copy, the credential and node-script Secrets
+ * and the Cluster's issuer. Never blocks: all but the issuer are owned by the Cluster, so when the API refuses, garbage
  * collection still removes them once the Cluster is gone.
  */
 export async function removeRegistry(cluster: ClusterRef, deps: AddonDeps): Promise<HookResult> {
   deps.workloadClients.forget(cluster.namespace, kubeconfigSecret(cluster.name));
   const targets = [
     { apiVersion: HCP_API_VERSION, kind: 'HelmChartProxy', namespace: cluster.namespace, name: helmChartProxyName(cluster.name) },
-    ...[clusterCaSecretName, nodeCredentialSecretName, pushCredentialSecretName].map((name) => ({ apiVersion: 'v1', kind: 'Secret', namespace: cluster.namespace, name: name(cluster.name) })),
+    ...[clusterCaSecretName, nodeCredentialSecretName, pushCredentialSecretName, nodeScriptSecretName].map((name) => ({ apiVersion: 'v1', kind: 'Secret', namespace: cluster.namespace, name: name(cluster.name) })),
     // The issuer lives in the provider namespace: no owner reference can reach it, so it goes here.
     { apiVersion: 'v1', kind: 'Secret', namespace: deps.providerNamespace, name: await clusterIssuerSecretName(cluster.namespace, cluster.name) },
   ];

@@ -1,7 +1,7 @@
 // Everything the addon creates for one opted-in Cluster, as data: the `render` command prints it and
 // the hooks apply it. Secrets appear with placeholders: their values exist only where they are made.
 import { hostsToml, nodeFiles, type NodeFiles } from '../render/node-files.ts';
-import { clusterCaSecretName, nodeCredentialSecretName, pushCredentialSecretName, REGISTRY, serverCertSans } from '../render/metadata.ts';
+import { clusterCaSecretName, NODE_SCRIPT_KEY, nodeCredentialSecretName, nodeScriptSecretName, pushCredentialSecretName, REGISTRY, serverCertSans } from '../render/metadata.ts';
 import { workloadManifests } from '../render/workload.ts';
 import { ROOT_CA_SECRET } from '../pki/root-ca.ts';
 import type { ClusterRef } from '../runtime-sdk/types.ts';
@@ -32,6 +32,7 @@ export async function registryPlan(cluster: ClusterRef, registry: ClusterRegistr
       type: 'Opaque',
       stringData: { 'ca.crt': `<the Cluster's registry issuer certificate, signed by ${ROOT_CA_SECRET}>` },
     },
+    secretPlaceholder(nodeScriptSecretName(cluster.name), cluster.namespace, 'Opaque', { [NODE_SCRIPT_KEY]: '<src/render/node/enable-mirror.sh of this build>' }),
     ...(auth
       ? [
           secretPlaceholder(nodeCredentialSecretName(cluster.name), cluster.namespace, 'Opaque', {

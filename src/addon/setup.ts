@@ -1,14 +1,15 @@
 // BeforeClusterCreate's work: make sure the root CA exists (cert-manager's, or minted once when
 // allowed) and the Cluster's own registry issuer under it, then put ONLY the issuer's certificate into
 // `<cluster>-registry-addon-ca` beside the Cluster, owned by it and labelled so `clusterctl move`
-// carries it. A copy the root did not issue is the `clusterctl move` trap (nodes trust the old CA):
-// refused loudly, never overwritten.
+// carries it; and the node script beside it. A copy the root did not issue is the `clusterctl move`
+// trap (nodes trust the old CA): refused loudly, never overwritten.
 import { KubeError, type SecretClient } from '../kube/client.ts';
 import { PkiError } from '../pki/pem.ts';
 import { mintClusterIssuer, rootAllowsIssuers, signedBy } from '../pki/cluster-issuer.ts';
 import { decodeCertificate } from '../pki/inspect.ts';
 import { mintRootCa, parseRootCa, ROOT_CA_SECRET, type RootCa } from '../pki/root-ca.ts';
-import { clusterCaSecretName, clusterIssuerSecretName, ISSUER_LABEL, REGISTRY, RenderError } from '../render/metadata.ts';
+import { clusterCaSecretName, clusterIssuerSecretName, ISSUER_LABEL, NODE_SCRIPT_KEY, nodeScriptSecretName, REGISTRY, RenderError } from '../render/metadata.ts';
+import { enableMirrorScript } from '../render/node-files.ts';
 import { failure, retryLater, success, type ClusterRef, type HookResult } from '../runtime-sdk/types.ts';
 import { clusterRegistry, type ClusterRegistry } from './layout.ts';
 import { clusterOwned, ensureCredentials, type Credentials } from './credentials.ts';
@@ -121,6 +122,14 @@ export async function ensureClusterCa(cluster: ClusterRef, deps: SetupDeps): Pro
   return publish(issuer);
 }
 
+/** The node script beside the Cluster (its nodes read it via contentFrom); written only when it differs. */
+async function ensureNodeScript(cluster: ClusterRef, deps: SetupDeps): Promise<void> {
+  const name = nodeScriptSecretName(cluster.name);
+  const script = enableMirrorScript();
+  if ((await deps.management.getSecret(cluster.namespace, name))?.[NODE_SCRIPT_KEY] === script) return;
+  await deps.management.applySecret({ name, namespace: cluster.namespace, ...clusterOwned(cluster, deps.clusterApiVersion), data: { [NODE_SCRIPT_KEY]: script } });
+}
+
 export interface Prepared {
   registry: ClusterRegistry;
   /** The CA that signs this Cluster's registry certificate (its issuer; the root only for pathLen-0 roots). */
@@ -139,6 +148,7 @@ export async function prepareCluster(cluster: ClusterRef, deps: SetupDeps): Prom
   if (!registry) return undefined;
   const root = await ensureClusterCa(cluster, deps);
   if (isHookResult(root)) return root;
+  await ensureNodeScript(cluster, deps);
   const creds = registry.config.auth.enabled ? await ensureCredentials(cluster, registry.layout, registry.config, deps) : undefined;
   return { registry, root, ...(creds ? { creds } : {}) };
 }

@@ -21,7 +21,7 @@ export const EXTENSION = { name: 'capi-registry-addon', servingSecret: 'capi-reg
 export const RBAC_RULES = [
   {
     rule: { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'create', 'patch', 'delete'] },
-    why: 'read the root CA and CAPI\'s <cluster>-kubeconfig; create the root CA when minting; apply <cluster>-registry-addon-ca, delete it at BeforeClusterDelete',
+    why: 'read the root CA and CAPI\'s <cluster>-kubeconfig; create the root CA when minting and each Cluster\'s issuer; apply <cluster>-registry-addon-ca, the node script and the credentials; delete them at BeforeClusterDelete',
   },
   {
     rule: { apiGroups: ['addons.cluster.x-k8s.io'], resources: ['helmchartproxies'], verbs: ['get', 'create', 'patch', 'delete'] },

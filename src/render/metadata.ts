@@ -69,6 +69,9 @@ export const clusterIssuerSecretName = async (namespace: string, cluster: string
 export const ISSUER_LABEL = 'capi-registry-addon.io/cluster-issuer';
 /** Management-side Secret with the node credential and the hosts.toml that carries it (nodes read it via contentFrom). */
 export const nodeCredentialSecretName = (cluster: string) => `${cluster}-registry-addon-node`;
+/** Management-side Secret with the node script (key NODE_SCRIPT_KEY), which nodes read via contentFrom. */
+export const nodeScriptSecretName = (cluster: string) => `${cluster}-registry-addon-node-script`;
+export const NODE_SCRIPT_KEY = 'enable-mirror.sh';
 /** Management-side kubernetes.io/basic-auth Secret: the credential people and installers push with. */
 export const pushCredentialSecretName = (cluster: string) => `${cluster}-registry-addon-push`;
 

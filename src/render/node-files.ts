@@ -3,7 +3,7 @@
 // (src/render/node/enable-mirror.sh). The script, not kubeadm, writes certs.d: another patch's
 // `_default/hosts.toml` or a node image's per-registry directories are kept, with the mirror first.
 import type { RegistryConfig } from './config.ts';
-import { clusterCaSecretName, hostPort, NODE, nodeCredentialSecretName, REGISTRY, type RegistryLayout } from './metadata.ts';
+import { clusterCaSecretName, hostPort, NODE, NODE_SCRIPT_KEY, nodeCredentialSecretName, nodeScriptSecretName, REGISTRY, type RegistryLayout } from './metadata.ts';
 import { toToml } from './toml.ts';
 import enableMirrorSh from './node/enable-mirror.sh';
 
@@ -58,7 +58,9 @@ export function nodeFiles(clusterName: string, layout: RegistryLayout, config: R
         ? { path: NODE.hostsToml, owner: 'root:root', permissions: '0600', contentFrom: { secret: { name: nodeCredentialSecretName(clusterName), key: 'hosts.toml' } } }
         : { path: NODE.hostsToml, owner: 'root:root', permissions: '0644', content: hostsToml(layout, config) },
       { path: NODE.caFile, owner: 'root:root', permissions: '0644', contentFrom: { secret: { name: clusterCaSecretName(clusterName), key: 'ca.crt' } } },
-      { path: NODE.enableScript, owner: 'root:root', permissions: '0755', content: enableMirrorScript() },
+      // From a Secret, not inline: CAPI's kubeadm CRDs cap an inline file at 10,240 bytes (the real API
+      // server refused the script inline), and a new script then reaches new nodes without rolling the old.
+      { path: NODE.enableScript, owner: 'root:root', permissions: '0755', contentFrom: { secret: { name: nodeScriptSecretName(clusterName), key: NODE_SCRIPT_KEY } } },
     ],
     preKubeadmCommands: [NODE.enableScript],
   };
