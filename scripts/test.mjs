@@ -33,7 +33,10 @@ need(nodeMajor >= 22, `node_modules/.bin/node is Node ${nodeMajor}; a supported 
 // (a `go build` started by components.sh, servers a suite left running), and the run says which step
 // it was and why, instead of a CI run that hangs or leaves orphans.
 const MINUTE = 60_000;
-const step = (title, cmd, argv, { env = {}, timeoutMs = 25 * MINUTE } = {}) =>
+// TEST_STEP_MINUTES / COMPONENTS_STEP_MINUTES override the limits (e.g. to see the watchdog work).
+const STEP_MS = Number(process.env.TEST_STEP_MINUTES ?? 25) * MINUTE;
+const COMPONENTS_MS = Number(process.env.COMPONENTS_STEP_MINUTES ?? 60) * MINUTE;
+const step = (title, cmd, argv, { env = {}, timeoutMs = STEP_MS } = {}) =>
   new Promise((resolve) => {
     console.log(`\n=== ${title}`);
     const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env }, detached: true });
@@ -117,7 +120,7 @@ if (only !== 'unit') {
   // The real components (kube-apiserver, etcd, Distribution, regsync, containerd, CRD sources):
   // built or installed on first use, cached per machine afterwards. A cold build of all of them took
   // about 15 min here (README, Testing); the limit leaves room for a busy machine.
-  const env = await step('real components (scripts/components.sh)', 'bash', ['scripts/components.sh'], { timeoutMs: 60 * MINUTE });
+  const env = await step('real components (scripts/components.sh)', 'bash', ['scripts/components.sh'], { timeoutMs: COMPONENTS_MS });
   need(env.status === 0, `the real test components could not be brought up${env.timedOut ? ' in time' : ''} (see above); the integration suites need them`);
   // The node script is a real file: shellcheck (Debian's, installed by components.sh) reads it as POSIX sh.
   const shellcheck = await step('shellcheck src/render/node/*.sh', 'sh', ['-c', 'shellcheck -s sh src/render/node/*.sh']);
