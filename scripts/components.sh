@@ -13,6 +13,9 @@ ETCD_VERSION=${ETCD_VERSION:-v3.6.6}
 DISTRIBUTION_VERSION=${DISTRIBUTION_VERSION:-v3.1.2}
 REGCLIENT_VERSION=${REGCLIENT_VERSION:-v0.11.7}
 CAPI_VERSION=${CAPI_VERSION:-v1.12.5}
+# The CAPI core manager the real-CAPI suite runs (v1.14 moved its main package to core/ and its API types
+# to the module sigs.k8s.io/cluster-api/api).
+CAPI14_VERSION=${CAPI14_VERSION:-v1.14.2}
 CAAPH_VERSION=${CAAPH_VERSION:-v0.6.4}
 CERT_MANAGER_VERSION=${CERT_MANAGER_VERSION:-v1.19.4}
 ZLINT_VERSION=${ZLINT_VERSION:-v3.7.3}
@@ -31,9 +34,10 @@ command -v go >/dev/null || { echo "components: Go is not installed; it is neede
 
 log() { echo "components: $*" >&2; }
 
-# go_build NAME VERSION MODULE PACKAGE [LDFLAGS] [TAGS]: builds PACKAGE from MODULE@VERSION in a scratch module.
+# go_build NAME VERSION MODULE PACKAGE [LDFLAGS] [TAGS] [EXTRA_MODULE]: builds PACKAGE from MODULE@VERSION
+# (and EXTRA_MODULE@VERSION, for a main package whose API types live in a module of their own) in a scratch module.
 go_build() {
-  local name=$1 version=$2 module=$3 package=$4 ldflags=${5:-} tags=${6:-}
+  local name=$1 version=$2 module=$3 package=$4 ldflags=${5:-} tags=${6:-} extra=${7:-}
   local out=$BIN/$name-$version
   [ -x "$out" ] && return 0
   log "building $name $version from $module (first run only)"
@@ -43,6 +47,7 @@ go_build() {
     cd "$dir"
     [ -f go.mod ] || go mod init "scratch/$name" >/dev/null 2>&1
     go mod edit -require="$module@$version"
+    [ -z "$extra" ] || go mod edit -require="$extra@$version"
     if [ "$module" = k8s.io/kubernetes ]; then
       # k8s.io/kubernetes points its staging repos at ./staging; a consumer pins each to v0.Y.Z.
       local gomod staging=v0.${version#v1.}
@@ -81,10 +86,12 @@ for v in $CONTAINERD_MATRIX; do
     *) go_build containerd "$v" github.com/containerd/containerd/v2 github.com/containerd/containerd/v2/cmd/containerd "" "no_btrfs no_devmapper no_zfs" ;;
   esac
 done
+go_build capi-manager "$CAPI14_VERSION" sigs.k8s.io/cluster-api sigs.k8s.io/cluster-api/core "" "" sigs.k8s.io/cluster-api/api
 # crictl: the kubelet's door into containerd (CRI over the socket), for the node pull tests.
 go_build crictl "$CRI_TOOLS_VERSION" sigs.k8s.io/cri-tools sigs.k8s.io/cri-tools/cmd/crictl
 
 capi=$(module_dir sigs.k8s.io/cluster-api "$CAPI_VERSION")
+capi14=$(module_dir sigs.k8s.io/cluster-api "$CAPI14_VERSION")
 caaph=$(module_dir sigs.k8s.io/cluster-api-addon-provider-helm "$CAAPH_VERSION")
 certmanager=$(module_dir github.com/cert-manager/cert-manager "$CERT_MANAGER_VERSION")
 
@@ -127,6 +134,8 @@ cat > "$CACHE/components.json" <<JSON
 $(for v in $CONTAINERD_MATRIX; do printf '    {"version": "%s", "path": "%s"},\n' "$v" "$BIN/containerd-$v"; done | sed '$ s/,$//')
   ],
   "crictl": {"version": "$CRI_TOOLS_VERSION", "path": "$BIN/crictl-$CRI_TOOLS_VERSION"},
+  "capiManager": {"version": "$CAPI14_VERSION", "path": "$BIN/capi-manager-$CAPI14_VERSION",
+    "crds": ["$capi14/core/config/crd/bases", "$capi14/bootstrap/kubeadm/config/crd/bases", "$capi14/controlplane/kubeadm/config/crd/bases"]},
   "crds": {
     "capi": {"version": "$CAPI_VERSION", "dirs": ["$capi/config/crd/bases", "$capi/bootstrap/kubeadm/config/crd/bases", "$capi/controlplane/kubeadm/config/crd/bases"]},
     "caaph": {"version": "$CAAPH_VERSION", "dirs": ["$caaph/config/crd/bases"]},

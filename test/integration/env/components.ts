@@ -17,6 +17,8 @@ export interface Components {
   containerd: { version: string; path: string; ctr: string };
   containerdMatrix: { version: string; path: string }[];
   crictl: { version: string; path: string };
+  /** The CAPI core manager the real-CAPI suite runs, and the CRD folders of its version. */
+  capiManager: { version: string; path: string; crds: string[] };
   crds: Record<'capi' | 'caaph' | 'certManager', { version: string; dirs: string[] }>;
 }
 

@@ -14,6 +14,8 @@ export interface EnvOptions {
   workloadServiceCidr?: string;
   registries?: number;
   containerd?: boolean;
+  /** CAPI CRD folders to install instead of the default CAPI version's (the real-CAPI suite's manager version). */
+  capiCrds?: string[];
 }
 
 export interface Env {
@@ -33,7 +35,7 @@ export async function startEnv(opts: EnvOptions): Promise<Env> {
     opts.management ? startKube('management', { serviceCidr: '10.128.0.0/12' }) : undefined,
     opts.workload ? startKube('workload', { serviceCidr: opts.workloadServiceCidr ?? '10.96.0.0/12' }) : undefined,
   ]);
-  const crds = management ? await management.installCrds([...c.crds.capi.dirs, ...c.crds.caaph.dirs, ...c.crds.certManager.dirs]) : [];
+  const crds = management ? await management.installCrds([...(opts.capiCrds ?? c.crds.capi.dirs), ...c.crds.caaph.dirs, ...c.crds.certManager.dirs]) : [];
   const registries: Registry[] = [];
   for (let i = 0; i < (opts.registries ?? 0); i++) {
     const leaf = makeLeaf(registryCa, `registry-${i}`, { sans: ['IP:127.0.0.1', 'DNS:localhost'] });

@@ -1,0 +1,155 @@
+// The real Cluster API core manager (v1.14, built from the Go module proxy) drives the hooks: its
+// ExtensionConfig controller runs discovery, its ClusterClass controller DiscoverVariables, its topology
+// controller BeforeClusterCreate, GeneratePatches (applied to the real KubeadmControlPlane and worker
+// templates), AfterControlPlaneInitialized and BeforeClusterDelete. No infrastructure or control-plane
+// controller runs: the test plays their status fields as the v1beta2 contract describes them.
+import { readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { freePort, startProcess, waitFor, type Started } from './env/base.ts';
+import { ensureNamespace, extensionKubeconfig, ok, putKubeconfig } from './env/capi.ts';
+import { components } from './env/components.ts';
+import { makePki, startExtension, type Extension } from './env/extension.ts';
+import { startEnv, type Env } from './env/index.ts';
+
+const test = suite('the real CAPI core manager drives the hooks (v1.14)');
+let env: Env;
+let ext: Extension;
+let manager: Started;
+const PROVIDER = 'capi-registry-addon-system';
+const NS = 'real-capi';
+const b64 = (s: string) => Buffer.from(s).toString('base64');
+const INFRA = 'infrastructure.cluster.x-k8s.io/v1beta2';
+const api = () => env.management!;
+
+/** A CRD with an open schema, labelled with the contract the manager looks for (as CAPI's own envtest builds them). */
+const genericCrd = (kind: string) => {
+  const plural = `${kind.toLowerCase()}s`;
+  return {
+    apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition',
+    metadata: { name: `${plural}.infrastructure.cluster.x-k8s.io`, labels: { 'cluster.x-k8s.io/v1beta2': 'v1beta2' } },
+    spec: {
+      group: 'infrastructure.cluster.x-k8s.io', scope: 'Namespaced', names: { kind, plural, singular: kind.toLowerCase(), listKind: `${kind}List` },
+      versions: [{ name: 'v1beta2', served: true, storage: true, subresources: { status: {} }, schema: { openAPIV3Schema: { type: 'object', properties: {
+        spec: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true }, status: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true },
+      } } } }],
+    },
+  };
+};
+
+const path = (apiVersion: string, kind: string, name?: string) => {
+  const plural = `${kind.toLowerCase()}${kind.endsWith('s') ? 'es' : 's'}`;
+  return `/apis/${apiVersion}/namespaces/${NS}/${plural}${name ? `/${name}` : ''}`;
+};
+const create = async (obj: any) => ok(await api().request('POST', path(obj.apiVersion, obj.kind), { ...obj, metadata: { namespace: NS, ...obj.metadata } }), `${obj.kind} ${obj.metadata.name}`);
+const get = async (apiVersion: string, kind: string, name: string) => (await api().request('GET', path(apiVersion, kind, name))).body;
+const patchStatus = (apiVersion: string, kind: string, name: string, status: unknown) =>
+  api().request('PATCH', `${path(apiVersion, kind, name)}/status`, JSON.stringify({ status }), 'application/merge-patch+json');
+
+test.before(async () => {
+  const c = components();
+  env = await startEnv({ management: true, workload: true, capiCrds: c.capiManager.crds });
+  // The contract labels the providers' kustomizations add to their CRDs.
+  for (const crd of ['kubeadmcontrolplanes', 'kubeadmcontrolplanetemplates'].map((n) => `${n}.controlplane.cluster.x-k8s.io`).concat(['kubeadmconfigs', 'kubeadmconfigtemplates'].map((n) => `${n}.bootstrap.cluster.x-k8s.io`))) {
+    ok(await api().request('PATCH', `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${crd}`, JSON.stringify({ metadata: { labels: { 'cluster.x-k8s.io/v1beta1': 'v1beta1', 'cluster.x-k8s.io/v1beta2': 'v1beta2' } } }), 'application/merge-patch+json'), crd);
+  }
+  for (const kind of ['GenericInfrastructureCluster', 'GenericInfrastructureClusterTemplate', 'GenericInfrastructureMachine', 'GenericInfrastructureMachineTemplate']) {
+    ok(await api().request('POST', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', genericCrd(kind)), kind);
+  }
+  await waitFor('generic CRDs served', async () => ((await api().request('GET', `/apis/${INFRA}`)).status === 200 ? true : undefined));
+  await ensureNamespace(api(), PROVIDER);
+  await ensureNamespace(api(), NS);
+  const pki = makePki('real-capi-extension');
+  ext = await startExtension('node', { pki, args: ['--kubeconfig', await extensionKubeconfig(api(), 'capi-registry-addon'), '--capi-version', 'v1.13', '--provider-namespace', PROVIDER, '--mint-root-ca', '--converge-interval', '2'] });
+  const webhookDir = dirname(makePki('capi-webhook').certFile);
+  manager = startProcess('capi-manager', c.capiManager.path, [
+    `--kubeconfig=${api().kubeconfig}`, '--leader-elect=false', '--feature-gates=ClusterTopology=true,RuntimeSDK=true',
+    `--webhook-port=${await freePort()}`, `--webhook-cert-dir=${webhookDir}`, `--health-addr=127.0.0.1:${await freePort()}`,
+    `--diagnostics-address=127.0.0.1:${await freePort()}`, '--insecure-diagnostics', '--v=4',
+  ], { env: { PATH: process.env.PATH ?? '', HOME: '/tmp' } });
+  ok(await api().request('POST', '/apis/runtime.cluster.x-k8s.io/v1beta2/extensionconfigs', {
+    apiVersion: 'runtime.cluster.x-k8s.io/v1beta2', kind: 'ExtensionConfig', metadata: { name: 'capi-registry-addon' },
+    spec: { clientConfig: { url: `https://127.0.0.1:${ext.port}`, caBundle: b64(pki.ca) }, namespaceSelector: {} },
+  }), 'ExtensionConfig');
+});
+test.after(async () => {
+  await manager?.stop();
+  await ext?.stop();
+  await env?.stop();
+});
+
+test('discovery and DiscoverVariables through the real controllers', async () => {
+  const handlers = await waitFor('ExtensionConfig discovered', async () => {
+    const ec = (await api().request('GET', '/apis/runtime.cluster.x-k8s.io/v1beta2/extensionconfigs/capi-registry-addon')).body;
+    return ec?.status?.handlers?.length ? ec.status.handlers : undefined;
+  }, 60_000, manager.logFile);
+  assert.equal(handlers.map((h: any) => h.name).sort(), ['after-control-plane-initialized.capi-registry-addon', 'before-cluster-create.capi-registry-addon', 'before-cluster-delete.capi-registry-addon', 'before-cluster-upgrade.capi-registry-addon', 'discover-variables.capi-registry-addon', 'generate-patches.capi-registry-addon']);
+
+  await create({ apiVersion: INFRA, kind: 'GenericInfrastructureClusterTemplate', metadata: { name: 'infra' }, spec: { template: { spec: {} } } });
+  await create({ apiVersion: INFRA, kind: 'GenericInfrastructureMachineTemplate', metadata: { name: 'machine' }, spec: { template: { spec: {} } } });
+  await create({ apiVersion: 'controlplane.cluster.x-k8s.io/v1beta2', kind: 'KubeadmControlPlaneTemplate', metadata: { name: 'cp' }, spec: { template: { spec: { kubeadmConfigSpec: { format: 'cloud-config' } } } } });
+  await create({ apiVersion: 'bootstrap.cluster.x-k8s.io/v1beta2', kind: 'KubeadmConfigTemplate', metadata: { name: 'worker' }, spec: { template: { spec: { format: 'cloud-config' } } } });
+  const ref = (apiVersion: string, kind: string, name: string) => ({ templateRef: { apiVersion, kind, name } });
+  await create({
+    apiVersion: 'cluster.x-k8s.io/v1beta2', kind: 'ClusterClass', metadata: { name: 'quick-start' },
+    spec: {
+      infrastructure: ref(INFRA, 'GenericInfrastructureClusterTemplate', 'infra'),
+      controlPlane: { ...ref('controlplane.cluster.x-k8s.io/v1beta2', 'KubeadmControlPlaneTemplate', 'cp'), machineInfrastructure: ref(INFRA, 'GenericInfrastructureMachineTemplate', 'machine') },
+      workers: { machineDeployments: [{ class: 'default-worker', bootstrap: ref('bootstrap.cluster.x-k8s.io/v1beta2', 'KubeadmConfigTemplate', 'worker'), infrastructure: ref(INFRA, 'GenericInfrastructureMachineTemplate', 'machine') }] },
+      patches: [{ name: 'registry-addon', external: { generatePatchesExtension: 'generate-patches.capi-registry-addon', discoverVariablesExtension: 'discover-variables.capi-registry-addon' } }],
+    },
+  });
+  const variables = await waitFor('ClusterClass variables from DiscoverVariables', async () => {
+    const cc = await get('cluster.x-k8s.io/v1beta2', 'ClusterClass', 'quick-start');
+    return cc?.status?.variables?.length ? cc.status.variables : undefined;
+  }, 60_000, manager.logFile);
+  assert.equal(variables.map((v: any) => v.name), ['clusterConfig']);
+  assert.equal(variables[0].definitions[0].from, 'registry-addon');
+});
+
+test('an opted-in Cluster: BCC, GeneratePatches applied to the real KubeadmControlPlane, ACPI once the control plane is initialized, BeforeClusterDelete when deleted', async () => {
+  const workload = new URL(env.workload!.url);
+  await create({
+    apiVersion: 'cluster.x-k8s.io/v1beta2', kind: 'Cluster', metadata: { name: 'v4' },
+    spec: {
+      clusterNetwork: { services: { cidrBlocks: ['10.96.0.0/12'] } },
+      topology: { classRef: { name: 'quick-start' }, version: 'v1.34.0', controlPlane: { replicas: 1 }, workers: { machineDeployments: [{ class: 'default-worker', name: 'md-0', replicas: 1 }] },
+        variables: [{ name: 'clusterConfig', value: { addons: { registry: {} } } }] },
+    },
+  });
+  // BeforeClusterCreate: the CA copy appears before anything is created.
+  await waitFor('the CA copy (BCC)', async () => ((await api().request('GET', `/api/v1/namespaces/${NS}/secrets/v4-registry-addon-ca`)).status === 200 ? true : undefined), 60_000, manager.logFile);
+  const cluster = await waitFor('the topology objects', async () => {
+    const c = await get('cluster.x-k8s.io/v1beta2', 'Cluster', 'v4');
+    return c?.spec?.controlPlaneRef?.name && c?.spec?.infrastructureRef?.name ? c : undefined;
+  }, 60_000, manager.logFile);
+  // GeneratePatches as CAPI applied it: the node files in the real KubeadmControlPlane.
+  const kcp = await get('controlplane.cluster.x-k8s.io/v1beta2', 'KubeadmControlPlane', cluster.spec.controlPlaneRef.name);
+  const files = kcp.spec.kubeadmConfigSpec.files.map((f: any) => f.path);
+  assert.ok(files.includes('/etc/containerd/capi-registry-addon/enable-mirror.sh'), JSON.stringify(files));
+  assert.equal(kcp.spec.kubeadmConfigSpec.preKubeadmCommands, ['/etc/containerd/capi-registry-addon/enable-mirror.sh']);
+
+  // Play the infrastructure and the control plane as their controllers would.
+  const infraName = cluster.spec.infrastructureRef.name;
+  ok(await api().request('PATCH', path(INFRA, 'GenericInfrastructureCluster', infraName), JSON.stringify({ spec: { controlPlaneEndpoint: { host: workload.hostname, port: Number(workload.port) } } }), 'application/merge-patch+json'), 'endpoint');
+  ok(await patchStatus(INFRA, 'GenericInfrastructureCluster', infraName, { initialization: { provisioned: true } }), 'infra provisioned');
+  await putKubeconfig(api(), NS, 'v4', readFileSync(env.workload!.kubeconfig, 'utf8'));
+  ok(await patchStatus('controlplane.cluster.x-k8s.io/v1beta2', 'KubeadmControlPlane', kcp.metadata.name, {
+    initialization: { controlPlaneInitialized: true }, version: 'v1.34.0', replicas: 1, readyReplicas: 1, availableReplicas: 1, upToDateReplicas: 1, observedGeneration: kcp.metadata.generation,
+  }), 'control plane initialized');
+  // ACPI: the registry's HelmChartProxy is applied, and CAPI clears its pending-hooks mark.
+  await waitFor('the HelmChartProxy (ACPI)', async () => ((await api().request('GET', `/apis/addons.cluster.x-k8s.io/v1alpha1/namespaces/${NS}/helmchartproxies/v4-registry`)).status === 200 ? true : undefined), 90_000, manager.logFile);
+  await waitFor('ACPI no longer pending', async () => {
+    const c = await get('cluster.x-k8s.io/v1beta2', 'Cluster', 'v4');
+    return !String(c.metadata.annotations?.['runtime.cluster.x-k8s.io/pending-hooks'] ?? '').includes('AfterControlPlaneInitialized') ? true : undefined;
+  }, 60_000, manager.logFile);
+  assert.ok((await env.workload!.request('GET', '/api/v1/namespaces/capi-registry/secrets/registry-tls')).status === 200);
+
+  // Delete: CAPI calls BeforeClusterDelete; the proxy and the Secrets go, and the Cluster is gone.
+  ok(await api().request('DELETE', path('cluster.x-k8s.io/v1beta2', 'Cluster', 'v4')), 'delete');
+  await waitFor('the proxy deleted (BCD)', async () => ((await api().request('GET', `/apis/addons.cluster.x-k8s.io/v1alpha1/namespaces/${NS}/helmchartproxies/v4-registry`)).status === 404 ? true : undefined), 90_000, manager.logFile);
+  assert.match(ext.logs + readFileSync(manager.logFile, 'utf8'), /BeforeClusterDelete|before-cluster-delete/);
+});
+
+test.run();
