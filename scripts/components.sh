@@ -13,8 +13,8 @@ ETCD_VERSION=${ETCD_VERSION:-v3.6.6}
 DISTRIBUTION_VERSION=${DISTRIBUTION_VERSION:-v3.1.2}
 REGCLIENT_VERSION=${REGCLIENT_VERSION:-v0.11.7}
 CAPI_VERSION=${CAPI_VERSION:-v1.12.5}
-# The CAPI core manager the real-CAPI suite runs (v1.14 moved its main package to core/ and its API types
-# to the module sigs.k8s.io/cluster-api/api).
+# The CAPI core managers the real-CAPI suite runs: the current release (v1.14 moved its main package to
+# core/ and its API types to the module sigs.k8s.io/cluster-api/api) and CAPI_VERSION above.
 CAPI14_VERSION=${CAPI14_VERSION:-v1.14.2}
 CAAPH_VERSION=${CAAPH_VERSION:-v0.6.4}
 CERT_MANAGER_VERSION=${CERT_MANAGER_VERSION:-v1.19.4}
@@ -87,6 +87,8 @@ for v in $CONTAINERD_MATRIX; do
   esac
 done
 go_build capi-manager "$CAPI14_VERSION" sigs.k8s.io/cluster-api sigs.k8s.io/cluster-api/core "" "" sigs.k8s.io/cluster-api/api
+# ... and the maintained release before it, whose main package is the module root (it sends v1beta1 Clusters).
+go_build capi-manager "$CAPI_VERSION" sigs.k8s.io/cluster-api sigs.k8s.io/cluster-api
 # crictl: the kubelet's door into containerd (CRI over the socket), for the node pull tests.
 go_build crictl "$CRI_TOOLS_VERSION" sigs.k8s.io/cri-tools sigs.k8s.io/cri-tools/cmd/crictl
 
@@ -134,8 +136,12 @@ cat > "$CACHE/components.json" <<JSON
 $(for v in $CONTAINERD_MATRIX; do printf '    {"version": "%s", "path": "%s"},\n' "$v" "$BIN/containerd-$v"; done | sed '$ s/,$//')
   ],
   "crictl": {"version": "$CRI_TOOLS_VERSION", "path": "$BIN/crictl-$CRI_TOOLS_VERSION"},
-  "capiManager": {"version": "$CAPI14_VERSION", "path": "$BIN/capi-manager-$CAPI14_VERSION",
-    "crds": ["$capi14/core/config/crd/bases", "$capi14/bootstrap/kubeadm/config/crd/bases", "$capi14/controlplane/kubeadm/config/crd/bases"]},
+  "capiManagers": [
+    {"version": "$CAPI14_VERSION", "path": "$BIN/capi-manager-$CAPI14_VERSION",
+     "crds": ["$capi14/core/config/crd/bases", "$capi14/bootstrap/kubeadm/config/crd/bases", "$capi14/controlplane/kubeadm/config/crd/bases"]},
+    {"version": "$CAPI_VERSION", "path": "$BIN/capi-manager-$CAPI_VERSION",
+     "crds": ["$capi/config/crd/bases", "$capi/bootstrap/kubeadm/config/crd/bases", "$capi/controlplane/kubeadm/config/crd/bases"]}
+  ],
   "crds": {
     "capi": {"version": "$CAPI_VERSION", "dirs": ["$capi/config/crd/bases", "$capi/bootstrap/kubeadm/config/crd/bases", "$capi/controlplane/kubeadm/config/crd/bases"]},
     "caaph": {"version": "$CAAPH_VERSION", "dirs": ["$caaph/config/crd/bases"]},

@@ -13,14 +13,13 @@ import { components } from './env/components.ts';
 import { makePki, startExtension, type Extension } from './env/extension.ts';
 import { startEnv, type Env } from './env/index.ts';
 
-const test = suite('the real CAPI core manager drives the hooks (v1.14)');
-let env: Env;
-let ext: Extension;
-let manager: Started;
 const PROVIDER = 'capi-registry-addon-system';
 const NS = 'real-capi';
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 const INFRA = 'infrastructure.cluster.x-k8s.io/v1beta2';
+let env: Env;
+let ext: Extension;
+let manager: Started;
 const api = () => env.management!;
 
 /** A CRD with an open schema, labelled with the contract the manager looks for (as CAPI's own envtest builds them). */
@@ -47,9 +46,8 @@ const get = async (apiVersion: string, kind: string, name: string) => (await api
 const patchStatus = (apiVersion: string, kind: string, name: string, status: unknown) =>
   api().request('PATCH', `${path(apiVersion, kind, name)}/status`, JSON.stringify({ status }), 'application/merge-patch+json');
 
-test.before(async () => {
-  const c = components();
-  env = await startEnv({ management: true, workload: true, capiCrds: c.capiManager.crds });
+async function start(capi: { version: string; path: string; crds: string[] }) {
+  env = await startEnv({ management: true, workload: true, capiCrds: capi.crds });
   // The contract labels the providers' kustomizations add to their CRDs.
   for (const crd of ['kubeadmcontrolplanes', 'kubeadmcontrolplanetemplates'].map((n) => `${n}.controlplane.cluster.x-k8s.io`).concat(['kubeadmconfigs', 'kubeadmconfigtemplates'].map((n) => `${n}.bootstrap.cluster.x-k8s.io`))) {
     ok(await api().request('PATCH', `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${crd}`, JSON.stringify({ metadata: { labels: { 'cluster.x-k8s.io/v1beta1': 'v1beta1', 'cluster.x-k8s.io/v1beta2': 'v1beta2' } } }), 'application/merge-patch+json'), crd);
@@ -61,9 +59,9 @@ test.before(async () => {
   await ensureNamespace(api(), PROVIDER);
   await ensureNamespace(api(), NS);
   const pki = makePki('real-capi-extension');
-  ext = await startExtension('node', { pki, args: ['--kubeconfig', await extensionKubeconfig(api(), 'capi-registry-addon'), '--capi-version', 'v1.13', '--provider-namespace', PROVIDER, '--mint-root-ca', '--converge-interval', '2'] });
+  ext = await startExtension('node', { pki, args: ['--kubeconfig', await extensionKubeconfig(api(), 'capi-registry-addon'), '--capi-version', 'v1.13', '--provider-namespace', PROVIDER, '--mint-root-ca', '--converge-interval', '2', '--log-level', 'debug'] });
   const webhookDir = dirname(makePki('capi-webhook').certFile);
-  manager = startProcess('capi-manager', c.capiManager.path, [
+  manager = startProcess(`capi-manager-${capi.version}`, capi.path, [
     `--kubeconfig=${api().kubeconfig}`, '--leader-elect=false', '--feature-gates=ClusterTopology=true,RuntimeSDK=true',
     `--webhook-port=${await freePort()}`, `--webhook-cert-dir=${webhookDir}`, `--health-addr=127.0.0.1:${await freePort()}`,
     `--diagnostics-address=127.0.0.1:${await freePort()}`, '--insecure-diagnostics', '--v=4',
@@ -72,14 +70,15 @@ test.before(async () => {
     apiVersion: 'runtime.cluster.x-k8s.io/v1beta2', kind: 'ExtensionConfig', metadata: { name: 'capi-registry-addon' },
     spec: { clientConfig: { url: `https://127.0.0.1:${ext.port}`, caBundle: b64(pki.ca) }, namespaceSelector: {} },
   }), 'ExtensionConfig');
-});
-test.after(async () => {
+}
+
+async function stop() {
   await manager?.stop();
   await ext?.stop();
   await env?.stop();
-});
+}
 
-test('discovery and DiscoverVariables through the real controllers', async () => {
+async function discovery() {
   const handlers = await waitFor('ExtensionConfig discovered', async () => {
     const ec = (await api().request('GET', '/apis/runtime.cluster.x-k8s.io/v1beta2/extensionconfigs/capi-registry-addon')).body;
     return ec?.status?.handlers?.length ? ec.status.handlers : undefined;
@@ -106,9 +105,26 @@ test('discovery and DiscoverVariables through the real controllers', async () =>
   }, 60_000, manager.logFile);
   assert.equal(variables.map((v: any) => v.name), ['clusterConfig']);
   assert.equal(variables[0].definitions[0].from, 'registry-addon');
-});
+}
 
-test('an opted-in Cluster: BCC, GeneratePatches applied to the real KubeadmControlPlane, ACPI once the control plane is initialized, BeforeClusterDelete when deleted', async () => {
+const hooksAnswered = (hook: string, cluster: string) => ext.logs.split('\n').filter((l) => l.includes('"msg":"hook answered"') && l.includes(`"hook":"${hook}"`) && l.includes(`"cluster":"${NS}/${cluster}"`));
+
+async function notOptedIn() {
+  await create({
+    apiVersion: 'cluster.x-k8s.io/v1beta2', kind: 'Cluster', metadata: { name: 'plain' },
+    spec: { clusterNetwork: { services: { cidrBlocks: ['10.96.0.0/12'] } }, topology: { classRef: { name: 'quick-start' }, version: 'v1.34.0', controlPlane: { replicas: 1 }, variables: [{ name: 'clusterConfig', value: { addons: {} } }] } },
+  });
+  const cluster = await waitFor('the plain Cluster\'s control plane', async () => {
+    const c = await get('cluster.x-k8s.io/v1beta2', 'Cluster', 'plain');
+    return c?.spec?.controlPlaneRef?.name ? c : undefined;
+  }, 60_000, manager.logFile);
+  const kcp = await get('controlplane.cluster.x-k8s.io/v1beta2', 'KubeadmControlPlane', cluster.spec.controlPlaneRef.name);
+  assert.not.ok(JSON.stringify(kcp.spec).includes('capi-registry-addon'), 'no node files without the opt-in');
+  assert.ok(hooksAnswered('BeforeClusterCreate', 'plain').some((l) => l.includes('"status":"Success"')), 'CAPI called BCC');
+  assert.is((await api().request('GET', `/api/v1/namespaces/${NS}/secrets/plain-registry-addon-ca`)).status, 404, 'nothing written');
+}
+
+async function optedIn() {
   const workload = new URL(env.workload!.url);
   await create({
     apiVersion: 'cluster.x-k8s.io/v1beta2', kind: 'Cluster', metadata: { name: 'v4' },
@@ -146,10 +162,27 @@ test('an opted-in Cluster: BCC, GeneratePatches applied to the real KubeadmContr
   }, 60_000, manager.logFile);
   assert.ok((await env.workload!.request('GET', '/api/v1/namespaces/capi-registry/secrets/registry-tls')).status === 200);
 
+  // Upgrade: CAPI asks BeforeClusterUpgrade, then moves the control plane to the new version.
+  ok(await api().request('PATCH', path('cluster.x-k8s.io/v1beta2', 'Cluster', 'v4'), JSON.stringify({ spec: { topology: { version: 'v1.35.0' } } }), 'application/merge-patch+json'), 'version bump');
+  await waitFor('the control plane at the new version', async () => ((await get('controlplane.cluster.x-k8s.io/v1beta2', 'KubeadmControlPlane', kcp.metadata.name)).spec.version === 'v1.35.0' ? true : undefined), 90_000, manager.logFile);
+  assert.ok(hooksAnswered('BeforeClusterUpgrade', 'v4').some((l) => l.includes('"status":"Success"')), 'CAPI called BCU before upgrading');
+
   // Delete: CAPI calls BeforeClusterDelete; the proxy and the Secrets go, and the Cluster is gone.
   ok(await api().request('DELETE', path('cluster.x-k8s.io/v1beta2', 'Cluster', 'v4')), 'delete');
   await waitFor('the proxy deleted (BCD)', async () => ((await api().request('GET', `/apis/addons.cluster.x-k8s.io/v1alpha1/namespaces/${NS}/helmchartproxies/v4-registry`)).status === 404 ? true : undefined), 90_000, manager.logFile);
-  assert.match(ext.logs + readFileSync(manager.logFile, 'utf8'), /BeforeClusterDelete|before-cluster-delete/);
-});
+  // The answer is logged after the deletions it made: wait for the line.
+  await waitFor('BCD answered', async () => (hooksAnswered('BeforeClusterDelete', 'v4').some((l) => l.includes('"status":"Success"')) ? true : undefined), 10_000);
+  for (const suffix of ['ca', 'node', 'push', 'node-script']) assert.is((await api().request('GET', `/api/v1/namespaces/${NS}/secrets/v4-registry-addon-${suffix}`)).status, 404, suffix);
+  // No request body was refused as a mismatch: CAPI's own requests match the API server.
+  assert.not.match(ext.logs, /hook request does not match the API server/);
+}
 
-test.run();
+for (const capi of (() => { try { return components().capiManagers; } catch { return [{ version: 'missing', path: '', crds: [] }]; } })()) {
+  const test = suite(`the real CAPI core manager ${capi.version} drives the hooks`);
+  test.before(() => start(capi));
+  test.after(stop);
+  test('discovery and DiscoverVariables through the real controllers', discovery);
+  test('a Cluster that has not opted in: BCC answered, no node files, nothing written', notOptedIn);
+  test('an opted-in Cluster: BCC, GeneratePatches on the real KubeadmControlPlane, ACPI once initialized, BCU before the upgrade, BeforeClusterDelete when deleted', optedIn);
+  test.run();
+}

@@ -17,8 +17,8 @@ export interface Components {
   containerd: { version: string; path: string; ctr: string };
   containerdMatrix: { version: string; path: string }[];
   crictl: { version: string; path: string };
-  /** The CAPI core manager the real-CAPI suite runs, and the CRD folders of its version. */
-  capiManager: { version: string; path: string; crds: string[] };
+  /** The CAPI core managers the real-CAPI suite runs, with the CRD folders of each version. */
+  capiManagers: { version: string; path: string; crds: string[] }[];
   crds: Record<'capi' | 'caaph' | 'certManager', { version: string; dirs: string[] }>;
 }
 
@@ -39,7 +39,9 @@ export function loadComponents(cache: string): Components {
   for (const [name, entry] of Object.entries(c)) {
     if ('path' in entry && !existsSync(entry.path)) throw new Error(`component ${name} ${entry.version} is missing at ${entry.path}: run 'bash scripts/components.sh'`);
   }
-  for (const ctd of c.containerdMatrix ?? []) if (!existsSync(ctd.path)) throw new Error(`containerd ${ctd.version} is missing at ${ctd.path}: run 'bash scripts/components.sh'`);
+  for (const [what, list] of [['containerd', c.containerdMatrix], ['CAPI manager', c.capiManagers]] as const) {
+    for (const e of list ?? []) if (!existsSync(e.path)) throw new Error(`${what} ${e.version} is missing at ${e.path}: run 'bash scripts/components.sh'`);
+  }
   for (const [name, crd] of Object.entries(c.crds)) {
     for (const dir of crd.dirs) if (!existsSync(dir)) throw new Error(`CRDs of ${name} ${crd.version} are missing at ${dir}: run 'bash scripts/components.sh'`);
   }
