@@ -31,7 +31,7 @@ const SERVE: CommandSpec = {
     { name: 'tls-key-file', value: 'FILE', help: `serving key (PEM); default ${DEFAULT_CERT_DIR}/tls.key` },
     { name: 'tls-reload-interval', value: 'SECONDS', help: 'how often to look for a renewed certificate', default: '10' },
     { name: 'kubeconfig', value: 'FILE', help: 'management cluster kubeconfig; else in-cluster, else $KUBECONFIG or ~/.kube/config' },
-    { name: 'capi-version', value: 'VERSION', help: `Cluster API version whose hook catalog to advertise (v1.${OLDEST_CAPI_MINOR}..v1.${NEWEST_CAPI_MINOR})`, default: `v1.${OLDEST_CAPI_MINOR}` },
+    { name: 'capi-version', value: 'VERSION', help: `Cluster API version whose hook catalog to advertise (v1.${OLDEST_CAPI_MINOR}..v1.${NEWEST_CAPI_MINOR})`, default: `v1.${NEWEST_CAPI_MINOR}` },
     { name: 'max-body-bytes', value: 'BYTES', help: 'largest hook request accepted (two that large at once at most)', default: String(DEFAULT_MAX_BODY_BYTES) },
     { name: 'log-level', value: LOG_LEVELS.join('|'), help: 'least severe level logged', default: 'info' },
     { name: 'log-format', value: 'json|text', help: 'log line format', default: 'json' },
@@ -51,7 +51,7 @@ const MANIFESTS: CommandSpec = {
   flags: [
     { name: 'namespace', value: 'NS', help: 'namespace to install into', default: 'capi-registry-addon-system' },
     { name: 'image', value: 'REF', help: 'extension image', default: `capi-registry-addon:${VERSION}` },
-    { name: 'capi-version', value: 'VERSION', help: 'Cluster API version (v1.10 gets ExtensionConfig v1alpha1, v1.11+ v1beta2)', default: `v1.${OLDEST_CAPI_MINOR}` },
+    { name: 'capi-version', value: 'VERSION', help: 'Cluster API version (v1.10 gets ExtensionConfig v1alpha1, v1.11+ v1beta2)', default: `v1.${NEWEST_CAPI_MINOR}` },
     { name: 'allow-from', value: 'NS,NS', help: 'namespaces whose pods may reach the hook port (NetworkPolicy): CAPI, CAAPH, your metrics scraper', default: DEFAULT_ALLOW_FROM.join(',') },
   ],
 };

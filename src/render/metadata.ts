@@ -77,12 +77,15 @@ export const pushCredentialSecretName = (cluster: string) => `${cluster}-registr
 
 export class RenderError extends Error {}
 
-/** The registry's fixed ClusterIP: the 20th address of the first service CIDR (first family if dual-stack). */
+/** What kubeadm gives a cluster whose ClusterConfiguration names no serviceSubnet (and so CAPI with no services.cidrBlocks). */
+export const KUBEADM_DEFAULT_SERVICE_CIDR = '10.96.0.0/12';
+
+/**
+ * The registry's fixed ClusterIP: the 20th address of the first service CIDR (first family if
+ * dual-stack); a Cluster that sets none gets kubeadm's default, as its API server does.
+ */
 export function serviceIp(serviceCidrs: readonly string[]): string {
-  const cidr = serviceCidrs[0];
-  if (cidr === undefined) {
-    throw new RenderError('the Cluster has no service CIDR (spec.clusterNetwork.services.cidrBlocks): set one so the registry can have a fixed ClusterIP');
-  }
+  const cidr = serviceCidrs[0] ?? KUBEADM_DEFAULT_SERVICE_CIDR;
   const match = /^([^/]+)\/(\d{1,3})$/.exec(cidr.trim());
   const base = match ? parseIp(match[1]!) : undefined;
   const prefix = match ? Number(match[2]) : NaN;

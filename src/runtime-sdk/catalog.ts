@@ -34,9 +34,12 @@ export const HOOKS: readonly HookSpec[] = [
   { hook: 'DiscoverVariables', handler: 'discover-variables', blocking: false, shape: 'discoverVariables', requiredStrings: [], since: 9, timeoutSeconds: 10 },
 ];
 
-/** CAPI minors whose catalog and wire shapes this build knows. */
+/**
+ * CAPI minors whose catalog and wire shapes this build knows. v1.14 (the current release) sends the same
+ * wire format as v1.13; its real manager drives the hooks in the test suite, as does v1.12's.
+ */
 export const OLDEST_CAPI_MINOR = 10;
-export const NEWEST_CAPI_MINOR = 13;
+export const NEWEST_CAPI_MINOR = 14;
 
 export interface CapiTarget {
   minor: number;
@@ -44,9 +47,9 @@ export interface CapiTarget {
   newerThanKnown: boolean;
 }
 
-/** Parses `--capi-version` ("v1.12", "1.12.5", "v1.13.0-rc.1"). Throws an operator-readable error. */
+/** Parses `--capi-version` ("v1.12", "1.12.5", "v1.13.0-rc.1"); absent means the current release. Throws an operator-readable error. */
 export function parseCapiVersion(text: string | undefined): CapiTarget {
-  if (text === undefined || text === '') return { minor: OLDEST_CAPI_MINOR, newerThanKnown: false };
+  if (text === undefined || text === '') return { minor: NEWEST_CAPI_MINOR, newerThanKnown: false };
   const match = /^v?1\.(\d{1,3})(?:\.\d+)?(?:[-+].*)?$/.exec(text.trim());
   if (!match) throw new Error(`--capi-version ${JSON.stringify(text)} is not a CAPI version: use the form v1.12 or v1.12.5`);
   const minor = Number(match[1]);

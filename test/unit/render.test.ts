@@ -45,8 +45,8 @@ test('service IP: the 20th address of the first CIDR, any family; bracketed in U
   assert.is(serviceIp(['127.0.0.0/24']), '127.0.0.20');
   const hosts = readFileSync(join(GOLDEN, 'ipv6', 'expected.yaml'), 'utf8');
   assert.match(hosts, /\[host\."https:\/\/\[fd00:10:96::14\]:443\/v2"\]/);
+  assert.is(serviceIp([]), '10.96.0.20', "no service CIDR: kubeadm's default 10.96.0.0/12");
   for (const [cidrs, message] of [
-    [[], /has no service CIDR \(spec\.clusterNetwork\.services\.cidrBlocks\)/],
     [['10.96.0.0'], /"10\.96\.0\.0" is not a valid CIDR/],
     [['10.96.0.0/33'], /is not a valid CIDR/],
     [['banana/12'], /is not a valid CIDR/],

@@ -12,11 +12,12 @@ const test = suite('runtime-sdk');
 const spec = (hook: string) => HOOKS.find((h) => h.hook === hook)!;
 
 test('capi version: accepted forms, too old, newer than known, garbage', () => {
-  assert.equal(parseCapiVersion(undefined), { minor: 10, newerThanKnown: false });
+  assert.equal(parseCapiVersion(undefined), { minor: 14, newerThanKnown: false }, 'the current release by default');
+  assert.equal(parseCapiVersion('v1.14.2'), { minor: 14, newerThanKnown: false });
   assert.equal(parseCapiVersion('v1.12'), { minor: 12, newerThanKnown: false });
   assert.equal(parseCapiVersion('1.13.5'), { minor: 13, newerThanKnown: false });
   assert.equal(parseCapiVersion('v1.11.0-rc.1'), { minor: 11, newerThanKnown: false });
-  assert.equal(parseCapiVersion('v1.15.0'), { minor: 13, newerThanKnown: true });
+  assert.equal(parseCapiVersion('v1.15.0'), { minor: 14, newerThanKnown: true });
   assert.throws(() => parseCapiVersion('v1.9.3'), /older than the oldest supported CAPI v1\.10/);
   assert.throws(() => parseCapiVersion('latest'), /not a CAPI version: use the form v1\.12/);
 });
