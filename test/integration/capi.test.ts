@@ -46,7 +46,7 @@ const get = async (apiVersion: string, kind: string, name: string) => (await api
 const patchStatus = (apiVersion: string, kind: string, name: string, status: unknown) =>
   api().request('PATCH', `${path(apiVersion, kind, name)}/status`, JSON.stringify({ status }), 'application/merge-patch+json');
 
-async function start(capi: { version: string; path: string; crds: string[] }) {
+async function start(capi: { version: string; path: string; crds: string[] }, runtime: string) {
   env = await startEnv({ management: true, workload: true, capiCrds: capi.crds });
   // The contract labels the providers' kustomizations add to their CRDs.
   for (const crd of ['kubeadmcontrolplanes', 'kubeadmcontrolplanetemplates'].map((n) => `${n}.controlplane.cluster.x-k8s.io`).concat(['kubeadmconfigs', 'kubeadmconfigtemplates'].map((n) => `${n}.bootstrap.cluster.x-k8s.io`))) {
@@ -59,7 +59,7 @@ async function start(capi: { version: string; path: string; crds: string[] }) {
   await ensureNamespace(api(), PROVIDER);
   await ensureNamespace(api(), NS);
   const pki = makePki('real-capi-extension');
-  ext = await startExtension('node', { pki, args: ['--kubeconfig', await extensionKubeconfig(api(), 'capi-registry-addon'), '--capi-version', 'v1.13', '--provider-namespace', PROVIDER, '--mint-root-ca', '--converge-interval', '2', '--log-level', 'debug'] });
+  ext = await startExtension(runtime, { pki, args: ['--kubeconfig', await extensionKubeconfig(api(), 'capi-registry-addon'), '--capi-version', 'v1.13', '--provider-namespace', PROVIDER, '--mint-root-ca', '--converge-interval', '2', '--log-level', 'debug'] });
   const webhookDir = dirname(makePki('capi-webhook').certFile);
   manager = startProcess(`capi-manager-${capi.version}`, capi.path, [
     `--kubeconfig=${api().kubeconfig}`, '--leader-elect=false', '--feature-gates=ClusterTopology=true,RuntimeSDK=true',
@@ -167,7 +167,9 @@ async function optedIn() {
   await waitFor('the control plane at the new version', async () => ((await get('controlplane.cluster.x-k8s.io/v1beta2', 'KubeadmControlPlane', kcp.metadata.name)).spec.version === 'v1.35.0' ? true : undefined), 90_000, manager.logFile);
   assert.ok(hooksAnswered('BeforeClusterUpgrade', 'v4').some((l) => l.includes('"status":"Success"')), 'CAPI called BCU before upgrading');
 
-  // Delete: CAPI calls BeforeClusterDelete; the proxy and the Secrets go, and the Cluster is gone.
+  // Delete, with a clusterConfig that no longer parses: CAPI calls BeforeClusterDelete, which still
+  // removes everything and never holds deletion back on our account.
+  ok(await api().request('PATCH', path('cluster.x-k8s.io/v1beta2', 'Cluster', 'v4'), JSON.stringify({ spec: { topology: { variables: [{ name: 'clusterConfig', value: { addons: { registry: 'not an object' } } }] } } }), 'application/merge-patch+json'), 'invalid variable');
   ok(await api().request('DELETE', path('cluster.x-k8s.io/v1beta2', 'Cluster', 'v4')), 'delete');
   await waitFor('the proxy deleted (BCD)', async () => ((await api().request('GET', `/apis/addons.cluster.x-k8s.io/v1alpha1/namespaces/${NS}/helmchartproxies/v4-registry`)).status === 404 ? true : undefined), 90_000, manager.logFile);
   // The answer is logged after the deletions it made: wait for the line.
@@ -177,9 +179,18 @@ async function optedIn() {
   assert.not.match(ext.logs, /hook request does not match the API server/);
 }
 
-for (const capi of (() => { try { return components().capiManagers; } catch { return [{ version: 'missing', path: '', crds: [] }]; } })()) {
-  const test = suite(`the real CAPI core manager ${capi.version} drives the hooks`);
-  test.before(() => start(capi));
+const managers = (() => {
+  try {
+    return components().capiManagers;
+  } catch {
+    return [{ version: 'missing', path: '', crds: [] }];
+  }
+})();
+// Each runtime serves a whole lifecycle: the current release on Node and Bun, the maintained one on Deno.
+const runs = [[managers[0]!, 'node'], [managers[1] ?? managers[0]!, 'deno'], [managers[0]!, 'bun']] as const;
+for (const [capi, runtime] of runs) {
+  const test = suite(`the real CAPI core manager ${capi.version} drives the hooks (extension on ${runtime})`);
+  test.before(() => start(capi, runtime));
   test.after(stop);
   test('discovery and DiscoverVariables through the real controllers', discovery);
   test('a Cluster that has not opted in: BCC answered, no node files, nothing written', notOptedIn);
