@@ -1,5 +1,5 @@
 // Smoke suite: every real component of the test environment is there and usable.
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -8,13 +8,12 @@ import { components, componentsCache, loadComponents } from './env/components.ts
 import { startEnv, type Env } from './env/index.ts';
 import { makeImage } from './env/oci.ts';
 import { regsync } from './env/regsync.ts';
-import { startRegistry } from './env/registry.ts';
 
 const test = suite('real components');
 let env: Env;
 
 test.before(async () => {
-  env = await startEnv({ management: true, workload: true, registries: 2, containerd: true });
+  env = await startEnv({ management: true, workload: true, registries: 2 });
 });
 test.after(async () => {
   await env?.stop();
@@ -99,39 +98,6 @@ test('regsync once copies an image between two TLS registries, trusting only the
   assert.ok(run.ok, run.output);
   const copied = await r1!.manifest('sync/hello', 'v1');
   assert.is(copied.digest, image.manifest.digest);
-});
-
-test('containerd pulls through a _default hosts.toml mirror and falls back to the upstream when the mirror is down', async () => {
-  const [, mirror] = env.registries;
-  const upstream = await startRegistry('upstream', undefined);
-  const ctd = env.containerd!;
-  const hostsDir = workDir('hosts');
-  mkdirSync(join(hostsDir, '_default'), { recursive: true });
-  const caFile = join(hostsDir, 'ca.crt');
-  writeFileSync(caFile, env.registryCa.pem);
-  writeFileSync(join(hostsDir, '_default', 'hosts.toml'), [
-    `[host."https://${mirror!.host}"]`,
-    '  capabilities = ["pull", "resolve"]',
-    `  ca = "${caFile}"`,
-  ].join('\n'));
-  // The mirror is trusted through its `ca`; the upstream stands in for a public registry.
-  // Only the mirror has this image: a successful fetch by the upstream's name proves the mirror served it.
-  const onlyMirror = makeImage('served by the mirror');
-  await mirror!.push('mirrored/hello', 'v1', onlyMirror);
-  const viaMirror = ctd.fetch(`${upstream!.host}/mirrored/hello:v1`, hostsDir);
-  assert.ok(viaMirror.ok, viaMirror.output);
-  assert.ok(ctd.content().includes(onlyMirror.manifest.digest));
-
-  // Mirror down: the upstream serves.
-  const onlyUpstream = makeImage('served by the upstream');
-  await upstream!.push('fallback/hello', 'v1', onlyUpstream);
-  await mirror!.stop();
-  const started = Date.now();
-  const viaUpstream = ctd.fetch(`${upstream!.host}/fallback/hello:v1`, hostsDir);
-  assert.ok(viaUpstream.ok, viaUpstream.output);
-  assert.ok(ctd.content().includes(onlyUpstream.manifest.digest));
-  assert.ok(Date.now() - started < 30_000, 'a refused mirror falls through at once');
-  await upstream.stop();
 });
 
 test('a missing component fails the run with its name and the command that brings it', () => {

@@ -2,7 +2,7 @@
 // user runs (Debian's 1.6, and 1.7, 2.0, 2.2.1, 2.2.x, 2.3, 2.4 built from the Go module proxy), each
 // with the config shapes nodes really have, proven the way the kubelet pulls: through the CRI (crictl),
 // with the registry's access log as evidence and upstream names that lead nowhere.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { suite } from 'uvu';
@@ -13,10 +13,10 @@ import { registryPlan } from '../../src/addon/plan.ts';
 import { mintClusterIssuer } from '../../src/pki/cluster-issuer.ts';
 import { mintRootCa, parseRootCa } from '../../src/pki/root-ca.ts';
 import { issueServerCertificate } from '../../src/pki/server-cert.ts';
-import { NODE, serverCertSans } from '../../src/render/metadata.ts';
+import { serverCertSans } from '../../src/render/metadata.ts';
 import { enableMirrorScript, hostsToml } from '../../src/render/node-files.ts';
 import { parseCluster } from '../../src/runtime-sdk/request.ts';
-import { freePort, waitFor, workDir } from './env/base.ts';
+import { waitFor, workDir } from './env/base.ts';
 import { components } from './env/components.ts';
 import { makeCa, makeLeaf } from './env/pki.ts';
 import { NetNs, nodeDir, TestNode } from './env/node.ts';

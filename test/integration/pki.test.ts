@@ -1,13 +1,13 @@
 // Certificates from `cert mint-ca` / `cert issue` (the bundle, on every runtime) checked by the real
 // consumers: openssl verify and x509 -text, zlint, and containerd's Go TLS client against Distribution.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { openssl, workDir } from './env/base.ts';
 import { components } from './env/components.ts';
-import { startContainerd } from './env/containerd.ts';
+import { nodeDir, TestNode } from './env/node.ts';
 import { BUNDLE, RUNTIMES } from './env/extension.ts';
 import { makeImage } from './env/oci.ts';
 import { startRegistry } from './env/registry.ts';
@@ -114,8 +114,7 @@ test('zlint (RFC 5280/5480/5891/3279/8813 and community lints) finds no error or
   }
 });
 
-test("containerd's Go TLS client pulls from Distribution serving the issued certificate, trusting only ca.crt, and rejects another CA's", async () => {
-  const ctd = await startContainerd('pki');
+test("containerd (1.6 and the newest build, through the CRI) pulls from Distribution serving the issued certificate, trusting only ca.crt, and rejects another CA's", async () => {
   const serve = async (name: string, caFile: string) => {
     const data = secretData(cli('node', ['cert', 'issue', '--ca-secret', caFile, '--cluster', clusterFile]).stdout);
     const d = workDir('pki-suite', 'serve', name);
@@ -128,19 +127,29 @@ test("containerd's Go TLS client pulls from Distribution serving the issued cert
   await trusted.registry.push('pki/hello', 'v1', image);
   await foreign.registry.push('pki/hello', 'v1', image);
   // hosts.toml for each registry trusting ONLY the minted root's ca.crt.
-  const hostsDir = workDir('pki-suite', 'hosts');
+  const files: Record<string, string> = {};
   for (const r of [trusted.registry, foreign.registry]) {
-    mkdirSync(join(hostsDir, r.host), { recursive: true });
-    writeFileSync(join(hostsDir, r.host, 'hosts.toml'), `server = "https://${r.host}"\n[host."https://${r.host}"]\n  capabilities = ["pull", "resolve"]\n  ca = "${trusted.caFile}"\n`);
+    files[`certs.d/${r.host}/hosts.toml`] = `server = "https://${r.host}"\n[host."https://${r.host}"]\n  capabilities = ["pull", "resolve"]\n  ca = "${trusted.caFile}"\n`;
   }
-  const ok = ctd.fetch(`${trusted.registry.host}/pki/hello:v1`, hostsDir);
-  assert.ok(ok.ok, ok.output);
-  const rejected = ctd.fetch(`${foreign.registry.host}/pki/hello:v1`, hostsDir);
-  assert.not.ok(rejected.ok);
-  assert.match(rejected.output, /x509: certificate signed by unknown authority/);
+  const matrix = components().containerdMatrix;
+  for (const { version, path } of [matrix[0]!, matrix.at(-1)!]) {
+    const config = /^v?1\./.test(version)
+      ? 'version = 2\n[plugins."io.containerd.grpc.v1.cri".registry]\n  config_path = "/etc/containerd/certs.d"\n'
+      : "version = 3\n[plugins.'io.containerd.cri.v1.images'.registry]\n  config_path = '/etc/containerd/certs.d'\n";
+    const node = new TestNode(nodeDir('pki', version), { containerd: path, config, files });
+    await node.start();
+    try {
+      const ok = node.pull(`${trusted.registry.host}/pki/hello:v1`, 60_000);
+      assert.ok(ok.ok, `${version}: ${ok.output}`);
+      const rejected = node.pull(`${foreign.registry.host}/pki/hello:v1`, 60_000);
+      assert.not.ok(rejected.ok, version);
+      assert.match(`${rejected.output}${node.log}`, /x509: certificate signed by unknown authority|tls: failed to verify certificate/, version);
+    } finally {
+      await node.stop();
+    }
+  }
   await trusted.registry.stop();
   await foreign.registry.stop();
-  await ctd.stop();
 });
 
 test('malformed CA Secrets: exit 1, an actionable message, no key material', () => {

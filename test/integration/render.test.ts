@@ -1,7 +1,7 @@
 // The renderers' output used verbatim by the real consumers: the workload kube-apiserver (server-side
 // dry-run), Distribution 3.x and 2.8 and regsync. containerd on nodes: node-mirror.test.ts.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -10,16 +10,15 @@ import { registryPlan, type RegistryPlan } from '../../src/addon/plan.ts';
 import { mintRootCa, parseRootCa } from '../../src/pki/root-ca.ts';
 import { issueServerCertificate } from '../../src/pki/server-cert.ts';
 import { basicAuthorization, htpasswdFor, newPassword, type Credentials } from '../../src/addon/credentials.ts';
-import { NODE, POD, RenderError, serverCertSans } from '../../src/render/metadata.ts';
+import { RenderError, serverCertSans } from '../../src/render/metadata.ts';
 import { readRegistryConfig } from '../../src/render/config.ts';
 import { clusterConfigVariable } from '../../src/render/variables.ts';
 import { parseCluster } from '../../src/runtime-sdk/request.ts';
-import { freePort, inMountNamespace, startProcess, waitFor, workDir } from './env/base.ts';
+import { freePort, inMountNamespace, waitFor, workDir } from './env/base.ts';
 import { components } from './env/components.ts';
-import { startContainerd } from './env/containerd.ts';
 import { startEnv, type Env } from './env/index.ts';
 import { makeImage } from './env/oci.ts';
-import { httpRequest, startRegistry, startRenderedRegistry } from './env/registry.ts';
+import { httpRequest, startRenderedRegistry } from './env/registry.ts';
 
 const test = suite('rendered output, real consumers');
 let env: Env;

@@ -1,7 +1,7 @@
 // The real test environment in one call:
-//   const env = await startEnv({ management: true, workload: true, registries: 2, containerd: true });
+//   const env = await startEnv({ management: true, workload: true, registries: 2 });
+// Nodes (containerd through the CRI) come from node.ts.
 // Everything listens on 127.0.0.1 on free ports; env.stop() ends exactly the processes it started.
-import { startContainerd, type Containerd } from './containerd.ts';
 import { startKube, type KubeApi } from './kube.ts';
 import { makeCa, makeLeaf, type Ca } from './pki.ts';
 import { startRegistry, type Registry } from './registry.ts';
@@ -13,7 +13,6 @@ export interface EnvOptions {
   /** Service CIDR of the workload cluster (127.0.0.0/24 puts the registry Service IP on loopback). */
   workloadServiceCidr?: string;
   registries?: number;
-  containerd?: boolean;
   /** CAPI CRD folders to install instead of the default CAPI version's (the real-CAPI suite's manager version). */
   capiCrds?: string[];
 }
@@ -23,7 +22,6 @@ export interface Env {
   workload?: KubeApi;
   registryCa: Ca;
   registries: Registry[];
-  containerd?: Containerd;
   crds: string[];
   stop(): Promise<void>;
 }
@@ -41,16 +39,13 @@ export async function startEnv(opts: EnvOptions): Promise<Env> {
     const leaf = makeLeaf(registryCa, `registry-${i}`, { sans: ['IP:127.0.0.1', 'DNS:localhost'] });
     registries.push(await startRegistry(`r${i}`, { certFile: leaf.certFile, keyFile: leaf.keyFile, ca: registryCa.pem }));
   }
-  const containerd = opts.containerd ? await startContainerd('node', { systemCa: registryCa.pem }) : undefined;
   return {
     management,
     workload,
     registryCa,
     registries,
-    containerd,
     crds,
     async stop() {
-      await containerd?.stop();
       for (const r of registries) await r.stop();
       await Promise.all([management?.stop(), workload?.stop()]);
     },
