@@ -124,8 +124,41 @@ async function notOptedIn() {
   assert.is((await api().request('GET', `/api/v1/namespaces/${NS}/secrets/plain-registry-addon-ca`)).status, 404, 'nothing written');
 }
 
-async function optedIn() {
+/** The infrastructure and the control plane of `cluster`, played as their controllers would: provisioned, initialized, kubeconfig written. */
+/**
+ * Day 2: the plain Cluster, its control plane up (ACPI answered for a Cluster not opted in), opts in.
+ * CAPI's next topology reconcile calls GeneratePatches, which queues a convergence: the CA copy and the
+ * node script appear, the node files enter its KubeadmControlPlane, and the registry is deployed
+ * without any further lifecycle hook.
+ */
+async function dayTwo() {
+  const cluster = await waitFor('the plain Cluster\'s objects', async () => {
+    const c = await get('cluster.x-k8s.io/v1beta2', 'Cluster', 'plain');
+    return c?.spec?.controlPlaneRef?.name && c?.spec?.infrastructureRef?.name ? c : undefined;
+  }, 60_000, manager.logFile);
+  const kcpName = cluster.spec.controlPlaneRef.name;
+  await playInitialized(cluster, await get('controlplane.cluster.x-k8s.io/v1beta2', 'KubeadmControlPlane', kcpName));
+  await waitFor('ACPI answered for the plain Cluster', async () => (hooksAnswered('AfterControlPlaneInitialized', 'plain').length ? true : undefined), 60_000, manager.logFile);
+  assert.is((await api().request('GET', `/apis/addons.cluster.x-k8s.io/v1alpha1/namespaces/${NS}/helmchartproxies/plain-registry`)).status, 404, 'not opted in: no registry');
+  ok(await api().request('PATCH', path('cluster.x-k8s.io/v1beta2', 'Cluster', 'plain'), JSON.stringify({ spec: { topology: { variables: [{ name: 'clusterConfig', value: { addons: { registry: {} } } }] } } }), 'application/merge-patch+json'), 'opt in');
+  await waitFor('the node files in the KubeadmControlPlane (GeneratePatches)', async () => (JSON.stringify((await get('controlplane.cluster.x-k8s.io/v1beta2', 'KubeadmControlPlane', kcpName)).spec).includes('enable-mirror.sh') ? true : undefined), 60_000, manager.logFile);
+  await waitFor('the day-2 HelmChartProxy', async () => ((await api().request('GET', `/apis/addons.cluster.x-k8s.io/v1alpha1/namespaces/${NS}/helmchartproxies/plain-registry`)).status === 200 ? true : undefined), 60_000, manager.logFile);
+  for (const suffix of ['ca', 'node-script']) assert.is((await api().request('GET', `/api/v1/namespaces/${NS}/secrets/plain-registry-addon-${suffix}`)).status, 200, suffix);
+}
+
+async function playInitialized(cluster: any, kcp: any) {
   const workload = new URL(env.workload!.url);
+  const name = cluster.metadata.name;
+  const infraName = cluster.spec.infrastructureRef.name;
+  ok(await api().request('PATCH', path(INFRA, 'GenericInfrastructureCluster', infraName), JSON.stringify({ spec: { controlPlaneEndpoint: { host: workload.hostname, port: Number(workload.port) } } }), 'application/merge-patch+json'), 'endpoint');
+  ok(await patchStatus(INFRA, 'GenericInfrastructureCluster', infraName, { initialization: { provisioned: true } }), 'infra provisioned');
+  await putKubeconfig(api(), NS, name, readFileSync(env.workload!.kubeconfig, 'utf8'));
+  ok(await patchStatus('controlplane.cluster.x-k8s.io/v1beta2', 'KubeadmControlPlane', kcp.metadata.name, {
+    initialization: { controlPlaneInitialized: true }, version: kcp.spec.version, replicas: 1, readyReplicas: 1, availableReplicas: 1, upToDateReplicas: 1, observedGeneration: kcp.metadata.generation,
+  }), 'control plane initialized');
+}
+
+async function optedIn() {
   await create({
     apiVersion: 'cluster.x-k8s.io/v1beta2', kind: 'Cluster', metadata: { name: 'v4' },
     spec: {
@@ -146,14 +179,7 @@ async function optedIn() {
   assert.ok(files.includes('/etc/containerd/capi-registry-addon/enable-mirror.sh'), JSON.stringify(files));
   assert.equal(kcp.spec.kubeadmConfigSpec.preKubeadmCommands, ['/etc/containerd/capi-registry-addon/enable-mirror.sh']);
 
-  // Play the infrastructure and the control plane as their controllers would.
-  const infraName = cluster.spec.infrastructureRef.name;
-  ok(await api().request('PATCH', path(INFRA, 'GenericInfrastructureCluster', infraName), JSON.stringify({ spec: { controlPlaneEndpoint: { host: workload.hostname, port: Number(workload.port) } } }), 'application/merge-patch+json'), 'endpoint');
-  ok(await patchStatus(INFRA, 'GenericInfrastructureCluster', infraName, { initialization: { provisioned: true } }), 'infra provisioned');
-  await putKubeconfig(api(), NS, 'v4', readFileSync(env.workload!.kubeconfig, 'utf8'));
-  ok(await patchStatus('controlplane.cluster.x-k8s.io/v1beta2', 'KubeadmControlPlane', kcp.metadata.name, {
-    initialization: { controlPlaneInitialized: true }, version: 'v1.34.0', replicas: 1, readyReplicas: 1, availableReplicas: 1, upToDateReplicas: 1, observedGeneration: kcp.metadata.generation,
-  }), 'control plane initialized');
+  await playInitialized(cluster, kcp);
   // ACPI: the registry's HelmChartProxy is applied, and CAPI clears its pending-hooks mark.
   await waitFor('the HelmChartProxy (ACPI)', async () => ((await api().request('GET', `/apis/addons.cluster.x-k8s.io/v1alpha1/namespaces/${NS}/helmchartproxies/v4-registry`)).status === 200 ? true : undefined), 90_000, manager.logFile);
   await waitFor('ACPI no longer pending', async () => {
@@ -194,6 +220,7 @@ for (const [capi, runtime] of runs) {
   test.after(stop);
   test('discovery and DiscoverVariables through the real controllers', discovery);
   test('a Cluster that has not opted in: BCC answered, no node files, nothing written', notOptedIn);
+  test('day 2: that Cluster, initialized, opts in; GeneratePatches alone brings the node files and the registry', dayTwo);
   test('an opted-in Cluster: BCC, GeneratePatches on the real KubeadmControlPlane, ACPI once initialized, BCU before the upgrade, BeforeClusterDelete when deleted', optedIn);
   test.run();
 }
