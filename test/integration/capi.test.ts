@@ -158,19 +158,19 @@ async function playInitialized(cluster: any, kcp: any) {
   }), 'control plane initialized');
 }
 
-async function optedIn() {
+async function optedIn(name: string, cidr: string, serviceIp: string) {
   await create({
-    apiVersion: 'cluster.x-k8s.io/v1beta2', kind: 'Cluster', metadata: { name: 'v4' },
+    apiVersion: 'cluster.x-k8s.io/v1beta2', kind: 'Cluster', metadata: { name },
     spec: {
-      clusterNetwork: { services: { cidrBlocks: ['10.96.0.0/12'] } },
+      clusterNetwork: { services: { cidrBlocks: [cidr] } },
       topology: { classRef: { name: 'quick-start' }, version: 'v1.34.0', controlPlane: { replicas: 1 }, workers: { machineDeployments: [{ class: 'default-worker', name: 'md-0', replicas: 1 }] },
         variables: [{ name: 'clusterConfig', value: { addons: { registry: {} } } }] },
     },
   });
   // BeforeClusterCreate: the CA copy appears before anything is created.
-  await waitFor('the CA copy (BCC)', async () => ((await api().request('GET', `/api/v1/namespaces/${NS}/secrets/v4-registry-addon-ca`)).status === 200 ? true : undefined), 60_000, manager.logFile);
+  await waitFor('the CA copy (BCC)', async () => ((await api().request('GET', `/api/v1/namespaces/${NS}/secrets/${name}-registry-addon-ca`)).status === 200 ? true : undefined), 60_000, manager.logFile);
   const cluster = await waitFor('the topology objects', async () => {
-    const c = await get('cluster.x-k8s.io/v1beta2', 'Cluster', 'v4');
+    const c = await get('cluster.x-k8s.io/v1beta2', 'Cluster', name);
     return c?.spec?.controlPlaneRef?.name && c?.spec?.infrastructureRef?.name ? c : undefined;
   }, 60_000, manager.logFile);
   // GeneratePatches as CAPI applied it: the node files in the real KubeadmControlPlane.
@@ -181,26 +181,28 @@ async function optedIn() {
 
   await playInitialized(cluster, kcp);
   // ACPI: the registry's HelmChartProxy is applied, and CAPI clears its pending-hooks mark.
-  await waitFor('the HelmChartProxy (ACPI)', async () => ((await api().request('GET', `/apis/addons.cluster.x-k8s.io/v1alpha1/namespaces/${NS}/helmchartproxies/v4-registry`)).status === 200 ? true : undefined), 90_000, manager.logFile);
+  await waitFor('the HelmChartProxy (ACPI)', async () => ((await api().request('GET', `/apis/addons.cluster.x-k8s.io/v1alpha1/namespaces/${NS}/helmchartproxies/${name}-registry`)).status === 200 ? true : undefined), 90_000, manager.logFile);
   await waitFor('ACPI no longer pending', async () => {
-    const c = await get('cluster.x-k8s.io/v1beta2', 'Cluster', 'v4');
+    const c = await get('cluster.x-k8s.io/v1beta2', 'Cluster', name);
     return !String(c.metadata.annotations?.['runtime.cluster.x-k8s.io/pending-hooks'] ?? '').includes('AfterControlPlaneInitialized') ? true : undefined;
   }, 60_000, manager.logFile);
   assert.ok((await env.workload!.request('GET', '/api/v1/namespaces/capi-registry/secrets/registry-tls')).status === 200);
+  const values = JSON.parse((await api().request('GET', `/apis/addons.cluster.x-k8s.io/v1alpha1/namespaces/${NS}/helmchartproxies/${name}-registry`)).body.spec.valuesTemplate);
+  assert.is(values.manifests.find((m: any) => m.kind === 'Service' && m.spec.clusterIP !== 'None').spec.clusterIP, serviceIp, 'the Service IP from the Cluster\'s service CIDR');
 
   // Upgrade: CAPI asks BeforeClusterUpgrade, then moves the control plane to the new version.
-  ok(await api().request('PATCH', path('cluster.x-k8s.io/v1beta2', 'Cluster', 'v4'), JSON.stringify({ spec: { topology: { version: 'v1.35.0' } } }), 'application/merge-patch+json'), 'version bump');
+  ok(await api().request('PATCH', path('cluster.x-k8s.io/v1beta2', 'Cluster', name), JSON.stringify({ spec: { topology: { version: 'v1.35.0' } } }), 'application/merge-patch+json'), 'version bump');
   await waitFor('the control plane at the new version', async () => ((await get('controlplane.cluster.x-k8s.io/v1beta2', 'KubeadmControlPlane', kcp.metadata.name)).spec.version === 'v1.35.0' ? true : undefined), 90_000, manager.logFile);
-  assert.ok(hooksAnswered('BeforeClusterUpgrade', 'v4').some((l) => l.includes('"status":"Success"')), 'CAPI called BCU before upgrading');
+  assert.ok(hooksAnswered('BeforeClusterUpgrade', name).some((l) => l.includes('"status":"Success"')), 'CAPI called BCU before upgrading');
 
   // Delete, with a clusterConfig that no longer parses: CAPI calls BeforeClusterDelete, which still
   // removes everything and never holds deletion back on our account.
-  ok(await api().request('PATCH', path('cluster.x-k8s.io/v1beta2', 'Cluster', 'v4'), JSON.stringify({ spec: { topology: { variables: [{ name: 'clusterConfig', value: { addons: { registry: 'not an object' } } }] } } }), 'application/merge-patch+json'), 'invalid variable');
-  ok(await api().request('DELETE', path('cluster.x-k8s.io/v1beta2', 'Cluster', 'v4')), 'delete');
-  await waitFor('the proxy deleted (BCD)', async () => ((await api().request('GET', `/apis/addons.cluster.x-k8s.io/v1alpha1/namespaces/${NS}/helmchartproxies/v4-registry`)).status === 404 ? true : undefined), 90_000, manager.logFile);
+  ok(await api().request('PATCH', path('cluster.x-k8s.io/v1beta2', 'Cluster', name), JSON.stringify({ spec: { topology: { variables: [{ name: 'clusterConfig', value: { addons: { registry: 'not an object' } } }] } } }), 'application/merge-patch+json'), 'invalid variable');
+  ok(await api().request('DELETE', path('cluster.x-k8s.io/v1beta2', 'Cluster', name)), 'delete');
+  await waitFor('the proxy deleted (BCD)', async () => ((await api().request('GET', `/apis/addons.cluster.x-k8s.io/v1alpha1/namespaces/${NS}/helmchartproxies/${name}-registry`)).status === 404 ? true : undefined), 90_000, manager.logFile);
   // The answer is logged after the deletions it made: wait for the line.
-  await waitFor('BCD answered', async () => (hooksAnswered('BeforeClusterDelete', 'v4').some((l) => l.includes('"status":"Success"')) ? true : undefined), 10_000);
-  for (const suffix of ['ca', 'node', 'push', 'node-script']) assert.is((await api().request('GET', `/api/v1/namespaces/${NS}/secrets/v4-registry-addon-${suffix}`)).status, 404, suffix);
+  await waitFor('BCD answered', async () => (hooksAnswered('BeforeClusterDelete', name).some((l) => l.includes('"status":"Success"')) ? true : undefined), 10_000);
+  for (const suffix of ['ca', 'node', 'push', 'node-script']) assert.is((await api().request('GET', `/api/v1/namespaces/${NS}/secrets/${name}-registry-addon-${suffix}`)).status, 404, suffix);
   // No request body was refused as a mismatch: CAPI's own requests match the API server.
   assert.not.match(ext.logs, /hook request does not match the API server/);
 }
@@ -221,6 +223,7 @@ for (const [capi, runtime] of runs) {
   test('discovery and DiscoverVariables through the real controllers', discovery);
   test('a Cluster that has not opted in: BCC answered, no node files, nothing written', notOptedIn);
   test('day 2: that Cluster, initialized, opts in; GeneratePatches alone brings the node files and the registry', dayTwo);
-  test('an opted-in Cluster: BCC, GeneratePatches on the real KubeadmControlPlane, ACPI once initialized, BCU before the upgrade, BeforeClusterDelete when deleted', optedIn);
+  test('an opted-in IPv4 Cluster: BCC, GeneratePatches on the real KubeadmControlPlane, ACPI once initialized, BCU before the upgrade, BeforeClusterDelete when deleted', () => optedIn('v4', '10.96.0.0/12', '10.96.0.20'));
+  if (runtime === 'node') test('the same for an IPv6 Cluster', () => optedIn('v6', 'fd00:10:96::/108', 'fd00:10:96::14'));
   test.run();
 }
