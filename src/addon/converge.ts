@@ -21,8 +21,12 @@ export interface ConvergeOptions {
 }
 
 export interface Converger {
-  /** Asks for the Cluster to be converged soon; cheap, returns at once. */
-  request(namespace: string, name: string): void;
+  /**
+   * Asks for the Cluster to be converged soon; cheap, returns at once. `state` is what the caller saw
+   * (e.g. the registry variable): a request with a state other than the last one's is not held back by
+   * the interval, so an opt-in, a change or an opt-out is acted on at once without any timer.
+   */
+  request(namespace: string, name: string, state?: string): void;
   /** Resolves when nothing is queued or running (tests, shutdown). */
   idle(): Promise<void>;
   forget(namespace: string, name: string): void;
@@ -35,6 +39,7 @@ export function converger(opts: ConvergeOptions): Converger {
   const concurrency = opts.concurrency ?? 4;
   const maxQueued = opts.maxQueued ?? 10_000;
   const notBefore = new Map<string, number>();
+  const lastState = new Map<string, string | undefined>();
   const queue: string[] = [];
   const active = new Set<string>();
   let waiters: (() => void)[] = [];
@@ -70,12 +75,20 @@ export function converger(opts: ConvergeOptions): Converger {
     }
   };
   return {
-    request(namespace, name) {
+    request(namespace, name, state) {
       const key = `${namespace}/${name}`;
-      if (active.has(key) || queue.includes(key) || (notBefore.get(key) ?? 0) > now()) return;
+      const changed = lastState.has(key) && lastState.get(key) !== state;
+      if (active.has(key) || queue.includes(key) || (!changed && (notBefore.get(key) ?? 0) > now())) return;
       if (queue.length >= maxQueued) return; // CAPI calls GeneratePatches again; the Cluster gets its turn then
       // Remembered intervals that have passed say nothing any more: drop them so forged names do not pile up.
-      if (notBefore.size >= maxQueued) for (const [k, t] of notBefore) if (t <= now()) notBefore.delete(k);
+      if (notBefore.size >= maxQueued) {
+        for (const [k, t] of notBefore) {
+          if (t > now()) continue;
+          notBefore.delete(k);
+          lastState.delete(k);
+        }
+      }
+      lastState.set(key, state);
       queue.push(key);
       pump();
     },
@@ -87,6 +100,7 @@ export function converger(opts: ConvergeOptions): Converger {
     },
     forget(namespace, name) {
       notBefore.delete(`${namespace}/${name}`);
+      lastState.delete(`${namespace}/${name}`);
     },
   };
 }

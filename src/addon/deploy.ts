@@ -75,3 +75,14 @@ export async function removeRegistry(cluster: ClusterRef, deps: AddonDeps): Prom
   if (!problems.length) return success();
   return success(`Cluster ${cluster.namespace}/${cluster.name}: deletion not held back, but ${problems.join('; ')}; owner references let garbage collection remove them with the Cluster`);
 }
+
+/**
+ * A Cluster that opted out (no `addons.registry` any more, our label still on it): what BeforeClusterDelete
+ * removes, then our label and annotation (server-side apply without them: we are their only manager).
+ * Its GeneratePatches answer already carries no node files, so CAPI rolls its nodes without the mirror.
+ */
+export async function optOutRegistry(cluster: ClusterRef, deps: AddonDeps): Promise<HookResult> {
+  const removed = await removeRegistry(cluster, deps);
+  await deps.management.applyObject({ apiVersion: clusterApiVersionOf(cluster, deps.clusterApiVersion), kind: 'Cluster', metadata: { name: cluster.name, namespace: cluster.namespace } });
+  return success(`opted out: HelmChartProxy, CA copy, issuer, credentials and node script removed${removed.message ? `; ${removed.message}` : ''}`);
+}

@@ -3,6 +3,7 @@
 // renew), BeforeClusterDelete removes, GeneratePatches answers from the request alone and asks the
 // day-2 queue to converge the Cluster in the background.
 import { KubeError } from '../kube/client.ts';
+import { CLUSTER_SELECTOR_LABEL } from '../render/helmchartproxy.ts';
 import type { Logger } from '../observe/log.ts';
 import type { HookName } from '../runtime-sdk/catalog.ts';
 import { parseCluster, type HookRequest } from '../runtime-sdk/request.ts';
@@ -11,9 +12,9 @@ import type { HookContext } from '../runtime-sdk/wrapper.ts';
 import { RenderError } from '../render/metadata.ts';
 import { clusterConfigVariable } from '../render/variables.ts';
 import { converger } from './converge.ts';
-import { deployRegistry, removeRegistry, type AddonDeps } from './deploy.ts';
+import { deployRegistry, optOutRegistry, removeRegistry, type AddonDeps } from './deploy.ts';
 import { registryOptIn } from './opt-in.ts';
-import { generatePatches as patchesFor, optedInCluster } from './patches.ts';
+import { generatePatches as patchesFor, patchedCluster } from './patches.ts';
 import { isHookResult, setupCluster } from './setup.ts';
 
 export type AddonHandler = (request: HookRequest, ctx: HookContext) => Promise<HookResult>;
@@ -150,6 +151,14 @@ export function createAddon(rt: AddonRuntime): Addon {
       const parsed = parseCluster(raw);
       if (!parsed.ok) return failure(`Cluster ${namespace}/${name}: ${parsed.message}`);
       const cluster = parsed.value;
+      const labels = ((raw.metadata ?? {}) as { labels?: Record<string, string> }).labels ?? {};
+      if (registryOptIn(cluster.variables).enabled === false) {
+        // Not opted in: nothing to do, unless it was (our label is there): it opted out. A clusterConfig
+        // that does not parse is not an opt-out: a typo must not remove a registry.
+        if (!(CLUSTER_SELECTOR_LABEL in labels)) return success();
+        rt.onGone?.(namespace, name);
+        return withDeps(cluster, (d) => optOutRegistry(cluster, d));
+      }
       const initialized = controlPlaneInitialized(raw);
       return withDeps(cluster, (d) => (initialized ? deploy(cluster, d) : setupCluster(cluster, d)));
     },
@@ -159,8 +168,10 @@ export function createAddon(rt: AddonRuntime): Addon {
     if (request.kind !== 'generatePatches') throw new TypeError(`GeneratePatches got a ${request.kind} request`);
     try {
       const items = patchesFor(request.variables, request.items);
-      const cluster = optedInCluster(request.variables, request.items);
-      if (cluster) queue.request(cluster.namespace, cluster.name);
+      // Every Cluster, opted in or not: the queue reads it back (once per interval) to converge it, or to
+      // remove what we made when it opted out.
+      const cluster = patchedCluster(request.variables, request.items);
+      if (cluster) queue.request(cluster.namespace, cluster.name, cluster.registry);
       return success(undefined, { items });
     } catch (err) {
       if (err instanceof RenderError) return failure(err.message);

@@ -104,14 +104,16 @@ export function generatePatches(globalVariables: readonly Variable[], items: rea
   return results;
 }
 
-/** The Cluster (from `builtin.cluster`) when any item of the request has opted in; for day-2 convergence. */
-export function optedInCluster(globalVariables: readonly Variable[], items: readonly GeneratePatchesItem[]): { namespace: string; name: string } | undefined {
+/** The Cluster the request is for (from `builtin.cluster`), opted in or not: day-2 convergence checks it against the API server. */
+export function patchedCluster(globalVariables: readonly Variable[], items: readonly GeneratePatchesItem[]): { namespace: string; name: string; registry: string } | undefined {
   for (const item of items) {
     const variables = mergeVariables(globalVariables, item.variables);
-    if (optInOf(variables).enabled !== true) continue;
     const builtin = variables.get('builtin');
     const cluster = isObject(builtin) && isObject(builtin.cluster) ? builtin.cluster : {};
-    if (typeof cluster.name === 'string' && cluster.name && typeof cluster.namespace === 'string' && cluster.namespace) return { namespace: cluster.namespace, name: cluster.name };
+    // What the request says of the registry (opt-in and every knob), so that a change is converged at once.
+    const optIn = optInOf(variables);
+    const registry = JSON.stringify(optIn.enabled === true ? optIn.config : optIn.enabled);
+    if (typeof cluster.name === 'string' && cluster.name && typeof cluster.namespace === 'string' && cluster.namespace) return { namespace: cluster.namespace, name: cluster.name, registry };
   }
   return undefined;
 }

@@ -146,6 +146,23 @@ async function dayTwo() {
   for (const suffix of ['ca', 'node-script']) assert.is((await api().request('GET', `/api/v1/namespaces/${NS}/secrets/plain-registry-addon-${suffix}`)).status, 200, suffix);
 }
 
+/** Opt-out: the same Cluster drops addons.registry. Its node files leave the KubeadmControlPlane, and the proxy, our Secrets and our label go. */
+async function optOut() {
+  const cluster = await get('cluster.x-k8s.io/v1beta2', 'Cluster', 'plain');
+  assert.ok(cluster.metadata.labels?.['capi-registry-addon.io/helmchartproxy'], 'labelled while opted in');
+  ok(await api().request('PATCH', path('cluster.x-k8s.io/v1beta2', 'Cluster', 'plain'), JSON.stringify({ spec: { topology: { variables: [{ name: 'clusterConfig', value: { addons: {} } }] } } }), 'application/merge-patch+json'), 'opt out');
+  await waitFor('the node files gone from the KubeadmControlPlane', async () => (!JSON.stringify((await get('controlplane.cluster.x-k8s.io/v1beta2', 'KubeadmControlPlane', cluster.spec.controlPlaneRef.name)).spec).includes('capi-registry-addon') ? true : undefined), 60_000, manager.logFile);
+  await waitFor('the proxy removed', async () => ((await api().request('GET', `/apis/addons.cluster.x-k8s.io/v1alpha1/namespaces/${NS}/helmchartproxies/plain-registry`)).status === 404 ? true : undefined), 60_000, manager.logFile);
+  // The Secrets go right after the proxy, in the same pass.
+  for (const suffix of ['ca', 'node', 'push', 'node-script']) {
+    await waitFor(`Secret plain-registry-addon-${suffix} removed`, async () => ((await api().request('GET', `/api/v1/namespaces/${NS}/secrets/plain-registry-addon-${suffix}`)).status === 404 ? true : undefined), 10_000);
+  }
+  await waitFor('the label and annotation removed', async () => {
+    const c = await get('cluster.x-k8s.io/v1beta2', 'Cluster', 'plain');
+    return !c.metadata.labels?.['capi-registry-addon.io/helmchartproxy'] && !c.metadata.annotations?.['capi-registry-addon.io/registry-cert-not-after'] ? true : undefined;
+  }, 30_000);
+}
+
 async function playInitialized(cluster: any, kcp: any) {
   const workload = new URL(env.workload!.url);
   const name = cluster.metadata.name;
@@ -223,6 +240,7 @@ for (const [capi, runtime] of runs) {
   test('discovery and DiscoverVariables through the real controllers', discovery);
   test('a Cluster that has not opted in: BCC answered, no node files, nothing written', notOptedIn);
   test('day 2: that Cluster, initialized, opts in; GeneratePatches alone brings the node files and the registry', dayTwo);
+  test('opt-out: it drops addons.registry; the node files, the proxy, our Secrets and our label go', optOut);
   test('an opted-in IPv4 Cluster: BCC, GeneratePatches on the real KubeadmControlPlane, ACPI once initialized, BCU before the upgrade, BeforeClusterDelete when deleted', () => optedIn('v4', '10.96.0.0/12', '10.96.0.20'));
   if (runtime === 'node') test('the same for an IPv6 Cluster', () => optedIn('v6', 'fd00:10:96::/108', 'fd00:10:96::14'));
   test.run();

@@ -53,6 +53,24 @@ test('converger: a run that throws is logged and retried later, the queue keeps 
   assert.equal(seen, ['boom', 'next']);
 });
 
+test('converger: a request whose state differs from the last one (an opt-in, a change, an opt-out) is not held back by the interval; the same state is', async () => {
+  const now = 0;
+  const runs: string[] = [];
+  const q = converger({ log, intervalMs: 1000, now: () => now, run: async (ns, name) => (runs.push(`${ns}/${name}`), success()) });
+  q.request('ns', 'c', 'false');
+  await q.idle();
+  q.request('ns', 'c', 'false');
+  await q.idle();
+  assert.equal(runs, ['ns/c'], 'same state within the interval: no second run');
+  q.request('ns', 'c', '{}');
+  await q.idle();
+  assert.equal(runs, ['ns/c', 'ns/c'], 'opted in: at once');
+  q.request('ns', 'c', '{}');
+  q.request('ns', 'c', 'false');
+  await q.idle();
+  assert.equal(runs, ['ns/c', 'ns/c', 'ns/c'], 'opted out: at once');
+});
+
 test('workload clients: reused while the kubeconfig Secret resourceVersion stays, rebuilt when it changes, a failed build not cached', async () => {
   const built: string[] = [];
   const cache = workloadClientCache<string>({
