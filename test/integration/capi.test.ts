@@ -11,6 +11,7 @@ import { freePort, startProcess, waitFor, type Started } from './env/base.ts';
 import { ensureNamespace, extensionKubeconfig, ok, putKubeconfig } from './env/capi.ts';
 import { components } from './env/components.ts';
 import { makePki, startExtension, type Extension } from './env/extension.ts';
+import { makeCa, makeLeaf } from './env/pki.ts';
 import { startEnv, type Env } from './env/index.ts';
 
 const PROVIDER = 'capi-registry-addon-system';
@@ -46,7 +47,10 @@ const get = async (apiVersion: string, kind: string, name: string) => (await api
 const patchStatus = (apiVersion: string, kind: string, name: string, status: unknown) =>
   api().request('PATCH', `${path(apiVersion, kind, name)}/status`, JSON.stringify({ status }), 'application/merge-patch+json');
 
-async function start(capi: { version: string; path: string; crds: string[] }, runtime: string) {
+let caaph: Started | undefined;
+
+/** `withCaaph`: a root CA as cert-manager makes it, the extension's serving certificate from it, and CAAPH running, so the release really lands. */
+async function start(capi: { version: string; path: string; crds: string[] }, runtime: string, withCaaph = false) {
   env = await startEnv({ management: true, workload: true, capiCrds: capi.crds });
   // The contract labels the providers' kustomizations add to their CRDs.
   for (const crd of ['kubeadmcontrolplanes', 'kubeadmcontrolplanetemplates'].map((n) => `${n}.controlplane.cluster.x-k8s.io`).concat(['kubeadmconfigs', 'kubeadmconfigtemplates'].map((n) => `${n}.bootstrap.cluster.x-k8s.io`))) {
@@ -58,8 +62,23 @@ async function start(capi: { version: string; path: string; crds: string[] }, ru
   await waitFor('generic CRDs served', async () => ((await api().request('GET', `/apis/${INFRA}`)).status === 200 ? true : undefined));
   await ensureNamespace(api(), PROVIDER);
   await ensureNamespace(api(), NS);
-  const pki = makePki('real-capi-extension');
-  ext = await startExtension(runtime, { pki, args: ['--kubeconfig', await extensionKubeconfig(api(), 'capi-registry-addon'), '--capi-version', 'v1.13', '--provider-namespace', PROVIDER, '--mint-root-ca', '--converge-interval', '2', '--log-level', 'debug'] });
+  let pki = makePki('real-capi-extension');
+  const port = await freePort();
+  const common = ['--kubeconfig', await extensionKubeconfig(api(), 'capi-registry-addon'), '--provider-namespace', PROVIDER, '--converge-interval', '2', '--log-level', 'debug'];
+  if (withCaaph) {
+    const root = makeCa('real-capi-root');
+    ok(await api().request('POST', `/api/v1/namespaces/${PROVIDER}/secrets`, { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'registry-addon-root-ca' }, type: 'kubernetes.io/tls',
+      data: { 'tls.crt': b64(root.pem), 'tls.key': b64(readFileSync(root.keyFile, 'utf8')), 'ca.crt': b64(root.pem) } }), 'root CA');
+    const serving = makeLeaf(root, 'extension', { sans: ['DNS:localhost', 'IP:127.0.0.1'] });
+    pki = { caFile: root.certFile, ca: root.pem, certFile: serving.certFile, keyFile: serving.keyFile };
+    ext = await startExtension(runtime, { port, pki, args: [...common, '--chart-repo-url', `oci://127.0.0.1:${port}/charts`] });
+    caaph = startProcess('caaph-real-capi', components().caaph.path, [
+      `--kubeconfig=${api().kubeconfig}`, '--leader-elect=false', `--health-addr=127.0.0.1:${await freePort()}`, `--diagnostics-address=127.0.0.1:${await freePort()}`,
+      '--insecure-diagnostics', `--webhook-port=${await freePort()}`, `--webhook-cert-dir=${dirname(makePki('caaph-webhook-real-capi').certFile)}`, '--sync-period=30s',
+    ], { env: { PATH: process.env.PATH ?? '', HOME: '/tmp' } });
+  } else {
+    ext = await startExtension(runtime, { port, pki, args: [...common, '--mint-root-ca'] });
+  }
   const webhookDir = dirname(makePki('capi-webhook').certFile);
   manager = startProcess(`capi-manager-${capi.version}`, capi.path, [
     `--kubeconfig=${api().kubeconfig}`, '--leader-elect=false', '--feature-gates=ClusterTopology=true,RuntimeSDK=true',
@@ -73,6 +92,8 @@ async function start(capi: { version: string; path: string; crds: string[] }, ru
 }
 
 async function stop() {
+  await caaph?.stop();
+  caaph = undefined;
   await manager?.stop();
   await ext?.stop();
   await env?.stop();
@@ -205,6 +226,15 @@ async function optedIn(name: string, cidr: string, serviceIp: string) {
   }, 60_000, manager.logFile);
   assert.ok((await env.workload!.request('GET', '/api/v1/namespaces/capi-registry/secrets/registry-tls')).status === 200);
   const values = JSON.parse((await api().request('GET', `/apis/addons.cluster.x-k8s.io/v1alpha1/namespaces/${NS}/helmchartproxies/${name}-registry`)).body.spec.valuesTemplate);
+  if (caaph && serviceIp.includes('.')) {
+    // CAAPH, waiting for CAPI's ControlPlaneInitialized condition, installs the release on the workload cluster.
+    // Its HelmReleaseProxy for this Cluster reports the Helm release deployed, and the StatefulSet is there.
+    await waitFor('the registry release deployed on the workload cluster (CAAPH)', async () => {
+      const hrps = (await api().request('GET', `/apis/addons.cluster.x-k8s.io/v1alpha1/namespaces/${NS}/helmreleaseproxies?labelSelector=cluster.x-k8s.io/cluster-name=${name}`)).body?.items ?? [];
+      return hrps.some((h: any) => h.status?.status === 'deployed') ? true : undefined;
+    }, 120_000, caaph.logFile);
+    assert.is((await env.workload!.request('GET', '/apis/apps/v1/namespaces/capi-registry/statefulsets/registry')).status, 200);
+  }
   assert.is(values.manifests.find((m: any) => m.kind === 'Service' && m.spec.clusterIP !== 'None').spec.clusterIP, serviceIp, 'the Service IP from the Cluster\'s service CIDR');
 
   // Upgrade: CAPI asks BeforeClusterUpgrade, then moves the control plane to the new version.
@@ -232,10 +262,11 @@ const managers = (() => {
   }
 })();
 // Each runtime serves a whole lifecycle: the current release on Node and Bun, the maintained one on Deno.
-const runs = [[managers[0]!, 'node'], [managers[1] ?? managers[0]!, 'deno'], [managers[0]!, 'bun']] as const;
-for (const [capi, runtime] of runs) {
-  const test = suite(`the real CAPI core manager ${capi.version} drives the hooks (extension on ${runtime})`);
-  test.before(() => start(capi, runtime));
+// CAAPH runs beside the first: the registry release really lands on the workload cluster.
+const runs = [[managers[0]!, 'node', true], [managers[1] ?? managers[0]!, 'deno', false], [managers[0]!, 'bun', false]] as const;
+for (const [capi, runtime, withCaaph] of runs) {
+  const test = suite(`the real CAPI core manager ${capi.version} drives the hooks (extension on ${runtime}${withCaaph ? ', with CAAPH' : ''})`);
+  test.before(() => start(capi, runtime, withCaaph));
   test.after(stop);
   test('discovery and DiscoverVariables through the real controllers', discovery);
   test('a Cluster that has not opted in: BCC answered, no node files, nothing written', notOptedIn);
