@@ -1,45 +1,75 @@
-// Day 2: a Cluster that opts in after creation never sees BeforeClusterCreate or
-// AfterControlPlaneInitialized again, but CAPI calls GeneratePatches for it on every topology
-// reconcile. GeneratePatches itself stays pure and fast; it only asks this queue to converge the
-// Cluster in the background: read the Cluster, make its CA copy (nodes need it to boot), and once its
-// control plane is initialized, deploy the registry. Each Cluster runs at most once at a time and at
-// most once per interval, with a small number running at once.
+// The background loop. A Cluster that opts in after creation never sees BeforeClusterCreate or
+// AfterControlPlaneInitialized again; a registry that could not be deployed at ACPI must still come
+// up; a certificate near expiry on a Cluster that is never upgraded must still be renewed. So every
+// opted-in Cluster is converged here: when GeneratePatches or a hook asks (cheap, returns at once),
+// again after a Failure (backing off from `retryMs` to `intervalMs`), and again every `intervalMs`
+// while it stays opted in. Each Cluster runs at most once at a time, with a few running at once.
 import type { Logger } from '../observe/log.ts';
 import type { HookResult } from '../runtime-sdk/types.ts';
 
+export interface ConvergeOutcome {
+  result: HookResult;
+  /** Keep converging this Cluster (it exists and is opted in); false forgets it until it is asked for again. */
+  watch: boolean;
+}
+
+export interface Timers {
+  set(fn: () => void, ms: number): unknown;
+  clear(handle: unknown): void;
+}
+
 export interface ConvergeOptions {
-  /** Converges one Cluster; a Failure is logged and retried after `retryMs`. */
-  run(namespace: string, name: string): Promise<HookResult>;
+  /** Converges one Cluster. */
+  run(namespace: string, name: string): Promise<ConvergeOutcome>;
   log: Logger;
-  /** After a success, the Cluster is left alone this long. */
+  /** After a success, the Cluster is left alone this long, then converged again. */
   intervalMs?: number;
+  /** First retry after a Failure; each further Failure doubles it, up to `intervalMs`. */
   retryMs?: number;
   concurrency?: number;
   /** Most Clusters waiting at once: names come from GeneratePatches bodies, which anyone may send. */
   maxQueued?: number;
   now?: () => number;
+  timers?: Timers;
 }
 
 export interface Converger {
   /**
    * Asks for the Cluster to be converged soon; cheap, returns at once. `state` is what the caller saw
    * (e.g. the registry variable): a request with a state other than the last one's is not held back by
-   * the interval, so an opt-in, a change or an opt-out is acted on at once without any timer.
+   * the interval, so an opt-in, a change or an opt-out is acted on at once.
    */
   request(namespace: string, name: string, state?: string): void;
-  /** Resolves when nothing is queued or running (tests, shutdown). */
+  /** A hook's attempt for this (confirmed) Cluster failed: try again after the retry delay, whatever the interval says. */
+  retrySoon(namespace: string, name: string): void;
+  /** Resolves when nothing is queued or running (scheduled re-runs do not count). */
   idle(): Promise<void>;
   forget(namespace: string, name: string): void;
+  /** Cancels every scheduled re-run (shutdown, tests). */
+  stop(): void;
 }
+
+/** setTimeout that does not keep a process alive on its own (Node and Bun have unref; Deno's numbers do not need it). */
+const defaultTimers: Timers = {
+  set(fn, ms) {
+    const handle = setTimeout(fn, ms) as unknown as { unref?: () => void };
+    handle.unref?.();
+    return handle;
+  },
+  clear: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+};
 
 export function converger(opts: ConvergeOptions): Converger {
   const now = opts.now ?? Date.now;
+  const timers = opts.timers ?? defaultTimers;
   const intervalMs = opts.intervalMs ?? 10 * 60_000;
-  const retryMs = opts.retryMs ?? 60_000;
+  const retryMs = Math.min(opts.retryMs ?? 60_000, intervalMs);
   const concurrency = opts.concurrency ?? 4;
   const maxQueued = opts.maxQueued ?? 10_000;
   const notBefore = new Map<string, number>();
-  const lastState = new Map<string, string | undefined>();
+  const lastState = new Map<string, string>();
+  const failures = new Map<string, number>();
+  const scheduled = new Map<string, unknown>();
   const queue: string[] = [];
   const active = new Set<string>();
   let waiters: (() => void)[] = [];
@@ -49,6 +79,35 @@ export function converger(opts: ConvergeOptions): Converger {
     for (const w of waiters) w();
     waiters = [];
   };
+  const unschedule = (key: string) => {
+    if (scheduled.has(key)) timers.clear(scheduled.get(key));
+    scheduled.delete(key);
+  };
+  const enqueue = (key: string) => {
+    unschedule(key);
+    queue.push(key);
+    pump();
+  };
+  /** The next run of a watched Cluster; the timer is the only thing that remembers it. */
+  const schedule = (key: string, delayMs: number) => {
+    unschedule(key);
+    scheduled.set(key, timers.set(() => {
+      scheduled.delete(key);
+      if (!active.has(key) && !queue.includes(key)) enqueue(key);
+    }, delayMs));
+  };
+  const finished = (key: string, outcome: ConvergeOutcome | undefined) => {
+    const failed = !outcome || outcome.result.status === 'Failure';
+    const count = failed ? (failures.get(key) ?? 0) + 1 : 0;
+    const delay = failed ? Math.min(retryMs * 2 ** Math.min(count - 1, 20), intervalMs) : intervalMs;
+    notBefore.set(key, now() + delay);
+    if (count) failures.set(key, count);
+    else failures.delete(key);
+    // A Failure is retried whatever `watch` says (it may have come before the Cluster could be read),
+    // but unconfirmed names never hold more than `maxQueued` timers.
+    if (outcome?.watch || (failed && scheduled.size < maxQueued)) schedule(key, delay);
+    else unschedule(key);
+  };
   const pump = () => {
     while (active.size < concurrency && queue.length) {
       const key = queue.shift()!;
@@ -57,14 +116,14 @@ export function converger(opts: ConvergeOptions): Converger {
       opts
         .run(namespace, name)
         .then(
-          (result) => {
-            const failed = result.status === 'Failure';
-            notBefore.set(key, now() + (failed ? retryMs : intervalMs));
-            opts.log[failed ? 'warn' : 'debug']('day-2 convergence', { cluster: key, status: result.status, message: result.message });
+          (outcome) => {
+            finished(key, outcome);
+            const { status, message } = outcome.result;
+            opts.log[status === 'Failure' ? 'warn' : 'debug']('background convergence', { cluster: key, status, message });
           },
           (err) => {
-            notBefore.set(key, now() + retryMs);
-            opts.log.error('day-2 convergence threw', { cluster: key, error: err instanceof Error ? err.name : typeof err });
+            finished(key, undefined);
+            opts.log.error('background convergence threw', { cluster: key, error: err instanceof Error ? err.name : typeof err });
           },
         )
         .finally(() => {
@@ -77,20 +136,25 @@ export function converger(opts: ConvergeOptions): Converger {
   return {
     request(namespace, name, state) {
       const key = `${namespace}/${name}`;
-      const changed = lastState.has(key) && lastState.get(key) !== state;
+      const changed = state !== undefined && lastState.has(key) && lastState.get(key) !== state;
       if (active.has(key) || queue.includes(key) || (!changed && (notBefore.get(key) ?? 0) > now())) return;
       if (queue.length >= maxQueued) return; // CAPI calls GeneratePatches again; the Cluster gets its turn then
       // Remembered intervals that have passed say nothing any more: drop them so forged names do not pile up.
       if (notBefore.size >= maxQueued) {
         for (const [k, t] of notBefore) {
-          if (t > now()) continue;
+          if (t > now() || scheduled.has(k)) continue;
           notBefore.delete(k);
           lastState.delete(k);
+          failures.delete(k);
         }
       }
-      lastState.set(key, state);
-      queue.push(key);
-      pump();
+      if (state !== undefined) lastState.set(key, state);
+      enqueue(key);
+    },
+    retrySoon(namespace, name) {
+      const key = `${namespace}/${name}`;
+      if (active.has(key) || queue.includes(key)) return;
+      schedule(key, Math.min(retryMs * 2 ** Math.min(failures.get(key) ?? 0, 20), intervalMs));
     },
     idle() {
       return new Promise((resolve) => {
@@ -99,8 +163,14 @@ export function converger(opts: ConvergeOptions): Converger {
       });
     },
     forget(namespace, name) {
-      notBefore.delete(`${namespace}/${name}`);
-      lastState.delete(`${namespace}/${name}`);
+      const key = `${namespace}/${name}`;
+      unschedule(key);
+      notBefore.delete(key);
+      lastState.delete(key);
+      failures.delete(key);
+    },
+    stop() {
+      for (const key of [...scheduled.keys()]) unschedule(key);
     },
   };
 }

@@ -70,7 +70,7 @@ async function ensureCredential(cluster: ClusterRef, name: string, base: string,
     // Create-if-absent: of concurrent first calls one creates, the others read its password.
     await deps.management.createSecret({ name, namespace: cluster.namespace, type, ...clusterOwned(cluster, deps.clusterApiVersion), data: { username: base, password: newPassword(), ...(rotation ? { rotation } : {}) } });
     data = await deps.management.getSecret(cluster.namespace, name);
-    if (!data?.username || !data.password) throw new KubeError(`Secret ${cluster.namespace}/${name} was created but holds no username/password: CAPI retries the hook`);
+    if (!data?.username || !data.password) throw new KubeError(`Secret ${cluster.namespace}/${name} was created but holds no username/password: it is retried`);
   }
   const keep: Stored = { username: data.username, password: data.password };
   if (data['previous-username'] && data['previous-password']) Object.assign(keep, { 'previous-username': data['previous-username'], 'previous-password': data['previous-password'] });

@@ -5,7 +5,8 @@
 // Each converges: calling it again with the same input writes nothing new.
 import type { SecretClient } from '../kube/client.ts';
 import type { WorkloadClients } from '../kube/workload-clients.ts';
-import { CERT_NOT_AFTER_ANNOTATION, CLUSTER_SELECTOR_LABEL, helmChartProxy, helmChartProxyName, type ChartSource } from '../render/helmchartproxy.ts';
+import { helmChartProxy, helmChartProxyName, type ChartSource } from '../render/helmchartproxy.ts';
+import { currentMarks, deployedStatus, markCluster } from './cluster-marks.ts';
 import { ROOT_CA_SECRET } from '../pki/root-ca.ts';
 import { clusterCaSecretName, clusterIssuerSecretName, nodeCredentialSecretName, nodeScriptSecretName, pushCredentialSecretName } from '../render/metadata.ts';
 import { clusterApiVersionOf, kubernetesTime, success, type ClusterRef, type HookResult } from '../runtime-sdk/types.ts';
@@ -21,31 +22,34 @@ export interface AddonDeps extends SetupDeps {
 
 const HCP_API_VERSION = 'addons.cluster.x-k8s.io/v1alpha1';
 
-/** ACPI, BCU and day 2: everything the registry needs, converged. The message says what changed. */
-export function deployRegistry(cluster: ClusterRef, deps: AddonDeps): Promise<HookResult> {
+export interface DeployOptions {
+  /** BeforeClusterUpgrade's target version: the registry gets a fresh certificate once per upgrade. */
+  upgradeTo?: string;
+}
+
+/** ACPI, BCU and the background loop: everything the registry needs, converged. The message says what changed. */
+export function deployRegistry(cluster: ClusterRef, deps: AddonDeps, opts: DeployOptions = {}): Promise<HookResult> {
   return asHookResult(cluster, async () => {
     const prepared = await prepareCluster(cluster, deps);
     if (!prepared) return success();
     if (isHookResult(prepared)) return prepared;
     const { registry, root, creds } = prepared;
-    const secrets = await writeWorkloadSecrets(cluster, registry.layout, root, deps, creds);
+    // A retried BeforeClusterUpgrade for the same version finds its mark and issues nothing new.
+    const upgrade = opts.upgradeTo && currentMarks(cluster).certUpgrade !== opts.upgradeTo ? opts.upgradeTo : undefined;
+    const secrets = await writeWorkloadSecrets(cluster, registry.layout, root, deps, creds, { upgradeTo: upgrade });
     const plan = await registryPlan(cluster, registry, { tlsCertSha256: secrets.tlsCertSha256, authSha256: secrets.authSha256 });
     const apiVersion = clusterApiVersionOf(cluster, deps.clusterApiVersion);
     // CAAPH verifies the chart server (signed by the root in the shipped manifests) against the root's ca.crt.
     const chart: ChartSource = { ...deps.chart, caSecret: deps.chart.caSecret ?? { name: ROOT_CA_SECRET, namespace: deps.providerNamespace } };
     const proxy = helmChartProxy({ cluster: { ...cluster, apiVersion }, chart, workload: plan.workload });
-    // Label first: a proxy that selects nothing yet is harmless, a label without its proxy too.
-    await deps.management.applyObject({
-      apiVersion,
-      kind: 'Cluster',
-      metadata: {
-        name: cluster.name,
-        namespace: cluster.namespace,
-        labels: { [CLUSTER_SELECTOR_LABEL]: helmChartProxyName(cluster.name) },
-        annotations: { [CERT_NOT_AFTER_ANNOTATION]: kubernetesTime(secrets.notAfter) },
-      },
-    });
+    // The label (with the certificate marks) first: a proxy that selects nothing yet is harmless, a label
+    // without its proxy too. `Deployed` only once the proxy is applied.
+    const certMarks = { notAfter: kubernetesTime(secrets.notAfter), ...(upgrade ? { certUpgrade: upgrade } : {}) };
+    await markCluster(cluster, deps.management, deps.clusterApiVersion, certMarks);
     await deps.management.applyObject(proxy as Parameters<SecretClient['applyObject']>[0]);
+    if (currentMarks(cluster).status !== deployedStatus) {
+      await markCluster(cluster, deps.management, deps.clusterApiVersion, { ...certMarks, status: deployedStatus });
+    }
     const renewed = secrets.renewal.renew ? `registry-tls issued (${secrets.renewal.reasons.join('; ')}); ` : '';
     return success(`${renewed}HelmChartProxy ${cluster.namespace}/${helmChartProxyName(cluster.name)} applied`);
   });

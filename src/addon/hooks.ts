@@ -1,18 +1,27 @@
 // The registry addon's answer to each hook. Clusters that have not opted in are left alone on every
 // hook (Success, no API call). Opted-in Clusters: BCC prepares the CA, ACPI and BCU deploy (and
 // renew), BeforeClusterDelete removes, GeneratePatches answers from the request alone and asks the
-// day-2 queue to converge the Cluster in the background.
+// background loop to converge the Cluster.
+//
+// What a registry problem may hold back, chosen on purpose (README, "What blocks what"):
+//   BeforeClusterCreate   blocks: without the CA copy and node script Secrets, node bootstrap would
+//                         hang on a missing Secret; a message that says what to do is better.
+//   ACPI, BCU             never block: a Failure would hold the Cluster's control plane, workers or
+//                         upgrade hostage for an add-on. They answer Success, mark the Cluster
+//                         (annotation, Event, metric) and the background loop retries until it works.
+//   BeforeClusterDelete   never blocks.
 import { KubeError } from '../kube/client.ts';
-import { CLUSTER_SELECTOR_LABEL } from '../render/helmchartproxy.ts';
+import { CLUSTER_SELECTOR_LABEL, REGISTRY_RETRYING, REGISTRY_STATUS_ANNOTATION } from '../render/helmchartproxy.ts';
 import type { Logger } from '../observe/log.ts';
 import type { HookName } from '../runtime-sdk/catalog.ts';
-import { parseCluster, type HookRequest } from '../runtime-sdk/request.ts';
+import { parseCluster, type HookRequest, type LifecycleRequest } from '../runtime-sdk/request.ts';
 import { failure, success, type ClusterRef, type HookResult } from '../runtime-sdk/types.ts';
 import type { HookContext } from '../runtime-sdk/wrapper.ts';
 import { RenderError } from '../render/metadata.ts';
 import { clusterConfigVariable } from '../render/variables.ts';
-import { converger } from './converge.ts';
-import { deployRegistry, optOutRegistry, removeRegistry, type AddonDeps } from './deploy.ts';
+import { converger, type ConvergeOutcome } from './converge.ts';
+import { currentMarks, markCluster, retryingStatus } from './cluster-marks.ts';
+import { deployRegistry, optOutRegistry, removeRegistry, type AddonDeps, type DeployOptions } from './deploy.ts';
 import { registryOptIn } from './opt-in.ts';
 import { generatePatches as patchesFor, patchedCluster } from './patches.ts';
 import { isHookResult, setupCluster } from './setup.ts';
@@ -27,8 +36,8 @@ export interface AddonRuntime {
   convergeIntervalMs?: number;
   /** Told when a Cluster's registry was (re)deployed: its certificate expiry may have changed. */
   onDeployed?: (cluster: ClusterRef) => void;
-  /** Told of every Failure a lifecycle hook returns for a confirmed, opted-in Cluster (Events). */
-  onFailure?: (cluster: ClusterRef, hook: HookName, message: string) => void;
+  /** Told of every failed step for a confirmed, opted-in Cluster (Events): a hook's name, or `Converge` for the background loop. */
+  onFailure?: (cluster: ClusterRef, step: HookName | 'Converge', message: string) => void;
   /** Told of every answer for a confirmed, opted-in Cluster (per-Cluster metrics: never a name only a body claimed). */
   onResult?: (cluster: ClusterRef, hook: HookName, status: HookResult['status']) => void;
   /** Told when a Cluster is gone (BeforeClusterDelete, or the day-2 queue found it deleted). */
@@ -37,7 +46,12 @@ export interface AddonRuntime {
 
 export interface Addon {
   handlers: Record<HookName, AddonHandler>;
+  /** Cancels the background loop's timers. */
+  stop(): void;
 }
+
+/** How a lifecycle hook answers when the registry's work fails for a confirmed, opted-in Cluster. */
+type OnTrouble = 'block' | 'background' | 'neverBlock';
 
 /** One lifecycle step at a time per Cluster in this process: hooks and the day-2 queue share it. */
 function keyedLock() {
@@ -59,11 +73,14 @@ export function controlPlaneInitialized(raw: Record<string, unknown>): boolean {
   return conditions.some((c: any) => c?.type === 'ControlPlaneInitialized' && c?.status === 'True');
 }
 
+const whenAborted = (signal: AbortSignal) =>
+  new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
+
 export function createAddon(rt: AddonRuntime): Addon {
   const serialize = keyedLock();
-  const deploy = async (cluster: ClusterRef, deps: AddonDeps) => {
-    const result = await deployRegistry(cluster, deps);
-    if (result.status === 'Success') rt.onDeployed?.(cluster);
+  const deploy = async (cluster: ClusterRef, deps: AddonDeps, opts?: DeployOptions) => {
+    const result = await deployRegistry(cluster, deps, opts);
+    if (result.status === 'Success' && !result.retryAfterSeconds) rt.onDeployed?.(cluster);
     return result;
   };
   /**
@@ -108,22 +125,47 @@ export function createAddon(rt: AddonRuntime): Addon {
     return parsed.value;
   };
 
-  const lifecycle = (hook: HookName, work: (cluster: ClusterRef, deps: AddonDeps) => Promise<HookResult>, neverBlock = false): AddonHandler =>
-    async (request) => {
+  /**
+   * A failed (or retry-later) attempt for a confirmed, opted-in Cluster that must not block: the Cluster
+   * is marked `Retrying: …` (best effort), an Event is recorded, the background loop takes over, and
+   * the hook answers Success with the same words.
+   */
+  const inBackground = async (cluster: ClusterRef, step: HookName | 'Converge', result: HookResult, deps: AddonDeps | undefined): Promise<HookResult> => {
+    const reason = result.message ?? 'not ready yet';
+    rt.onFailure?.(cluster, step, reason);
+    const status = retryingStatus(cluster, reason);
+    if (deps && currentMarks(cluster).status !== status) {
+      await markCluster(cluster, deps.management, deps.clusterApiVersion, { status }).catch((err: unknown) =>
+        rt.log.warn('cannot mark the Cluster', { cluster: `${cluster.namespace}/${cluster.name}`, error: err instanceof Error ? err.message : String(err) }));
+    }
+    return success(`registry not deployed yet (${status.slice(REGISTRY_RETRYING.length)}); capi-registry-addon retries in the background: see the Cluster's annotation ${REGISTRY_STATUS_ANNOTATION} and its Events`);
+  };
+  const stillWorking = success(`registry deployment still in progress as CAPI's timeout nears; capi-registry-addon finishes it in the background: see the Cluster's annotation ${REGISTRY_STATUS_ANNOTATION} and its Events`);
+  const troubled = (r: HookResult) => r.status === 'Failure' || !!r.retryAfterSeconds;
+
+  const lifecycle = (hook: HookName, work: (cluster: ClusterRef, deps: AddonDeps, request: LifecycleRequest) => Promise<HookResult>, onTrouble: OnTrouble): AddonHandler =>
+    async (request, ctx) => {
       if (request.kind !== 'lifecycle') throw new TypeError(`${hook} got a ${request.kind} request`);
       // A body that does not ask for the registry asks for nothing: no API call (a forged one gains nothing).
       if (registryOptIn(request.cluster.variables).enabled === false) return success();
       let confirmed: ClusterRef | undefined;
-      const result = await withDeps(request.cluster, async (deps) => {
+      const attempt = withDeps(request.cluster, async (deps) => {
         const cluster = await confirm(hook, request.cluster, deps);
         if (isHookResult(cluster)) return cluster;
         const optIn = registryOptIn(cluster.variables);
         if (!optIn.enabled) return success();
         confirmed = cluster;
         // BeforeClusterDelete removes what we made whatever the variable says now: an invalid value must not block deletion.
-        if (optIn.enabled === 'invalid' && hook !== 'BeforeClusterDelete') return failure(`Cluster ${cluster.namespace}/${cluster.name}: ${optIn.message}`);
-        return work(cluster, deps);
-      }, neverBlock);
+        const outcome = optIn.enabled === 'invalid' && hook !== 'BeforeClusterDelete'
+          ? failure(`Cluster ${cluster.namespace}/${cluster.name}: ${optIn.message}`)
+          : await work(cluster, deps, request);
+        if (onTrouble !== 'background' || !troubled(outcome)) return outcome;
+        queue.retrySoon(cluster.namespace, cluster.name);
+        return inBackground(cluster, hook, outcome, deps);
+      }, onTrouble === 'neverBlock');
+      // Work that is still going when CAPI's timeout nears goes on in the background (it marks the
+      // Cluster if it fails); the hook does not wait for it.
+      const result = onTrouble === 'background' ? await Promise.race([attempt, whenAborted(ctx.signal).then(() => stillWorking)]) : await attempt;
       if (confirmed) {
         rt.onResult?.(confirmed, hook, result.status);
         if (result.status === 'Failure') rt.onFailure?.(confirmed, hook, result.message ?? '');
@@ -131,38 +173,41 @@ export function createAddon(rt: AddonRuntime): Addon {
       return result;
     };
 
-  const queue = converger({
-    log: rt.log,
-    intervalMs: rt.convergeIntervalMs,
-    run: async (namespace, name) => {
-      let deps: AddonDeps;
-      let raw: Record<string, unknown> | undefined;
-      try {
-        deps = await rt.deps();
-        raw = await deps.management.getObject({ apiVersion: deps.clusterApiVersion, kind: 'Cluster', namespace, name });
-      } catch (err) {
-        if (err instanceof KubeError) return failure(`Cluster ${namespace}/${name}: ${err.message}`);
-        throw err;
-      }
-      if (!raw || (raw.metadata as Record<string, unknown> | undefined)?.deletionTimestamp) {
-        rt.onGone?.(namespace, name);
-        return success();
-      }
-      const parsed = parseCluster(raw);
-      if (!parsed.ok) return failure(`Cluster ${namespace}/${name}: ${parsed.message}`);
-      const cluster = parsed.value;
-      const labels = ((raw.metadata ?? {}) as { labels?: Record<string, string> }).labels ?? {};
-      if (registryOptIn(cluster.variables).enabled === false) {
-        // Not opted in: nothing to do, unless it was (our label is there): it opted out. A clusterConfig
-        // that does not parse is not an opt-out: a typo must not remove a registry.
-        if (!(CLUSTER_SELECTOR_LABEL in labels)) return success();
-        rt.onGone?.(namespace, name);
-        return withDeps(cluster, (d) => optOutRegistry(cluster, d));
-      }
-      const initialized = controlPlaneInitialized(raw);
-      return withDeps(cluster, (d) => (initialized ? deploy(cluster, d) : setupCluster(cluster, d)));
-    },
-  });
+  const converge = async (namespace: string, name: string): Promise<ConvergeOutcome> => {
+    let deps: AddonDeps;
+    let raw: Record<string, unknown> | undefined;
+    try {
+      deps = await rt.deps();
+      raw = await deps.management.getObject({ apiVersion: deps.clusterApiVersion, kind: 'Cluster', namespace, name });
+    } catch (err) {
+      if (err instanceof KubeError) return { result: failure(`Cluster ${namespace}/${name}: ${err.message}`), watch: false };
+      throw err;
+    }
+    if (!raw || (raw.metadata as Record<string, unknown> | undefined)?.deletionTimestamp) {
+      rt.onGone?.(namespace, name);
+      return { result: success(), watch: false };
+    }
+    const parsed = parseCluster(raw);
+    if (!parsed.ok) return { result: failure(`Cluster ${namespace}/${name}: ${parsed.message}`), watch: false };
+    const cluster = parsed.value;
+    const labels = ((raw.metadata ?? {}) as { labels?: Record<string, string> }).labels ?? {};
+    const optIn = registryOptIn(cluster.variables);
+    if (optIn.enabled === false) {
+      // Not opted in: nothing to do, unless it was (our label is there): it opted out. A clusterConfig
+      // that does not parse is not an opt-out: a typo must not remove a registry.
+      if (!(CLUSTER_SELECTOR_LABEL in labels)) return { result: success(), watch: false };
+      rt.onGone?.(namespace, name);
+      return { result: await withDeps(cluster, (d) => optOutRegistry(cluster, d)), watch: false };
+    }
+    const initialized = controlPlaneInitialized(raw);
+    const result = await withDeps(cluster, async (d) => {
+      const attempt = optIn.enabled === 'invalid' ? failure(`Cluster ${namespace}/${name}: ${optIn.message}`) : initialized ? await deploy(cluster, d) : await setupCluster(cluster, d);
+      // Before initialization the hooks (BCC) speak for the Cluster; after it, the marks do.
+      return initialized && troubled(attempt) ? { ...(await inBackground(cluster, 'Converge', attempt, d)), status: 'Failure' as const } : attempt;
+    });
+    return { result, watch: true };
+  };
+  const queue = converger({ log: rt.log, intervalMs: rt.convergeIntervalMs, run: converge });
 
   const generatePatches: AddonHandler = async (request) => {
     if (request.kind !== 'generatePatches') throw new TypeError(`GeneratePatches got a ${request.kind} request`);
@@ -181,16 +226,17 @@ export function createAddon(rt: AddonRuntime): Addon {
 
   return {
     handlers: {
-      BeforeClusterCreate: lifecycle('BeforeClusterCreate', setupCluster),
-      AfterControlPlaneInitialized: lifecycle('AfterControlPlaneInitialized', deploy),
-      BeforeClusterUpgrade: lifecycle('BeforeClusterUpgrade', deploy),
+      BeforeClusterCreate: lifecycle('BeforeClusterCreate', setupCluster, 'block'),
+      AfterControlPlaneInitialized: lifecycle('AfterControlPlaneInitialized', (cluster, deps) => deploy(cluster, deps), 'background'),
+      BeforeClusterUpgrade: lifecycle('BeforeClusterUpgrade', (cluster, deps, request) => deploy(cluster, deps, { upgradeTo: request.fields.toKubernetesVersion }), 'background'),
       BeforeClusterDelete: lifecycle('BeforeClusterDelete', (cluster, deps) => {
         queue.forget(cluster.namespace, cluster.name);
         rt.onGone?.(cluster.namespace, cluster.name);
         return removeRegistry(cluster, deps);
-      }, true),
+      }, 'neverBlock'),
       GeneratePatches: generatePatches,
       DiscoverVariables: async () => success(undefined, { variables: [clusterConfigVariable] }),
     },
+    stop: () => queue.stop(),
   };
 }

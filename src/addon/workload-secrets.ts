@@ -37,7 +37,7 @@ export async function workloadClientFor(cluster: ClusterRef, deps: Pick<Workload
   const name = kubeconfigSecret(cluster.name);
   const stored = await deps.management.readSecret(cluster.namespace, name);
   if (!stored?.data.value) {
-    throw new KubeError(`Secret ${cluster.namespace}/${name} (key value) not found: Cluster API writes it once the control plane is initialized; the hook is retried`);
+    throw new KubeError(`Secret ${cluster.namespace}/${name} (key value) not found: Cluster API writes it once the control plane is initialized; it is retried`);
   }
   let config: WorkloadKubeconfig;
   try {
@@ -52,13 +52,15 @@ export async function workloadClientFor(cluster: ClusterRef, deps: Pick<Workload
   return deps.workloadClients.get({ namespace: cluster.namespace, name, resourceVersion: stored.resourceVersion }, config);
 }
 
-export async function writeWorkloadSecrets(cluster: ClusterRef, layout: RegistryLayout, root: RootCa, deps: WorkloadDeps, creds?: Credentials): Promise<WorkloadSecretsResult> {
+/** `upgradeTo`: an upgrade to this version is starting (BeforeClusterUpgrade): issue a fresh certificate whatever the old one's state. */
+export async function writeWorkloadSecrets(cluster: ClusterRef, layout: RegistryLayout, root: RootCa, deps: WorkloadDeps, creds?: Credentials, opts: { upgradeTo?: string } = {}): Promise<WorkloadSecretsResult> {
   const workload = await workloadClientFor(cluster, deps);
   await workload.applyObject({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: REGISTRY.namespace, labels: { ...REGISTRY.labels } } });
 
   const sans = serverCertSans(layout);
   const current = await workload.getSecret(REGISTRY.namespace, REGISTRY.tlsSecret);
-  const renewal = await needsRenewal(current, root, { now: deps.now(), dnsNames: sans.dnsNames, ipAddresses: sans.ipAddresses });
+  const checked = await needsRenewal(current, root, { now: deps.now(), dnsNames: sans.dnsNames, ipAddresses: sans.ipAddresses });
+  const renewal = opts.upgradeTo ? { renew: true, reasons: [...checked.reasons, `upgrade to ${opts.upgradeTo}: a fresh certificate for every upgrade`] } : checked;
   let tlsCrt = current?.['tls.crt'] ?? '';
   if (renewal.renew) {
     const issued = await issueServerCertificate(root, { ...sans, now: deps.now() });

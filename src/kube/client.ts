@@ -76,13 +76,13 @@ function explain(verb: string, kind: string, what: string, err: unknown): KubeEr
       case 401: return 'unauthorized (401): the extension\'s credentials were rejected; check its kubeconfig or ServiceAccount token';
       case 403: return `forbidden (403): grant the extension's ServiceAccount "${verb}" on ${resource} in that namespace (see the RBAC rules in 'capi-registry-addon manifests')`;
       case 404: return 'not found (404)';
-      case 409: return 'conflict (409): it was changed at the same time; CAPI retries the hook';
+      case 409: return 'conflict (409): it was changed at the same time; it is retried';
       case 422: return `rejected as invalid (422)${serverMessage(err)}`;
       case undefined:
         // client-node's discovery found no such kind: the CRD is not installed.
         if (/Unrecognized API version and kind/.test(text)) return `this API server does not serve ${kind}: install the provider that defines it (for HelmChartProxy: clusterctl init --addon helm)`;
-        return `the API server could not be reached (${text}); CAPI retries the hook`;
-      default: return status >= 500 ? `the API server failed (${status})${serverMessage(err)}; CAPI retries the hook` : `failed with HTTP ${status}${serverMessage(err)}`;
+        return `the API server could not be reached (${text}); it is retried`;
+      default: return status >= 500 ? `the API server failed (${status})${serverMessage(err)}; it is retried` : `failed with HTTP ${status}${serverMessage(err)}`;
     }
   })();
   return new KubeError(`${verb} ${kind} ${what}: ${reason}`, status);

@@ -17,6 +17,14 @@ export const CLUSTER_SELECTOR_LABEL = 'capi-registry-addon.io/helmchartproxy';
 /** Annotation on the Cluster: when its registry's server certificate expires (RFC 3339). Kept on the
  * Cluster, not in memory, so the expiry metric survives restarts and `clusterctl move`. */
 export const CERT_NOT_AFTER_ANNOTATION = 'capi-registry-addon.io/registry-cert-not-after';
+/** Annotation on the Cluster: the Kubernetes version whose BeforeClusterUpgrade last issued the registry's
+ * certificate, so a retried hook for the same upgrade does not issue another one. */
+export const CERT_UPGRADE_ANNOTATION = 'capi-registry-addon.io/registry-cert-upgrade';
+/** Annotation on the Cluster: `Deployed`, or `Retrying: <what is wrong and what to do>` while the background
+ * loop keeps trying. Deterministic for the same state, so rewriting it changes nothing. */
+export const REGISTRY_STATUS_ANNOTATION = 'capi-registry-addon.io/registry-status';
+export const REGISTRY_DEPLOYED = 'Deployed';
+export const REGISTRY_RETRYING = 'Retrying: ';
 
 /** A Kubernetes name of at most 63 characters: the cluster name, shortened with a stable suffix when needed. */
 export function helmChartProxyName(cluster: string): string {

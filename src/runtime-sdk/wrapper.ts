@@ -18,7 +18,11 @@ export interface Endpoint<T> {
 }
 
 export interface HookContext {
-  /** Aborted when CAPI's `?timeout=` deadline (less a margin to answer in) has passed. */
+  /**
+   * Aborted shortly before CAPI's `?timeout=` deadline: a handler that can answer without finishing
+   * (and let the work go on in the background) answers now; past the deadline the wrapper answers
+   * a Failure itself.
+   */
   signal: AbortSignal;
   log: Logger;
 }
@@ -142,6 +146,8 @@ export const defaultBudget = (maxBodyBytes: number) => 2 * maxBodyBytes;
 
 /** Time kept back from CAPI's deadline to serialize and send the answer. */
 const ANSWER_MARGIN_MS = 250;
+/** How long before that a handler's signal is aborted, to answer on its own terms. */
+const HANDLER_NOTICE_MS = 500;
 
 export function wrapHook<T>(endpoint: Endpoint<T>, opts: WrapperOptions): (request: Request) => Promise<Response> {
   const now = opts.now ?? (() => performance.now());
@@ -237,9 +243,9 @@ async function withDeadline<T>(endpoint: Endpoint<T>, value: T, request: Request
   const budget = Math.max(timeoutMs - ANSWER_MARGIN_MS, timeoutMs / 2);
   const controller = new AbortController();
   let timer: ReturnType<typeof setTimeout> | undefined;
+  const warning = setTimeout(() => controller.abort(), Math.max(budget - HANDLER_NOTICE_MS, budget / 2));
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
-      controller.abort();
       reject(new DeadlineExceeded(`${endpoint.hook} did not finish within CAPI's ${timeoutMs / 1000}s timeout; it continues on the next call`));
     }, budget);
   });
@@ -247,5 +253,6 @@ async function withDeadline<T>(endpoint: Endpoint<T>, value: T, request: Request
     return await Promise.race([endpoint.handle(value, { signal: controller.signal, log: opts.log }), deadline]);
   } finally {
     clearTimeout(timer);
+    clearTimeout(warning);
   }
 }

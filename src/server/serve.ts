@@ -6,7 +6,7 @@ import { createAddon } from '../addon/hooks.ts';
 import type { AddonDeps } from '../addon/deploy.ts';
 import { KubeError, secretClient } from '../kube/client.ts';
 import { workloadClientCache } from '../kube/workload-clients.ts';
-import { certExpiryMetrics } from '../observe/cert-expiry.ts';
+import { clusterGauges } from '../observe/cluster-gauges.ts';
 import { failureEvents } from '../observe/events.ts';
 import type { CapiTarget } from '../runtime-sdk/catalog.ts';
 import { loadKubeConfig, locateKubeConfig } from '../kube/connection.ts';
@@ -113,8 +113,8 @@ export async function serve(config: ServeConfig): Promise<RunningServer> {
     });
   };
   const events = failureEvents({ sink: async () => { const { management } = await addonDeps(); return { write: (e) => management.applyObject(e as never) }; }, log, clusterApiVersion });
-  const expiry = kube.ok
-    ? certExpiryMetrics({ log, listClusters: async (selector) => (await addonDeps()).management.listObjects({ apiVersion: clusterApiVersion, kind: 'Cluster' }, selector) })
+  const gauges = kube.ok
+    ? clusterGauges({ log, listClusters: async (selector) => (await addonDeps()).management.listObjects({ apiVersion: clusterApiVersion, kind: 'Cluster' }, selector) })
     : undefined;
   const metrics = new HookMetrics();
   const clusterLabel = (namespace: string, name: string) => `${namespace}/${name}`;
@@ -122,17 +122,20 @@ export async function serve(config: ServeConfig): Promise<RunningServer> {
     deps: addonDeps,
     log,
     convergeIntervalMs: config.addon.convergeIntervalSeconds * 1000,
-    onFailure: (c, hook, m) => events.record(c, hook, m),
+    onFailure: (c, step, m) => {
+      events.record(c, step, m);
+      gauges?.invalidate();
+    },
     onResult: (c, hook, status) => metrics.clusterResults.inc({ cluster: clusterLabel(c.namespace, c.name), hook, status }),
     onGone: (namespace, name) => metrics.clusterResults.remove((l) => l.cluster === clusterLabel(namespace, name)),
-    onDeployed: () => expiry?.invalidate(),
+    onDeployed: () => gauges?.invalidate(),
   });
   let accepting = false;
   const app = createApp({
     chart: await chartArtifact(chartTgz, config.version),
     target: config.target,
     handlers: addon.handlers,
-    extraMetrics: expiry?.render,
+    extraMetrics: gauges?.render,
     log,
     metrics,
     maxBodyBytes: config.maxBodyBytes,
@@ -186,6 +189,7 @@ export async function serve(config: ServeConfig): Promise<RunningServer> {
     clearInterval(reloadTimer);
     log.info('shutting down', { signal });
     await server.close(10_000);
+    addon.stop();
     process.exit(0);
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));

@@ -79,7 +79,7 @@ for (const rt of Object.keys(RUNTIMES)) {
     const cluster = await createCluster(env.management!, `missing-${rt}`, 'c1', { services: ['10.96.0.0/12'], registry: {} });
     const r = await call(full(), 'AfterControlPlaneInitialized', cluster);
     assert.is(r.status, 'Failure');
-    assert.match(r.message, new RegExp(`^Cluster missing-${rt}/c1: Secret missing-${rt}/c1-kubeconfig \\(key value\\) not found: Cluster API writes it once the control plane is initialized; the hook is retried$`));
+    assert.match(r.message, new RegExp(`^Cluster missing-${rt}/c1: Secret missing-${rt}/c1-kubeconfig \\(key value\\) not found: Cluster API writes it once the control plane is initialized; it is retried$`));
   });
 
   test(`${rt}: 500: a fail-closed admission webhook on the workload cluster → Failure quoting the API server, nothing half-written`, async () => {
@@ -95,7 +95,7 @@ for (const rt of Object.keys(RUNTIMES)) {
       const cluster = await readyCluster(`webhook-${rt}`, 'c1', [`10.${70 + index}.0.0/16`]);
       const r = await call(full(), 'AfterControlPlaneInitialized', cluster);
       assert.is(r.status, 'Failure');
-      assert.match(r.message, new RegExp(`^Cluster webhook-${rt}/c1: patch Secret capi-registry/registry-tls: the API server failed \\(500\\): Internal error occurred: failed calling webhook "broken\\.example\\.com".*; CAPI retries the hook$`));
+      assert.match(r.message, new RegExp(`^Cluster webhook-${rt}/c1: patch Secret capi-registry/registry-tls: the API server failed \\(500\\): Internal error occurred: failed calling webhook "broken\\.example\\.com".*; it is retried$`));
       assert.is((await env.management!.request('GET', `/apis/addons.cluster.x-k8s.io/v1alpha1/namespaces/webhook-${rt}/helmchartproxies/c1-registry`)).status, 404, 'no proxy for a registry without its certificate');
     } finally {
       await workload.request('DELETE', `${hook}/broken`);
@@ -135,7 +135,7 @@ for (const rt of Object.keys(RUNTIMES)) {
     await putKubeconfig(env.management!, `closed-${rt}`, 'c1', JSON.stringify(kc));
     const r = await call(full(), 'AfterControlPlaneInitialized', cluster);
     assert.is(r.status, 'Failure');
-    assert.match(r.message, new RegExp(`^Cluster closed-${rt}/c1: patch Namespace capi-registry: the API server could not be reached \\(.+\\); CAPI retries the hook$`));
+    assert.match(r.message, new RegExp(`^Cluster closed-${rt}/c1: patch Namespace capi-registry: the API server could not be reached \\(.+\\); it is retried$`));
   });
 }
 

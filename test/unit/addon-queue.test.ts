@@ -1,7 +1,7 @@
 // The day-2 convergence queue and the workload client cache: pure logic, no API server needed.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { converger } from '../../src/addon/converge.ts';
+import { converger, type ConvergeOutcome } from '../../src/addon/converge.ts';
 import { workloadClientCache } from '../../src/kube/workload-clients.ts';
 import type { SecretClient } from '../../src/kube/client.ts';
 import { createLogger } from '../../src/observe/log.ts';
@@ -17,13 +17,13 @@ test('converger: one run per Cluster at a time, none again within the interval, 
   let peak = 0;
   const results: Record<string, HookResult> = { 'ns/bad': failure('no') };
   const q = converger({
-    log, intervalMs: 1000, retryMs: 100, concurrency: 2, now: () => now,
+    log, intervalMs: 1000, retryMs: 100, concurrency: 2, now: () => now, timers: manualTimers().timers,
     run: async (ns, name) => {
       runs.push(`${ns}/${name}`);
       peak = Math.max(peak, ++running);
       await new Promise((r) => setTimeout(r, 5));
       running--;
-      return results[`${ns}/${name}`] ?? success();
+      return { result: results[`${ns}/${name}`] ?? success(), watch: false };
     },
   });
   for (let i = 0; i < 3; i++) for (const c of ['a', 'b', 'c', 'bad']) q.request('ns', c);
@@ -46,7 +46,7 @@ test('converger: one run per Cluster at a time, none again within the interval, 
 
 test('converger: a run that throws is logged and retried later, the queue keeps going', async () => {
   const seen: string[] = [];
-  const q = converger({ log, concurrency: 1, run: async (_, name) => { seen.push(name); if (name === 'boom') throw new Error('bug'); return success(); } });
+  const q = converger({ log, concurrency: 1, timers: manualTimers().timers, run: async (_, name) => { seen.push(name); if (name === 'boom') throw new Error('bug'); return { result: success(), watch: false }; } });
   q.request('ns', 'boom');
   q.request('ns', 'next');
   await q.idle();
@@ -56,7 +56,7 @@ test('converger: a run that throws is logged and retried later, the queue keeps 
 test('converger: a request whose state differs from the last one (an opt-in, a change, an opt-out) is not held back by the interval; the same state is', async () => {
   const now = 0;
   const runs: string[] = [];
-  const q = converger({ log, intervalMs: 1000, now: () => now, run: async (ns, name) => (runs.push(`${ns}/${name}`), success()) });
+  const q = converger({ log, intervalMs: 1000, now: () => now, timers: manualTimers().timers, run: async (ns, name) => (runs.push(`${ns}/${name}`), { result: success(), watch: false }) });
   q.request('ns', 'c', 'false');
   await q.idle();
   q.request('ns', 'c', 'false');
@@ -69,6 +69,56 @@ test('converger: a request whose state differs from the last one (an opt-in, a c
   q.request('ns', 'c', 'false');
   await q.idle();
   assert.equal(runs, ['ns/c', 'ns/c', 'ns/c'], 'opted out: at once');
+});
+
+/** Timers the test fires by hand: `due()` lists what is pending with its delay. */
+function manualTimers() {
+  const pending = new Map<number, { fn: () => void; ms: number }>();
+  let next = 0;
+  return {
+    timers: { set: (fn: () => void, ms: number) => (pending.set(++next, { fn, ms }), next), clear: (h: unknown) => void pending.delete(h as number) },
+    due: () => [...pending.values()].map((p) => p.ms),
+    fire() {
+      const all = [...pending.values()];
+      pending.clear();
+      for (const p of all) p.fn();
+    },
+  };
+}
+
+test('converger: a watched Cluster is converged again every interval without being asked; Failures back off from retryMs to the interval; forget and stop cancel', async () => {
+  const clock = manualTimers();
+  const outcomes: Record<string, ConvergeOutcome[]> = {
+    'ns/ok': [{ result: success(), watch: true }],
+    'ns/flaky': [1, 2, 3, 4].map(() => ({ result: failure('CAAPH missing'), watch: true })).concat([{ result: success(), watch: true }]),
+    'ns/gone': [{ result: success(), watch: false }],
+  };
+  const runs: string[] = [];
+  const q = converger({
+    log, intervalMs: 1000, retryMs: 100, timers: clock.timers, now: () => 0,
+    run: async (ns, name) => {
+      const key = `${ns}/${name}`;
+      runs.push(key);
+      const list = outcomes[key]!;
+      return list.length > 1 ? list.shift()! : list[0]!;
+    },
+  });
+  for (const c of ['ok', 'flaky', 'gone']) q.request('ns', c);
+  await q.idle();
+  assert.equal(clock.due().sort((a, b) => a - b), [100, 1000], 'ok again after the interval, flaky after retryMs, gone not at all');
+  const delays: number[] = [];
+  for (let i = 0; i < 4; i++) {
+    clock.fire();
+    await q.idle();
+    delays.push(Math.min(...clock.due()));
+  }
+  assert.equal(delays, [200, 400, 800, 1000], 'each Failure doubles the wait; a success goes back to the interval');
+  assert.is(runs.filter((r) => r === 'ns/gone').length, 1, 'a Cluster not watched is not run again');
+  assert.ok(runs.filter((r) => r === 'ns/ok').length >= 4, 'the watched Cluster keeps being converged (renewal near expiry needs no upgrade)');
+  q.forget('ns', 'ok');
+  assert.equal(clock.due(), [1000], 'forget cancels its timer');
+  q.stop();
+  assert.equal(clock.due(), [], 'stop cancels them all');
 });
 
 test('workload clients: reused while the kubeconfig Secret resourceVersion stays, rebuilt when it changes, a failed build not cached', async () => {

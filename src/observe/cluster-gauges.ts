@@ -1,11 +1,12 @@
-// The expiry gauge of every registry server certificate the extension manages. The dates live on the
-// Clusters (an annotation written at ACPI/BCU), so a restarted or moved extension reports them at
-// once; this module only lists the labelled Clusters, at most once per refresh interval per scrape.
-import { CERT_NOT_AFTER_ANNOTATION, CLUSTER_SELECTOR_LABEL } from '../render/helmchartproxy.ts';
+// Two gauges per opted-in Cluster, read from the marks the addon keeps on it: when its registry's
+// server certificate expires, and whether its registry is deployed (0 while the background loop
+// retries). The marks live on the Clusters, so a restarted or moved extension reports them at once;
+// this module only lists the labelled Clusters, at most once per refresh interval per scrape.
+import { CERT_NOT_AFTER_ANNOTATION, CLUSTER_SELECTOR_LABEL, REGISTRY_DEPLOYED, REGISTRY_STATUS_ANNOTATION } from '../render/helmchartproxy.ts';
 import type { Logger } from './log.ts';
 import { renderGauge } from './metrics.ts';
 
-export interface CertExpiryOptions {
+export interface ClusterGaugeOptions {
   /** Lists Clusters by label selector (all namespaces). */
   listClusters(labelSelector: string): Promise<Record<string, unknown>[]>;
   log: Logger;
@@ -15,17 +16,21 @@ export interface CertExpiryOptions {
 
 const GAUGE = 'capi_registry_addon_registry_cert_expiry_timestamp_seconds';
 const HELP = 'When the registry server certificate of a Cluster expires (Unix seconds), from the Cluster annotation ' + CERT_NOT_AFTER_ANNOTATION + '.';
+const DEPLOYED_GAUGE = 'capi_registry_addon_registry_deployed';
+const DEPLOYED_HELP = `1 when a Cluster's registry is deployed, 0 while capi-registry-addon retries (the reason is in the Cluster annotation ${REGISTRY_STATUS_ANNOTATION}).`;
 
-export interface CertExpiryMetrics {
+export interface ClusterGauges {
   render(): Promise<string>;
   /** This process just wrote an expiry: list afresh on the next scrape. */
   invalidate(): void;
 }
 
-export function certExpiryMetrics(opts: CertExpiryOptions): CertExpiryMetrics {
+export function clusterGauges(opts: ClusterGaugeOptions): ClusterGauges {
   const refreshMs = opts.refreshMs ?? 30_000;
   const now = opts.now ?? Date.now;
-  let samples: { labels: Record<string, string>; value: number }[] = [];
+  type Sample = { labels: Record<string, string>; value: number };
+  let expiry: Sample[] = [];
+  let deployed: Sample[] = [];
   let fetchedAt = -Infinity;
   let inflight: Promise<void> | undefined;
   const refresh = async () => {
@@ -36,10 +41,17 @@ export function certExpiryMetrics(opts: CertExpiryOptions): CertExpiryMetrics {
         opts.listClusters(CLUSTER_SELECTOR_LABEL),
         new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('listing Clusters took over 5 s')), 5000))),
       ]).finally(() => clearTimeout(timer));
-      samples = clusters.flatMap((c) => {
+      const marked = clusters.flatMap((c) => {
         const meta = (c.metadata ?? {}) as { name?: string; namespace?: string; annotations?: Record<string, string> };
-        const at = Date.parse(meta.annotations?.[CERT_NOT_AFTER_ANNOTATION] ?? '');
-        return Number.isFinite(at) && meta.name && meta.namespace ? [{ labels: { namespace: meta.namespace, cluster: meta.name }, value: at / 1000 }] : [];
+        return meta.name && meta.namespace ? [{ labels: { namespace: meta.namespace, cluster: meta.name }, annotations: meta.annotations ?? {} }] : [];
+      });
+      expiry = marked.flatMap(({ labels, annotations }) => {
+        const at = Date.parse(annotations[CERT_NOT_AFTER_ANNOTATION] ?? '');
+        return Number.isFinite(at) ? [{ labels, value: at / 1000 }] : [];
+      });
+      deployed = marked.flatMap(({ labels, annotations }) => {
+        const status = annotations[REGISTRY_STATUS_ANNOTATION];
+        return status === undefined ? [] : [{ labels, value: status === REGISTRY_DEPLOYED ? 1 : 0 }];
       });
       fetchedAt = now();
     } catch (err) {
@@ -50,7 +62,7 @@ export function certExpiryMetrics(opts: CertExpiryOptions): CertExpiryMetrics {
   return {
     async render() {
       if (now() - fetchedAt >= refreshMs) await (inflight ??= refresh().finally(() => (inflight = undefined)));
-      return renderGauge(GAUGE, HELP, samples);
+      return `${renderGauge(GAUGE, HELP, expiry)}\n${renderGauge(DEPLOYED_GAUGE, DEPLOYED_HELP, deployed)}`;
     },
     invalidate() {
       fetchedAt = -Infinity;

@@ -1,0 +1,61 @@
+// What the addon keeps on an opted-in Cluster: the label that makes its HelmChartProxy select it and
+// three annotations (registry status, certificate expiry, the upgrade that last issued the certificate).
+// They live on the Cluster, not in memory, so a restarted or moved extension (and the metrics) read
+// them at once. Written by server-side apply with our field manager: every write carries the whole
+// set, because a mark left out of an apply is removed.
+import type { SecretClient } from '../kube/client.ts';
+import {
+  CERT_NOT_AFTER_ANNOTATION,
+  CERT_UPGRADE_ANNOTATION,
+  CLUSTER_SELECTOR_LABEL,
+  helmChartProxyName,
+  REGISTRY_DEPLOYED,
+  REGISTRY_RETRYING,
+  REGISTRY_STATUS_ANNOTATION,
+} from '../render/helmchartproxy.ts';
+import { redact } from '../observe/log.ts';
+import { clusterApiVersionOf, type ClusterRef } from '../runtime-sdk/types.ts';
+
+export interface ClusterMarks {
+  status: string;
+  /** RFC 3339 expiry of the served certificate. */
+  notAfter?: string;
+  /** The version of the last upgrade that issued the certificate. */
+  certUpgrade?: string;
+}
+
+const MAX_STATUS = 1024;
+
+/** The marks as the Cluster carries them now (from the API server's object). */
+export function currentMarks(cluster: ClusterRef): Partial<ClusterMarks> {
+  const annotations = ((cluster.raw.metadata ?? {}) as { annotations?: Record<string, unknown> }).annotations ?? {};
+  const text = (key: string) => (typeof annotations[key] === 'string' ? (annotations[key] as string) : undefined);
+  const marks = { status: text(REGISTRY_STATUS_ANNOTATION), notAfter: text(CERT_NOT_AFTER_ANNOTATION), certUpgrade: text(CERT_UPGRADE_ANNOTATION) };
+  return Object.fromEntries(Object.entries(marks).filter(([, v]) => v !== undefined));
+}
+
+/**
+ * The status for a failed attempt: the failure's own words without the Cluster's name (the annotation
+ * is on it), redacted and bounded. The same failure gives the same text: no time, no counter.
+ */
+export function retryingStatus(cluster: ClusterRef, message: string): string {
+  const prefix = `Cluster ${cluster.namespace}/${cluster.name}: `;
+  const reason = redact(message.startsWith(prefix) ? message.slice(prefix.length) : message);
+  return `${REGISTRY_RETRYING}${reason}`.slice(0, MAX_STATUS);
+}
+
+export const deployedStatus = REGISTRY_DEPLOYED;
+
+/** Applies the label and every mark: the ones in `change`, the others as the Cluster carries them now. */
+export async function markCluster(cluster: ClusterRef, management: Pick<SecretClient, 'applyObject'>, clusterApiVersion: string, change: Partial<ClusterMarks>): Promise<void> {
+  const marks = { ...currentMarks(cluster), ...change };
+  const annotations: Record<string, string> = {};
+  if (marks.status) annotations[REGISTRY_STATUS_ANNOTATION] = marks.status;
+  if (marks.notAfter) annotations[CERT_NOT_AFTER_ANNOTATION] = marks.notAfter;
+  if (marks.certUpgrade) annotations[CERT_UPGRADE_ANNOTATION] = marks.certUpgrade;
+  await management.applyObject({
+    apiVersion: clusterApiVersionOf(cluster, clusterApiVersion),
+    kind: 'Cluster',
+    metadata: { name: cluster.name, namespace: cluster.namespace, labels: { [CLUSTER_SELECTOR_LABEL]: helmChartProxyName(cluster.name) }, annotations },
+  });
+}
