@@ -73,6 +73,15 @@ export function controlPlaneInitialized(raw: Record<string, unknown>): boolean {
   return conditions.some((c: any) => c?.type === 'ControlPlaneInitialized' && c?.status === 'True');
 }
 
+/**
+ * The version a BeforeClusterUpgrade body names, if it is the Cluster's own topology version (CAPI sends
+ * exactly that): a body naming any other version renews nothing, so forged bodies cannot churn certificates.
+ */
+function upgradeTarget(cluster: ClusterRef, claimed: string | undefined): string | undefined {
+  const version = ((cluster.raw.spec ?? {}) as { topology?: { version?: unknown } }).topology?.version;
+  return typeof version === 'string' && version === claimed ? version : undefined;
+}
+
 const whenAborted = (signal: AbortSignal) =>
   new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
 
@@ -228,7 +237,7 @@ export function createAddon(rt: AddonRuntime): Addon {
     handlers: {
       BeforeClusterCreate: lifecycle('BeforeClusterCreate', setupCluster, 'block'),
       AfterControlPlaneInitialized: lifecycle('AfterControlPlaneInitialized', (cluster, deps) => deploy(cluster, deps), 'background'),
-      BeforeClusterUpgrade: lifecycle('BeforeClusterUpgrade', (cluster, deps, request) => deploy(cluster, deps, { upgradeTo: request.fields.toKubernetesVersion }), 'background'),
+      BeforeClusterUpgrade: lifecycle('BeforeClusterUpgrade', (cluster, deps, request) => deploy(cluster, deps, { upgradeTo: upgradeTarget(cluster, request.fields.toKubernetesVersion) }), 'background'),
       BeforeClusterDelete: lifecycle('BeforeClusterDelete', (cluster, deps) => {
         queue.forget(cluster.namespace, cluster.name);
         rt.onGone?.(cluster.namespace, cluster.name);

@@ -75,7 +75,10 @@ function explain(verb: string, kind: string, what: string, err: unknown): KubeEr
     switch (status) {
       case 401: return 'unauthorized (401): the extension\'s credentials were rejected; check its kubeconfig or ServiceAccount token';
       case 403: return `forbidden (403): grant the extension's ServiceAccount "${verb}" on ${resource} in that namespace (see the RBAC rules in 'capi-registry-addon manifests')`;
-      case 404: return 'not found (404)';
+      // Server-side apply creates what is missing, so a 404 on it means the kind or the namespace is not there.
+      case 404: return verb === 'patch'
+        ? `not found (404): the API server does not serve ${resource} (install the provider that defines it${kind === 'HelmChartProxy' ? ': clusterctl init --addon helm' : ''}) or the namespace does not exist`
+        : 'not found (404)';
       case 409: return 'conflict (409): it was changed at the same time; it is retried';
       case 422: return `rejected as invalid (422)${serverMessage(err)}`;
       case undefined:

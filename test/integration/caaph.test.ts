@@ -3,7 +3,7 @@
 // HelmChartProxy; CAAPH pulls the chart from the extension's own OCI endpoint, trusting only the
 // Cluster's CA copy (the root CA signs the extension, as the shipped manifests arrange), and installs
 // the release into the workload API server; BeforeClusterDelete makes CAAPH uninstall it.
-import { suite } from 'uvu';
+import { realSuite } from './env/suite.ts';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -21,7 +21,7 @@ import { startEnv } from './env/index.ts';
 import { makeCa, makeLeaf } from './env/pki.ts';
 import { createHash } from 'node:crypto';
 
-const test = suite('real CAAPH installs the registry the hooks asked for');
+const test = realSuite('real CAAPH installs the registry the hooks asked for');
 const NS = 'capi-registry-addon-system';
 
 test('BCC + ACPI over HTTPS → HelmChartProxy → CAAPH → release on the workload cluster as rendered; BeforeClusterDelete → uninstalled', async () => {

@@ -5,10 +5,11 @@
 // controller runs: the test plays their status fields as the v1beta2 contract describes them.
 import { readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { suite } from 'uvu';
+import { realSuite } from './env/suite.ts';
 import * as assert from 'uvu/assert';
 import { freePort, startProcess, waitFor, type Started } from './env/base.ts';
 import { ensureNamespace, extensionKubeconfig, ok, putKubeconfig } from './env/capi.ts';
+import { installCapiWebhooks, type CapiWebhooks } from './env/capi-webhooks.ts';
 import { components } from './env/components.ts';
 import { makePki, startExtension, type Extension } from './env/extension.ts';
 import { makeCa, makeLeaf } from './env/pki.ts';
@@ -48,6 +49,7 @@ const patchStatus = (apiVersion: string, kind: string, name: string, status: unk
   api().request('PATCH', `${path(apiVersion, kind, name)}/status`, JSON.stringify({ status }), 'application/merge-patch+json');
 
 let caaph: Started | undefined;
+let webhooks: CapiWebhooks;
 
 /** `withCaaph`: a root CA as cert-manager makes it, the extension's serving certificate from it, and CAAPH running, so the release really lands. */
 async function start(capi: { version: string; path: string; crds: string[] }, runtime: string, withCaaph = false) {
@@ -79,12 +81,15 @@ async function start(capi: { version: string; path: string; crds: string[] }, ru
   } else {
     ext = await startExtension(runtime, { port, pki, args: [...common, '--mint-root-ca'] });
   }
-  const webhookDir = dirname(makePki('capi-webhook').certFile);
+  const webhookPki = makePki('capi-webhook');
+  const webhookPort = await freePort();
   manager = startProcess(`capi-manager-${capi.version}`, capi.path, [
     `--kubeconfig=${api().kubeconfig}`, '--leader-elect=false', '--feature-gates=ClusterTopology=true,RuntimeSDK=true',
-    `--webhook-port=${await freePort()}`, `--webhook-cert-dir=${webhookDir}`, `--health-addr=127.0.0.1:${await freePort()}`,
+    `--webhook-port=${webhookPort}`, `--webhook-cert-dir=${dirname(webhookPki.certFile)}`, `--health-addr=127.0.0.1:${await freePort()}`,
     `--diagnostics-address=127.0.0.1:${await freePort()}`, '--insecure-diagnostics', '--v=4',
   ], { env: { PATH: process.env.PATH ?? '', HOME: '/tmp' } });
+  // Admission and conversion on, as in production: the config folder beside the manager's CRD bases.
+  webhooks = await installCapiWebhooks(api(), { configDir: dirname(dirname(capi.crds[0]!)), port: webhookPort, caPem: webhookPki.ca, logFile: manager.logFile });
   ok(await api().request('POST', '/apis/runtime.cluster.x-k8s.io/v1beta2/extensionconfigs', {
     apiVersion: 'runtime.cluster.x-k8s.io/v1beta2', kind: 'ExtensionConfig', metadata: { name: 'capi-registry-addon' },
     spec: { clientConfig: { url: `https://127.0.0.1:${ext.port}`, caBundle: b64(pki.ca) }, namespaceSelector: {} },
@@ -196,6 +201,17 @@ async function playInitialized(cluster: any, kcp: any) {
   }), 'control plane initialized');
 }
 
+/** The registry's serving certificate on the workload cluster. */
+const servedCertificate = async () => (await env.workload!.request('GET', '/api/v1/namespaces/capi-registry/secrets/registry-tls')).body?.data?.['tls.crt'] as string | undefined;
+
+/** CAPI creates a Cluster's MachineDeployments only once its control plane is up and nothing blocks the topology. */
+const machineDeployment = (cluster: string) => waitFor(`the MachineDeployment of ${cluster}`, async () => {
+  const items = (await api().request('GET', `/apis/cluster.x-k8s.io/v1beta2/namespaces/${NS}/machinedeployments?labelSelector=cluster.x-k8s.io/cluster-name=${cluster}`)).body?.items ?? [];
+  return items.length ? items : undefined;
+}, 90_000, manager.logFile);
+
+const condition = (c: any, type: string) => (c.status?.conditions ?? []).find((x: any) => x.type === type);
+
 async function optedIn(name: string, cidr: string, serviceIp: string) {
   await create({
     apiVersion: 'cluster.x-k8s.io/v1beta2', kind: 'Cluster', metadata: { name },
@@ -205,6 +221,9 @@ async function optedIn(name: string, cidr: string, serviceIp: string) {
         variables: [{ name: 'clusterConfig', value: { addons: { registry: {} } } }] },
     },
   });
+  // Admission on: CAPI defaulted the variable from DiscoverVariables' schema.
+  const stored = await get('cluster.x-k8s.io/v1beta2', 'Cluster', name);
+  assert.is(stored.spec.topology.variables[0].value.addons.registry.replicas, 2, 'defaulted by the CAPI webhook from our schema');
   // BeforeClusterCreate: the CA copy appears before anything is created.
   await waitFor('the CA copy (BCC)', async () => ((await api().request('GET', `/api/v1/namespaces/${NS}/secrets/${name}-registry-addon-ca`)).status === 200 ? true : undefined), 60_000, manager.logFile);
   const cluster = await waitFor('the topology objects', async () => {
@@ -225,6 +244,8 @@ async function optedIn(name: string, cidr: string, serviceIp: string) {
     return !String(c.metadata.annotations?.['runtime.cluster.x-k8s.io/pending-hooks'] ?? '').includes('AfterControlPlaneInitialized') ? true : undefined;
   }, 60_000, manager.logFile);
   assert.ok((await env.workload!.request('GET', '/api/v1/namespaces/capi-registry/secrets/registry-tls')).status === 200);
+  assert.is((await get('cluster.x-k8s.io/v1beta2', 'Cluster', name)).metadata.annotations['capi-registry-addon.io/registry-status'], 'Deployed');
+  await machineDeployment(name);
   const values = JSON.parse((await api().request('GET', `/apis/addons.cluster.x-k8s.io/v1alpha1/namespaces/${NS}/helmchartproxies/${name}-registry`)).body.spec.valuesTemplate);
   if (caaph && serviceIp.includes('.')) {
     // CAAPH, waiting for CAPI's ControlPlaneInitialized condition, installs the release on the workload cluster.
@@ -237,14 +258,21 @@ async function optedIn(name: string, cidr: string, serviceIp: string) {
   }
   assert.is(values.manifests.find((m: any) => m.kind === 'Service' && m.spec.clusterIP !== 'None').spec.clusterIP, serviceIp, 'the Service IP from the Cluster\'s service CIDR');
 
-  // Upgrade: CAPI asks BeforeClusterUpgrade, then moves the control plane to the new version.
+  // Upgrade: CAPI asks BeforeClusterUpgrade, which issues a fresh registry certificate, then moves the control plane to the new version.
+  const servedBefore = await servedCertificate();
   ok(await api().request('PATCH', path('cluster.x-k8s.io/v1beta2', 'Cluster', name), JSON.stringify({ spec: { topology: { version: 'v1.35.0' } } }), 'application/merge-patch+json'), 'version bump');
   await waitFor('the control plane at the new version', async () => ((await get('controlplane.cluster.x-k8s.io/v1beta2', 'KubeadmControlPlane', kcp.metadata.name)).spec.version === 'v1.35.0' ? true : undefined), 90_000, manager.logFile);
   assert.ok(hooksAnswered('BeforeClusterUpgrade', name).some((l) => l.includes('"status":"Success"')), 'CAPI called BCU before upgrading');
+  assert.is.not(await servedCertificate(), servedBefore, 'a fresh registry certificate for the upgrade');
+  assert.is((await get('cluster.x-k8s.io/v1beta2', 'Cluster', name)).metadata.annotations['capi-registry-addon.io/registry-cert-upgrade'], 'v1.35.0');
 
-  // Delete, with a clusterConfig that no longer parses: CAPI calls BeforeClusterDelete, which still
-  // removes everything and never holds deletion back on our account.
-  ok(await api().request('PATCH', path('cluster.x-k8s.io/v1beta2', 'Cluster', name), JSON.stringify({ spec: { topology: { variables: [{ name: 'clusterConfig', value: { addons: { registry: 'not an object' } } }] } } }), 'application/merge-patch+json'), 'invalid variable');
+  // CAPI's admission refuses a clusterConfig our schema does not allow...
+  const invalid = JSON.stringify({ spec: { topology: { variables: [{ name: 'clusterConfig', value: { addons: { registry: 'not an object' } } }] } } });
+  const refused = await api().request('PATCH', path('cluster.x-k8s.io/v1beta2', 'Cluster', name), invalid, 'application/merge-patch+json');
+  assert.ok(refused.status >= 400 && refused.status < 500 && /clusterConfig/.test(refused.text), `admission refuses it: ${refused.status} ${refused.text.slice(0, 200)}`);
+  // ...so a Cluster carries one only when it was stored before (an older schema, admission off). Delete
+  // such a Cluster: CAPI calls BeforeClusterDelete, which still removes everything and never holds deletion back.
+  await webhooks.suspended(async () => ok(await api().request('PATCH', path('cluster.x-k8s.io/v1beta2', 'Cluster', name), invalid, 'application/merge-patch+json'), 'invalid variable, stored with admission off'));
   ok(await api().request('DELETE', path('cluster.x-k8s.io/v1beta2', 'Cluster', name)), 'delete');
   await waitFor('the proxy deleted (BCD)', async () => ((await api().request('GET', `/apis/addons.cluster.x-k8s.io/v1alpha1/namespaces/${NS}/helmchartproxies/${name}-registry`)).status === 404 ? true : undefined), 90_000, manager.logFile);
   // The answer is logged after the deletions it made: wait for the line.
@@ -252,6 +280,92 @@ async function optedIn(name: string, cidr: string, serviceIp: string) {
   for (const suffix of ['ca', 'node', 'push', 'node-script']) assert.is((await api().request('GET', `/api/v1/namespaces/${NS}/secrets/${name}-registry-addon-${suffix}`)).status, 404, suffix);
   // No request body was refused as a mismatch: CAPI's own requests match the API server.
   assert.not.match(ext.logs, /hook request does not match the API server/);
+}
+
+/**
+ * A registry failure does not hold the Cluster back (chosen: README, "What blocks what"). CAAPH's CRD is
+ * removed, so the HelmChartProxy cannot be applied: ACPI still answers Success, CAPI marks it done and
+ * creates the MachineDeployment; the Cluster says `Retrying: <reason>` (annotation, Event, metric), the
+ * same words at every retry (no write, no reconcile). CAAPH installed again, the background loop
+ * deploys the registry without any hook.
+ */
+async function registryDown() {
+  const name = 'nohelm';
+  const crd = '/apis/apiextensions.k8s.io/v1/customresourcedefinitions/helmchartproxies.addons.cluster.x-k8s.io';
+  ok(await api().request('DELETE', crd), 'delete the HelmChartProxy CRD');
+  await waitFor('the CRD gone', async () => ((await api().request('GET', crd)).status === 404 ? true : undefined), 60_000);
+  await create({
+    apiVersion: 'cluster.x-k8s.io/v1beta2', kind: 'Cluster', metadata: { name },
+    spec: { clusterNetwork: { services: { cidrBlocks: ['10.96.0.0/12'] } }, topology: { classRef: { name: 'quick-start' }, version: 'v1.34.0', controlPlane: { replicas: 1 },
+      workers: { machineDeployments: [{ class: 'default-worker', name: 'md-0', replicas: 1 }] }, variables: [{ name: 'clusterConfig', value: { addons: { registry: {} } } }] } },
+  });
+  const cluster = await waitFor('the topology objects', async () => {
+    const c = await get('cluster.x-k8s.io/v1beta2', 'Cluster', name);
+    return c?.spec?.controlPlaneRef?.name && c?.spec?.infrastructureRef?.name ? c : undefined;
+  }, 60_000, manager.logFile);
+  await playInitialized(cluster, await get('controlplane.cluster.x-k8s.io/v1beta2', 'KubeadmControlPlane', cluster.spec.controlPlaneRef.name));
+  await waitFor('ACPI answered and no longer pending', async () => {
+    const c = await get('cluster.x-k8s.io/v1beta2', 'Cluster', name);
+    return hooksAnswered('AfterControlPlaneInitialized', name).length && !String(c.metadata.annotations?.['runtime.cluster.x-k8s.io/pending-hooks'] ?? '').includes('AfterControlPlaneInitialized') ? true : undefined;
+  }, 90_000, manager.logFile);
+  await machineDeployment(name);
+  const retrying = await waitFor('the Retrying mark', async () => {
+    const c = await get('cluster.x-k8s.io/v1beta2', 'Cluster', name);
+    return String(c.metadata.annotations?.['capi-registry-addon.io/registry-status'] ?? '').startsWith('Retrying: ') ? c : undefined;
+  }, 30_000);
+  const status = retrying.metadata.annotations['capi-registry-addon.io/registry-status'];
+  assert.match(status, /^Retrying: patch HelmChartProxy real-capi\/nohelm-registry: (not found \(404\): the API server does not serve helmchartproxies|this API server does not serve HelmChartProxy)/);
+  assert.not.equal(condition(retrying, 'TopologyReconciled')?.status, 'False', 'the topology is not held back');
+  // Two more background attempts: the same words, and the Cluster is not written again.
+  const attempts = () => ext.logs.split('\n').filter((l) => l.includes('"msg":"background convergence"') && l.includes(`"cluster":"${NS}/${name}"`) && l.includes('"status":"Failure"')).length;
+  const seen = attempts();
+  await waitFor('two more background attempts', async () => (attempts() >= seen + 2 ? true : undefined), 60_000);
+  const later = await get('cluster.x-k8s.io/v1beta2', 'Cluster', name);
+  assert.is(later.metadata.annotations['capi-registry-addon.io/registry-status'], status, 'deterministic');
+  const ourWrite = (c: any) => JSON.stringify((c.metadata.managedFields ?? []).filter((f: any) => f.manager === 'capi-registry-addon'));
+  assert.is(ourWrite(later), ourWrite(retrying), 'no write of ours while nothing changes');
+  const events = ((await api().request('GET', `/api/v1/namespaces/${NS}/events`)).body.items as any[]).filter((e) => e.involvedObject?.name === name && e.type === 'Warning');
+  assert.ok(events.some((e) => e.reason === 'RegistryAddonAfterControlPlaneInitializedFailed' && status.endsWith(e.message.replace(`Cluster ${NS}/${name}: `, ''))), JSON.stringify(events.map((e) => [e.reason, e.message])));
+  assert.match((await ext.request('GET', '/metrics')).text, new RegExp(`capi_registry_addon_registry_deployed\\{namespace="${NS}",cluster="${name}"\\} 0`));
+
+  // CAAPH back: the background loop deploys it, no hook needed.
+  await api().installCrds(components().crds.caaph.dirs);
+  await waitFor('the HelmChartProxy from the background loop', async () => ((await api().request('GET', `/apis/addons.cluster.x-k8s.io/v1alpha1/namespaces/${NS}/helmchartproxies/${name}-registry`)).status === 200 ? true : undefined), 60_000);
+  await waitFor('Deployed', async () => ((await get('cluster.x-k8s.io/v1beta2', 'Cluster', name)).metadata.annotations?.['capi-registry-addon.io/registry-status'] === 'Deployed' ? true : undefined), 30_000);
+  await waitFor('the gauge at 1', async () => (new RegExp(`capi_registry_addon_registry_deployed\\{namespace="${NS}",cluster="${name}"\\} 1`).test((await ext.request('GET', '/metrics')).text) ? true : undefined), 60_000);
+}
+
+/**
+ * BeforeClusterCreate blocks, on purpose: without the root CA there is no CA copy for the nodes. CAPI
+ * creates nothing and shows our message in TopologyReconciled; the message is the same at every retry,
+ * so the condition (and the Cluster) is not rewritten. The root CA back, creation goes on.
+ */
+async function creationHeld() {
+  const name = 'held';
+  const rootPath = `/api/v1/namespaces/${PROVIDER}/secrets/registry-addon-root-ca`;
+  const root = (await api().request('GET', rootPath)).body;
+  ok(await api().request('DELETE', rootPath), 'remove the root CA');
+  try {
+    await create({
+      apiVersion: 'cluster.x-k8s.io/v1beta2', kind: 'Cluster', metadata: { name },
+      spec: { clusterNetwork: { services: { cidrBlocks: ['10.96.0.0/12'] } }, topology: { classRef: { name: 'quick-start' }, version: 'v1.34.0', controlPlane: { replicas: 1 }, variables: [{ name: 'clusterConfig', value: { addons: { registry: {} } } }] } },
+    });
+    const held = await waitFor('TopologyReconciled with our message', async () => {
+      const c = await get('cluster.x-k8s.io/v1beta2', 'Cluster', name);
+      return /registry-addon-root-ca not found/.test(condition(c, 'TopologyReconciled')?.message ?? '') ? c : undefined;
+    }, 60_000, manager.logFile);
+    const message = condition(held, 'TopologyReconciled').message;
+    assert.match(message, /BeforeClusterCreate: root CA Secret capi-registry-addon-system\/registry-addon-root-ca not found: install cert-manager/);
+    assert.not.ok(held.spec.controlPlaneRef?.name, 'nothing created while BCC blocks');
+    const calls = hooksAnswered('BeforeClusterCreate', name).length;
+    await waitFor('CAPI asking BCC again', async () => (hooksAnswered('BeforeClusterCreate', name).length > calls ? true : undefined), 90_000, manager.logFile);
+    const again = await get('cluster.x-k8s.io/v1beta2', 'Cluster', name);
+    assert.is(condition(again, 'TopologyReconciled').message, message, 'deterministic');
+    assert.is(condition(again, 'TopologyReconciled').lastTransitionTime, condition(held, 'TopologyReconciled').lastTransitionTime);
+  } finally {
+    ok(await api().request('POST', `/api/v1/namespaces/${PROVIDER}/secrets`, { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'registry-addon-root-ca' }, type: root.type, data: root.data }), 'root CA back');
+  }
+  await waitFor('creation going on', async () => ((await get('cluster.x-k8s.io/v1beta2', 'Cluster', name))?.spec?.controlPlaneRef?.name ? true : undefined), 90_000, manager.logFile);
 }
 
 const managers = (() => {
@@ -265,7 +379,7 @@ const managers = (() => {
 // CAAPH runs beside the first: the registry release really lands on the workload cluster.
 const runs = [[managers[0]!, 'node', true], [managers[1] ?? managers[0]!, 'deno', false], [managers[0]!, 'bun', false]] as const;
 for (const [capi, runtime, withCaaph] of runs) {
-  const test = suite(`the real CAPI core manager ${capi.version} drives the hooks (extension on ${runtime}${withCaaph ? ', with CAAPH' : ''})`);
+  const test = realSuite(`the real CAPI core manager ${capi.version} drives the hooks (extension on ${runtime}${withCaaph ? ', with CAAPH' : ''})`);
   test.before(() => start(capi, runtime, withCaaph));
   test.after(stop);
   test('discovery and DiscoverVariables through the real controllers', discovery);
@@ -274,5 +388,7 @@ for (const [capi, runtime, withCaaph] of runs) {
   test('opt-out: it drops addons.registry; the node files, the proxy, our Secrets and our label go', optOut);
   test('an opted-in IPv4 Cluster: BCC, GeneratePatches on the real KubeadmControlPlane, ACPI once initialized, BCU before the upgrade, BeforeClusterDelete when deleted', () => optedIn('v4', '10.96.0.0/12', '10.96.0.20'));
   if (runtime === 'node') test('the same for an IPv6 Cluster', () => optedIn('v6', 'fd00:10:96::/108', 'fd00:10:96::14'));
+  if (withCaaph) test('BeforeClusterCreate holds creation on purpose while the root CA is missing, with the same message at every retry', creationHeld);
+  else test('the registry cannot be deployed (no CAAPH): ACPI does not block, the MachineDeployment is created, the Cluster is marked; deployed in the background once CAAPH is back', registryDown);
   test.run();
 }

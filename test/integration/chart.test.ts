@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as yaml from 'js-yaml';
-import { suite } from 'uvu';
+import { realSuite } from './env/suite.ts';
 import * as assert from 'uvu/assert';
 import { clusterRegistry } from '../../src/addon/layout.ts';
 import { registryPlan } from '../../src/addon/plan.ts';
@@ -17,7 +17,7 @@ import { components } from './env/components.ts';
 import { makePki, RUNTIMES, startExtension } from './env/extension.ts';
 import { startEnv } from './env/index.ts';
 
-const test = suite('chart over OCI with the real Helm client');
+const test = realSuite('chart over OCI with the real Helm client');
 const pki = makePki('chart-server');
 const version = JSON.parse(spawnSync('cat', ['package.json'], { encoding: 'utf8' }).stdout).version as string;
 

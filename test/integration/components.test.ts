@@ -1,7 +1,7 @@
 // Smoke suite: every real component of the test environment is there and usable.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { suite } from 'uvu';
+import { realSuite } from './env/suite.ts';
 import * as assert from 'uvu/assert';
 import { workDir } from './env/base.ts';
 import { components, componentsCache, loadComponents } from './env/components.ts';
@@ -9,7 +9,7 @@ import { startEnv, type Env } from './env/index.ts';
 import { makeImage } from './env/oci.ts';
 import { regsync } from './env/regsync.ts';
 
-const test = suite('real components');
+const test = realSuite('real components');
 let env: Env;
 
 test.before(async () => {

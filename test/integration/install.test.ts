@@ -3,12 +3,12 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import * as yaml from 'js-yaml';
-import { suite } from 'uvu';
+import { realSuite } from './env/suite.ts';
 import * as assert from 'uvu/assert';
 import { BUNDLE, RUNTIMES } from './env/extension.ts';
 import { startEnv } from './env/index.ts';
 
-const test = suite('install manifests on the real management API server');
+const test = realSuite('install manifests on the real management API server');
 
 const PATHS: Record<string, (ns: string) => string> = {
   Namespace: () => '/api/v1/namespaces',

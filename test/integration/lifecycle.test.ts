@@ -4,7 +4,7 @@
 // our install manifests ship, so every step also proves the RBAC is enough.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { suite } from 'uvu';
+import { realSuite } from './env/suite.ts';
 import * as assert from 'uvu/assert';
 import { createHash } from 'node:crypto';
 import bcryptjs from 'bcryptjs';
@@ -13,14 +13,14 @@ import { openssl, waitFor, workDir } from './env/base.ts';
 import { makeImage } from './env/oci.ts';
 import { startRegistry } from './env/registry.ts';
 import {
-  createCluster, ensureNamespace, extensionKubeconfig, generatePatchesRequest, getCluster, HOOK_PATHS, lifecycleRequest, markControlPlaneInitialized, ok, putKubeconfig, startDeleting,
+  createCluster, expectRetrying, ensureNamespace, extensionKubeconfig, generatePatchesRequest, getCluster, HOOK_PATHS, lifecycleRequest, markControlPlaneInitialized, ok, putKubeconfig, startDeleting,
 } from './env/capi.ts';
 import { clusterIssuerSecretName } from '../../src/render/metadata.ts';
 import { RUNTIMES, startExtension, type Extension } from './env/extension.ts';
 import { startEnv, type Env } from './env/index.ts';
 import { makeCa, makeLeaf } from './env/pki.ts';
 
-const test = suite('addon lifecycle through the hooks (real API servers, three runtimes)');
+const test = realSuite('addon lifecycle through the hooks (real API servers, three runtimes)');
 let env: Env;
 let kubeconfig: string;
 const b64 = (s: string) => Buffer.from(s).toString('base64');
@@ -120,10 +120,11 @@ async function clusterLifecycle(ext: Extension, o: { ns: string; provider: strin
   assert.ok(files.some((f: any) => f?.contentFrom?.secret?.name === `${name}-registry-addon-ca`), 'the CA file comes from the copy');
   assert.equal(files.find((f: any) => f?.path === '/etc/containerd/capi-registry-addon/hosts.toml').contentFrom, { secret: { name: `${name}-registry-addon-node`, key: 'hosts.toml' } }, 'hosts.toml (with the credential) only by reference');
 
-  // ACPI before CAPI wrote the kubeconfig: a Failure that says what is missing (CAPI retries).
+  // ACPI before CAPI wrote the kubeconfig: Success (the registry must not hold the Cluster back), saying
+  // what is missing, and the Cluster marked for the background loop.
   const early = await call(ext, 'AfterControlPlaneInitialized', lifecycleRequest('AfterControlPlaneInitialized', cluster));
-  assert.is(early.status, 'Failure');
-  assert.match(early.message, new RegExp(`^Cluster ${ns}/${name}: Secret ${ns}/${name}-kubeconfig \\(key value\\) not found`));
+  assert.match(await expectRetrying(mgmt(), early, ns, name), new RegExp(`^Secret ${ns}/${name}-kubeconfig \\(key value\\) not found`));
+  assert.match((await ext.request('GET', '/metrics')).text, new RegExp(`capi_registry_addon_registry_deployed\\{namespace="${ns}",cluster="${name}"\\} 0`));
 
   await markControlPlaneInitialized(mgmt(), ns, name);
   await putKubeconfig(mgmt(), ns, name, readFileSync(env.workload!.kubeconfig, 'utf8'));
@@ -140,7 +141,9 @@ async function clusterLifecycle(ext: Extension, o: { ns: string; provider: strin
   const notAfter = facts.notAfter / 1000;
   const metrics = (await ext.request('GET', '/metrics')).text;
   assert.ok(metrics.includes(`capi_registry_addon_registry_cert_expiry_timestamp_seconds{namespace="${ns}",cluster="${name}"} ${notAfter}`), `expiry gauge after ACPI: ${notAfter} in ${metrics.split('\n').filter((l) => l.includes('expiry')).join(' / ')}`);
-  assert.match(metrics, new RegExp(`capi_registry_addon_cluster_hook_results_total\\{cluster="${ns}/${name}",hook="AfterControlPlaneInitialized",status="Failure"\\} 1`));
+  assert.match(metrics, new RegExp(`capi_registry_addon_cluster_hook_results_total\\{cluster="${ns}/${name}",hook="AfterControlPlaneInitialized",status="Success"\\} 2`));
+  assert.match(metrics, new RegExp(`capi_registry_addon_registry_deployed\\{namespace="${ns}",cluster="${name}"\\} 1`));
+  assert.is((await getCluster(mgmt(), ns, name)).metadata.annotations['capi-registry-addon.io/registry-status'], 'Deployed');
   // Workload side: bcrypt entries that the independent bcryptjs accepts, regsync's copy of the node credential.
   const htpasswd = text((await wsecret('registry-auth')).data.htpasswd);
   const entry = (user: string) => htpasswd.split('\n').find((l) => l.startsWith(`${user}:`))!.slice(user.length + 1);
@@ -156,25 +159,43 @@ async function clusterLifecycle(ext: Extension, o: { ns: string; provider: strin
   assert.is(sts.spec.template.metadata.annotations['capi-registry-addon/auth-sha256'], createHash('sha256').update(htpasswd).digest('hex'));
   assert.is(sts.spec.template.metadata.annotations['capi-registry-addon/tls-sha256'], createHash('sha256').update(text(tls.data['tls.crt'])).digest('hex'), 'pods roll when the certificate changes');
 
-  // Repeated ACPI and BCU: the same objects, not one new write.
+  // Repeated ACPI: the same objects, not one new write.
   const versions = async () => [(await hcp(ns, name)).body.metadata.resourceVersion, (await wsecret('registry-tls')).metadata.resourceVersion,
     (await wsecret('registry-http-secret')).metadata.resourceVersion, (await secret(ns, `${name}-registry-addon-ca`)).body.metadata.resourceVersion,
     (await getCluster(mgmt(), ns, name)).metadata.resourceVersion, (await wsecret('registry-auth')).metadata.resourceVersion,
     (await secret(ns, `${name}-registry-addon-node`)).body.metadata.resourceVersion, (await secret(ns, `${name}-registry-addon-push`)).body.metadata.resourceVersion];
-  const before = await versions();
+  const first = await versions();
   for (let i = 0; i < 3; i++) assert.is((await call(ext, 'AfterControlPlaneInitialized', lifecycleRequest('AfterControlPlaneInitialized', cluster))).status, 'Success');
+  assert.equal(await versions(), first, 'idempotent: resourceVersions unchanged');
+
+  // BCU: a fresh certificate for the upgrade (the pods roll to it), once: a retried BCU for the same version writes nothing.
+  // The version is the Cluster's own (CAPI sends spec.topology.version); the user bumped it.
+  const bump = async (version: string) => ok(await mgmt().request('PATCH', `/apis/cluster.x-k8s.io/v1beta2/namespaces/${ns}/clusters/${name}`, JSON.stringify({ spec: { topology: { version } } }), 'application/merge-patch+json'), 'version bump');
+  await bump('v1.34.0');
   const bcu = await call(ext, 'BeforeClusterUpgrade', lifecycleRequest('BeforeClusterUpgrade', cluster));
   assert.equal([bcu.status, bcu.retryAfterSeconds], ['Success', 0], bcu.message);
-  assert.equal(await versions(), before, 'idempotent: resourceVersions unchanged');
+  assert.match(bcu.message, /^registry-tls issued \(upgrade to v1\.34\.0: a fresh certificate for every upgrade\); HelmChartProxy .* applied$/);
+  const renewed = await wsecret('registry-tls');
+  assert.is.not(text(renewed.data['tls.crt']), text(tls.data['tls.crt']), 'a new certificate');
+  assert.is(JSON.parse((await hcp(ns, name)).body.spec.valuesTemplate).manifests.find((m: any) => m.kind === 'StatefulSet').spec.template.metadata.annotations['capi-registry-addon/tls-sha256'],
+    createHash('sha256').update(text(renewed.data['tls.crt'])).digest('hex'), 'the pods roll to it');
+  assert.is((await getCluster(mgmt(), ns, name)).metadata.annotations['capi-registry-addon.io/registry-cert-upgrade'], 'v1.34.0');
+  const before = await versions();
+  const retried = await call(ext, 'BeforeClusterUpgrade', lifecycleRequest('BeforeClusterUpgrade', cluster));
+  assert.equal([retried.status, retried.message], ['Success', `HelmChartProxy ${ns}/${name}-registry applied`]);
+  assert.equal(await versions(), before, 'a retried BCU for the same upgrade: resourceVersions unchanged');
 
-  // A simulated clusterctl move with a fresh root CA: BCU refuses, nothing is re-issued.
+  // A simulated clusterctl move with a fresh root CA: the upgrade is not held back, nothing is re-issued,
+  // and the Cluster says why its registry is not renewed.
+  await bump('v1.35.0');
   await putRoot(o.provider, await mintRootCa({ now: new Date() }));
-  const trap = await call(ext, 'BeforeClusterUpgrade', lifecycleRequest('BeforeClusterUpgrade', cluster));
-  assert.is(trap.status, 'Failure');
-  assert.match(trap.message, /holds a different CA than Secret .*registry-addon-root-ca: this Cluster's nodes trust the old one\. If the management cluster was moved \(clusterctl move\)/);
-  assert.equal(await versions(), before, 'the move trap writes nothing');
+  const trap = await call(ext, 'BeforeClusterUpgrade', lifecycleRequest('BeforeClusterUpgrade', cluster, { toKubernetesVersion: 'v1.35.0' }));
+  assert.match(await expectRetrying(mgmt(), trap, ns, name), /holds a different CA than Secret .*registry-addon-root-ca: this Cluster's nodes trust the old one\. If the management cluster was moved \(clusterctl move\)/);
+  const others = (v: string[]) => v.filter((_, i) => i !== 4);
+  assert.equal(others(await versions()), others(before), 'the move trap writes nothing but the Cluster\'s status mark');
   await putRoot(o.provider, { 'tls.crt': text(root.data['tls.crt']), 'tls.key': text(root.data['tls.key']), 'ca.crt': text(root.data['ca.crt']) });
-  assert.is((await call(ext, 'BeforeClusterUpgrade', lifecycleRequest('BeforeClusterUpgrade', cluster))).status, 'Success');
+  assert.is((await call(ext, 'BeforeClusterUpgrade', lifecycleRequest('BeforeClusterUpgrade', cluster, { toKubernetesVersion: 'v1.35.0' }))).status, 'Success');
+  assert.is((await getCluster(mgmt(), ns, name)).metadata.annotations['capi-registry-addon.io/registry-status'], 'Deployed');
 
   // No credential anywhere it must not be: hook answers (GeneratePatches included), Helm values, Events, logs.
   const events = (await mgmt().request('GET', `/api/v1/namespaces/${ns}/events`)).text;

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { suite } from 'uvu';
+import { realSuite } from './env/suite.ts';
 import * as assert from 'uvu/assert';
 import { basicAuthorization, htpasswdFor, newPassword, type Credentials } from '../../src/addon/credentials.ts';
 import { clusterRegistry } from '../../src/addon/layout.ts';
@@ -23,7 +23,7 @@ import { NetNs, nodeDir, TestNode } from './env/node.ts';
 import { makeImage } from './env/oci.ts';
 import { startRegistry, startRenderedRegistry, type Registry } from './env/registry.ts';
 
-const test = suite('every node uses the mirror: containerd 1.6 to 2.4 through the CRI');
+const test = realSuite('every node uses the mirror: containerd 1.6 to 2.4 through the CRI');
 
 /** The registry as a Cluster with service CIDR `cidr` gets it: plan, issuer-signed TLS, credentials. */
 async function clusterMirror(cidr: string) {

@@ -2,14 +2,14 @@
 // semantics CAPI uses) to kubeadm templates validated by CAPI's own CRD schemas.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { suite } from 'uvu';
+import { realSuite } from './env/suite.ts';
 import * as assert from 'uvu/assert';
 import { generatePatches } from '../../src/addon/patches.ts';
 import { NODE } from '../../src/render/metadata.ts';
 import { FIXTURES } from '../helpers.ts';
 import { startEnv, type Env } from './env/index.ts';
 
-const test = suite('patches on the real API server');
+const test = realSuite('patches on the real API server');
 let env: Env;
 test.before(async () => {
   env = await startEnv({ management: true });

@@ -3,7 +3,7 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { suite } from 'uvu';
+import { realSuite } from './env/suite.ts';
 import * as assert from 'uvu/assert';
 import { openssl, workDir } from './env/base.ts';
 import { components } from './env/components.ts';
@@ -12,7 +12,7 @@ import { BUNDLE, RUNTIMES } from './env/extension.ts';
 import { makeImage } from './env/oci.ts';
 import { startRegistry } from './env/registry.ts';
 
-const test = suite('registry PKI');
+const test = realSuite('registry PKI');
 const dir = workDir('pki-suite');
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 

@@ -3,7 +3,7 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { suite } from 'uvu';
+import { realSuite } from './env/suite.ts';
 import * as assert from 'uvu/assert';
 import { clusterRegistry } from '../../src/addon/layout.ts';
 import { registryPlan, type RegistryPlan } from '../../src/addon/plan.ts';
@@ -20,7 +20,7 @@ import { startEnv, type Env } from './env/index.ts';
 import { makeImage } from './env/oci.ts';
 import { httpRequest, startRenderedRegistry } from './env/registry.ts';
 
-const test = suite('rendered output, real consumers');
+const test = realSuite('rendered output, real consumers');
 let env: Env;
 
 function cluster(cidrs: string[], registry: Record<string, unknown>) {

@@ -3,7 +3,7 @@
 import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import tls from 'node:tls';
-import { suite } from 'uvu';
+import { realSuite } from './env/suite.ts';
 import * as assert from 'uvu/assert';
 import { mutator } from '../fuzz.ts';
 import { BLOCKING, HOOK_PREFIX, wireFixtures, wireProblems } from '../helpers.ts';
@@ -14,7 +14,7 @@ const FUZZ_BODIES = 10_000;
 const pki = makePki('serving');
 
 for (const runtime of Object.keys(RUNTIMES)) {
-  const test = suite(`server on ${runtime}`);
+  const test = realSuite(`server on ${runtime}`);
   let ext: Extension;
   test.before(async () => {
     ext = await startExtension(runtime, { pki, args: ['--capi-version', 'v1.12', '--log-level', 'debug'] });
@@ -80,7 +80,7 @@ for (const runtime of Object.keys(RUNTIMES)) {
   test.run();
 }
 
-const limits = suite('limits, certificates and flags');
+const limits = realSuite('limits, certificates and flags');
 
 limits('bodies over --max-body-bytes get a Failure, not a 413, on every runtime', async () => {
   for (const runtime of Object.keys(RUNTIMES)) {

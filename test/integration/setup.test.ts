@@ -1,7 +1,7 @@
 // BeforeClusterCreate's work against a real management API server with the CAPI CRDs.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { suite } from 'uvu';
+import { realSuite } from './env/suite.ts';
 import * as assert from 'uvu/assert';
 import { setupCluster, type SetupDeps } from '../../src/addon/setup.ts';
 import { loadKubeConfig } from '../../src/kube/connection.ts';
@@ -14,7 +14,7 @@ import { freePort, openssl, workDir } from './env/base.ts';
 import { startEnv, type Env } from './env/index.ts';
 import { makeLeaf } from './env/pki.ts';
 
-const test = suite('BeforeClusterCreate setup (real API server)');
+const test = realSuite('BeforeClusterCreate setup (real API server)');
 let env: Env;
 const NS = 'capi-registry-addon-system';
 let deps: SetupDeps;

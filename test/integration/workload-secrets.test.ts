@@ -1,7 +1,7 @@
 // Workload-cluster Secrets written through the kubeconfig Secret CAPI keeps on the management cluster:
 // two real API servers.
 import { readFileSync } from 'node:fs';
-import { suite } from 'uvu';
+import { realSuite } from './env/suite.ts';
 import * as assert from 'uvu/assert';
 import { writeWorkloadSecrets, type WorkloadDeps } from '../../src/addon/workload-secrets.ts';
 import { secretClient } from '../../src/kube/client.ts';
@@ -14,7 +14,7 @@ import { parseCluster } from '../../src/runtime-sdk/request.ts';
 import { freePort } from './env/base.ts';
 import { startEnv, type Env } from './env/index.ts';
 
-const test = suite('workload Secrets (two real API servers)');
+const test = realSuite('workload Secrets (two real API servers)');
 let env: Env;
 let deps: WorkloadDeps;
 const parsed = parseCluster({ metadata: { name: 'c1', namespace: 'team-a', uid: 'u1' }, spec: { clusterNetwork: { services: { cidrBlocks: ['10.96.0.0/12'] } } } });

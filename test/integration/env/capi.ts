@@ -101,3 +101,18 @@ export async function extensionKubeconfig(api: KubeApi, user: string, rules?: un
   }));
   return file;
 }
+
+const RETRYING_TAIL = "; capi-registry-addon retries in the background: see the Cluster's annotation capi-registry-addon.io/registry-status and its Events";
+
+/**
+ * ACPI and BCU never block on the registry: a failed attempt answers Success that quotes the reason,
+ * and the Cluster carries it as `Retrying: <reason>`. Returns the reason.
+ */
+export async function expectRetrying(api: KubeApi, reply: { status: string; message?: string }, ns: string, name: string): Promise<string> {
+  if (reply.status !== 'Success') throw new Error(`expected Success (the registry retries in the background), got ${JSON.stringify(reply)}`);
+  const m = /^registry not deployed yet \((.*)\)(; .*)$/s.exec(reply.message ?? '');
+  if (!m || m[2] !== RETRYING_TAIL) throw new Error(`not a retrying answer: ${reply.message}`);
+  const status = (await getCluster(api, ns, name)).metadata.annotations?.['capi-registry-addon.io/registry-status'];
+  if (status !== `Retrying: ${m[1]}`) throw new Error(`Cluster ${ns}/${name} registry-status ${JSON.stringify(status)}, expected "Retrying: ${m[1]}"`);
+  return m[1]!;
+}

@@ -84,6 +84,6 @@ export async function startExtension(runtime: string, opts: { pki?: Pki; args?: 
     if (proc.exitCode !== null) throw new Error(`${runtime} extension exited with ${proc.exitCode}: ${ext.logs}`);
     const r = await ext.request('GET', '/healthz', undefined, opts.pki ? ext.agent : false);
     return r.status === 200 ? true : undefined;
-  }, 20_000);
+  }, 60_000);
   return ext;
 }

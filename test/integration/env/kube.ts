@@ -74,7 +74,7 @@ export class KubeApi {
       await waitFor(`CRD ${name} Established`, async () => {
         const r = await this.request('GET', `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${name}`);
         return r.body?.status?.conditions?.some((c: any) => c.type === 'Established' && c.status === 'True') ? true : undefined;
-      });
+      }, 120_000);
     }
     return names;
   }
@@ -135,6 +135,6 @@ export async function startKube(name: string, opts: { serviceCidr: string }): Pr
     if (apiserver.proc.exitCode !== null) throw new Error(`kube-apiserver exited with ${apiserver.proc.exitCode}`);
     const r = await api.request('GET', '/readyz');
     return r.status === 200 ? true : undefined;
-  }, 90_000, apiserver.logFile);
+  }, 180_000, apiserver.logFile);
   return api;
 }

@@ -93,14 +93,14 @@ export async function startRegistry(name: string, tls: { certFile: string; keyFi
   const registry = new Registry(addr, tls?.ca, dataDir, proc);
   // In a network namespace of the test's own the test cannot ask; the log says when it listens.
   if (opts.wrap) {
-    await waitFor(`registry ${name} listening`, async () => (/listening on/.test(readFileSync(proc.logFile, 'utf8')) ? true : undefined), 20_000, proc.logFile);
+    await waitFor(`registry ${name} listening`, async () => (/listening on/.test(readFileSync(proc.logFile, 'utf8')) ? true : undefined), 60_000, proc.logFile);
     return registry;
   }
   await waitFor(`registry ${name} /v2/`, async () => {
     if (proc.proc.exitCode !== null) throw new Error(`registry exited with ${proc.proc.exitCode}`);
     const r = await httpRequest(`${registry.url}/v2/`, { ca: tls?.ca });
     return r.status === 200 || r.status === 401 ? true : undefined;
-  }, 20_000, proc.logFile);
+  }, 60_000, proc.logFile);
   return registry;
 }
 
@@ -130,7 +130,7 @@ export async function startRenderedRegistry(name: string, binary: string, config
   await waitFor(`rendered registry ${name}`, async () => {
     if (proc.proc.exitCode !== null) throw new Error(`exited ${proc.proc.exitCode}`);
     return (await httpRequest(`${registry.url}/`, { ca: tls['ca.crt'], tlsName })).status === 200 ? true : undefined;
-  }, 20_000, proc.logFile);
+  }, 60_000, proc.logFile);
   return registry;
 }
 
