@@ -46,7 +46,11 @@ export function retryingStatus(cluster: ClusterRef, message: string): string {
 
 export const deployedStatus = REGISTRY_DEPLOYED;
 
-/** Applies the label and every mark: the ones in `change`, the others as the Cluster carries them now. */
+/**
+ * Applies the label and every mark: the ones in `change`, the others as the Cluster carries them now.
+ * `cluster.raw` is brought up to date with what was written, so a later mark in the same attempt
+ * carries it too (an apply without it would remove it).
+ */
 export async function markCluster(cluster: ClusterRef, management: Pick<SecretClient, 'applyObject'>, clusterApiVersion: string, change: Partial<ClusterMarks>): Promise<void> {
   const marks = { ...currentMarks(cluster), ...change };
   const annotations: Record<string, string> = {};
@@ -58,4 +62,6 @@ export async function markCluster(cluster: ClusterRef, management: Pick<SecretCl
     kind: 'Cluster',
     metadata: { name: cluster.name, namespace: cluster.namespace, labels: { [CLUSTER_SELECTOR_LABEL]: helmChartProxyName(cluster.name) }, annotations },
   });
+  const metadata = (cluster.raw.metadata ?? {}) as { annotations?: Record<string, string> };
+  cluster.raw.metadata = { ...metadata, annotations: { ...metadata.annotations, ...annotations } };
 }

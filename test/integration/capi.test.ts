@@ -4,12 +4,13 @@
 // templates), AfterControlPlaneInitialized and BeforeClusterDelete. No infrastructure or control-plane
 // controller runs: the test plays their status fields as the v1beta2 contract describes them.
 import { readFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { realSuite } from './env/suite.ts';
 import * as assert from 'uvu/assert';
 import { freePort, startProcess, waitFor, type Started } from './env/base.ts';
 import { ensureNamespace, extensionKubeconfig, ok, putKubeconfig } from './env/capi.ts';
 import { installCapiWebhooks, type CapiWebhooks } from './env/capi-webhooks.ts';
+import { startRecorder, type Recorder } from './env/recorder.ts';
 import { components } from './env/components.ts';
 import { makePki, startExtension, type Extension } from './env/extension.ts';
 import { makeCa, makeLeaf } from './env/pki.ts';
@@ -50,6 +51,8 @@ const patchStatus = (apiVersion: string, kind: string, name: string, status: unk
 
 let caaph: Started | undefined;
 let webhooks: CapiWebhooks;
+let recorder: Recorder | undefined;
+let recordedVersion = '';
 
 /** `withCaaph`: a root CA as cert-manager makes it, the extension's serving certificate from it, and CAAPH running, so the release really lands. */
 async function start(capi: { version: string; path: string; crds: string[] }, runtime: string, withCaaph = false) {
@@ -90,13 +93,21 @@ async function start(capi: { version: string; path: string; crds: string[] }, ru
   ], { env: { PATH: process.env.PATH ?? '', HOME: '/tmp' } });
   // Admission and conversion on, as in production: the config folder beside the manager's CRD bases.
   webhooks = await installCapiWebhooks(api(), { configDir: dirname(dirname(capi.crds[0]!)), port: webhookPort, caPem: webhookPki.ca, logFile: manager.logFile });
+  // `npm run fixtures:record`: what the current release's manager sends is kept as test fixtures.
+  recorder = process.env.RECORD_CAPI_FIXTURES && withCaaph ? await startRecorder({ port: ext.port, certFile: pki.certFile, keyFile: pki.keyFile, ca: pki.ca }) : undefined;
+  recordedVersion = /^v\d+\.\d+/.exec(capi.version)![0];
   ok(await api().request('POST', '/apis/runtime.cluster.x-k8s.io/v1beta2/extensionconfigs', {
     apiVersion: 'runtime.cluster.x-k8s.io/v1beta2', kind: 'ExtensionConfig', metadata: { name: 'capi-registry-addon' },
-    spec: { clientConfig: { url: `https://127.0.0.1:${ext.port}`, caBundle: b64(pki.ca) }, namespaceSelector: {} },
+    spec: { clientConfig: { url: `https://127.0.0.1:${recorder?.port ?? ext.port}`, caBundle: b64(pki.ca) }, namespaceSelector: {} },
   }), 'ExtensionConfig');
 }
 
 async function stop() {
+  if (recorder) {
+    const written = await recorder.save(join(process.env.RECORD_CAPI_FIXTURES!, recordedVersion), { [NS]: 'default', v4: 'my-cluster', plain: 'my-cluster' });
+    console.log(`  recorded ${written.length} request bodies from CAPI ${recordedVersion}: ${written.join(', ')}`);
+    recorder = undefined;
+  }
   await caaph?.stop();
   caaph = undefined;
   await manager?.stop();
