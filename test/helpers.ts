@@ -3,7 +3,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export const FIXTURES = join(process.cwd(), 'test', 'fixtures');
-export const CAPI_VERSIONS = ['v1.10', 'v1.12', 'v1.13'] as const;
+export const CAPI_VERSIONS = ['v1.10', 'v1.12', 'v1.13', 'v1.14'] as const;
 export const HOOK_PREFIX = '/hooks.runtime.cluster.x-k8s.io/v1alpha1';
 
 export interface WireFixture {

@@ -94,7 +94,7 @@ async function start(capi: { version: string; path: string; crds: string[] }, ru
   // Admission and conversion on, as in production: the config folder beside the manager's CRD bases.
   webhooks = await installCapiWebhooks(api(), { configDir: dirname(dirname(capi.crds[0]!)), port: webhookPort, caPem: webhookPki.ca, logFile: manager.logFile });
   // `npm run fixtures:record`: what the current release's manager sends is kept as test fixtures.
-  recorder = process.env.RECORD_CAPI_FIXTURES && withCaaph ? await startRecorder({ port: ext.port, certFile: pki.certFile, keyFile: pki.keyFile, ca: pki.ca }) : undefined;
+  recorder = process.env.RECORD_CAPI_FIXTURES && withCaaph ? await startRecorder({ port: ext.port, certFile: pki.certFile, keyFile: pki.keyFile, ca: pki.ca }, 'v4') : undefined;
   recordedVersion = /^v\d+\.\d+/.exec(capi.version)![0];
   ok(await api().request('POST', '/apis/runtime.cluster.x-k8s.io/v1beta2/extensionconfigs', {
     apiVersion: 'runtime.cluster.x-k8s.io/v1beta2', kind: 'ExtensionConfig', metadata: { name: 'capi-registry-addon' },

@@ -40,7 +40,7 @@ test('discovery: DNS-1123 handler names, unique, timeouts within 0..30, only kno
   ]);
 });
 
-test('every recorded CAPI request (v1.10, v1.12, v1.13) parses', () => {
+test('every recorded CAPI request (v1.10, v1.12, v1.13, and v1.14 recorded from its real manager) parses', () => {
   for (const f of wireFixtures()) {
     if (f.hook === 'Discovery') continue;
     const parsed = parseHookRequest(spec(f.hook), JSON.parse(f.body));

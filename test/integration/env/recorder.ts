@@ -14,8 +14,10 @@ export interface Recorder {
 
 const optedIn = (body: string) => /"registry":/.test(body);
 
-export async function startRecorder(target: { port: number; certFile: string; keyFile: string; ca: string }): Promise<Recorder> {
+/** `prefer`: a Cluster name whose requests replace (once) those recorded for other Clusters. */
+export async function startRecorder(target: { port: number; certFile: string; keyFile: string; ca: string }, prefer?: string): Promise<Recorder> {
   const seen = new Map<string, string>();
+  const preferred = (body: string) => prefer !== undefined && body.includes(`"name":"${prefer}"`);
   const server = https.createServer({ cert: readFileSync(target.certFile), key: readFileSync(target.keyFile) }, (req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c) => chunks.push(c));
@@ -23,7 +25,7 @@ export async function startRecorder(target: { port: number; certFile: string; ke
       const body = Buffer.concat(chunks).toString('utf8');
       const hook = (req.url ?? '').split('?')[0]!.split('/').filter(Boolean).pop() ?? '';
       const key = hook === 'discovery' || hook === 'discover-variables' ? hook : `${hook}.${optedIn(body) ? 'opted-in' : 'not-opted-in'}`;
-      if (!seen.has(key)) seen.set(key, body);
+      if (!seen.has(key) || (preferred(body) && !preferred(seen.get(key)!))) seen.set(key, body);
       const forward = https.request({ host: '127.0.0.1', port: target.port, method: req.method, path: req.url, headers: req.headers, ca: target.ca }, (upstream) => {
         res.writeHead(upstream.statusCode ?? 502, upstream.headers);
         upstream.pipe(res);
