@@ -34,8 +34,8 @@ const fixture = (name) => readFileSync(join(ROOT, 'test', 'fixtures', 'capi', 'v
 const DISCOVERY = fixture('discovery');
 const BCC = fixture('before-cluster-create.not-opted-in');
 /** A realistic ~100 KB GeneratePatches: a KCPT with a full kubeadm spec and files, three KCTs. */
-function bigGeneratePatches() {
-  const req = JSON.parse(fixture('generate-patches.not-opted-in'));
+function bigGeneratePatches(optedIn) {
+  const req = JSON.parse(fixture(`generate-patches.${optedIn ? 'opted-in' : 'not-opted-in'}`));
   const [infra, kcpt, kct] = req.items;
   const file = (i, size) => ({ path: `/etc/kubernetes/extra/file-${i}.yaml`, owner: 'root:root', permissions: '0600', content: `# generated\n${'key: value-with-some-realistic-length\n'.repeat(size / 37)}` });
   kcpt.object.spec.template.spec.kubeadmConfigSpec.files.push(...Array.from({ length: 12 }, (_, i) => file(i, 4000)));
@@ -50,12 +50,15 @@ function bigGeneratePatches() {
   req.items = [infra, kcpt, ...workers];
   return JSON.stringify(req);
 }
-const GP = bigGeneratePatches();
+const GP = bigGeneratePatches(false);
+// Opted in: the answer carries a JSON patch per kubeadm template (the node files), base64-encoded.
+const GP_OPTED_IN = bigGeneratePatches(true);
 
 const ENDPOINTS = [
   { name: 'discovery', path: `${PREFIX}/discovery?timeout=10s`, body: DISCOVERY },
   { name: 'BeforeClusterCreate (not opted in)', path: `${PREFIX}/beforeclustercreate/before-cluster-create?timeout=10s`, body: BCC },
-  { name: `GeneratePatches (${(GP.length / 1024).toFixed(0)} KB, 1 KCPT + 3 KCT)`, path: `${PREFIX}/generatepatches/generate-patches?timeout=10s`, body: GP },
+  { name: `GeneratePatches, not opted in (${(GP.length / 1024).toFixed(0)} KB, 1 KCPT + 3 KCT)`, path: `${PREFIX}/generatepatches/generate-patches?timeout=10s`, body: GP },
+  { name: `GeneratePatches, opted in (${(GP_OPTED_IN.length / 1024).toFixed(0)} KB, 1 KCPT + 3 KCT: 4 patches)`, path: `${PREFIX}/generatepatches/generate-patches?timeout=10s`, body: GP_OPTED_IN },
 ];
 
 // --- client ---------------------------------------------------------------------------------------

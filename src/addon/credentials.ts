@@ -5,7 +5,7 @@
 // workload cluster gets only bcrypt hashes (htpasswd) and regsync's copy of the node credential.
 // Passwords are made once (create-if-absent: concurrent first calls agree) and never logged.
 import { KubeError, type SecretClient, type SecretObject } from '../kube/client.ts';
-import { b64encode, base64FromText } from '../pki/pem.ts';
+import { base64FromBytes, base64FromText } from '../lib/bytes.ts';
 import { sha256Hex } from '../render/digest.ts';
 import { nodeCredentialSecretName, pushCredentialSecretName, REGISTRY, type RegistryLayout } from '../render/metadata.ts';
 import type { RegistryConfig } from '../render/config.ts';
@@ -43,7 +43,7 @@ export const BCRYPT_COST = 4;
 /** 32 random bytes as base64url: 256 bits, 43 characters, safe in URLs, headers and htpasswd. */
 export function newPassword(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(32));
-  return b64encode(bytes).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+  return base64FromBytes(bytes).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
 }
 
 export const basicAuthorization = (c: Credential) => `Basic ${base64FromText(`${c.username}:${c.password}`)}`;

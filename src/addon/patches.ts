@@ -8,7 +8,7 @@ import { REGISTRY, RenderError, serviceIp } from '../render/metadata.ts';
 import { nodeFiles, type NodeFiles } from '../render/node-files.ts';
 import type { GeneratePatchesItem, PatchResult, Variable } from '../runtime-sdk/types.ts';
 import { registryOptIn } from './opt-in.ts';
-import { base64FromText } from '../pki/pem.ts';
+import { base64FromText } from '../lib/bytes.ts';
 
 type Json = Record<string, unknown>;
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);

@@ -12,7 +12,7 @@ import { REGISTRY, POD, serverCertSans, type RegistryLayout } from '../render/me
 import type { ClusterRef } from '../runtime-sdk/types.ts';
 import { sha256Hex } from '../render/digest.ts';
 import { certificateFacts, decodeCertificate } from '../pki/inspect.ts';
-import { hexFromBytes } from '../pki/pem.ts';
+import { hexFromBytes } from '../lib/bytes.ts';
 
 export interface WorkloadDeps {
   management: SecretClient;

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import * as yaml from 'js-yaml';
 import { clusterRegistry } from '../addon/layout.ts';
 import { certificateFacts, decodeCertificate } from '../pki/inspect.ts';
-import { base64FromText, textFromBase64 } from '../pki/pem.ts';
+import { base64FromText, textFromBase64 } from '../lib/bytes.ts';
 import { mintRootCa, parseRootCa, ROOT_CA_SECRET, type TlsSecretData } from '../pki/root-ca.ts';
 import { issueServerCertificate } from '../pki/server-cert.ts';
 import { REGISTRY, serverCertSans } from '../render/metadata.ts';

@@ -1,7 +1,7 @@
 // The only code that talks to Kubernetes (@kubernetes/client-node). It speaks in Secrets as plain
 // text maps and turns every API failure into a KubeError whose message says what to do.
 import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
-import { base64FromText, textFromBase64 } from '../pki/pem.ts';
+import { base64FromText, textFromBase64 } from '../lib/bytes.ts';
 import { clientNode } from './client-node.ts';
 import type { WorkloadKubeconfig } from './workload-kubeconfig.ts';
 

@@ -2,7 +2,7 @@
 // key generation; every date comes in as a parameter so callers (and tests) control time.
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
-import { parseIp } from '../render/ip.ts';
+import { parseIp } from '../lib/ip.ts';
 import { toPem } from './pem.ts';
 
 const OID = {

@@ -1,8 +1,9 @@
 // Reading certificates back: decode PEM, and describe a certificate for people and for renewal checks.
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
-import { formatIp } from '../render/ip.ts';
-import { hexFromBytes, parsePem, PkiError } from './pem.ts';
+import { formatIp } from '../lib/ip.ts';
+import { hexFromBytes } from '../lib/bytes.ts';
+import { parsePem, PkiError } from './pem.ts';
 
 export { PkiError };
 

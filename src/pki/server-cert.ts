@@ -3,8 +3,8 @@ import { buildCertificate, certificatePem, generateKeyPair, KeyUsageBit, private
 import { certificateFacts, decodeCertificate, PkiError } from './inspect.ts';
 import type { RootCa, TlsSecretData } from './root-ca.ts';
 import { ORGANIZATION } from './root-ca.ts';
-import { parseIp, formatIp } from '../render/ip.ts';
-import { hexFromBytes } from './pem.ts';
+import { parseIp, formatIp } from '../lib/ip.ts';
+import { hexFromBytes } from '../lib/bytes.ts';
 
 const DAY_MS = 24 * 3600_000;
 /** Two years, as the design promises nodes; backdated for clock skew between clusters. */

@@ -1,5 +1,5 @@
 // SHA-256 with WebCrypto, as lowercase hex: checksum annotations and OCI digests.
-import { hexFromBytes } from '../pki/pem.ts';
+import { hexFromBytes } from '../lib/bytes.ts';
 
 export async function sha256Hex(data: string | Uint8Array): Promise<string> {
   const bytes = typeof data === 'string' ? new TextEncoder().encode(data) : data;

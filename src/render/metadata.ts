@@ -1,7 +1,7 @@
 // Every name, port and address of the registry lives here, once: the renderers, the PKI (SANs) and
 // the hooks all read them from this module.
 import { sha256Hex } from './digest.ts';
-import { formatIp, parseIp } from './ip.ts';
+import { formatIp, parseIp } from '../lib/ip.ts';
 
 export const REGISTRY = {
   namespace: 'capi-registry',

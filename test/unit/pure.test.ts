@@ -7,7 +7,8 @@ import { parseFlags, parseListen, UsageError, type CommandSpec } from '../../src
 import { createLogger, redact } from '../../src/observe/log.ts';
 import { Counter, Histogram } from '../../src/observe/metrics.ts';
 import { parsePem, toPem } from '../../src/pki/pem.ts';
-import { formatIp, parseIp } from '../../src/render/ip.ts';
+import { formatIp, parseIp } from '../../src/lib/ip.ts';
+import { base64FromBytes, base64FromText, bytesFromBase64, hexFromBytes, textFromBase64 } from '../../src/lib/bytes.ts';
 
 const test = suite('pure');
 
@@ -24,6 +25,23 @@ test('opt-in: absent, null, {}, settings, wrong types; later variables win', () 
     registryOptIn([{ name: 'clusterConfig', value: { addons: { registry: {} } } }, { name: 'clusterConfig', value: { addons: {} } }]),
     { enabled: false },
   );
+});
+
+test('bytes: base64 on the built-ins equals the byte-by-byte definition at every chunk edge; UTF-8 and ASCII text; hex', () => {
+  const reference = (b: Uint8Array) => btoa(Array.from(b, (c) => String.fromCharCode(c)).join(''));
+  const bytes = new Uint8Array(9000).map((_, i) => (i * 131 + 7) & 0xff);
+  for (const n of [0, 1, 2, 3, 4094, 4095, 4096, 8190, 8191, 9000]) {
+    const b = bytes.subarray(0, n);
+    assert.is(base64FromBytes(b), reference(b), `encode ${n}`);
+    assert.equal(Array.from(bytesFromBase64(reference(b))), Array.from(b), `decode ${n}`);
+  }
+  for (const text of ['', 'plain ascii [host."https://10.96.0.20:443/v2"]\n', 'héllo ✓ 🚀', '\u0000\u007f\u0080']) {
+    assert.is(base64FromText(text), reference(new TextEncoder().encode(text)), JSON.stringify(text));
+    assert.is(textFromBase64(base64FromText(text)), text);
+  }
+  assert.is(textFromBase64('aGVs\nbG8=\n'), 'hello', 'whitespace ignored');
+  assert.throws(() => bytesFromBase64('not base64!'));
+  assert.is(hexFromBytes(new Uint8Array([0, 15, 255])), '000fff');
 });
 
 test('IP: parse and canonical format, IPv4 and IPv6', () => {
