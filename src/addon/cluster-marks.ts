@@ -3,7 +3,7 @@
 // They live on the Cluster, not in memory, so a restarted or moved extension (and the metrics) read
 // them at once. Written by server-side apply with our field manager: every write carries the whole
 // set, because a mark left out of an apply is removed.
-import type { SecretClient } from '../kube/client.ts';
+import { holds, type SecretClient } from '../kube/client.ts';
 import {
   CERT_NOT_AFTER_ANNOTATION,
   CERT_UPGRADE_ANNOTATION,
@@ -57,11 +57,10 @@ export async function markCluster(cluster: ClusterRef, management: Pick<SecretCl
   if (marks.status) annotations[REGISTRY_STATUS_ANNOTATION] = marks.status;
   if (marks.notAfter) annotations[CERT_NOT_AFTER_ANNOTATION] = marks.notAfter;
   if (marks.certUpgrade) annotations[CERT_UPGRADE_ANNOTATION] = marks.certUpgrade;
-  await management.applyObject({
-    apiVersion: clusterApiVersionOf(cluster, clusterApiVersion),
-    kind: 'Cluster',
-    metadata: { name: cluster.name, namespace: cluster.namespace, labels: { [CLUSTER_SELECTOR_LABEL]: helmChartProxyName(cluster.name) }, annotations },
-  });
-  const metadata = (cluster.raw.metadata ?? {}) as { annotations?: Record<string, string> };
-  cluster.raw.metadata = { ...metadata, annotations: { ...metadata.annotations, ...annotations } };
+  const metadata = { name: cluster.name, namespace: cluster.namespace, labels: { [CLUSTER_SELECTOR_LABEL]: helmChartProxyName(cluster.name) }, annotations };
+  // The Cluster was read at the start of this pass: when it holds every mark already, nothing is written.
+  if (holds(cluster.raw.metadata, metadata)) return;
+  await management.applyObject({ apiVersion: clusterApiVersionOf(cluster, clusterApiVersion), kind: 'Cluster', metadata });
+  const stored = (cluster.raw.metadata ?? {}) as { annotations?: Record<string, string>; labels?: Record<string, string> };
+  cluster.raw.metadata = { ...stored, labels: { ...stored.labels, ...metadata.labels }, annotations: { ...stored.annotations, ...annotations } };
 }

@@ -40,7 +40,7 @@ export interface Converger {
    * the interval, so an opt-in, a change or an opt-out is acted on at once.
    */
   request(namespace: string, name: string, state?: string): void;
-  /** A hook's attempt for this (confirmed) Cluster failed: try again after the retry delay, whatever the interval says. */
+  /** Converge this (confirmed) Cluster again after the retry delay, whatever the interval says (a hook's attempt failed, or its marks may be lost). */
   retrySoon(namespace: string, name: string): void;
   /** Resolves when nothing is queued or running (scheduled re-runs do not count). */
   idle(): Promise<void>;

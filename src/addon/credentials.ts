@@ -132,6 +132,8 @@ export async function writeWorkloadAuth(workload: SecretClient, creds: Credentia
   if (htpasswd !== current?.htpasswd) {
     await workload.applySecret({ name: REGISTRY.authSecret, namespace: REGISTRY.namespace, labels: { ...REGISTRY.labels }, data: { htpasswd } });
   }
-  await workload.applySecret({ name: REGISTRY.regsyncAuthSecret, namespace: REGISTRY.namespace, labels: { ...REGISTRY.labels }, data: { ...creds.node } });
+  if (!sameData(await workload.getSecret(REGISTRY.namespace, REGISTRY.regsyncAuthSecret), { ...creds.node })) {
+    await workload.applySecret({ name: REGISTRY.regsyncAuthSecret, namespace: REGISTRY.namespace, labels: { ...REGISTRY.labels }, data: { ...creds.node } });
+  }
   return sha256Hex(htpasswd);
 }

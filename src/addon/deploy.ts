@@ -46,7 +46,7 @@ export function deployRegistry(cluster: ClusterRef, deps: AddonDeps, opts: Deplo
     // without its proxy too. `Deployed` only once the proxy is applied.
     const certMarks = { notAfter: kubernetesTime(secrets.notAfter), ...(upgrade ? { certUpgrade: upgrade } : {}) };
     await markCluster(cluster, deps.management, deps.clusterApiVersion, certMarks);
-    await deps.management.applyObject(proxy as Parameters<SecretClient['applyObject']>[0]);
+    await deps.management.ensureObject(proxy as Parameters<SecretClient['ensureObject']>[0]);
     if (currentMarks(cluster).status !== deployedStatus) {
       await markCluster(cluster, deps.management, deps.clusterApiVersion, { ...certMarks, status: deployedStatus });
     }

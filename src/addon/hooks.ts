@@ -143,7 +143,7 @@ export function createAddon(rt: AddonRuntime): Addon {
     const reason = result.message ?? 'not ready yet';
     rt.onFailure?.(cluster, step, reason);
     const status = retryingStatus(cluster, reason);
-    if (deps && currentMarks(cluster).status !== status) {
+    if (deps) {
       await markCluster(cluster, deps.management, deps.clusterApiVersion, { status }).catch((err: unknown) =>
         rt.log.warn('cannot mark the Cluster', { cluster: `${cluster.namespace}/${cluster.name}`, error: err instanceof Error ? err.message : String(err) }));
     }
@@ -168,9 +168,12 @@ export function createAddon(rt: AddonRuntime): Addon {
         const outcome = optIn.enabled === 'invalid' && hook !== 'BeforeClusterDelete'
           ? failure(`Cluster ${cluster.namespace}/${cluster.name}: ${optIn.message}`)
           : await work(cluster, deps, request);
-        if (onTrouble !== 'background' || !troubled(outcome)) return outcome;
+        if (onTrouble !== 'background') return outcome;
+        // Also after a success: CAPI marks ACPI done with a merge patch computed from the Cluster it read
+        // before calling us, which drops every annotation when its pending-hooks one was the last, ours
+        // (written during the call) included. The next pass puts the marks back.
         queue.retrySoon(cluster.namespace, cluster.name);
-        return inBackground(cluster, hook, outcome, deps);
+        return troubled(outcome) ? inBackground(cluster, hook, outcome, deps) : outcome;
       }, onTrouble === 'neverBlock');
       // Work that is still going when CAPI's timeout nears goes on in the background (it marks the
       // Cluster if it fails); the hook does not wait for it.

@@ -55,7 +55,8 @@ export async function workloadClientFor(cluster: ClusterRef, deps: Pick<Workload
 /** `upgradeTo`: an upgrade to this version is starting (BeforeClusterUpgrade): issue a fresh certificate whatever the old one's state. */
 export async function writeWorkloadSecrets(cluster: ClusterRef, layout: RegistryLayout, root: RootCa, deps: WorkloadDeps, creds?: Credentials, opts: { upgradeTo?: string } = {}): Promise<WorkloadSecretsResult> {
   const workload = await workloadClientFor(cluster, deps);
-  await workload.applyObject({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: REGISTRY.namespace, labels: { ...REGISTRY.labels } } });
+  // Steady state reads and writes nothing: every write below is preceded by a comparison.
+  await workload.ensureObject({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: REGISTRY.namespace, labels: { ...REGISTRY.labels } } });
 
   const sans = serverCertSans(layout);
   const current = await workload.getSecret(REGISTRY.namespace, REGISTRY.tlsSecret);
@@ -68,7 +69,7 @@ export async function writeWorkloadSecrets(cluster: ClusterRef, layout: Registry
     tlsCrt = issued['tls.crt'];
   }
   // Create-if-absent: replicas must share one value for the life of the registry.
-  await workload.createSecret({
+  if (!(await workload.getSecret(REGISTRY.namespace, REGISTRY.httpSecret))) await workload.createSecret({
     name: REGISTRY.httpSecret,
     namespace: REGISTRY.namespace,
     labels: { ...REGISTRY.labels },

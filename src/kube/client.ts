@@ -52,6 +52,24 @@ export interface SecretClient {
   applySecret(secret: SecretObject): Promise<void>;
   /** Server-side apply of any object (same field manager). */
   applyObject(object: KubernetesObject): Promise<void>;
+  /**
+   * Reads the object and applies it only when the stored one does not already hold every field given
+   * (steady state: a read, no write). Returns whether it applied.
+   */
+  ensureObject(object: KubernetesObject): Promise<boolean>;
+}
+
+/**
+ * Whether `stored` already holds every field of `desired` (objects compared key by key, so fields the
+ * server or other managers added are ignored; arrays and scalars must be equal, arrays item by item).
+ */
+export function holds(stored: unknown, desired: unknown): boolean {
+  if (Array.isArray(desired)) return Array.isArray(stored) && stored.length === desired.length && desired.every((d, i) => holds(stored[i], d));
+  if (typeof desired === 'object' && desired !== null) {
+    if (typeof stored !== 'object' || stored === null || Array.isArray(stored)) return false;
+    return Object.entries(desired).every(([k, v]) => holds((stored as Record<string, unknown>)[k], v));
+  }
+  return stored === desired;
 }
 
 
@@ -82,6 +100,7 @@ function explain(verb: string, kind: string, what: string, err: unknown): KubeEr
       case 409: return 'conflict (409): it was changed at the same time; it is retried';
       case 422: return `rejected as invalid (422)${serverMessage(err)}`;
       case undefined:
+        if ((err as Error)?.name === 'TimeoutError' || /operation was aborted|timed? ?out/i.test(text)) return `the API server did not answer within ${REQUEST_TIMEOUT_MS / 1000} s; it is retried`;
         // client-node's discovery found no such kind: the CRD is not installed.
         if (/Unrecognized API version and kind/.test(text)) return `this API server does not serve ${kind}: install the provider that defines it (for HelmChartProxy: clusterctl init --addon helm)`;
         return `the API server could not be reached (${text}); it is retried`;
@@ -118,9 +137,24 @@ export async function clientFromKubeconfig(config: WorkloadKubeconfig): Promise<
   return secretClient(kc);
 }
 
-export async function secretClient(kc: KubeConfig): Promise<SecretClient> {
-  const { KubernetesObjectApi, PatchStrategy } = clientNode();
+/** Longest wait for one API request: a hung API server must not hold a Cluster's lock or a background slot for long. */
+export const REQUEST_TIMEOUT_MS = 15_000;
+declare const __VERSION__: string;
+const USER_AGENT = `capi-registry-addon/${typeof __VERSION__ === 'string' ? __VERSION__ : 'dev'}`;
+
+export async function secretClient(kc: KubeConfig, opts: { timeoutMs?: number } = {}): Promise<SecretClient> {
+  const { KubernetesObjectApi, PatchStrategy, setHeaderMiddleware } = clientNode();
   const api = KubernetesObjectApi.makeApiClient(kc);
+  // Every request: our name in the API server's audit log, and a deadline (client-node's transport would wait minutes).
+  const timeoutMs = opts.timeoutMs ?? REQUEST_TIMEOUT_MS;
+  const named = setHeaderMiddleware('User-Agent', USER_AGENT);
+  (api as unknown as { configuration: { middleware: unknown[] } }).configuration.middleware.push({
+    pre: (request: { setSignal(signal: AbortSignal): void }) => {
+      request.setSignal(AbortSignal.timeout(timeoutMs));
+      return named.pre(request as never);
+    },
+    post: named.post,
+  });
   const codeOf = (err: unknown) => (err as { code?: number }).code;
   const where = (ref: { namespace?: string; name?: string }) => (ref.namespace ? `${ref.namespace}/${ref.name}` : String(ref.name));
   const readSecret = async (namespace: string, name: string): Promise<StoredSecret | undefined> => {
@@ -135,7 +169,7 @@ export async function secretClient(kc: KubeConfig): Promise<SecretClient> {
       throw explain('get', 'Secret', `${namespace}/${name}`, err);
     }
   };
-  return {
+  const client: SecretClient = {
     readSecret,
     async getSecret(namespace, name) {
       return (await readSecret(namespace, name))?.data;
@@ -188,5 +222,13 @@ export async function secretClient(kc: KubeConfig): Promise<SecretClient> {
         throw explain('patch', String(object.kind), where(object.metadata ?? {}), err);
       }
     },
+    async ensureObject(object) {
+      const ref = { apiVersion: String(object.apiVersion), kind: String(object.kind), name: String(object.metadata?.name), namespace: object.metadata?.namespace };
+      const stored = await client.getObject(ref);
+      if (stored && holds(stored, object)) return false;
+      await client.applyObject(object);
+      return true;
+    },
   };
+  return client;
 }

@@ -1,4 +1,5 @@
-// The registry's server certificate: issued by the root CA for two years, and the renewal decision.
+// The registry's server certificate: issued by the Cluster's issuer for two years (never past the
+// issuer's own end), and the renewal decision.
 import { buildCertificate, certificatePem, generateKeyPair, KeyUsageBit, privateKeyPem, type KeyAlgorithm } from './certificate.ts';
 import { certificateFacts, decodeCertificate, PkiError } from './inspect.ts';
 import type { RootCa, TlsSecretData } from './root-ca.ts';
@@ -38,7 +39,8 @@ export async function issueServerCertificate(root: RootCa, req: ServerCertReques
     dnsNames: req.dnsNames,
     ipAddresses: req.ipAddresses,
     notBefore: new Date(req.now.getTime() - BACKDATE_MS),
-    notAfter: new Date(req.now.getTime() + SERVER_CERT_VALIDITY_MS),
+    // Never past the signer: a leaf that outlives its issuer is not valid that long anyway.
+    notAfter: new Date(Math.min(req.now.getTime() + SERVER_CERT_VALIDITY_MS, certificateFacts(root.certificate).notAfter.getTime())),
     // keyEncipherment only where the key can encipher (RSA key exchange); ECDSA keys only sign.
     keyUsage: algorithm === 'rsa-2048' ? [KeyUsageBit.digitalSignature, KeyUsageBit.keyEncipherment] : [KeyUsageBit.digitalSignature],
     serverAuth: true,
@@ -59,6 +61,7 @@ export interface RenewalPolicy {
 }
 
 export const DEFAULT_RENEWAL_WINDOW_MS = 30 * DAY_MS;
+const SIGNER_END_SLACK_MS = 3600_000;
 
 export interface RenewalDecision {
   renew: boolean;
@@ -87,8 +90,12 @@ export async function needsRenewal(secret: Partial<Record<string, string>> | und
   const facts = certificateFacts(leaf);
   const reasons: string[] = [];
   const now = policy.now.getTime();
+  // A leaf that already runs until its signer ends cannot be extended by renewing it: not a reason
+  // (else every pass would issue one and roll the pods); the signer's own renewal is.
+  const signerEnd = certificateFacts(root.certificate).notAfter.getTime();
+  const extendable = facts.notAfter.getTime() < signerEnd - SIGNER_END_SLACK_MS;
   if (facts.notAfter.getTime() <= now) reasons.push(`expired on ${facts.notAfter.toISOString()}`);
-  else if (facts.notAfter.getTime() - now <= (policy.windowMs ?? DEFAULT_RENEWAL_WINDOW_MS)) reasons.push(`expires on ${facts.notAfter.toISOString()}, within the renewal window`);
+  else if (extendable && facts.notAfter.getTime() - now <= (policy.windowMs ?? DEFAULT_RENEWAL_WINDOW_MS)) reasons.push(`expires on ${facts.notAfter.toISOString()}, within the renewal window`);
   let signedByRoot = false;
   try {
     signedByRoot = await leaf.verify(root.certificate);

@@ -36,7 +36,7 @@ test('BCC + ACPI over HTTPS → HelmChartProxy → CAAPH → release on the work
     // The root CA as cert-manager makes it, and the extension's serving certificate issued from it
     // (the shipped manifests' CA Issuer). No cluster DNS here: CAAPH reaches the extension on loopback.
     await ensureNamespace(mgmt, NS);
-    const root = makeCa('caaph-root');
+    const root = makeCa('caaph-root', 'ec', 3650);
     ok(await mgmt.request('POST', `/api/v1/namespaces/${NS}/secrets`, { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'registry-addon-root-ca' }, type: 'kubernetes.io/tls',
       data: { 'tls.crt': b64(root.pem), 'tls.key': b64(readFileSync(root.keyFile, 'utf8')), 'ca.crt': b64(root.pem) } }), 'root CA');
     const serving = makeLeaf(root, 'extension', { sans: ['DNS:localhost', 'IP:127.0.0.1'] });

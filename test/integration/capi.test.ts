@@ -3,13 +3,15 @@
 // controller BeforeClusterCreate, GeneratePatches (applied to the real KubeadmControlPlane and worker
 // templates), AfterControlPlaneInitialized and BeforeClusterDelete. No infrastructure or control-plane
 // controller runs: the test plays their status fields as the v1beta2 contract describes them.
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { realSuite } from './env/suite.ts';
 import * as assert from 'uvu/assert';
-import { freePort, startProcess, waitFor, type Started } from './env/base.ts';
+import { freePort, openssl, startProcess, waitFor, workDir, type Started } from './env/base.ts';
+import { clusterIssuerSecretName } from '../../src/render/metadata.ts';
 import { ensureNamespace, extensionKubeconfig, ok, putKubeconfig } from './env/capi.ts';
 import { installCapiWebhooks, type CapiWebhooks } from './env/capi-webhooks.ts';
+import { WRITE_VERBS, type AuditEvent } from './env/kube.ts';
 import { startRecorder, type Recorder } from './env/recorder.ts';
 import { components } from './env/components.ts';
 import { makePki, startExtension, type Extension } from './env/extension.ts';
@@ -19,6 +21,7 @@ import { startEnv, type Env } from './env/index.ts';
 const PROVIDER = 'capi-registry-addon-system';
 const NS = 'real-capi';
 const b64 = (s: string) => Buffer.from(s).toString('base64');
+const text = (s: string) => Buffer.from(s, 'base64').toString('utf8');
 const INFRA = 'infrastructure.cluster.x-k8s.io/v1beta2';
 let env: Env;
 let ext: Extension;
@@ -71,7 +74,7 @@ async function start(capi: { version: string; path: string; crds: string[] }, ru
   const port = await freePort();
   const common = ['--kubeconfig', await extensionKubeconfig(api(), 'capi-registry-addon'), '--provider-namespace', PROVIDER, '--converge-interval', '2', '--log-level', 'debug'];
   if (withCaaph) {
-    const root = makeCa('real-capi-root');
+    const root = makeCa('real-capi-root', 'ec', 3650);
     ok(await api().request('POST', `/api/v1/namespaces/${PROVIDER}/secrets`, { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'registry-addon-root-ca' }, type: 'kubernetes.io/tls',
       data: { 'tls.crt': b64(root.pem), 'tls.key': b64(readFileSync(root.keyFile, 'utf8')), 'ca.crt': b64(root.pem) } }), 'root CA');
     const serving = makeLeaf(root, 'extension', { sans: ['DNS:localhost', 'IP:127.0.0.1'] });
@@ -103,6 +106,7 @@ async function start(capi: { version: string; path: string; crds: string[] }, ru
 }
 
 async function stop() {
+  if (process.env.CAPI_DEBUG_LOGS && ext) writeFileSync(`${process.env.CAPI_DEBUG_LOGS}-${ext.runtime}.log`, ext.logs);
   if (recorder) {
     const written = await recorder.save(join(process.env.RECORD_CAPI_FIXTURES!, recordedVersion), { [NS]: 'default', v4: 'my-cluster', plain: 'my-cluster' });
     console.log(`  recorded ${written.length} request bodies from CAPI ${recordedVersion}: ${written.join(', ')}`);
@@ -221,6 +225,61 @@ const machineDeployment = (cluster: string) => waitFor(`the MachineDeployment of
   return items.length ? items : undefined;
 }, 90_000, manager.logFile);
 
+/** Replaces registry-tls with a valid 3-day certificate from the Cluster's own issuer, with the same names; waits for the background loop to renew it. */
+async function nearExpiry(cluster: string) {
+  const issuer = (await api().request('GET', `/api/v1/namespaces/${PROVIDER}/secrets/${await clusterIssuerSecretName(NS, cluster)}`)).body;
+  const dir = workDir('pki', `issuer-${cluster}-${Date.now()}`);
+  writeFileSync(join(dir, 'ca.crt'), text(issuer.data['tls.crt']));
+  writeFileSync(join(dir, 'ca.key'), text(issuer.data['tls.key']));
+  const current = (await env.workload!.request('GET', '/api/v1/namespaces/capi-registry/secrets/registry-tls')).body;
+  writeFileSync(join(dir, 'current.crt'), text(current.data['tls.crt']));
+  const sans = openssl(['x509', '-in', 'current.crt', '-noout', '-ext', 'subjectAltName'], dir).split('\n').slice(1).join(',')
+    .split(',').map((x) => x.trim().replace(/^IP Address:/, 'IP:')).filter(Boolean);
+  const leaf = makeLeaf({ dir, certFile: join(dir, 'ca.crt'), keyFile: join(dir, 'ca.key'), pem: text(issuer.data['tls.crt']) }, 'near-expiry', { sans });
+  const before = ext.logs.length;
+  ok(await env.workload!.request('PATCH', '/api/v1/namespaces/capi-registry/secrets/registry-tls', JSON.stringify({ data: { 'tls.crt': b64(leaf.cert + text(issuer.data['tls.crt'])), 'tls.key': b64(leaf.key) } }), 'application/merge-patch+json'), 'near-expiry certificate');
+  // The loop logs its pass after it has written the certificate and applied the proxy: wait for that line.
+  const issued = await waitFor('the background loop renewing the certificate near expiry', async () =>
+    ext.logs.slice(before).split('\n').find((l) => l.includes('"msg":"background convergence"') && l.includes(`"cluster":"${NS}/${cluster}"`) && l.includes('registry-tls issued')), 60_000)
+    .catch((err: Error) => {
+      throw new Error(`${err.message}; the extension said of ${cluster}:\n${ext.logs.split('\n').filter((l) => l.includes(`${NS}/${cluster}`)).slice(-15).join('\n')}`);
+    });
+  assert.match(issued, /registry-tls issued \(expires on [^;)]*, within the renewal window\)/, `renewed for the window, not another reason: ${issued}`);
+  const renewed = text((await servedCertificate())!);
+  assert.is.not(renewed, leaf.cert + text(issuer.data['tls.crt']));
+  writeFileSync(join(dir, 'renewed.crt'), renewed);
+  const end = openssl(['x509', '-in', 'renewed.crt', '-noout', '-enddate'], dir);
+  assert.ok(Date.parse(end.replace('notAfter=', '')) - Date.now() > 700 * 86_400_000, `a fresh 2-year certificate: ${end}`);
+}
+
+/**
+ * Steady state: the background loop passes over a converged Cluster every interval and writes nothing,
+ * on either API server (counted in their audit logs). Prints the reads per pass.
+ */
+async function steadyState(cluster: string) {
+  const passes = () => ext.logs.split('\n').filter((l) => l.includes('"msg":"background convergence"') && l.includes(`"cluster":"${NS}/${cluster}"`)).length;
+  const first = passes();
+  await waitFor('a pass', async () => (passes() > first ? true : undefined), 30_000);
+  const t0 = new Date().toISOString();
+  const start = passes();
+  await waitFor('three more passes', async () => (passes() >= start + 3 ? true : undefined), 60_000);
+  const t1 = new Date().toISOString();
+  const window = (e: AuditEvent) => e.stageTimestamp > t0 && e.stageTimestamp < t1;
+  const ours = (e: AuditEvent) => e.user.username === 'capi-registry-addon';
+  // The workload API server sees us with CAPI's kubeconfig (the admin, as CAAPH does): our user agent tells us apart.
+  const ourAgent = (e: AuditEvent) => (e.userAgent ?? '').startsWith('capi-registry-addon/');
+  // This Cluster's objects only (CAPI may still be finishing an earlier Cluster's deletion with us).
+  const issuerName = await clusterIssuerSecretName(NS, cluster);
+  const itsOwn = (e: AuditEvent) => !e.objectRef?.name || e.objectRef.name === cluster || e.objectRef.name.startsWith(`${cluster}-`) || e.objectRef.name === issuerName;
+  const mgmt = api().audit().filter((e) => window(e) && ours(e) && itsOwn(e));
+  const workload = env.workload!.audit().filter((e) => window(e) && ourAgent(e));
+  const n = passes() - start;
+  const describe = (list: AuditEvent[]) => list.map((e) => `${e.verb} ${e.objectRef?.resource}/${e.objectRef?.name} (${e.userAgent})`).join(', ');
+  console.log(`  steady state, ${n} passes over ${cluster}: management ${(mgmt.length / n).toFixed(1)} requests/pass (${mgmt.filter((e) => WRITE_VERBS.has(e.verb)).length} writes), workload ${(workload.length / n).toFixed(1)} requests/pass (${workload.filter((e) => WRITE_VERBS.has(e.verb)).length} writes); workload agents: ${[...new Set(env.workload!.audit().filter(window).map((e) => e.userAgent))].join(' | ')}`);
+  assert.equal(describe(mgmt.filter((e) => WRITE_VERBS.has(e.verb))), '', 'no write on the management API server in steady state');
+  assert.equal(describe(workload.filter((e) => WRITE_VERBS.has(e.verb))), '', 'no write on the workload API server in steady state');
+}
+
 const condition = (c: any, type: string) => (c.status?.conditions ?? []).find((x: any) => x.type === type);
 
 async function optedIn(name: string, cidr: string, serviceIp: string) {
@@ -255,7 +314,8 @@ async function optedIn(name: string, cidr: string, serviceIp: string) {
     return !String(c.metadata.annotations?.['runtime.cluster.x-k8s.io/pending-hooks'] ?? '').includes('AfterControlPlaneInitialized') ? true : undefined;
   }, 60_000, manager.logFile);
   assert.ok((await env.workload!.request('GET', '/api/v1/namespaces/capi-registry/secrets/registry-tls')).status === 200);
-  assert.is((await get('cluster.x-k8s.io/v1beta2', 'Cluster', name)).metadata.annotations['capi-registry-addon.io/registry-status'], 'Deployed');
+  // CAPI's MarkAsDone merge patch may drop annotations written during the ACPI call; the follow-up pass restores them.
+  await waitFor('the Cluster marked Deployed', async () => ((await get('cluster.x-k8s.io/v1beta2', 'Cluster', name)).metadata.annotations?.['capi-registry-addon.io/registry-status'] === 'Deployed' ? true : undefined), 30_000);
   await machineDeployment(name);
   const values = JSON.parse((await api().request('GET', `/apis/addons.cluster.x-k8s.io/v1alpha1/namespaces/${NS}/helmchartproxies/${name}-registry`)).body.spec.valuesTemplate);
   if (caaph && serviceIp.includes('.')) {
@@ -268,6 +328,12 @@ async function optedIn(name: string, cidr: string, serviceIp: string) {
     assert.is((await env.workload!.request('GET', '/apis/apps/v1/namespaces/capi-registry/statefulsets/registry')).status, 200);
   }
   assert.is(values.manifests.find((m: any) => m.kind === 'Service' && m.spec.clusterIP !== 'None').spec.clusterIP, serviceIp, 'the Service IP from the Cluster\'s service CIDR');
+
+  // A Cluster that is never upgraded: its certificate nears expiry (a 3-day one from its own issuer, the
+  // same names), and the background loop renews it without any hook.
+  await nearExpiry(name);
+
+  await steadyState(name);
 
   // Upgrade: CAPI asks BeforeClusterUpgrade, which issues a fresh registry certificate, then moves the control plane to the new version.
   const servedBefore = await servedCertificate();
@@ -320,6 +386,10 @@ async function registryDown() {
     return hooksAnswered('AfterControlPlaneInitialized', name).length && !String(c.metadata.annotations?.['runtime.cluster.x-k8s.io/pending-hooks'] ?? '').includes('AfterControlPlaneInitialized') ? true : undefined;
   }, 90_000, manager.logFile);
   await machineDeployment(name);
+  const attempts = () => ext.logs.split('\n').filter((l) => l.includes('"msg":"background convergence"') && l.includes(`"cluster":"${NS}/${name}"`) && l.includes('"status":"Failure"')).length;
+  // CAPI's MarkAsDone merge patch may have dropped the marks written during the ACPI call: one more pass puts them back.
+  const afterAcpi = attempts();
+  await waitFor('a background attempt after ACPI was marked done', async () => (attempts() > afterAcpi ? true : undefined), 60_000);
   const retrying = await waitFor('the Retrying mark', async () => {
     const c = await get('cluster.x-k8s.io/v1beta2', 'Cluster', name);
     return String(c.metadata.annotations?.['capi-registry-addon.io/registry-status'] ?? '').startsWith('Retrying: ') ? c : undefined;
@@ -328,7 +398,6 @@ async function registryDown() {
   assert.match(status, /^Retrying: patch HelmChartProxy real-capi\/nohelm-registry: (not found \(404\): the API server does not serve helmchartproxies|this API server does not serve HelmChartProxy)/);
   assert.not.equal(condition(retrying, 'TopologyReconciled')?.status, 'False', 'the topology is not held back');
   // Two more background attempts: the same words, and the Cluster is not written again.
-  const attempts = () => ext.logs.split('\n').filter((l) => l.includes('"msg":"background convergence"') && l.includes(`"cluster":"${NS}/${name}"`) && l.includes('"status":"Failure"')).length;
   const seen = attempts();
   await waitFor('two more background attempts', async () => (attempts() >= seen + 2 ? true : undefined), 60_000);
   const later = await get('cluster.x-k8s.io/v1beta2', 'Cluster', name);

@@ -38,7 +38,7 @@ type CaKind = 'minted' | 'cert-manager-rsa' | 'cert-manager-ecdsa';
 
 /** The Secret cert-manager writes for our root Certificate: PKCS#1 / SEC1 keys ("traditional" PEM), ca.crt = tls.crt. */
 function certManagerRoot(kind: 'rsa' | 'ec') {
-  const ca = makeCa(`cm-${kind}-${Math.random().toString(36).slice(2, 7)}`, kind);
+  const ca = makeCa(`cm-${kind}-${Math.random().toString(36).slice(2, 7)}`, kind, 3650);
   openssl(['pkey', '-in', ca.keyFile, '-traditional', '-out', join(ca.dir, 'trad.key')]);
   const key = readFileSync(join(ca.dir, 'trad.key'), 'utf8');
   assert.match(key, kind === 'rsa' ? /BEGIN RSA PRIVATE KEY/ : /BEGIN EC PRIVATE KEY/);
@@ -196,6 +196,29 @@ async function clusterLifecycle(ext: Extension, o: { ns: string; provider: strin
   await putRoot(o.provider, { 'tls.crt': text(root.data['tls.crt']), 'tls.key': text(root.data['tls.key']), 'ca.crt': text(root.data['ca.crt']) });
   assert.is((await call(ext, 'BeforeClusterUpgrade', lifecycleRequest('BeforeClusterUpgrade', cluster, { toKubernetesVersion: 'v1.35.0' }))).status, 'Success');
   assert.is((await getCluster(mgmt(), ns, name)).metadata.annotations['capi-registry-addon.io/registry-status'], 'Deployed');
+
+  // cert-manager renews the 10-year root before expiry with the same key (rotationPolicy: Never): a new
+  // PEM, the same identity. Nothing is refused or re-keyed: BCU green, the nodes' CA copy unchanged.
+  const dir = workDir('pki', `renewed-root-${name}`);
+  writeFileSync(join(dir, 'root.crt'), text(root.data['tls.crt']));
+  writeFileSync(join(dir, 'root.key'), text(root.data['tls.key']));
+  openssl(['x509', '-in', 'root.crt', '-signkey', 'root.key', '-set_serial', '0x2a2a2a', '-days', '3650', '-out', 'renewed.crt'], dir);
+  const renewedRoot = readFileSync(join(dir, 'renewed.crt'), 'utf8');
+  assert.is.not(renewedRoot, text(root.data['tls.crt']));
+  const caCopy = (await secret(ns, `${name}-registry-addon-ca`)).body;
+  // A root that allows intermediates signs the Cluster's issuer, and the nodes trust that; an old
+  // pathLen-0 root is trusted directly, and its copy then follows the new PEM (same key: old nodes still verify).
+  const copyIsIssuer = text(caCopy.data['ca.crt']).trim() !== text(root.data['tls.crt']).trim();
+  await putRoot(o.provider, { 'tls.crt': renewedRoot, 'tls.key': text(root.data['tls.key']), 'ca.crt': renewedRoot });
+  try {
+    for (const hook of ['AfterControlPlaneInitialized', 'BeforeClusterUpgrade'] as const) {
+      const r = await call(ext, hook, lifecycleRequest(hook, cluster, hook === 'BeforeClusterUpgrade' ? { toKubernetesVersion: 'v1.35.0' } : {}));
+      assert.equal([r.status, r.message], ['Success', `HelmChartProxy ${ns}/${name}-registry applied`], `${hook} after a same-key root renewal`);
+    }
+    if (copyIsIssuer) assert.is((await secret(ns, `${name}-registry-addon-ca`)).body.metadata.resourceVersion, caCopy.metadata.resourceVersion, 'the nodes\' CA copy is unchanged');
+  } finally {
+    await putRoot(o.provider, { 'tls.crt': text(root.data['tls.crt']), 'tls.key': text(root.data['tls.key']), 'ca.crt': text(root.data['ca.crt']) });
+  }
 
   // No credential anywhere it must not be: hook answers (GeneratePatches included), Helm values, Events, logs.
   const events = (await mgmt().request('GET', `/api/v1/namespaces/${ns}/events`)).text;

@@ -5,8 +5,21 @@ import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { loadKubeConfig, locateKubeConfig } from '../../src/kube/connection.ts';
+import { holds } from '../../src/kube/client.ts';
 
 const test = suite('kube');
+
+test('holds: a stored object holds the desired one when every given field matches; server-added fields are ignored, arrays and scalars must match', () => {
+  const stored = { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'x', labels: { a: '1', b: '2' }, uid: 'u', managedFields: [{}] }, spec: { finalizers: ['kubernetes'] } };
+  assert.ok(holds(stored, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'x', labels: { a: '1' } } }));
+  assert.not.ok(holds(stored, { metadata: { labels: { a: '2' } } }), 'a changed value');
+  assert.not.ok(holds(stored, { metadata: { labels: { c: '3' } } }), 'a missing key');
+  assert.not.ok(holds(stored, { spec: { finalizers: [] } }), 'arrays compare whole');
+  assert.ok(holds(stored, { spec: { finalizers: ['kubernetes'] } }));
+  assert.not.ok(holds(undefined, { metadata: {} }));
+  assert.not.ok(holds({ metadata: 'x' }, { metadata: {} }));
+  assert.ok(holds({ spec: { items: [{ a: 1, extra: true }] } }, { spec: { items: [{ a: 1 }] } }), 'array items compare as objects');
+});
 const dir = mkdtempSync(join(tmpdir(), 'kube-unit-'));
 const file = join(dir, 'config');
 writeFileSync(file, `apiVersion: v1

@@ -116,6 +116,17 @@ test('needsRenewal: fresh no; missing, expired, in window, other CA, changed SAN
   assert.match((await needsRenewal({ 'tls.crt': 'garbage', 'tls.key': 'x' }, root, { ...policy, now: at(1) })).reasons.join(), /no PEM CERTIFICATE/);
 });
 
+test('a leaf never outlives its signer; near the signer\'s end, renewing cannot extend it, so the window is no reason (no renewal at every pass)', async () => {
+  const root = await parseRootCa(await mintRootCa({ now: NOW }), 'root');
+  const rootEnd = certificateFacts(root.certificate).notAfter.getTime();
+  const late = new Date(rootEnd - 100 * day);
+  const secret = await issueServerCertificate(root, { ...SANS, now: late });
+  assert.is(certificateFacts(decodeCertificate(secret['tls.crt'], 'leaf')).notAfter.getTime(), rootEnd, 'capped at the signer');
+  const policy = { dnsNames: SANS.dnsNames, ipAddresses: SANS.ipAddresses };
+  assert.equal(await needsRenewal(secret, root, { ...policy, now: new Date(rootEnd - 10 * day) }), { renew: false, reasons: [] });
+  assert.match((await needsRenewal(secret, root, { ...policy, now: new Date(rootEnd + day) })).reasons.join(), /expired on/);
+});
+
 test('root CA Secret errors: missing keys, truncated or wrong PEM, not a CA, mismatched key; never key material', async () => {
   const good = await mintRootCa({ now: NOW });
   const otherKey = (await mintRootCa({ now: NOW }))['tls.key'];

@@ -1,13 +1,25 @@
 // A real Kubernetes API: etcd plus kube-apiserver (built from k8s.io/kubernetes), on loopback, with
 // its own CA, serving certificate, service-account keys, service CIDR and an admin kubeconfig.
 import https from 'node:https';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { components } from './components.ts';
 import { freePort, openssl, startProcess, waitFor, workDir, type Started } from './base.ts';
 import { makeCa, makeLeaf, type Ca, type Leaf } from './pki.ts';
 
 export interface KubeReply { status: number; body: any; text: string }
+
+export interface AuditEvent {
+  verb: string;
+  user: { username: string };
+  userAgent?: string;
+  objectRef?: { resource?: string; namespace?: string; name?: string };
+  stageTimestamp: string;
+  responseStatus?: { code?: number };
+}
+
+/** Verbs that change something (a no-op server-side apply is still a `patch`). */
+export const WRITE_VERBS = new Set(['create', 'update', 'patch', 'delete', 'deletecollection']);
 
 export class KubeApi {
   private readonly agent: https.Agent;
@@ -19,6 +31,7 @@ export class KubeApi {
     readonly kubeconfig: string,
     readonly serviceCidr: string,
     private readonly processes: Started[],
+    readonly auditLog: string,
   ) {
     this.agent = new https.Agent({ keepAlive: true, ca: ca.pem, cert: admin.cert, key: admin.key });
   }
@@ -79,6 +92,12 @@ export class KubeApi {
     return names;
   }
 
+  /** The audit events so far (level Metadata: user, userAgent, verb, objectRef, stageTimestamp). */
+  audit(): AuditEvent[] {
+    if (!existsSync(this.auditLog)) return [];
+    return readFileSync(this.auditLog, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as AuditEvent);
+  }
+
   /** SIGSTOP/SIGCONT kube-apiserver: it keeps accepting connections but answers nothing, as a hung server does. */
   freeze(frozen: boolean): void {
     this.processes[this.processes.length - 1]!.proc.kill(frozen ? 'SIGSTOP' : 'SIGCONT');
@@ -111,7 +130,11 @@ export async function startKube(name: string, opts: { serviceCidr: string }): Pr
   openssl(['genrsa', '-out', 'sa.key', '2048'], dir);
   openssl(['rsa', '-in', 'sa.key', '-pubout', '-out', 'sa.pub'], dir);
 
+  // Every request in an audit log (written as it happens): tests count who wrote what.
+  writeFileSync(join(dir, 'audit-policy.yaml'), 'apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n  - level: Metadata\n');
+  const auditLog = join(dir, 'audit.log');
   const apiserver = startProcess(`${name}-kube-apiserver`, c.kubeApiserver.path, [
+    `--audit-policy-file=${join(dir, 'audit-policy.yaml')}`, `--audit-log-path=${auditLog}`, '--audit-log-mode=blocking', '--audit-log-maxsize=0',
     `--etcd-servers=http://127.0.0.1:${etcdClient}`,
     '--bind-address=127.0.0.1', '--advertise-address=127.0.0.1', `--secure-port=${apiPort}`,
     `--tls-cert-file=${serving.certFile}`, `--tls-private-key-file=${serving.keyFile}`, `--client-ca-file=${ca.certFile}`,
@@ -130,7 +153,7 @@ export async function startKube(name: string, opts: { serviceCidr: string }): Pr
     users: [{ name: 'admin', user: { 'client-certificate-data': b64(admin.cert), 'client-key-data': b64(admin.key) } }],
     contexts: [{ name, context: { cluster: name, user: 'admin' } }],
   }, null, 2));
-  const api = new KubeApi(name, url, ca, admin, kubeconfig, opts.serviceCidr, [etcd, apiserver]);
+  const api = new KubeApi(name, url, ca, admin, kubeconfig, opts.serviceCidr, [etcd, apiserver], auditLog);
   await waitFor(`${name} kube-apiserver /readyz`, async () => {
     if (apiserver.proc.exitCode !== null) throw new Error(`kube-apiserver exited with ${apiserver.proc.exitCode}`);
     const r = await api.request('GET', '/readyz');

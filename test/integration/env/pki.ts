@@ -8,9 +8,10 @@ export interface Leaf { certFile: string; keyFile: string; cert: string; key: st
 
 const keyArgs = (type: 'ec' | 'rsa') => (type === 'ec' ? ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256'] : ['-newkey', 'rsa:2048']);
 
-export function makeCa(name: string, type: 'ec' | 'rsa' = 'ec'): Ca {
+/** `days`: 3 by default; a root that signs 2-year registry certificates needs more (leaves never outlive their signer). */
+export function makeCa(name: string, type: 'ec' | 'rsa' = 'ec', days = 3): Ca {
   const dir = workDir('pki', name);
-  openssl(['req', '-x509', ...keyArgs(type), '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '3', '-subj', `/CN=${name}-ca`,
+  openssl(['req', '-x509', ...keyArgs(type), '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', String(days), '-subj', `/CN=${name}-ca`,
     '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'], dir);
   return { dir, certFile: join(dir, 'ca.crt'), keyFile: join(dir, 'ca.key'), pem: readFileSync(join(dir, 'ca.crt'), 'utf8') };
 }
