@@ -64,22 +64,24 @@ export function clusterOwned(cluster: ClusterRef, clusterApiVersion: string): Pi
 type Stored = Record<string, string>;
 
 /** The stored credential (made once), rotated when the Cluster asks for it: the Secret data to keep, and what is stored now. */
-async function ensureCredential(cluster: ClusterRef, name: string, base: string, type: string, rotation: string, deps: CredentialDeps): Promise<{ keep: Stored; stored: Stored }> {
-  let data = await deps.management.getSecret(cluster.namespace, name);
-  if (!data?.username || !data.password) {
+async function ensureCredential(cluster: ClusterRef, name: string, base: string, type: string, rotation: string, deps: CredentialDeps): Promise<{ keep: Stored; stored: Stored; resourceVersion: string }> {
+  let read = await deps.management.readSecret(cluster.namespace, name);
+  if (!read?.data.username || !read.data.password) {
     // Create-if-absent: of concurrent first calls one creates, the others read its password.
     await deps.management.createSecret({ name, namespace: cluster.namespace, type, ...clusterOwned(cluster, deps.clusterApiVersion), data: { username: base, password: newPassword(), ...(rotation ? { rotation } : {}) } });
-    data = await deps.management.getSecret(cluster.namespace, name);
-    if (!data?.username || !data.password) throw new KubeError(`Secret ${cluster.namespace}/${name} was created but holds no username/password: it is retried`);
+    read = await deps.management.readSecret(cluster.namespace, name);
+    if (!read?.data.username || !read.data.password) throw new KubeError(`Secret ${cluster.namespace}/${name} was created but holds no username/password: it is retried`);
   }
+  const { resourceVersion } = read;
+  const data = read.data as Stored & { username: string; password: string };
   const keep: Stored = { username: data.username, password: data.password };
   if (data['previous-username'] && data['previous-password']) Object.assign(keep, { 'previous-username': data['previous-username'], 'previous-password': data['previous-password'] });
   if (data.rotation) keep.rotation = data.rotation;
   if (rotation && rotation !== data.rotation) {
     const generation = Number(/-(\d+)$/.exec(data.username)?.[1] ?? 1) + 1;
-    return { keep: { username: `${base}-${generation}`, password: newPassword(), 'previous-username': data.username, 'previous-password': data.password, rotation }, stored: data };
+    return { keep: { username: `${base}-${generation}`, password: newPassword(), 'previous-username': data.username, 'previous-password': data.password, rotation }, stored: data, resourceVersion };
   }
-  return { keep, stored: data };
+  return { keep, stored: data, resourceVersion };
 }
 
 const credentialOf = (d: Stored): Credential => ({ username: d.username!, password: d.password! });
@@ -98,8 +100,11 @@ export async function ensureCredentials(cluster: ClusterRef, layout: RegistryLay
   // Secret is written only when its content differs from what was just read.
   const nodeData = { ...node.keep, 'hosts.toml': hostsToml(layout, config, basicAuthorization(credentialOf(node.keep))) };
   const owned = clusterOwned(cluster, deps.clusterApiVersion);
-  for (const [name, type, data, stored] of [[nodeName, 'Opaque', nodeData, node.stored], [pushName, 'kubernetes.io/basic-auth', push.keep, push.stored]] as const) {
-    if (!sameData(stored, data)) await deps.management.applySecret({ name, namespace: cluster.namespace, type, ...owned, data });
+  // Written against the version just read: when two replicas rotate at once, one write wins and the
+  // other gets a conflict (409) and retries from what won, so nodes and the registry never get
+  // passwords from different replicas.
+  for (const [name, type, data, read] of [[nodeName, 'Opaque', nodeData, node], [pushName, 'kubernetes.io/basic-auth', push.keep, push]] as const) {
+    if (!sameData(read.stored, data)) await deps.management.applySecret({ name, namespace: cluster.namespace, type, ...owned, data, resourceVersion: read.resourceVersion });
   }
   return { node: credentialOf(node.keep), push: credentialOf(push.keep), previous: [...previousOf(node.keep), ...previousOf(push.keep)] };
 }

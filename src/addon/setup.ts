@@ -27,13 +27,23 @@ export interface SetupDeps {
 /** Seconds CAPI waits before asking again while the root CA is not there yet. */
 export const ROOT_CA_RETRY_SECONDS = 30;
 
-/** Reports the errors an operator can act on as a Failure naming the Cluster; anything else is a bug and rethrown. */
+/** Conflicts (409) a step starts over from: another replica wrote first; every step re-reads what it compares. */
+const CONFLICT_ATTEMPTS = 3;
+
+/**
+ * Reports the errors an operator can act on as a Failure naming the Cluster; anything else is a bug and
+ * rethrown. A conflict (another replica won a create-if-absent or a resourceVersion precondition) runs
+ * the work again from a fresh read, so the loser converges on the winner's objects in the same call.
+ */
 export async function asHookResult(cluster: ClusterRef, work: () => Promise<HookResult>): Promise<HookResult> {
-  try {
-    return await work();
-  } catch (err) {
-    if (err instanceof KubeError || err instanceof PkiError || err instanceof RenderError) return failure(`Cluster ${cluster.namespace}/${cluster.name}: ${err.message}`);
-    throw err;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await work();
+    } catch (err) {
+      if (err instanceof KubeError && err.status === 409 && attempt < CONFLICT_ATTEMPTS) continue;
+      if (err instanceof KubeError || err instanceof PkiError || err instanceof RenderError) return failure(`Cluster ${cluster.namespace}/${cluster.name}: ${err.message}`);
+      throw err;
+    }
   }
 }
 

@@ -59,13 +59,18 @@ export async function writeWorkloadSecrets(cluster: ClusterRef, layout: Registry
   await workload.ensureObject({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: REGISTRY.namespace, labels: { ...REGISTRY.labels } } });
 
   const sans = serverCertSans(layout);
-  const current = await workload.getSecret(REGISTRY.namespace, REGISTRY.tlsSecret);
+  const stored = await workload.readSecret(REGISTRY.namespace, REGISTRY.tlsSecret);
+  const current = stored?.data;
   const checked = await needsRenewal(current, root, { now: deps.now(), dnsNames: sans.dnsNames, ipAddresses: sans.ipAddresses });
   const renewal = opts.upgradeTo ? { renew: true, reasons: [...checked.reasons, `upgrade to ${opts.upgradeTo}: a fresh certificate for every upgrade`] } : checked;
   let tlsCrt = current?.['tls.crt'] ?? '';
   if (renewal.renew) {
     const issued = await issueServerCertificate(root, { ...sans, now: deps.now() });
-    await workload.applySecret({ name: REGISTRY.tlsSecret, namespace: REGISTRY.namespace, type: 'kubernetes.io/tls', labels: { ...REGISTRY.labels }, data: issued });
+    const secret = { name: REGISTRY.tlsSecret, namespace: REGISTRY.namespace, type: 'kubernetes.io/tls', labels: { ...REGISTRY.labels }, data: issued };
+    // Against the version just read (or create-if-absent): of two replicas issuing at once one wins,
+    // the other gets a conflict and retries from the winner's certificate, so a Cluster has one.
+    const raced = stored ? await workload.applySecret({ ...secret, resourceVersion: stored.resourceVersion }).then(() => false) : (await workload.createSecret(secret)) === 'exists';
+    if (raced) throw new KubeError(`Secret ${REGISTRY.namespace}/${REGISTRY.tlsSecret} was created at the same time by another replica: it is retried`, 409);
     tlsCrt = issued['tls.crt'];
   }
   // Create-if-absent: replicas must share one value for the life of the registry.

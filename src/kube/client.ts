@@ -20,6 +20,8 @@ export interface SecretObject {
   labels?: Record<string, string>;
   ownerReferences?: { apiVersion: string; kind: string; name: string; uid: string; controller?: boolean; blockOwnerDeletion?: boolean }[];
   data: Record<string, string>;
+  /** A precondition: the write fails with a conflict (409) unless the stored Secret is still at this version. */
+  resourceVersion?: string;
 }
 
 /** An object's identity, enough to read or delete it. */
@@ -114,7 +116,10 @@ function toObject(s: SecretObject): KubernetesObject & { data: Record<string, st
   return {
     apiVersion: 'v1',
     kind: 'Secret',
-    metadata: { name: s.name, namespace: s.namespace, ...(s.labels ? { labels: s.labels } : {}), ...(s.ownerReferences ? { ownerReferences: s.ownerReferences } : {}) },
+    metadata: {
+      name: s.name, namespace: s.namespace, ...(s.labels ? { labels: s.labels } : {}), ...(s.ownerReferences ? { ownerReferences: s.ownerReferences } : {}),
+      ...(s.resourceVersion ? { resourceVersion: s.resourceVersion } : {}),
+    },
     type: s.type ?? 'Opaque',
     data: Object.fromEntries(Object.entries(s.data).map(([k, v]) => [k, base64FromText(v)])),
   };

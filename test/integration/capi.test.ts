@@ -395,7 +395,7 @@ async function registryDown() {
     return String(c.metadata.annotations?.['capi-registry-addon.io/registry-status'] ?? '').startsWith('Retrying: ') ? c : undefined;
   }, 30_000);
   const status = retrying.metadata.annotations['capi-registry-addon.io/registry-status'];
-  assert.match(status, /^Retrying: patch HelmChartProxy real-capi\/nohelm-registry: (not found \(404\): the API server does not serve helmchartproxies|this API server does not serve HelmChartProxy)/);
+  assert.match(status, /^Retrying: (get|patch) HelmChartProxy real-capi\/nohelm-registry: (not found \(404\): the API server does not serve helmchartproxies|this API server does not serve HelmChartProxy)/);
   assert.not.equal(condition(retrying, 'TopologyReconciled')?.status, 'False', 'the topology is not held back');
   // Two more background attempts: the same words, and the Cluster is not written again.
   const seen = attempts();
