@@ -164,7 +164,7 @@ test('API errors become Failures that say what to do: RBAC 403, no API server li
   const closed = `https://127.0.0.1:${await freePort()}`;
   const down = await setupCluster(clusterRef, { ...deps, management: await clientFor(kubeconfigFor(closed, api.ca.pem, api.admin.cert, api.admin.key)) });
   assert.is(down.status, 'Failure');
-  assert.match(down.message!, /get Secret .*: the API server could not be reached \(.*\); CAPI retries the hook/);
+  assert.match(down.message!, /get Secret .*: the API server could not be reached \(.*\); it is retried/);
   assert.not.match(`${forbidden.message}${down.message}`, /BEGIN|PRIVATE/);
 });
 
