@@ -46,6 +46,11 @@ export interface AddonRuntime {
 
 export interface Addon {
   handlers: Record<HookName, AddonHandler>;
+  /**
+   * Puts every opted-in (or still labelled) Cluster into the background loop, from one list of the
+   * Clusters: after a start or a restart nothing waits for CAPI's next resync. Returns how many.
+   */
+  seed(): Promise<number>;
   /** Cancels the background loop's timers. */
   stop(): void;
 }
@@ -248,6 +253,20 @@ export function createAddon(rt: AddonRuntime): Addon {
       }, 'neverBlock'),
       GeneratePatches: generatePatches,
       DiscoverVariables: async () => success(undefined, { variables: [clusterConfigVariable] }),
+    },
+    async seed() {
+      const deps = await rt.deps();
+      const clusters = await deps.management.listObjects({ apiVersion: deps.clusterApiVersion, kind: 'Cluster' }, '');
+      let seeded = 0;
+      for (const raw of clusters) {
+        const parsed = parseCluster(raw);
+        if (!parsed.ok) continue;
+        const labels = ((raw.metadata ?? {}) as { labels?: Record<string, string> }).labels ?? {};
+        if (registryOptIn(parsed.value.variables).enabled === false && !(CLUSTER_SELECTOR_LABEL in labels)) continue;
+        queue.request(parsed.value.namespace, parsed.value.name);
+        seeded++;
+      }
+      return seeded;
     },
     stop: () => queue.stop(),
   };

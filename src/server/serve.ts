@@ -152,6 +152,19 @@ export async function serve(config: ServeConfig): Promise<RunningServer> {
   accepting = true;
   if (server.warning) log.warn(server.warning);
   log.info('serving', { runtime: server.runtime, address: `${config.hostname}:${server.port}`, capiMinor: config.target.minor });
+  let seedTimer: ReturnType<typeof setTimeout> | undefined;
+  if (kube.ok) {
+    // Every opted-in Cluster into the background loop now, not at CAPI's next resync; tried again until it works.
+    const seed = () =>
+      addon.seed().then(
+        (clusters) => log.info('background loop seeded', { clusters }),
+        (err: unknown) => {
+          log.warn('cannot list Clusters for the background loop; trying again in 60 s', { error: err instanceof Error ? err.message : String(err) });
+          seedTimer = setTimeout(seed, 60_000);
+        },
+      );
+    void seed();
+  }
 
   let reloadTimer: ReturnType<typeof setInterval> | undefined;
   if (watchFiles) {
@@ -187,6 +200,7 @@ export async function serve(config: ServeConfig): Promise<RunningServer> {
     stopping = true;
     accepting = false;
     clearInterval(reloadTimer);
+    clearTimeout(seedTimer);
     log.info('shutting down', { signal });
     await server.close(10_000);
     addon.stop();

@@ -1,0 +1,91 @@
+// `npm run bench:fleet`: the extension at fleet scale, against a real management API server. For each
+// fleet size N: N opted-in Clusters exist (three of them initialized, each with a workload API server
+// of its own; the rest before ACPI), then two replicas start (a restart). Measured: time until every
+// Cluster is converged (the seed list, then the background loop), API requests per Cluster per pass in
+// steady state and how many are writes (the API servers' audit logs, by our user agent), and each
+// replica's RSS. Prints one JSON line per size.
+import { readFileSync } from 'node:fs';
+import { sleep, waitFor } from '../integration/env/base.ts';
+import { createCluster, ensureNamespace, extensionKubeconfig, markControlPlaneInitialized, ok, putKubeconfig } from '../integration/env/capi.ts';
+import { startExtension, type Extension } from '../integration/env/extension.ts';
+import { startEnv } from '../integration/env/index.ts';
+import { startKube, WRITE_VERBS, type AuditEvent, type KubeApi } from '../integration/env/kube.ts';
+
+const SIZES = (process.env.FLEET_SIZES ?? '100,1000').split(',').map(Number);
+const RUNTIMES = (process.env.FLEET_RUNTIMES ?? 'node,node').split(',');
+const INTERVAL_S = Number(process.env.FLEET_INTERVAL_SECONDS ?? 30);
+const PROVIDER = 'fleet-provider';
+const rssMiB = (ext: Extension) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${ext.proc.pid}/status`, 'utf8'))![1]) / 1024;
+const ours = (e: AuditEvent) => (e.userAgent ?? '').startsWith('capi-registry-addon/');
+
+async function pool<T>(items: T[], width: number, work: (item: T) => Promise<void>) {
+  let next = 0;
+  await Promise.all(Array.from({ length: width }, async () => {
+    while (next < items.length) await work(items[next++]!);
+  }));
+}
+
+async function measure(n: number) {
+  const env = await startEnv({ management: true, workload: true });
+  const workloads: KubeApi[] = [env.workload!, await startKube('fleet-b', { serviceCidr: '10.96.0.0/12' }), await startKube('fleet-c', { serviceCidr: '10.96.0.0/12' })];
+  const api = env.management!;
+  const replicas: Extension[] = [];
+  try {
+    await ensureNamespace(api, PROVIDER);
+    const names = Array.from({ length: n }, (_, i) => `c${i}`);
+    const created = Date.now();
+    await pool(names, 16, async (name) => void (await createCluster(api, 'fleet', name, { services: ['10.96.0.0/12'], registry: {} })));
+    for (const [i, w] of workloads.entries()) {
+      const url = new URL(w.url);
+      ok(await api.request('PATCH', `/apis/cluster.x-k8s.io/v1beta2/namespaces/fleet/clusters/c${i}`, JSON.stringify({ spec: { controlPlaneEndpoint: { host: url.hostname, port: Number(url.port) } } }), 'application/merge-patch+json'), 'endpoint');
+      await markControlPlaneInitialized(api, 'fleet', `c${i}`);
+      await putKubeconfig(api, 'fleet', `c${i}`, readFileSync(w.kubeconfig, 'utf8'));
+    }
+    const createMs = Date.now() - created;
+    const kubeconfig = await extensionKubeconfig(api, 'capi-registry-addon');
+    const started = Date.now();
+    for (const runtime of RUNTIMES) {
+      replicas.push(await startExtension(runtime, { args: ['--kubeconfig', kubeconfig, '--provider-namespace', PROVIDER, '--mint-root-ca', '--converge-interval', String(INTERVAL_S)] }));
+    }
+    const converged = async () => {
+      const secrets = (await api.request('GET', '/api/v1/namespaces/fleet/secrets?labelSelector=cluster.x-k8s.io/cluster-name')).body?.items ?? [];
+      const push = secrets.filter((s: any) => s.metadata.name.endsWith('-registry-addon-push')).length;
+      const proxies = (await api.request('GET', '/apis/addons.cluster.x-k8s.io/v1alpha1/namespaces/fleet/helmchartproxies')).body?.items?.length ?? 0;
+      return { push, proxies };
+    };
+    await waitFor(`${n} Clusters converged`, async () => {
+      const c = await converged();
+      return c.push === n && c.proxies === workloads.length ? true : undefined;
+    }, 30 * 60_000);
+    const convergeMs = Date.now() - started;
+    // Steady state: two whole intervals after everything converged.
+    await sleep(INTERVAL_S * 1000);
+    const t0 = new Date().toISOString();
+    await sleep(2 * INTERVAL_S * 1000);
+    const t1 = new Date().toISOString();
+    const window = (e: AuditEvent) => e.stageTimestamp > t0 && e.stageTimestamp < t1 && ours(e);
+    const mgmt = api.audit().filter(window);
+    const work = workloads.flatMap((w) => w.audit()).filter(window);
+    const passes = 2 * n * replicas.length; // each replica passes over each Cluster once per interval
+    return {
+      clusters: n,
+      replicas: RUNTIMES.join('+'),
+      intervalSeconds: INTERVAL_S,
+      createSeconds: +(createMs / 1000).toFixed(1),
+      convergeSeconds: +(convergeMs / 1000).toFixed(1),
+      managementRequestsPerClusterPerInterval: +(mgmt.length / (2 * n)).toFixed(2),
+      managementWrites: mgmt.filter((e) => WRITE_VERBS.has(e.verb)).length,
+      workloadRequestsPerInitializedClusterPerInterval: +(work.length / (2 * workloads.length)).toFixed(2),
+      workloadWrites: work.filter((e) => WRITE_VERBS.has(e.verb)).length,
+      requestsPerPass: +((mgmt.length + work.length) / passes).toFixed(2),
+      rssMiB: replicas.map((r) => +rssMiB(r).toFixed(1)),
+    };
+  } finally {
+    for (const r of replicas) await r.stop();
+    for (const w of workloads.slice(1)) await w.stop();
+    await env.stop();
+  }
+}
+
+for (const n of SIZES) console.log(JSON.stringify(await measure(n)));
+process.exit(0);
