@@ -173,8 +173,9 @@ for (const runtime of Object.keys(RUNTIMES).filter((r) => !ONLY || ONLY.includes
     const r = await closedLoop(port, ep);
     rows.push({ runtime, what: ep.name, ...r, ratio: `${f(r.p50 / baseline.p50, 1)}x p50, ${f(r.rps / baseline.rps, 2)}x rps (baseline ${f(baseline.rps, 0)} rps)` });
   }
-  const rate = await fixedRate(port, ENDPOINTS[2], 200, Math.max(5, SECONDS));
-  rows.push({ runtime, what: `GeneratePatches at 200 req/s (${rate.n} requests)`, p50: rate.p50, p99: rate.p99, target: `p99 <= 5 ms: ${rate.p99 <= 5 ? 'met' : 'MISSED'}` });
+  // The path every opted-in Cluster's topology reconcile takes.
+  const rate = await fixedRate(port, ENDPOINTS[3], 200, Math.max(5, SECONDS));
+  rows.push({ runtime, what: `GeneratePatches, opted in, at 200 req/s (${rate.n} requests)`, p50: rate.p50, p99: rate.p99, target: `p99 <= 5 ms: ${rate.p99 <= 5 ? 'met' : 'MISSED'}` });
   const loadedRss = rssMiB(ours.pid);
   rows.push({ runtime, what: 'cold start: spawn to first discovery over TLS (median of 5)', ms: cold, ratio: `baseline ${f(coldBase, 0)} ms`, target: `<= 300 ms: ${cold <= 300 ? 'met' : 'MISSED'}` });
   rows.push({ runtime, what: 'idle RSS MiB (after 1 discovery)', mib: idleRss, ratio: `baseline ${f(idleRssBase, 1)} MiB; ${f(loadedRss, 1)} MiB after load`, target: `<= 80 MB: ${idleRss * 1.048576 <= 80 ? 'met' : 'MISSED'}` });
