@@ -39,7 +39,8 @@ const SERVE: CommandSpec = {
     { name: 'mint-root-ca', help: 'mint the root CA Secret once when cert-manager has not made it' },
     { name: 'chart-repo-url', value: 'URL', help: 'where CAAPH pulls the registry chart (this server\'s /v2/ endpoint)', default: 'oci://capi-registry-addon.<provider-namespace>.svc:443/charts' },
     { name: 'chart-ca-secret', value: 'NS/NAME', help: 'Secret (key ca.crt) CAAPH trusts for the chart server; default the root CA Secret in the provider namespace (the root signs this server in the shipped manifests)' },
-    { name: 'converge-interval', value: 'SECONDS', help: 'day-2 convergence: least time between two runs for one Cluster', default: '600' },
+    { name: 'converge-interval', value: 'SECONDS', help: 'background loop: time between two passes over one opted-in Cluster', default: '600' },
+    { name: 'no-seed', help: 'do not list the Clusters at start: the background loop then learns of them from hooks and GeneratePatches only' },
   ],
 };
 
@@ -114,6 +115,7 @@ async function runServe(argv: string[]): Promise<void> {
       chartRepoUrl: str('chart-repo-url')!.replace('<provider-namespace>', providerNamespace),
       chartCaSecret,
       convergeIntervalSeconds: parsePositiveInt('converge-interval', str('converge-interval')!),
+      seed: flags['no-seed'] !== true,
     },
   });
 }

@@ -41,6 +41,8 @@ export interface ServeConfig {
     chartRepoUrl: string;
     chartCaSecret?: { name: string; namespace: string };
     convergeIntervalSeconds: number;
+    /** List the Clusters at start to fill the background loop. */
+    seed: boolean;
   };
 }
 
@@ -153,7 +155,7 @@ export async function serve(config: ServeConfig): Promise<RunningServer> {
   if (server.warning) log.warn(server.warning);
   log.info('serving', { runtime: server.runtime, address: `${config.hostname}:${server.port}`, capiMinor: config.target.minor });
   let seedTimer: ReturnType<typeof setTimeout> | undefined;
-  if (kube.ok) {
+  if (kube.ok && config.addon.seed) {
     // Every opted-in Cluster into the background loop now, not at CAPI's next resync; tried again until it works.
     const seed = () =>
       addon.seed().then(

@@ -31,7 +31,7 @@ test.after(async () => {
   await env?.stop();
 });
 
-const start = (runtime: string) => startExtension(runtime, { args: ['--kubeconfig', kubeconfig, '--capi-version', 'v1.13', '--provider-namespace', PROVIDER, '--mint-root-ca', '--log-level', 'debug'] });
+const start = (runtime: string) => startExtension(runtime, { args: ['--no-seed', '--kubeconfig', kubeconfig, '--capi-version', 'v1.13', '--provider-namespace', PROVIDER, '--mint-root-ca', '--log-level', 'debug'] });
 const hook = async (ext: Extension, name: keyof typeof HOOK_PATHS, cluster: unknown, query = '?timeout=10s') => {
   const r = await ext.post(HOOK_PATHS[name], lifecycleRequest(name, cluster), query);
   assert.is(r.status, 200, r.text);

@@ -19,7 +19,7 @@ const test = realSuite('hook answers to real API faults');
 let env: Env;
 const fulls: Record<string, Extension> = {};
 const PROVIDER = 'capi-registry-addon-system';
-const args = (kubeconfig: string) => ['--kubeconfig', kubeconfig, '--capi-version', 'v1.13', '--provider-namespace', PROVIDER, '--mint-root-ca'];
+const args = (kubeconfig: string) => ['--no-seed', '--kubeconfig', kubeconfig, '--capi-version', 'v1.13', '--provider-namespace', PROVIDER, '--mint-root-ca'];
 
 test.before(async () => {
   env = await startEnv({ management: true, workload: true });

@@ -256,7 +256,7 @@ for (const runtime of Object.keys(RUNTIMES)) {
       const provider = `p-${runtime}-${ca}`;
       const ns = `t-${runtime}-${ca}`;
       await ensureNamespace(mgmt(), provider);
-      const ext = await startExtension(runtime, { args: ['--kubeconfig', kubeconfig, '--log-level', 'debug', '--capi-version', 'v1.13', '--provider-namespace', provider, ...(ca === 'minted' ? ['--mint-root-ca'] : [])] });
+      const ext = await startExtension(runtime, { args: ['--no-seed', '--kubeconfig', kubeconfig, '--log-level', 'debug', '--capi-version', 'v1.13', '--provider-namespace', provider, ...(ca === 'minted' ? ['--mint-root-ca'] : [])] });
       try {
         // Not opted in: Success on every hook and nothing written.
         const plain = await createCluster(mgmt(), ns, 'plain', { services: ['10.96.0.0/12'] });
@@ -282,7 +282,7 @@ for (const runtime of Object.keys(RUNTIMES)) {
   test(`${runtime}: day 2: a Cluster that opts in after creation converges from GeneratePatches alone (no BCC, no ACPI); the expiry gauge survives a restart`, async () => {
     const provider = `p-day2-${runtime}`;
     await ensureNamespace(mgmt(), provider);
-    const ext = await startExtension(runtime, { args: ['--kubeconfig', kubeconfig, '--capi-version', 'v1.13', '--provider-namespace', provider, '--mint-root-ca', '--converge-interval', '1'] });
+    const ext = await startExtension(runtime, { args: ['--no-seed', '--kubeconfig', kubeconfig, '--capi-version', 'v1.13', '--provider-namespace', provider, '--mint-root-ca', '--converge-interval', '1'] });
     try {
       const ns = `day2-${runtime}`;
       const created = await createCluster(mgmt(), ns, 'late', { services: ['10.96.0.0/12'] });
@@ -302,7 +302,7 @@ for (const runtime of Object.keys(RUNTIMES)) {
       await ext.stop();
     }
     // The expiry gauge is kept on the Cluster, not in memory: a fresh process reports it at once.
-    const restarted = await startExtension(runtime, { args: ['--kubeconfig', kubeconfig, '--capi-version', 'v1.13', '--provider-namespace', provider] });
+    const restarted = await startExtension(runtime, { args: ['--no-seed', '--kubeconfig', kubeconfig, '--capi-version', 'v1.13', '--provider-namespace', provider] });
     try {
       const metrics = (await restarted.request('GET', '/metrics')).text;
       const annotation = (await getCluster(mgmt(), `day2-${runtime}`, 'late')).metadata.annotations['capi-registry-addon.io/registry-cert-not-after'];
@@ -316,7 +316,7 @@ for (const runtime of Object.keys(RUNTIMES)) {
 test('credential rotation through the Cluster annotation: new pair, the replaced one still valid on the real Distribution until the next rotation', async () => {
   const provider = 'p-rotate';
   await ensureNamespace(mgmt(), provider);
-  const ext = await startExtension('deno', { args: ['--kubeconfig', kubeconfig, '--capi-version', 'v1.13', '--provider-namespace', provider, '--mint-root-ca'] });
+  const ext = await startExtension('deno', { args: ['--no-seed', '--kubeconfig', kubeconfig, '--capi-version', 'v1.13', '--provider-namespace', provider, '--mint-root-ca'] });
   try {
     const ns = 'rotate';
     await createCluster(mgmt(), ns, 'r1', { services: ['10.96.0.0/12'], registry: {} });
