@@ -20,7 +20,7 @@ import type { HookContext } from '../runtime-sdk/wrapper.ts';
 import { RenderError } from '../render/metadata.ts';
 import { clusterConfigVariable } from '../render/variables.ts';
 import { converger, type ConvergeOutcome } from './converge.ts';
-import { currentMarks, markCluster, retryingStatus } from './cluster-marks.ts';
+import { markCluster, retryingStatus } from './cluster-marks.ts';
 import { deployRegistry, optOutRegistry, removeRegistry, type AddonDeps, type DeployOptions } from './deploy.ts';
 import { registryOptIn } from './opt-in.ts';
 import { generatePatches as patchesFor, patchedCluster } from './patches.ts';
