@@ -1,7 +1,7 @@
 // `npm run bench:fleet`: the extension at fleet scale (test/bench/fleet.ts) against a real management
 // API server: time to converge N Clusters after two replicas start, API requests per Cluster per
 // interval in steady state (and how many are writes), RSS per replica. FLEET_SIZES=100,1000 (default),
-// FLEET_RUNTIMES=node,node, FLEET_INTERVAL_SECONDS=30. Needs the built bundle and the components.
+// FLEET_RUNTIMES=node,node, FLEET_INTERVAL_SECONDS=30, FLEET_ENV="K=V ..." for the replicas. Needs the built bundle and the components.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -22,6 +22,7 @@ const cols = ['clusters', 'convergeSeconds', 'managementRequestsPerClusterPerInt
 console.log(`| ${cols.join(' | ')} |`);
 console.log(`|${cols.map(() => ' --- ').join('|')}|`);
 for (const row of rows) console.log(`| ${cols.map((c) => (Array.isArray(row[c]) ? row[c].join(' / ') : row[c])).join(' | ')} |`);
+for (const row of rows) console.log(`memory at ${row.clusters} Clusters (MiB, per replica): ${row.memoryMiB.map((m) => Object.entries(m).map(([k, v]) => `${k} ${v}`).join(', ')).join(' | ')}`);
 if (rows.length > 1) {
   const [a, b] = [rows[0], rows.at(-1)];
   const perK = (row) => row.rssMiB.reduce((x, y) => x + y, 0) / row.rssMiB.length;

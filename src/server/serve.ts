@@ -7,6 +7,7 @@ import type { AddonDeps } from '../addon/deploy.ts';
 import { KubeError, secretClient } from '../kube/client.ts';
 import { workloadClientCache } from '../kube/workload-clients.ts';
 import { clusterGauges } from '../observe/cluster-gauges.ts';
+import { renderGauge } from '../observe/metrics.ts';
 import { failureEvents } from '../observe/events.ts';
 import type { CapiTarget } from '../runtime-sdk/catalog.ts';
 import { loadKubeConfig, locateKubeConfig } from '../kube/connection.ts';
@@ -64,6 +65,15 @@ async function readTlsFiles(certFile: string, keyFile: string): Promise<TlsMater
   if (!parsePem(keyPem).some((b) => /PRIVATE KEY$/.test(b.label))) throw new Error(`${keyFile} holds no PEM private key`);
   if (!(await keyMatchesCertificate(certPem, keyPem))) throw new Error(`${keyFile} does not hold the private key of ${certFile}`);
   return { certPem, keyPem };
+}
+
+/** Where the process's memory is (process.memoryUsage exists on Node, Deno and Bun): RSS alone does not say what grows. */
+function memoryGauge(): string {
+  const usage = process.memoryUsage() as unknown as Record<string, number>;
+  const samples = ['rss', 'heapTotal', 'heapUsed', 'external', 'arrayBuffers']
+    .filter((kind) => Number.isFinite(usage[kind]))
+    .map((kind) => ({ labels: { kind }, value: usage[kind]! }));
+  return renderGauge('capi_registry_addon_process_memory_bytes', 'Process memory by kind (process.memoryUsage).', samples);
 }
 
 export async function serve(config: ServeConfig): Promise<RunningServer> {
@@ -137,7 +147,7 @@ export async function serve(config: ServeConfig): Promise<RunningServer> {
     chart: await chartArtifact(chartTgz, config.version),
     target: config.target,
     handlers: addon.handlers,
-    extraMetrics: gauges?.render,
+    extraMetrics: async () => [gauges ? await gauges.render() : '', memoryGauge()].filter(Boolean).join('\n'),
     log,
     metrics,
     maxBodyBytes: config.maxBodyBytes,

@@ -45,8 +45,9 @@ async function measure(n: number) {
     const kubeconfig = await extensionKubeconfig(api, 'capi-registry-addon');
     const started = Date.now();
     for (const runtime of RUNTIMES) {
-      // FLEET_NODE_OPTIONS (e.g. --max-old-space-size=128) shows how much of the RSS is garbage V8 has not collected yet.
-      const env = process.env.FLEET_NODE_OPTIONS ? { NODE_OPTIONS: process.env.FLEET_NODE_OPTIONS } : undefined;
+      // FLEET_ENV="K=V K=V" for the replicas, e.g. NODE_OPTIONS=--max-old-space-size=96 or MALLOC_ARENA_MAX=2:
+      // to see which part of the RSS is uncollected garbage and which is the C allocator's arenas.
+      const env = process.env.FLEET_ENV ? Object.fromEntries(process.env.FLEET_ENV.split(' ').map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])) : undefined;
       replicas.push(await startExtension(runtime, { args: ['--kubeconfig', kubeconfig, '--provider-namespace', PROVIDER, '--mint-root-ca', '--converge-interval', String(INTERVAL_S)], ...(env ? { env } : {}) }));
     }
     const converged = async () => {
@@ -81,6 +82,10 @@ async function measure(n: number) {
       workloadWrites: work.filter((e) => WRITE_VERBS.has(e.verb)).length,
       requestsPerPass: +((mgmt.length + work.length) / passes).toFixed(2),
       rssMiB: replicas.map((r) => +rssMiB(r).toFixed(1)),
+      memoryMiB: await Promise.all(replicas.map(async (r) => {
+        const text = (await r.request('GET', '/metrics', undefined, false)).text;
+        return Object.fromEntries([...text.matchAll(/capi_registry_addon_process_memory_bytes\{kind="(\w+)"\} (\d+)/g)].map((m) => [m[1], +(Number(m[2]) / 1048576).toFixed(1)]));
+      })),
     };
   } finally {
     for (const r of replicas) await r.stop();
