@@ -151,8 +151,62 @@ async function coldStart(runtime, kind) {
   return times[2];
 }
 
+// --- CAPI's own Go runtime-extension server, the same GeneratePatches ------------------------------
+/** Our opted-in answer, as JSON patches by template kind: what the Go server answers with. */
+async function patchesByKind(port) {
+  const agent = new https.Agent({ keepAlive: false, ca });
+  const text = await new Promise((resolve, reject) => {
+    const req = https.request({ host: '127.0.0.1', port, method: 'POST', path: ENDPOINTS[3].path, agent }, (res) => {
+      let body = '';
+      res.on('data', (d) => (body += d));
+      res.on('end', () => resolve(body));
+    });
+    req.on('error', reject);
+    req.end(GP_OPTED_IN);
+  });
+  const kindOf = Object.fromEntries(JSON.parse(GP_OPTED_IN).items.map((i) => [i.uid, i.object.kind]));
+  return Object.fromEntries(JSON.parse(text).items.map((i) => [kindOf[i.uid], JSON.parse(Buffer.from(i.patch, 'base64').toString('utf8'))]));
+}
+
+/** Builds scripts/go-baseline (CAPI v1.14.2's exp/runtime/server) with the Go toolchain and the module proxy; cached. */
+function buildGoBaseline() {
+  const dir = join(process.env.HOME ?? tmpdir(), '.cache', 'capi-registry-addon', 'mod', 'go-baseline');
+  const bin = join(dir, 'go-baseline');
+  const env = { ...process.env, GOFLAGS: '-mod=mod', GOTOOLCHAIN: 'local', CGO_ENABLED: '0' };
+  const run = (args) => {
+    const r = spawnSync('go', args, { cwd: dir, env, encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`go ${args.join(' ')}: ${r.stderr || r.error}`);
+  };
+  spawnSync('mkdir', ['-p', dir]);
+  writeFileSync(join(dir, 'main.go'), readFileSync(join(ROOT, 'scripts', 'go-baseline', 'main.go')));
+  if (!statSafe(join(dir, 'go.mod'))) run(['mod', 'init', 'scratch/go-baseline']);
+  run(['mod', 'edit', `-require=sigs.k8s.io/cluster-api@${GO_CAPI}`, `-require=sigs.k8s.io/cluster-api/api@${GO_CAPI}`]);
+  run(['mod', 'tidy']);
+  run(['build', '-trimpath', '-o', bin, '.']);
+  return bin;
+}
+const statSafe = (p) => { try { return statSync(p); } catch { return undefined; } };
+const GO_CAPI = 'v1.14.2';
+
+async function goBaseline(ops) {
+  const bin = buildGoBaseline();
+  writeFileSync(join(work, 'ops.json'), JSON.stringify(ops));
+  const port = await freePort();
+  const p = spawn(bin, ['-port', String(port), '-cert-dir', work, '-ops', join(work, 'ops.json')], { stdio: 'ignore' });
+  try {
+    await untilDiscovery(port);
+    const loop = await closedLoop(port, ENDPOINTS[3]);
+    const rate = await fixedRate(port, ENDPOINTS[3], 200, Math.max(5, SECONDS));
+    return { loop, rate, rss: rssMiB(p.pid) };
+  } finally {
+    await stop(p);
+  }
+}
+
 // --- run ------------------------------------------------------------------------------------------
 const rows = [];
+let goOps;
+const optedIn = {};
 const f = (n, d = 2) => n.toFixed(d);
 for (const runtime of Object.keys(RUNTIMES).filter((r) => !ONLY || ONLY.includes(r))) {
   const cold = await coldStart(runtime, 'ours');
@@ -174,13 +228,28 @@ for (const runtime of Object.keys(RUNTIMES).filter((r) => !ONLY || ONLY.includes
     rows.push({ runtime, what: ep.name, ...r, ratio: `${f(r.p50 / baseline.p50, 1)}x p50, ${f(r.rps / baseline.rps, 2)}x rps (baseline ${f(baseline.rps, 0)} rps)` });
   }
   // The path every opted-in Cluster's topology reconcile takes.
+  if (!goOps) goOps = await patchesByKind(port);
   const rate = await fixedRate(port, ENDPOINTS[3], 200, Math.max(5, SECONDS));
+  optedIn[runtime] = { loop: rows.find((r) => r.runtime === runtime && r.what === ENDPOINTS[3].name), rate };
   rows.push({ runtime, what: `GeneratePatches, opted in, at 200 req/s (${rate.n} requests)`, p50: rate.p50, p99: rate.p99, target: `p99 <= 5 ms: ${rate.p99 <= 5 ? 'met' : 'MISSED'}` });
   const loadedRss = rssMiB(ours.pid);
   rows.push({ runtime, what: 'cold start: spawn to first discovery over TLS (median of 5)', ms: cold, ratio: `baseline ${f(coldBase, 0)} ms`, target: `<= 300 ms: ${cold <= 300 ? 'met' : 'MISSED'}` });
   rows.push({ runtime, what: 'idle RSS MiB (after 1 discovery)', mib: idleRss, ratio: `baseline ${f(idleRssBase, 1)} MiB; ${f(loadedRss, 1)} MiB after load`, target: `<= 80 MB: ${idleRss * 1.048576 <= 80 ? 'met' : 'MISSED'}` });
   await stop(ours);
   await stop(base);
+}
+
+if (goOps && process.env.BENCH_GO !== '0') {
+  try {
+    const go = await goBaseline(goOps);
+    rows.push({ runtime: `go (CAPI ${GO_CAPI} runtime server)`, what: ENDPOINTS[3].name, ...go.loop, ratio: 'the same request, the same patches' });
+    rows.push({ runtime: `go (CAPI ${GO_CAPI} runtime server)`, what: `GeneratePatches, opted in, at 200 req/s (${go.rate.n} requests)`, p50: go.rate.p50, p99: go.rate.p99 });
+    for (const [runtime, o] of Object.entries(optedIn)) {
+      rows.push({ runtime, what: 'opted-in GeneratePatches next to the Go server', ratio: `${f(o.loop.rps / go.loop.rps, 2)}x its rps, ${f(o.loop.p50 / go.loop.p50, 2)}x its p50; at 200 req/s p99 ${f(o.rate.p99, 2)} ms vs ${f(go.rate.p99, 2)} ms` });
+    }
+  } catch (err) {
+    rows.push({ runtime: 'go', what: 'CAPI runtime server baseline', ratio: `not measured: ${String(err.message ?? err).slice(0, 200)}` });
+  }
 }
 
 // --- certificate issuance: in-process on each runtime, next to openssl doing the same ------------
