@@ -9,7 +9,6 @@ import {
   CERT_UPGRADE_ANNOTATION,
   CLUSTER_SELECTOR_LABEL,
   helmChartProxyName,
-  REGISTRY_DEPLOYED,
   REGISTRY_RETRYING,
   REGISTRY_STATUS_ANNOTATION,
 } from '../render/helmchartproxy.ts';
@@ -44,7 +43,6 @@ export function retryingStatus(cluster: ClusterRef, message: string): string {
   return `${REGISTRY_RETRYING}${reason}`.slice(0, MAX_STATUS);
 }
 
-export const deployedStatus = REGISTRY_DEPLOYED;
 
 /**
  * Applies the label and every mark: the ones in `change`, the others as the Cluster carries them now.

@@ -4,7 +4,7 @@
 // Both live in the Cluster's namespace, owned by the Cluster and labelled for `clusterctl move`. The
 // workload cluster gets only bcrypt hashes (htpasswd) and regsync's copy of the node credential.
 // Passwords are made once (create-if-absent: concurrent first calls agree) and never logged.
-import { KubeError, type SecretClient, type SecretObject } from '../kube/client.ts';
+import { KubeError, sameSecretData, type SecretClient, type SecretObject } from '../kube/client.ts';
 import { base64FromBytes, base64FromText } from '../lib/bytes.ts';
 import { sha256Hex } from '../render/digest.ts';
 import { nodeCredentialSecretName, pushCredentialSecretName, REGISTRY, type RegistryLayout } from '../render/metadata.ts';
@@ -86,7 +86,6 @@ async function ensureCredential(cluster: ClusterRef, name: string, base: string,
 
 const credentialOf = (d: Stored): Credential => ({ username: d.username!, password: d.password! });
 const previousOf = (d: Stored): Credential[] => (d['previous-username'] && d['previous-password'] ? [{ username: d['previous-username'], password: d['previous-password'] }] : []);
-const sameData = (a: Stored | undefined, b: Stored) => !!a && Object.keys(a).length === Object.keys(b).length && Object.entries(b).every(([k, v]) => a[k] === v);
 
 /** Both credentials (rotated when the Cluster asks), and the node Secret's hosts.toml for the current layout. */
 export async function ensureCredentials(cluster: ClusterRef, layout: RegistryLayout, config: RegistryConfig, deps: CredentialDeps): Promise<Credentials> {
@@ -104,7 +103,7 @@ export async function ensureCredentials(cluster: ClusterRef, layout: RegistryLay
   // other gets a conflict (409) and retries from what won, so nodes and the registry never get
   // passwords from different replicas.
   for (const [name, type, data, read] of [[nodeName, 'Opaque', nodeData, node], [pushName, 'kubernetes.io/basic-auth', push.keep, push]] as const) {
-    if (!sameData(read.stored, data)) await deps.management.applySecret({ name, namespace: cluster.namespace, type, ...owned, data, resourceVersion: read.resourceVersion });
+    if (!sameSecretData(read.stored, data)) await deps.management.applySecret({ name, namespace: cluster.namespace, type, ...owned, data, resourceVersion: read.resourceVersion });
   }
   return { node: credentialOf(node.keep), push: credentialOf(push.keep), previous: [...previousOf(node.keep), ...previousOf(push.keep)] };
 }
@@ -137,8 +136,6 @@ export async function writeWorkloadAuth(workload: SecretClient, creds: Credentia
   if (htpasswd !== current?.htpasswd) {
     await workload.applySecret({ name: REGISTRY.authSecret, namespace: REGISTRY.namespace, labels: { ...REGISTRY.labels }, data: { htpasswd } });
   }
-  if (!sameData(await workload.getSecret(REGISTRY.namespace, REGISTRY.regsyncAuthSecret), { ...creds.node })) {
-    await workload.applySecret({ name: REGISTRY.regsyncAuthSecret, namespace: REGISTRY.namespace, labels: { ...REGISTRY.labels }, data: { ...creds.node } });
-  }
+  await workload.ensureSecret({ name: REGISTRY.regsyncAuthSecret, namespace: REGISTRY.namespace, labels: { ...REGISTRY.labels }, data: { ...creds.node } });
   return sha256Hex(htpasswd);
 }

@@ -5,8 +5,8 @@
 // Each converges: calling it again with the same input writes nothing new.
 import type { SecretClient } from '../kube/client.ts';
 import type { WorkloadClients } from '../kube/workload-clients.ts';
-import { helmChartProxy, helmChartProxyName, type ChartSource } from '../render/helmchartproxy.ts';
-import { currentMarks, deployedStatus, markCluster } from './cluster-marks.ts';
+import { helmChartProxy, helmChartProxyName, REGISTRY_DEPLOYED, type ChartSource } from '../render/helmchartproxy.ts';
+import { currentMarks, markCluster } from './cluster-marks.ts';
 import { ROOT_CA_SECRET } from '../pki/root-ca.ts';
 import { clusterCaSecretName, clusterIssuerSecretName, nodeCredentialSecretName, nodeScriptSecretName, pushCredentialSecretName } from '../render/metadata.ts';
 import { clusterApiVersionOf, kubernetesTime, success, type ClusterRef, type HookResult } from '../runtime-sdk/types.ts';
@@ -47,9 +47,7 @@ export function deployRegistry(cluster: ClusterRef, deps: AddonDeps, opts: Deplo
     const certMarks = { notAfter: kubernetesTime(secrets.notAfter), ...(upgrade ? { certUpgrade: upgrade } : {}) };
     await markCluster(cluster, deps.management, deps.clusterApiVersion, certMarks);
     await deps.management.ensureObject(proxy as Parameters<SecretClient['ensureObject']>[0]);
-    if (currentMarks(cluster).status !== deployedStatus) {
-      await markCluster(cluster, deps.management, deps.clusterApiVersion, { ...certMarks, status: deployedStatus });
-    }
+    await markCluster(cluster, deps.management, deps.clusterApiVersion, { ...certMarks, status: REGISTRY_DEPLOYED });
     const renewed = secrets.renewal.renew ? `registry-tls issued (${secrets.renewal.reasons.join('; ')}); ` : '';
     return success(`${renewed}HelmChartProxy ${cluster.namespace}/${helmChartProxyName(cluster.name)} applied`);
   });

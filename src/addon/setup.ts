@@ -135,9 +135,7 @@ export async function ensureClusterCa(cluster: ClusterRef, deps: SetupDeps): Pro
 /** The node script beside the Cluster (its nodes read it via contentFrom); written only when it differs. */
 async function ensureNodeScript(cluster: ClusterRef, deps: SetupDeps): Promise<void> {
   const name = nodeScriptSecretName(cluster.name);
-  const script = enableMirrorScript();
-  if ((await deps.management.getSecret(cluster.namespace, name))?.[NODE_SCRIPT_KEY] === script) return;
-  await deps.management.applySecret({ name, namespace: cluster.namespace, ...clusterOwned(cluster, deps.clusterApiVersion), data: { [NODE_SCRIPT_KEY]: script } });
+  await deps.management.ensureSecret({ name, namespace: cluster.namespace, ...clusterOwned(cluster, deps.clusterApiVersion), data: { [NODE_SCRIPT_KEY]: enableMirrorScript() } });
 }
 
 export interface Prepared {

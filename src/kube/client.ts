@@ -59,7 +59,13 @@ export interface SecretClient {
    * (steady state: a read, no write). Returns whether it applied.
    */
   ensureObject(object: KubernetesObject): Promise<boolean>;
+  /** The same for a Secret: applied only when its stored data differs from `secret.data`. Returns whether it applied. */
+  ensureSecret(secret: SecretObject): Promise<boolean>;
 }
+
+/** Whether a Secret's stored entries are exactly `desired` (text maps). */
+export const sameSecretData = (stored: Record<string, string> | undefined, desired: Record<string, string>): boolean =>
+  !!stored && Object.keys(stored).length === Object.keys(desired).length && Object.entries(desired).every(([k, v]) => stored[k] === v);
 
 /**
  * Whether `stored` already holds every field of `desired` (objects compared key by key, so fields the
@@ -232,6 +238,11 @@ export async function secretClient(kc: KubeConfig, opts: { timeoutMs?: number } 
       const stored = await client.getObject(ref);
       if (stored && holds(stored, object)) return false;
       await client.applyObject(object);
+      return true;
+    },
+    async ensureSecret(secret) {
+      if (sameSecretData(await client.getSecret(secret.namespace, secret.name), secret.data)) return false;
+      await client.applySecret(secret);
       return true;
     },
   };
