@@ -13,6 +13,7 @@ import { clusterApiVersionOf, kubernetesTime, success, type ClusterRef, type Hoo
 import { registryPlan } from './plan.ts';
 import { asHookResult, isHookResult, prepareCluster, type SetupDeps } from './setup.ts';
 import { kubeconfigSecret, writeWorkloadSecrets } from './workload-secrets.ts';
+import { advanceRollover, machinesWithOldTrust } from './trust-rollover.ts';
 
 export interface AddonDeps extends SetupDeps {
   workloadClients: WorkloadClients;
@@ -33,12 +34,13 @@ export function deployRegistry(cluster: ClusterRef, deps: AddonDeps, opts: Deplo
     const prepared = await prepareCluster(cluster, deps);
     if (!prepared) return success();
     if (isHookResult(prepared)) return prepared;
-    const { registry, root, creds } = prepared;
+    const { registry, signer, rollover, creds } = prepared;
+    const apiVersion = clusterApiVersionOf(cluster, deps.clusterApiVersion);
     // A retried BeforeClusterUpgrade for the same version finds its mark and issues nothing new.
     const upgrade = opts.upgradeTo && currentMarks(cluster).certUpgrade !== opts.upgradeTo ? opts.upgradeTo : undefined;
-    const secrets = await writeWorkloadSecrets(cluster, registry.layout, root, deps, creds, { upgradeTo: upgrade });
+    const oldTrust = rollover ? await machinesWithOldTrust(cluster, deps.management, apiVersion, rollover.since) : [];
+    const secrets = await writeWorkloadSecrets(cluster, registry.layout, signer, deps, creds, { upgradeTo: upgrade, ...(oldTrust.length ? { keepSignedBy: rollover!.previous } : {}) });
     const plan = await registryPlan(cluster, registry, { tlsCertSha256: secrets.tlsCertSha256, authSha256: secrets.authSha256 });
-    const apiVersion = clusterApiVersionOf(cluster, deps.clusterApiVersion);
     // CAAPH verifies the chart server (signed by the root in the shipped manifests) against the root's ca.crt.
     const chart: ChartSource = { ...deps.chart, caSecret: deps.chart.caSecret ?? { name: ROOT_CA_SECRET, namespace: deps.providerNamespace } };
     const proxy = helmChartProxy({ cluster: { ...cluster, apiVersion }, chart, workload: plan.workload });
@@ -49,7 +51,10 @@ export function deployRegistry(cluster: ClusterRef, deps: AddonDeps, opts: Deplo
     await deps.management.ensureObject(proxy as Parameters<SecretClient['ensureObject']>[0]);
     await markCluster(cluster, deps.management, deps.clusterApiVersion, { ...certMarks, status: REGISTRY_DEPLOYED });
     const renewed = secrets.renewal.renew ? `registry-tls issued (${secrets.renewal.reasons.join('; ')}); ` : '';
-    return success(`${renewed}HelmChartProxy ${cluster.namespace}/${helmChartProxyName(cluster.name)} applied`);
+    const trust = rollover
+      ? await advanceRollover(cluster, { management: deps.management, clusterApiVersion: deps.clusterApiVersion, signerPem: signer.certPem, rollover, oldTrust, issuedNow: secrets.renewal.renew })
+      : '';
+    return success(`${trust}${renewed}HelmChartProxy ${cluster.namespace}/${helmChartProxyName(cluster.name)} applied`);
   });
 }
 

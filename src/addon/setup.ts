@@ -1,18 +1,19 @@
 // BeforeClusterCreate's work: make sure the root CA exists (cert-manager's, or minted once when
 // allowed) and the Cluster's own registry issuer under it, then put ONLY the issuer's certificate into
 // `<cluster>-registry-addon-ca` beside the Cluster, owned by it and labelled so `clusterctl move`
-// carries it; and the node script beside it. A copy the root did not issue is the `clusterctl move`
-// trap (nodes trust the old CA): refused loudly, never overwritten.
+// carries it; and the node script beside it. A copy that trusts another issuer (after `clusterctl
+// move`) keeps it beside the new one until every node has both (trust-rollover.ts).
 import { KubeError, type SecretClient } from '../kube/client.ts';
 import { PkiError } from '../pki/pem.ts';
 import { mintClusterIssuer, rootAllowsIssuers, signedBy } from '../pki/cluster-issuer.ts';
-import { decodeCertificate } from '../pki/inspect.ts';
+import { anchorsToKeep, bundleAnchors, trustBundle } from '../pki/trust-bundle.ts';
 import { mintRootCa, parseRootCa, ROOT_CA_SECRET, type RootCa } from '../pki/root-ca.ts';
-import { clusterCaSecretName, clusterIssuerSecretName, ISSUER_LABEL, NODE_SCRIPT_KEY, nodeScriptSecretName, REGISTRY, RenderError } from '../render/metadata.ts';
+import { clusterCaSecretName, clusterIssuerSecretName, ISSUER_LABEL, NODE_SCRIPT_KEY, nodeScriptSecretName, REGISTRY, RenderError, ROLLOVER_SINCE_KEY } from '../render/metadata.ts';
 import { enableMirrorScript } from '../render/node-files.ts';
 import { failure, retryLater, success, type ClusterRef, type HookResult } from '../runtime-sdk/types.ts';
 import { clusterRegistry, type ClusterRegistry } from './layout.ts';
 import { clusterOwned, ensureCredentials, type Credentials } from './credentials.ts';
+import type { TrustRollover } from './trust-rollover.ts';
 
 export interface SetupDeps {
   management: SecretClient;
@@ -66,16 +67,28 @@ async function rootCa(deps: SetupDeps): Promise<RootCa | HookResult> {
   return parseRootCa(root, where);
 }
 
-const samePem = (a: string | undefined, b: string) => a?.trim() === b.trim();
+/** A rollover's start as stored in the copy; undefined when absent or unreadable (a new start is then recorded). */
+const storedSince = (text: string | undefined): Date | undefined => {
+  const t = text ? Date.parse(text) : NaN;
+  return Number.isFinite(t) ? new Date(t) : undefined;
+};
+
+export interface ClusterCa {
+  /** Signs the Cluster's registry certificate: its issuer (the root itself only for pathLen-0 roots). */
+  signer: RootCa;
+  /** Earlier issuers the Cluster's nodes still trust: set while a trust rollover runs (trust-rollover.ts). */
+  rollover?: TrustRollover;
+}
 
 /**
- * The CA that signs this Cluster's registry, and its certificate copied beside the Cluster (what the
+ * The CA that signs this Cluster's registry, and the trust bundle copied beside the Cluster (what its
  * nodes trust). That CA is the Cluster's own issuer (cluster-issuer.ts), made once and kept in the
  * provider namespace; only with a root that forbids intermediates (pathLen 0, minted by older builds)
- * is it the root itself. A copy the root did not issue is the `clusterctl move` trap (nodes trust the
- * old CA): refused loudly, never overwritten. A HookResult when the hook must stop here.
+ * is it the root itself. A copy that trusts another issuer (after `clusterctl move` the new management
+ * cluster has a new root and no issuer for the Cluster) is not refused and not overwritten: the new
+ * issuer is added in front of the old one and a trust rollover starts. A HookResult when the hook must stop here.
  */
-export async function ensureClusterCa(cluster: ClusterRef, deps: SetupDeps): Promise<RootCa | HookResult> {
+export async function ensureClusterCa(cluster: ClusterRef, deps: SetupDeps): Promise<ClusterCa | HookResult> {
   const root = await rootCa(deps);
   if (isHookResult(root)) return root;
   const rootWhere = `Secret ${deps.providerNamespace}/${ROOT_CA_SECRET}`;
@@ -83,35 +96,22 @@ export async function ensureClusterCa(cluster: ClusterRef, deps: SetupDeps): Pro
   const copyName = clusterCaSecretName(cluster.name);
   const issuerName = await clusterIssuerSecretName(cluster.namespace, cluster.name);
   const issuerWhere = `Secret ${deps.providerNamespace}/${issuerName}`;
-  const copied = (await deps.management.getSecret(cluster.namespace, copyName))?.['ca.crt'];
-  // Clusters from before per-cluster issuers trust the root itself: they move to an issuer, which the root signs.
-  const copyIsRoot = samePem(copied, root.certPem);
-  if (copied && !copyIsRoot) {
-    let copyCert;
-    try {
-      copyCert = decodeCertificate(copied, `ca.crt of Secret ${cluster.namespace}/${copyName}`);
-    } catch {
-      copyCert = undefined;
-    }
-    if (!copyCert || !(await signedBy(copyCert, root.certificate))) {
-      return failure(
-        `${id}: Secret ${cluster.namespace}/${copyName} holds a different CA than ${rootWhere}: this Cluster's nodes trust the old one. ` +
-          `If the management cluster was moved (clusterctl move), copy ${ROOT_CA_SECRET} and the issuer Secrets (label ${ISSUER_LABEL}) from the old management cluster instead of creating new ones; ` +
-          `to re-key deliberately, delete ${copyName} and roll the nodes`,
-      );
-    }
-  }
-  const publish = async (ca: RootCa) => {
-    if (!samePem(copied, ca.certPem)) await deps.management.applySecret({ name: copyName, namespace: cluster.namespace, ...clusterOwned(cluster, deps.clusterApiVersion), data: { 'ca.crt': ca.certPem } });
-    return ca;
+  const copy = await deps.management.getSecret(cluster.namespace, copyName);
+  const trusted = bundleAnchors(copy?.['ca.crt']);
+  // Clusters from before per-cluster issuers trust the root itself: the issuer chains to it (the registry
+  // serves the chain), so their nodes accept the issuer's certificates without a rollover.
+  const trustsRoot = trusted.length === 1 && trusted[0]!.pem === bundleAnchors(root.certPem)[0]?.pem;
+  const publish = async (ca: RootCa): Promise<ClusterCa> => {
+    const previous = trustsRoot ? [] : anchorsToKeep(trusted, ca.certPem, deps.now());
+    const since = previous.length ? (storedSince(copy?.[ROLLOVER_SINCE_KEY]) ?? deps.now()) : undefined;
+    const data: Record<string, string> = since ? { 'ca.crt': trustBundle(ca.certPem, previous), [ROLLOVER_SINCE_KEY]: since.toISOString() } : { 'ca.crt': ca.certPem };
+    await deps.management.ensureSecret({ name: copyName, namespace: cluster.namespace, ...clusterOwned(cluster, deps.clusterApiVersion), data });
+    return since ? { signer: ca, rollover: { since, previous } } : { signer: ca };
   };
   if (!rootAllowsIssuers(root)) return publish(root);
 
   let stored = await deps.management.getSecret(deps.providerNamespace, issuerName);
   if (!stored) {
-    if (copied && !copyIsRoot) {
-      return failure(`${id}: ${issuerWhere} (the Cluster's registry issuer) is missing while its nodes trust the issuer in ${copyName}: restore it (label ${ISSUER_LABEL}) from a backup or the old management cluster; to re-key deliberately, delete ${copyName} and roll the nodes`);
-    }
     const minted = await mintClusterIssuer(root, { cluster: `${cluster.namespace}/${cluster.name}`, now: deps.now() });
     // Create-if-absent: concurrent first calls agree on one issuer.
     await deps.management.createSecret({
@@ -124,10 +124,7 @@ export async function ensureClusterCa(cluster: ClusterRef, deps: SetupDeps): Pro
   }
   const issuer = await parseRootCa(stored, issuerWhere);
   if (!(await signedBy(issuer.certificate, root.certificate))) {
-    return failure(`${id}: ${issuerWhere} was not issued by ${rootWhere} (the root was replaced?): copy the root from where the issuer was made, or delete both ${issuerName} and ${copyName} and roll the nodes to re-key`);
-  }
-  if (copied && !copyIsRoot && !samePem(copied, issuer.certPem)) {
-    return failure(`${id}: Secret ${cluster.namespace}/${copyName} holds another issuer than ${issuerWhere}: this Cluster's nodes trust that one; restore the matching issuer Secret, or delete ${copyName} and roll the nodes to re-key`);
+    return failure(`${id}: ${issuerWhere} was not issued by ${rootWhere} (the root was replaced with another key?): put that root back, or delete ${issuerName} so that a new issuer is made and the Cluster's trust rolls over to it`);
   }
   return publish(issuer);
 }
@@ -138,10 +135,8 @@ async function ensureNodeScript(cluster: ClusterRef, deps: SetupDeps): Promise<v
   await deps.management.ensureSecret({ name, namespace: cluster.namespace, ...clusterOwned(cluster, deps.clusterApiVersion), data: { [NODE_SCRIPT_KEY]: enableMirrorScript() } });
 }
 
-export interface Prepared {
+export interface Prepared extends ClusterCa {
   registry: ClusterRegistry;
-  /** The CA that signs this Cluster's registry certificate (its issuer; the root only for pathLen-0 roots). */
-  root: RootCa;
   /** Absent when auth is off. */
   creds?: Credentials;
 }
@@ -154,11 +149,11 @@ export interface Prepared {
 export async function prepareCluster(cluster: ClusterRef, deps: SetupDeps): Promise<Prepared | HookResult | undefined> {
   const registry = clusterRegistry(cluster);
   if (!registry) return undefined;
-  const root = await ensureClusterCa(cluster, deps);
-  if (isHookResult(root)) return root;
+  const ca = await ensureClusterCa(cluster, deps);
+  if (isHookResult(ca)) return ca;
   await ensureNodeScript(cluster, deps);
   const creds = registry.config.auth.enabled ? await ensureCredentials(cluster, registry.layout, registry.config, deps) : undefined;
-  return { registry, root, ...(creds ? { creds } : {}) };
+  return { registry, ...ca, ...(creds ? { creds } : {}) };
 }
 
 /** BeforeClusterCreate: prepareCluster. */

@@ -13,6 +13,8 @@ import type { ClusterRef } from '../runtime-sdk/types.ts';
 import { sha256Hex } from '../render/digest.ts';
 import { certificateFacts, decodeCertificate } from '../pki/inspect.ts';
 import { hexFromBytes } from '../lib/bytes.ts';
+import type { Anchor } from '../pki/trust-bundle.ts';
+import { previousSigner } from './trust-rollover.ts';
 
 export interface WorkloadDeps {
   management: SecretClient;
@@ -52,8 +54,14 @@ export async function workloadClientFor(cluster: ClusterRef, deps: Pick<Workload
   return deps.workloadClients.get({ namespace: cluster.namespace, name, resourceVersion: stored.resourceVersion }, config);
 }
 
-/** `upgradeTo`: an upgrade to this version is starting (BeforeClusterUpgrade): issue a fresh certificate whatever the old one's state. */
-export async function writeWorkloadSecrets(cluster: ClusterRef, layout: RegistryLayout, root: RootCa, deps: WorkloadDeps, creds?: Credentials, opts: { upgradeTo?: string } = {}): Promise<WorkloadSecretsResult> {
+export interface WorkloadSecretsOptions {
+  /** An upgrade to this version is starting (BeforeClusterUpgrade): issue a fresh certificate whatever the old one's state. */
+  upgradeTo?: string;
+  /** A trust rollover runs: a sound certificate from one of these earlier issuers is kept (not renewed, not even for an upgrade). */
+  keepSignedBy?: Anchor[];
+}
+
+export async function writeWorkloadSecrets(cluster: ClusterRef, layout: RegistryLayout, root: RootCa, deps: WorkloadDeps, creds?: Credentials, opts: WorkloadSecretsOptions = {}): Promise<WorkloadSecretsResult> {
   const workload = await workloadClientFor(cluster, deps);
   // Steady state reads and writes nothing: every write below is preceded by a comparison.
   await workload.ensureObject({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: REGISTRY.namespace, labels: { ...REGISTRY.labels } } });
@@ -61,8 +69,12 @@ export async function writeWorkloadSecrets(cluster: ClusterRef, layout: Registry
   const sans = serverCertSans(layout);
   const stored = await workload.readSecret(REGISTRY.namespace, REGISTRY.tlsSecret);
   const current = stored?.data;
-  const checked = await needsRenewal(current, root, { now: deps.now(), dnsNames: sans.dnsNames, ipAddresses: sans.ipAddresses });
-  const renewal = opts.upgradeTo ? { renew: true, reasons: [...checked.reasons, `upgrade to ${opts.upgradeTo}: a fresh certificate for every upgrade`] } : checked;
+  const policy = { now: deps.now(), dnsNames: sans.dnsNames, ipAddresses: sans.ipAddresses };
+  let checked = await needsRenewal(current, root, policy);
+  // During a trust rollover a sound certificate from an earlier issuer stays: older nodes trust only that one.
+  const earlier = checked.renew && opts.keepSignedBy ? await previousSigner(current?.['tls.crt'], opts.keepSignedBy) : undefined;
+  if (earlier) checked = await needsRenewal(current, earlier, policy);
+  const renewal = opts.upgradeTo && !earlier ? { renew: true, reasons: [...checked.reasons, `upgrade to ${opts.upgradeTo}: a fresh certificate for every upgrade`] } : checked;
   let tlsCrt = current?.['tls.crt'] ?? '';
   if (renewal.renew) {
     const issued = await issueServerCertificate(root, { ...sans, now: deps.now() });

@@ -44,8 +44,8 @@ export interface SecretClient {
   readSecret(namespace: string, name: string): Promise<StoredSecret | undefined>;
   /** Any object as JSON; undefined when it does not exist. */
   getObject(ref: ObjectRef): Promise<Record<string, unknown> | undefined>;
-  /** Objects of one kind in every namespace matching a label selector. */
-  listObjects(ref: { apiVersion: string; kind: string }, labelSelector: string): Promise<Record<string, unknown>[]>;
+  /** Objects of one kind matching a label selector, in one namespace or (none given) in all. */
+  listObjects(ref: { apiVersion: string; kind: string; namespace?: string }, labelSelector: string): Promise<Record<string, unknown>[]>;
   /** Deletes the object: 'deleted', or 'absent' when there was nothing to delete. */
   deleteObject(ref: ObjectRef): Promise<'deleted' | 'absent'>;
   /** Creates the Secret unless one exists already (then nothing is written): 'created' | 'exists'. */
@@ -195,7 +195,7 @@ export async function secretClient(kc: KubeConfig, opts: { timeoutMs?: number } 
     },
     async listObjects(ref, labelSelector) {
       try {
-        const list = await api.list(ref.apiVersion, ref.kind, undefined, undefined, undefined, undefined, undefined, labelSelector);
+        const list = await api.list(ref.apiVersion, ref.kind, ref.namespace, undefined, undefined, undefined, undefined, labelSelector);
         return (list.items ?? []) as unknown as Record<string, unknown>[];
       } catch (err) {
         throw explain('list', ref.kind, `(selector ${labelSelector})`, err);

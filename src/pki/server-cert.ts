@@ -79,7 +79,7 @@ const sameSet = (a: string[], b: string[]) => a.length === b.length && [...a].so
  * Decides whether the `registry-tls` Secret must be renewed: missing or unreadable, expired or within
  * the window, not issued by `root` (signature check against the root's key), or SANs changed.
  */
-export async function needsRenewal(secret: Partial<Record<string, string>> | undefined, root: RootCa, policy: RenewalPolicy): Promise<RenewalDecision> {
+export async function needsRenewal(secret: Partial<Record<string, string>> | undefined, root: Pick<RootCa, 'certificate'>, policy: RenewalPolicy): Promise<RenewalDecision> {
   if (!secret?.['tls.crt'] || !secret['tls.key']) return { renew: true, reasons: ['no server certificate yet'] };
   let leaf;
   try {

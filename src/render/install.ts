@@ -32,6 +32,10 @@ export const RBAC_RULES = [
     why: 'day 2: read a Cluster that opted in after creation; label an opted-in Cluster so that its HelmChartProxy selects it and annotate it with its certificate expiry; list the labelled Clusters for the expiry metric',
   },
   {
+    rule: { apiGroups: ['cluster.x-k8s.io'], resources: ['machines'], verbs: ['list'] },
+    why: 'during a trust rollover (after clusterctl move): list a Cluster\'s Machines to know when every node has booted trusting the new issuer',
+  },
+  {
     rule: { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
     why: 'record an Event on the Cluster for every Failure a hook returns',
   },

@@ -60,6 +60,8 @@ export const NODE = {
 
 /** Management-side Secret holding only the Cluster's issuer certificate (ca.crt), in the Cluster's namespace: what its nodes trust. */
 export const clusterCaSecretName = (cluster: string) => `${cluster}-registry-addon-ca`;
+/** Key in the CA copy, present while a trust rollover runs: when its ca.crt became a bundle (RFC 3339). Nodes read only ca.crt. */
+export const ROLLOVER_SINCE_KEY = 'rollover-since';
 /**
  * The Cluster's registry issuer (certificate and key), in the provider namespace beside the root. Named
  * by a digest of namespace/name: unique per Cluster, a valid name whatever their lengths.

@@ -13,6 +13,8 @@ import { parsePem } from '../../src/pki/pem.ts';
 import { mintRootCa, parseRootCa } from '../../src/pki/root-ca.ts';
 import { issueServerCertificate } from '../../src/pki/server-cert.ts';
 import { bcryptHash } from '../../src/wasm/bcrypt.ts';
+import { anchorsToKeep, bundleAnchors, MAX_PREVIOUS_ANCHORS, trustBundle } from '../../src/pki/trust-bundle.ts';
+import { machinesBefore } from '../../src/addon/trust-rollover.ts';
 
 const test = suite('trust boundaries (pure)');
 const NOW = new Date('2026-12-01T00:00:00Z');
@@ -98,6 +100,32 @@ test('cluster issuer: signed by the root, CA pathLen 0, capped at the root\'s ex
   const oldRoot = await parseRootCa({ 'tls.crt': certificatePem(old), 'tls.key': await privateKeyPem(keys.privateKey) }, 'old');
   assert.not.ok(rootAllowsIssuers(oldRoot));
   assert.equal(parsePem((await issueServerCertificate(oldRoot, { commonName: 'r', dnsNames: ['r'], ipAddresses: [], now: NOW }))['tls.crt']).length, 1, 'a self-signed signer is not repeated in the chain');
+});
+
+test('trust bundle: the new issuer first, earlier CA certificates kept (each once, valid, at most three); garbage gives no trust', async () => {
+  const root = await parseRootCa(await mintRootCa({ now: NOW }), 'root');
+  const issuers = await Promise.all(['a', 'b', 'c', 'd', 'e'].map(async (n) => (await mintClusterIssuer(root, { cluster: `ns/${n}`, now: NOW }))['tls.crt']));
+  const [current, ...older] = issuers as [string, ...string[]];
+  const leaf = (await issueServerCertificate(await parseRootCa(await mintClusterIssuer(root, { cluster: 'ns/x', now: NOW }), 'x'), { commonName: 'r', dnsNames: ['r'], ipAddresses: [], now: NOW }))['tls.crt'];
+  // Re-wrapped PEM (other line length, CRLF) is the same certificate.
+  const rewrapped = older[0]!.replace(/\n/g, '\r\n');
+  const previous = bundleAnchors(`${rewrapped}${older.join('')}${current}${leaf}`);
+  const kept = anchorsToKeep(previous, current, NOW);
+  assert.equal(kept.map((a) => a.pem), older.slice(0, MAX_PREVIOUS_ANCHORS), 'duplicates, the current issuer and non-CA certificates dropped; the first three kept');
+  assert.equal(anchorsToKeep(previous, current, new Date(NOW.getTime() + 20 * 365 * 86400_000)), [], 'expired anchors are not kept');
+  const bundle = trustBundle(current, kept);
+  assert.equal(bundleAnchors(bundle).map((a) => a.pem), [current, ...older.slice(0, 3)]);
+  assert.equal(bundleAnchors('-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n'), []);
+  assert.equal(bundleAnchors(undefined), []);
+});
+
+test('rollover: Machines created before the bundle (or within the clock skew after it) still trust only the old issuer', () => {
+  const since = new Date('2026-12-01T10:00:00Z');
+  const machine = (name: string, created?: string) => ({ metadata: { name, ...(created ? { creationTimestamp: created } : {}) } });
+  const machines = [machine('old-cp', '2026-11-01T00:00:00Z'), machine('racing', '2026-12-01T10:00:05Z'), machine('new-1', '2026-12-01T10:00:10Z'), machine('new-2', '2026-12-02T00:00:00Z'), machine('unknown')];
+  assert.equal(machinesBefore(machines, since), ['old-cp', 'racing', 'unknown']);
+  assert.equal(machinesBefore(machines.slice(2, 4), since), []);
+  assert.equal(machinesBefore([], since), [], 'no Machines: nothing waits');
 });
 
 test('a bounded counter keeps the most recently updated series and can drop a Cluster\'s', () => {
