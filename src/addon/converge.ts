@@ -31,6 +31,8 @@ export interface ConvergeOptions {
   maxQueued?: number;
   now?: () => number;
   timers?: Timers;
+  /** Whether this replica does the periodic passes for a Cluster (membership.ts); all of them when absent. */
+  owns?: (key: string) => boolean;
 }
 
 export interface Converger {
@@ -42,6 +44,10 @@ export interface Converger {
   request(namespace: string, name: string, state?: string): void;
   /** Converge this (confirmed) Cluster again after the retry delay, whatever the interval says (a hook's attempt failed, or its marks may be lost). */
   retrySoon(namespace: string, name: string): void;
+  /** Keeps an opted-in Cluster in the loop (from a list of them): its periodic passes start now, on the replica that owns it. No-op when already watched. */
+  watch(namespace: string, name: string): void;
+  /** The replicas changed: runs at once the watched Clusters this replica now owns and did not. */
+  rebalance(): void;
   /** Resolves when nothing is queued or running (scheduled re-runs do not count). */
   idle(): Promise<void>;
   forget(namespace: string, name: string): void;
@@ -50,7 +56,7 @@ export interface Converger {
 }
 
 /** setTimeout that does not keep a process alive on its own (Node and Bun have unref; Deno's numbers do not need it). */
-const defaultTimers: Timers = {
+export const defaultTimers: Timers = {
   set(fn, ms) {
     const handle = setTimeout(fn, ms) as unknown as { unref?: () => void };
     handle.unref?.();
@@ -72,6 +78,8 @@ export function converger(opts: ConvergeOptions): Converger {
   const scheduled = new Map<string, unknown>();
   const queue: string[] = [];
   const active = new Set<string>();
+  /** Watched Clusters another replica does the periodic passes for. */
+  const notOurs = new Set<string>();
   let waiters: (() => void)[] = [];
 
   const settle = () => {
@@ -85,15 +93,27 @@ export function converger(opts: ConvergeOptions): Converger {
   };
   const enqueue = (key: string) => {
     unschedule(key);
+    notOurs.delete(key);
     queue.push(key);
     pump();
   };
-  /** The next run of a watched Cluster; the timer is the only thing that remembers it. */
-  const schedule = (key: string, delayMs: number) => {
+  /**
+   * The next run of a watched Cluster; the timer is the only thing that remembers it. A periodic run
+   * (`anyOwner` false) happens on the replica that owns the Cluster; the others look again after an
+   * interval, or at once when the members change (rebalance). Retries after a Failure or a hook run
+   * where they were asked for.
+   */
+  const schedule = (key: string, delayMs: number, anyOwner = false) => {
     unschedule(key);
     scheduled.set(key, timers.set(() => {
       scheduled.delete(key);
-      if (!active.has(key) && !queue.includes(key)) enqueue(key);
+      if (active.has(key) || queue.includes(key)) return;
+      if (!anyOwner && opts.owns && !opts.owns(key)) {
+        notOurs.add(key);
+        schedule(key, intervalMs);
+        return;
+      }
+      enqueue(key);
     }, delayMs));
   };
   const finished = (key: string, outcome: ConvergeOutcome | undefined) => {
@@ -105,7 +125,7 @@ export function converger(opts: ConvergeOptions): Converger {
     else failures.delete(key);
     // A Failure is retried whatever `watch` says (it may have come before the Cluster could be read),
     // but unconfirmed names never hold more than `maxQueued` timers.
-    if (outcome?.watch || (failed && scheduled.size < maxQueued)) schedule(key, delay);
+    if (outcome?.watch || (failed && scheduled.size < maxQueued)) schedule(key, delay, failed);
     else unschedule(key);
   };
   const pump = () => {
@@ -154,7 +174,17 @@ export function converger(opts: ConvergeOptions): Converger {
     retrySoon(namespace, name) {
       const key = `${namespace}/${name}`;
       if (active.has(key) || queue.includes(key)) return;
-      schedule(key, Math.min(retryMs * 2 ** Math.min(failures.get(key) ?? 0, 20), intervalMs));
+      schedule(key, Math.min(retryMs * 2 ** Math.min(failures.get(key) ?? 0, 20), intervalMs), true);
+    },
+    watch(namespace, name) {
+      const key = `${namespace}/${name}`;
+      if (active.has(key) || queue.includes(key) || scheduled.has(key) || scheduled.size >= maxQueued) return;
+      schedule(key, 0);
+    },
+    rebalance() {
+      for (const key of notOurs) {
+        if (opts.owns?.(key) && !active.has(key) && !queue.includes(key)) enqueue(key);
+      }
     },
     idle() {
       return new Promise((resolve) => {
@@ -165,6 +195,7 @@ export function converger(opts: ConvergeOptions): Converger {
     forget(namespace, name) {
       const key = `${namespace}/${name}`;
       unschedule(key);
+      notOurs.delete(key);
       notBefore.delete(key);
       lastState.delete(key);
       failures.delete(key);

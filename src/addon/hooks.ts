@@ -34,6 +34,8 @@ export interface AddonRuntime {
   log: Logger;
   /** Day-2 queue tuning (tests shorten it). */
   convergeIntervalMs?: number;
+  /** Whether this replica does a Cluster's periodic passes (membership.ts); every Cluster when absent. */
+  owns?: (key: string) => boolean;
   /** Told when a Cluster's registry was (re)deployed: its certificate expiry may have changed. */
   onDeployed?: (cluster: ClusterRef) => void;
   /** Told of every failed step for a confirmed, opted-in Cluster (Events): a hook's name, or `Converge` for the background loop. */
@@ -48,9 +50,12 @@ export interface Addon {
   handlers: Record<HookName, AddonHandler>;
   /**
    * Puts every opted-in (or still labelled) Cluster into the background loop, from one list of the
-   * Clusters: after a start or a restart nothing waits for CAPI's next resync. Returns how many.
+   * Clusters: after a start or a restart nothing waits for CAPI's next resync; repeated every interval,
+   * it also finds Clusters whose hooks went to another replica. Returns how many.
    */
   seed(): Promise<number>;
+  /** The replicas changed: pass now over the Clusters this one now owns. */
+  rebalance(): void;
   /** Cancels the background loop's timers. */
   stop(): void;
 }
@@ -224,7 +229,7 @@ export function createAddon(rt: AddonRuntime): Addon {
     });
     return { result, watch: true };
   };
-  const queue = converger({ log: rt.log, intervalMs: rt.convergeIntervalMs, run: converge });
+  const queue = converger({ log: rt.log, intervalMs: rt.convergeIntervalMs, run: converge, ...(rt.owns ? { owns: rt.owns } : {}) });
 
   const generatePatches: AddonHandler = async (request) => {
     if (request.kind !== 'generatePatches') throw new TypeError(`GeneratePatches got a ${request.kind} request`);
@@ -263,11 +268,12 @@ export function createAddon(rt: AddonRuntime): Addon {
         if (!parsed.ok) continue;
         const labels = ((raw.metadata ?? {}) as { labels?: Record<string, string> }).labels ?? {};
         if (registryOptIn(parsed.value.variables).enabled === false && !(CLUSTER_SELECTOR_LABEL in labels)) continue;
-        queue.request(parsed.value.namespace, parsed.value.name);
+        queue.watch(parsed.value.namespace, parsed.value.name);
         seeded++;
       }
       return seeded;
     },
+    rebalance: () => queue.rebalance(),
     stop: () => queue.stop(),
   };
 }

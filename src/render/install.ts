@@ -36,6 +36,10 @@ export const RBAC_RULES = [
     why: 'during a trust rollover (after clusterctl move): list a Cluster\'s Machines to know when every node has booted trusting the new issuer',
   },
   {
+    rule: { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['list', 'patch', 'delete'] },
+    why: 'each replica holds a Lease of its own in the provider namespace and lists the others\' to share the background loop\'s Clusters; it deletes its own on shutdown',
+  },
+  {
     rule: { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
     why: 'record an Event on the Cluster for every Failure a hook returns',
   },
@@ -88,6 +92,8 @@ export function installManifests(o: InstallOptions): Record<string, unknown>[] {
               name: 'extension',
               image: o.image,
               args: ['serve', `--listen=0.0.0.0:${EXTENSION.port}`, `--capi-version=v1.${o.capiMinor}`, `--provider-namespace=${o.namespace}`],
+              // Names this replica's member Lease (the background loop's Clusters are shared among replicas).
+              env: [{ name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }],
               ports: [{ name: 'https', containerPort: EXTENSION.port }],
               readinessProbe: { httpGet: { path: '/readyz', port: EXTENSION.port, scheme: 'HTTPS' }, periodSeconds: 5 },
               livenessProbe: { httpGet: { path: '/healthz', port: EXTENSION.port, scheme: 'HTTPS' }, periodSeconds: 20 },

@@ -3,6 +3,8 @@
 import { readFileSync } from 'node:fs';
 import process from 'node:process';
 import { createAddon } from '../addon/hooks.ts';
+import { leaseMembership, type Membership } from '../addon/membership.ts';
+import { hexFromBytes } from '../lib/bytes.ts';
 import type { AddonDeps } from '../addon/deploy.ts';
 import { KubeError, secretClient } from '../kube/client.ts';
 import { workloadClientCache } from '../kube/workload-clients.ts';
@@ -130,10 +132,13 @@ export async function serve(config: ServeConfig): Promise<RunningServer> {
     : undefined;
   const metrics = new HookMetrics();
   const clusterLabel = (namespace: string, name: string) => `${namespace}/${name}`;
+  // Replicas share the background loop's periodic passes (membership.ts); set up with the seeding below.
+  let members: Membership | undefined;
   const addon = createAddon({
     deps: addonDeps,
     log,
     convergeIntervalMs: config.addon.convergeIntervalSeconds * 1000,
+    owns: (key) => members?.owns(key) ?? true,
     onFailure: (c, step, m) => {
       events.record(c, step, m);
       gauges?.invalidate();
@@ -166,16 +171,28 @@ export async function serve(config: ServeConfig): Promise<RunningServer> {
   log.info('serving', { runtime: server.runtime, address: `${config.hostname}:${server.port}`, capiMinor: config.target.minor });
   let seedTimer: ReturnType<typeof setTimeout> | undefined;
   if (kube.ok && config.addon.seed) {
-    // Every opted-in Cluster into the background loop now, not at CAPI's next resync; tried again until it works.
+    // Every opted-in Cluster into the background loop now, not at CAPI's next resync, and again every
+    // interval (Clusters whose hooks went to another replica); a failed list is tried again in 60 s.
+    const intervalMs = config.addon.convergeIntervalSeconds * 1000;
     const seed = () =>
       addon.seed().then(
-        (clusters) => log.info('background loop seeded', { clusters }),
+        (clusters) => {
+          log.info('background loop seeded', { clusters, replicas: members?.members().length ?? 1 });
+          seedTimer = setTimeout(seed, intervalMs);
+        },
         (err: unknown) => {
           log.warn('cannot list Clusters for the background loop; trying again in 60 s', { error: err instanceof Error ? err.message : String(err) });
-          seedTimer = setTimeout(seed, 60_000);
+          seedTimer = setTimeout(seed, Math.min(60_000, intervalMs));
         },
       );
-    void seed();
+    const identity = `${process.env.POD_NAME ?? 'replica'}-${hexFromBytes(crypto.getRandomValues(new Uint8Array(4)))}`;
+    void addonDeps()
+      .then(async ({ management }) => {
+        members = leaseMembership({ client: management, namespace: config.addon.providerNamespace, identity, log, onChange: () => addon.rebalance() });
+        await members.start();
+      })
+      .catch((err: unknown) => log.warn('background loop runs alone: no member Lease', { error: err instanceof Error ? err.message : String(err) }))
+      .finally(() => void seed());
   }
 
   let reloadTimer: ReturnType<typeof setInterval> | undefined;
@@ -216,6 +233,7 @@ export async function serve(config: ServeConfig): Promise<RunningServer> {
     log.info('shutting down', { signal });
     await server.close(10_000);
     addon.stop();
+    await members?.stop();
     process.exit(0);
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));

@@ -2,6 +2,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { converger, type ConvergeOutcome } from '../../src/addon/converge.ts';
+import { liveHolder, ownerOf } from '../../src/addon/membership.ts';
 import { workloadClientCache } from '../../src/kube/workload-clients.ts';
 import type { SecretClient } from '../../src/kube/client.ts';
 import { createLogger } from '../../src/observe/log.ts';
@@ -119,6 +120,55 @@ test('converger: a watched Cluster is converged again every interval without bei
   assert.equal(clock.due(), [1000], 'forget cancels its timer');
   q.stop();
   assert.equal(clock.due(), [], 'stop cancels them all');
+});
+
+test('converger with owners: watched Clusters run only on their owner; hook-asked runs and retries run where asked; rebalance picks up what a replica now owns', async () => {
+  const clock = manualTimers();
+  let members = ['a', 'b'];
+  const runs: string[] = [];
+  const q = converger({
+    log, intervalMs: 1000, retryMs: 100, timers: clock.timers, now: () => 0,
+    owns: (key) => ownerOf(members, key) === 'a',
+    run: async (ns, name) => (runs.push(`${ns}/${name}`), { result: success(), watch: true }),
+  });
+  const keys = Array.from({ length: 40 }, (_, i) => `ns/c${i}`);
+  const ours = keys.filter((k) => ownerOf(members, k) === 'a');
+  assert.ok(ours.length > 5 && ours.length < 35, `both replicas own a share (${ours.length} of 40)`);
+  for (const k of keys) q.watch('ns', k.slice(3));
+  clock.fire();
+  await q.idle();
+  assert.equal(runs.sort(), [...ours].sort(), 'the periodic passes: only the owned Clusters');
+  const theirs = keys.find((k) => !ours.includes(k))!;
+  q.request('ns', theirs.slice(3));
+  await q.idle();
+  assert.is(runs.at(-1), theirs, 'a hook or GeneratePatches is acted on where it arrived');
+  runs.length = 0;
+  members = ['a'];
+  q.rebalance();
+  await q.idle();
+  assert.equal(runs.sort(), keys.filter((k) => !ours.includes(k) && k !== theirs).sort(), 'b is gone: a passes at once over what b owned (and had not just run)');
+  q.stop();
+});
+
+test('rendezvous owners: one owner per key, a fair spread, and only the leaving member\'s keys move; Lease liveness', () => {
+  const keys = Array.from({ length: 3000 }, (_, i) => `team-${i % 7}/cluster-${i}`);
+  const three = ['replica-a1', 'replica-b2', 'replica-c3'];
+  const owners = keys.map((k) => ownerOf(three, k));
+  for (const m of three) {
+    const share = owners.filter((o) => o === m).length / keys.length;
+    assert.ok(share > 0.28 && share < 0.39, `${m} owns ${(share * 100).toFixed(1)}%`);
+  }
+  const two = three.slice(0, 2);
+  const moved = keys.filter((k, i) => owners[i] !== 'replica-c3' && ownerOf(two, k) !== owners[i]).length;
+  assert.is(moved, 0, 'keys of the remaining members stay where they are');
+  assert.is(ownerOf([], 'x'), undefined);
+  const lease = (holder: string, renewTime: string, seconds = 30) => ({ spec: { holderIdentity: holder, renewTime, leaseDurationSeconds: seconds } });
+  const now = Date.parse('2026-12-02T12:00:00Z');
+  assert.is(liveHolder(lease('a', '2026-12-02T11:59:45.000000Z'), now, 0), 'a');
+  assert.is(liveHolder(lease('a', '2026-12-02T11:59:25.000000Z'), now, 0), undefined, 'expired');
+  assert.is(liveHolder(lease('a', '2026-12-02T11:59:25.000000Z'), now, 10_000), 'a', 'within the grace for clock skew');
+  assert.is(liveHolder({ spec: { holderIdentity: 'a' } }, now, 0), undefined, 'no renewTime: not counted');
+  assert.is(liveHolder({}, now, 0), undefined);
 });
 
 test('workload clients: reused while the kubeconfig Secret resourceVersion stays, rebuilt when it changes, a failed build not cached', async () => {

@@ -1,0 +1,132 @@
+// Spreading the background loop over the extension's replicas, on Kubernetes' own primitive: each
+// replica holds a Lease of its own in the provider namespace (renewed every `renewMs`, valid for
+// `durationMs`), every replica lists them, and the live holders share the Clusters by rendezvous
+// hashing: each Cluster has exactly one owner among the replicas alive, and when one dies or joins
+// only its share moves. Ownership gates the periodic passes only; a hook or GeneratePatches is acted on
+// by whichever replica CAPI called (mutations are safe on any replica: create-if-absent and
+// resourceVersion preconditions). When the Lease API cannot be reached a replica counts itself alone
+// and owns everything: duplicate work, never none.
+import type { SecretClient } from '../kube/client.ts';
+import type { Logger } from '../observe/log.ts';
+import { defaultTimers, type Timers } from './converge.ts';
+
+export const MEMBER_LABEL = 'capi-registry-addon.io/member';
+const LEASE_API = { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease' } as const;
+
+/** FNV-1a, 32 bits: a fast, stable spread of strings; not a security boundary (who owns what is no secret). */
+function fnv1a(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  // One more mix so that keys differing only at the end spread as well as those differing at the start.
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b) >>> 0;
+  h ^= h >>> 13;
+  return h >>> 0;
+}
+
+/** The member that owns `key`: the highest score of hash(member, key); ties broken by name. Pure. */
+export function ownerOf(members: readonly string[], key: string): string | undefined {
+  let best: string | undefined;
+  let bestScore = -1;
+  for (const m of members) {
+    const score = fnv1a(`${m}\u0000${key}`);
+    if (score > bestScore || (score === bestScore && best !== undefined && m < best)) {
+      best = m;
+      bestScore = score;
+    }
+  }
+  return best;
+}
+
+/** A Lease's holder, if it is still alive at `now` (renewTime + duration, with `graceMs` for clock skew). Pure. */
+export function liveHolder(lease: Record<string, unknown>, now: number, graceMs: number): string | undefined {
+  const spec = (lease.spec ?? {}) as { holderIdentity?: unknown; renewTime?: unknown; leaseDurationSeconds?: unknown };
+  const renewed = Date.parse(String(spec.renewTime ?? ''));
+  const duration = Number(spec.leaseDurationSeconds);
+  if (typeof spec.holderIdentity !== 'string' || !Number.isFinite(renewed) || !Number.isFinite(duration)) return undefined;
+  return renewed + duration * 1000 + graceMs > now ? spec.holderIdentity : undefined;
+}
+
+/** Kubernetes MicroTime: RFC 3339 with exactly six fractional digits. */
+const microTime = (d: Date) => d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
+
+export interface MembershipOptions {
+  client: SecretClient;
+  namespace: string;
+  /** This replica, unique per process start (a restarted replica is a new member; its old Lease expires). */
+  identity: string;
+  log: Logger;
+  /** Told when the set of live members changed (the loop then picks up Clusters it now owns). */
+  onChange: () => void;
+  renewMs?: number;
+  durationMs?: number;
+  now?: () => number;
+  timers?: Timers;
+}
+
+export interface Membership {
+  /** Whether this replica does the periodic passes for `key` (namespace/name). */
+  owns(key: string): boolean;
+  members(): readonly string[];
+  /** Renews and lists once, then keeps doing so; resolves after the first round. */
+  start(): Promise<void>;
+  /** Stops renewing and deletes this replica's Lease, so the others take over at once. */
+  stop(): Promise<void>;
+}
+
+export function leaseMembership(o: MembershipOptions): Membership {
+  const renewMs = o.renewMs ?? 10_000;
+  const durationMs = o.durationMs ?? 30_000;
+  const now = o.now ?? Date.now;
+  const timers = o.timers ?? defaultTimers;
+  const leaseName = `capi-registry-addon-member-${o.identity}`.toLowerCase().replace(/[^a-z0-9.-]/g, '-').slice(0, 253);
+  let members: readonly string[] = [o.identity];
+  let timer: unknown;
+  let stopped = false;
+
+  const round = async () => {
+    try {
+      await o.client.applyObject({
+        ...LEASE_API,
+        metadata: { name: leaseName, namespace: o.namespace, labels: { [MEMBER_LABEL]: '' } },
+        spec: { holderIdentity: o.identity, leaseDurationSeconds: Math.ceil(durationMs / 1000), renewTime: microTime(new Date(now())) },
+      } as Parameters<SecretClient['applyObject']>[0]);
+      const leases = await o.client.listObjects({ ...LEASE_API, namespace: o.namespace }, MEMBER_LABEL);
+      const live = new Set(leases.map((l) => liveHolder(l, now(), renewMs)).filter((h): h is string => h !== undefined));
+      live.add(o.identity);
+      const next = [...live].sort();
+      if (next.join('\n') !== members.join('\n')) {
+        o.log.info('background loop members', { members: next.length, self: o.identity });
+        members = next;
+        o.onChange();
+      }
+    } catch (err) {
+      // Keep the last view: a replica that cannot renew is dropped by the others after `durationMs`.
+      o.log.warn('cannot renew or list the member Leases; keeping the last view of the replicas', { error: err instanceof Error ? err.message : String(err) });
+    }
+  };
+  const loop = () => {
+    if (stopped) return;
+    timer = timers.set(() => void round().finally(loop), renewMs);
+  };
+  return {
+    owns: (key) => ownerOf(members, key) === o.identity,
+    members: () => members,
+    async start() {
+      await round();
+      loop();
+    },
+    async stop() {
+      stopped = true;
+      if (timer !== undefined) timers.clear(timer);
+      try {
+        await o.client.deleteObject({ ...LEASE_API, namespace: o.namespace, name: leaseName });
+      } catch {
+        // It expires on its own.
+      }
+    },
+  };
+}
