@@ -2,8 +2,11 @@
 // fleet size N: N opted-in Clusters exist (three of them initialized, each with a workload API server
 // of its own; the rest before ACPI), then two replicas start (a restart). Measured: time until every
 // Cluster is converged (the seed list, then the background loop), API requests per Cluster per pass in
-// steady state and how many are writes (the API servers' audit logs, by our user agent), and each
-// replica's RSS. Prints one JSON line per size.
+// steady state and how many are writes (the API servers' audit logs, by our user agent; the replicas'
+// member Lease renewals counted apart), and each replica's RSS. With FLEET_FROZEN percent > 0, that
+// share of the Clusters is initialized against one more workload API server that is frozen (SIGSTOP:
+// it accepts connections and answers nothing): the others must converge as fast. Prints one JSON line
+// per size and frozen share.
 import { readFileSync } from 'node:fs';
 import { sleep, waitFor } from '../integration/env/base.ts';
 import { createCluster, ensureNamespace, extensionKubeconfig, markControlPlaneInitialized, ok, putKubeconfig } from '../integration/env/capi.ts';
@@ -14,6 +17,7 @@ import { startKube, WRITE_VERBS, type AuditEvent, type KubeApi } from '../integr
 const SIZES = (process.env.FLEET_SIZES ?? '100,1000').split(',').map(Number);
 const RUNTIMES = (process.env.FLEET_RUNTIMES ?? 'node,node').split(',');
 const INTERVAL_S = Number(process.env.FLEET_INTERVAL_SECONDS ?? 30);
+const FROZEN = (process.env.FLEET_FROZEN ?? '0,5').split(',').map(Number);
 const PROVIDER = 'fleet-provider';
 const rssMiB = (ext: Extension) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${ext.proc.pid}/status`, 'utf8'))![1]) / 1024;
 const ours = (e: AuditEvent) => (e.userAgent ?? '').startsWith('capi-registry-addon/');
@@ -25,9 +29,11 @@ async function pool<T>(items: T[], width: number, work: (item: T) => Promise<voi
   }));
 }
 
-async function measure(n: number) {
+async function measure(n: number, frozenPercent: number) {
   const env = await startEnv({ management: true, workload: true });
   const workloads: KubeApi[] = [env.workload!, await startKube('fleet-b', { serviceCidr: '10.96.0.0/12' }), await startKube('fleet-c', { serviceCidr: '10.96.0.0/12' })];
+  const frozenCount = Math.round((n * frozenPercent) / 100);
+  const frozen = frozenCount ? await startKube('fleet-frozen', { serviceCidr: '10.96.0.0/12' }) : undefined;
   const api = env.management!;
   const replicas: Extension[] = [];
   try {
@@ -41,6 +47,15 @@ async function measure(n: number) {
       await markControlPlaneInitialized(api, 'fleet', `c${i}`);
       await putKubeconfig(api, 'fleet', `c${i}`, readFileSync(w.kubeconfig, 'utf8'));
     }
+    // The frozen share: initialized, its kubeconfig pointing at a workload API server that then hangs.
+    const frozenNames = names.slice(workloads.length, workloads.length + frozenCount);
+    await pool(frozenNames, 16, async (name) => {
+      const url = new URL(frozen!.url);
+      ok(await api.request('PATCH', `/apis/cluster.x-k8s.io/v1beta2/namespaces/fleet/clusters/${name}`, JSON.stringify({ spec: { controlPlaneEndpoint: { host: url.hostname, port: Number(url.port) } } }), 'application/merge-patch+json'), 'endpoint');
+      await markControlPlaneInitialized(api, 'fleet', name);
+      await putKubeconfig(api, 'fleet', name, readFileSync(frozen!.kubeconfig, 'utf8'));
+    });
+    frozen?.freeze(true);
     const createMs = Date.now() - created;
     const kubeconfig = await extensionKubeconfig(api, 'capi-registry-addon');
     const started = Date.now();
@@ -67,17 +82,21 @@ async function measure(n: number) {
     await sleep(2 * INTERVAL_S * 1000);
     const t1 = new Date().toISOString();
     const window = (e: AuditEvent) => e.stageTimestamp > t0 && e.stageTimestamp < t1 && ours(e);
-    const mgmt = api.audit().filter(window);
+    const isLease = (e: AuditEvent) => e.objectRef?.resource === 'leases';
+    const all = api.audit().filter(window);
+    const mgmt = all.filter((e) => !isLease(e));
     const work = workloads.flatMap((w) => w.audit()).filter(window);
-    const passes = 2 * n * replicas.length; // each replica passes over each Cluster once per interval
+    const passes = 2 * n; // the replicas share the Clusters: one pass over each per interval
     return {
       clusters: n,
+      frozenClusters: frozenCount,
       replicas: RUNTIMES.join('+'),
       intervalSeconds: INTERVAL_S,
       createSeconds: +(createMs / 1000).toFixed(1),
       convergeSeconds: +(convergeMs / 1000).toFixed(1),
       managementRequestsPerClusterPerInterval: +(mgmt.length / (2 * n)).toFixed(2),
       managementWrites: mgmt.filter((e) => WRITE_VERBS.has(e.verb)).length,
+      leaseWritesPerReplicaPerMinute: +(all.filter((e) => isLease(e) && WRITE_VERBS.has(e.verb)).length / replicas.length / ((2 * INTERVAL_S) / 60)).toFixed(1),
       workloadRequestsPerInitializedClusterPerInterval: +(work.length / (2 * workloads.length)).toFixed(2),
       workloadWrites: work.filter((e) => WRITE_VERBS.has(e.verb)).length,
       requestsPerPass: +((mgmt.length + work.length) / passes).toFixed(2),
@@ -90,9 +109,10 @@ async function measure(n: number) {
   } finally {
     for (const r of replicas) await r.stop();
     for (const w of workloads.slice(1)) await w.stop();
+    await frozen?.stop();
     await env.stop();
   }
 }
 
-for (const n of SIZES) console.log(JSON.stringify(await measure(n)));
+for (const n of SIZES) for (const f of FROZEN) console.log(JSON.stringify(await measure(n, f)));
 process.exit(0);

@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import * as assert from 'uvu/assert';
 import bcryptjs from 'bcryptjs';
 import { realSuite } from './env/suite.ts';
+import { waitFor } from './env/base.ts';
 import { createCluster, ensureNamespace, extensionKubeconfig, getCluster, HOOK_PATHS, lifecycleRequest, markControlPlaneInitialized, ok, putKubeconfig } from './env/capi.ts';
 import { startExtension, type Extension } from './env/extension.ts';
 import { startEnv, type Env } from './env/index.ts';
@@ -99,6 +100,39 @@ test('a rotation on both replicas at once: rotated once, and every node credenti
     assert.equal([text(regsync.username), text(regsync.password)], ['node-2', text((await mgmt().request('GET', `/api/v1/namespaces/${NS}/secrets/${c}-registry-addon-node`)).body.data.password)], `${c}: regsync has the same node credential`);
     assert.is((await proxyAnnotations(c))['capi-registry-addon/auth-sha256'], sha(htpasswd), `${c}: the pods roll to that htpasswd`);
   }
+});
+
+/** The extension's JSON log lines, in order. */
+const logLines = (ext: Extension) => ext.logs.split('\n').flatMap((l) => { try { return [JSON.parse(l) as Record<string, any>]; } catch { return []; } });
+/** Clusters this replica passed over in the background since it last saw `members` replicas. */
+const passesSince = (ext: Extension, members: number) => {
+  const lines = logLines(ext);
+  const from = lines.findLastIndex((l) => l.msg === 'background loop members' && l.members === members);
+  return from < 0 ? undefined : new Set(lines.slice(from + 1).filter((l) => l.msg === 'background convergence').map((l) => String(l.cluster)));
+};
+const memberLeases = async () => (await mgmt().request('GET', `/apis/coordination.k8s.io/v1/namespaces/${PROVIDER}/leases?labelSelector=capi-registry-addon.io/member`)).body.items as any[];
+
+test('the background loop is shared: each replica passes over its own Clusters; a replica that stops hands its Clusters over at once', async () => {
+  assert.is((await memberLeases()).length, 2, 'one member Lease per running replica');
+  for (const r of replicas.splice(0)) assert.is(await r.stop(), 0);
+  assert.is((await memberLeases()).length, 0, 'a stopped replica deletes its Lease');
+  const kubeconfig = await extensionKubeconfig(mgmt(), 'capi-registry-addon-shared');
+  for (const [runtime, pod] of [['node', 'addon-a'], ['deno', 'addon-b']] as const) {
+    replicas.push(await startExtension(runtime, { env: { POD_NAME: pod }, args: ['--kubeconfig', kubeconfig, '--provider-namespace', PROVIDER, '--log-level', 'debug', '--converge-interval', '2'] }));
+  }
+  const [a, b] = replicas as [Extension, Extension];
+  await waitFor('both replicas see two members', async () => (passesSince(a, 2) && passesSince(b, 2) ? true : undefined), 40_000);
+  assert.equal((await memberLeases()).map((l) => l.spec.holderIdentity.replace(/-[0-9a-f]{8}$/, '')).sort(), ['addon-a', 'addon-b']);
+  await new Promise((r) => setTimeout(r, 7_000));
+  const [ofA, ofB] = [passesSince(a, 2)!, passesSince(b, 2)!];
+  console.log(`  two replicas: ${[...ofA].join(', ') || 'none'} on ${a.runtime}; ${[...ofB].join(', ') || 'none'} on ${b.runtime}`);
+  assert.equal([...ofA].filter((c) => ofB.has(c)), [], 'no Cluster passed over by both');
+  assert.equal([...ofA, ...ofB].sort(), CLUSTERS.map((c) => `${NS}/${c}`).sort(), 'every Cluster by one of them');
+  // b stops: a takes b's Clusters at its next Lease round (within 10 s), without waiting for an interval.
+  assert.is(await b.stop(), 0);
+  replicas.pop();
+  await waitFor('a alone passes over every Cluster', async () => (passesSince(a, 1)?.size === CLUSTERS.length ? true : undefined), 30_000);
+  assert.is((await memberLeases()).length, 1);
 });
 
 test.run();

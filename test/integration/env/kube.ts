@@ -105,6 +105,7 @@ export class KubeApi {
 
   async stop(): Promise<void> {
     this.agent.destroy();
+    this.freeze(false);
     for (const p of [...this.processes].reverse()) await p.stop();
   }
 }
