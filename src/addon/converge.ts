@@ -128,9 +128,17 @@ export function converger(opts: ConvergeOptions): Converger {
     if (outcome?.watch || (failed && scheduled.size < maxQueued)) schedule(key, delay, failed);
     else unschedule(key);
   };
+  // Clusters whose last run failed (a hung workload API server holds a slot until the request timeout)
+  // share at most this many slots, so a few broken Clusters cannot starve the fleet.
+  const suspectSlots = Math.max(1, Math.floor(concurrency / 4));
+  let activeSuspects = 0;
   const pump = () => {
     while (active.size < concurrency && queue.length) {
-      const key = queue.shift()!;
+      const index = activeSuspects < suspectSlots ? 0 : queue.findIndex((k) => !failures.has(k));
+      if (index < 0) return;
+      const key = queue.splice(index, 1)[0]!;
+      const suspect = failures.has(key);
+      if (suspect) activeSuspects++;
       active.add(key);
       const [namespace, name] = key.split('/') as [string, string];
       opts
@@ -148,6 +156,7 @@ export function converger(opts: ConvergeOptions): Converger {
         )
         .finally(() => {
           active.delete(key);
+          if (suspect) activeSuspects--;
           pump();
           settle();
         });

@@ -122,6 +122,37 @@ test('converger: a watched Cluster is converged again every interval without bei
   assert.equal(clock.due(), [], 'stop cancels them all');
 });
 
+test('converger: Clusters whose last run failed (a hung API server) share one slot of four; the others keep theirs', async () => {
+  let now = 0;
+  const failing = new Set(['f1', 'f2', 'f3', 'f4']);
+  let active = 0;
+  let activeFailing = 0;
+  let peakFailing = 0;
+  const order: string[] = [];
+  const q = converger({
+    log, intervalMs: 1000, retryMs: 10, concurrency: 4, now: () => now, timers: manualTimers().timers,
+    run: async (_, name) => {
+      order.push(name);
+      active++;
+      if (failing.has(name)) peakFailing = Math.max(peakFailing, ++activeFailing);
+      await new Promise((r) => setTimeout(r, failing.has(name) ? 20 : 2));
+      active--;
+      if (failing.has(name)) activeFailing--;
+      return { result: failing.has(name) ? failure('timed out') : success(), watch: false };
+    },
+  });
+  for (const n of failing) q.request('ns', n);
+  await q.idle();
+  assert.is(peakFailing, 4, 'the first time nothing is known: all four slots');
+  peakFailing = 0;
+  now = 100; // past the retry delay: the failing ones are asked for again, with eight healthy ones
+  for (const n of [...failing, 'h1', 'h2', 'h3', 'h4', 'h5', 'h6', 'h7', 'h8']) q.request('ns', n);
+  await q.idle();
+  assert.is(peakFailing, 1, 'at most one slot for Clusters that failed last time');
+  const second = order.slice(4);
+  assert.ok(second.indexOf('h8') < second.indexOf('f4'), `healthy Clusters are not queued behind the failing ones (${second.join(' ')})`);
+});
+
 test('converger with owners: watched Clusters run only on their owner; hook-asked runs and retries run where asked; rebalance picks up what a replica now owns', async () => {
   const clock = manualTimers();
   let members = ['a', 'b'];
