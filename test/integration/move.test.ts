@@ -65,12 +65,13 @@ const copyOn = async (api: KubeApi) => (await api.request('GET', `/api/v1/namesp
 const servedTls = async () => (await env.workload!.request('GET', '/api/v1/namespaces/capi-registry/secrets/registry-tls')).body;
 
 /** What a node that trusts `caPem` (its ca.crt file) gets from a real Distribution serving `tls`: curl's verdict (Go's TLS, like containerd's, takes every certificate of the file as an anchor; curl does the same). */
-async function nodeTrusts(caPem: string, tls: { 'tls.crt': string; 'tls.key': string }, name: string): Promise<boolean> {
+async function nodeTrusts(caPem: string, tls: { 'tls.crt': string; 'tls.key': string; root: string }, name: string): Promise<boolean> {
   const dir = workDir('move', name);
   writeFileSync(join(dir, 'tls.crt'), tls['tls.crt']);
   writeFileSync(join(dir, 'tls.key'), tls['tls.key']);
   writeFileSync(join(dir, 'node-ca.crt'), caPem);
-  const registry = await startRegistry(`move-${name}`, { certFile: join(dir, 'tls.crt'), keyFile: join(dir, 'tls.key'), ca: tls['tls.crt'] });
+  // The harness waits for /v2/ trusting the root (leaf, issuer, root: a full chain).
+  const registry = await startRegistry(`move-${name}`, { certFile: join(dir, 'tls.crt'), keyFile: join(dir, 'tls.key'), ca: tls.root });
   try {
     const r = spawnSync('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '--cacert', join(dir, 'node-ca.crt'), `${registry.url}/v2/`], { encoding: 'utf8' });
     const verify = spawnSync('openssl', ['verify', '-partial_chain', '-CAfile', 'node-ca.crt', '-untrusted', 'tls.crt', 'tls.crt'], { cwd: dir, encoding: 'utf8' });
@@ -80,7 +81,8 @@ async function nodeTrusts(caPem: string, tls: { 'tls.crt': string; 'tls.key': st
     await registry.stop();
   }
 }
-const tlsData = (s: { data: Record<string, string> }) => ({ 'tls.crt': text(s.data['tls.crt']!), 'tls.key': text(s.data['tls.key']!) });
+const rootOf = async (api: KubeApi) => text((await api.request('GET', `/api/v1/namespaces/${PROVIDER}/secrets/registry-addon-root-ca`)).body.data['tls.crt']);
+const tlsData = async (s: { data: Record<string, string> }, api: KubeApi) => ({ 'tls.crt': text(s.data['tls.crt']!), 'tls.key': text(s.data['tls.key']!), root: await rootOf(api) });
 
 /** clusterctl move, for what matters here: recreate the Cluster, its Machines and its namespace's Secrets on the target, owners rewired; delete them on the source. */
 async function moveCluster(from: KubeApi, to: KubeApi) {
@@ -115,7 +117,7 @@ test('moved to a new root, then upgraded: no hook blocks, every node always trus
   const oldTrust = text((await copyOn(a)).data['ca.crt']);
   const oldTls = await servedTls();
   assert.equal(certs(oldTrust).length, 1);
-  assert.ok(await nodeTrusts(oldTrust, tlsData(oldTls), 'before-move'), 'a node of the source trusts its registry');
+  assert.ok(await nodeTrusts(oldTrust, await tlsData(oldTls, a), 'before-move'), 'a node of the source trusts its registry');
 
   const movedSecrets = await moveCluster(a, target);
   assert.ok(movedSecrets.includes(`${NAME}-registry-addon-ca`) && movedSecrets.includes(`${NAME}-kubeconfig`), movedSecrets.join());
@@ -135,8 +137,8 @@ test('moved to a new root, then upgraded: no hook blocks, every node always trus
   writeFileSync(join(dir, 'issuer.crt'), certs(bundle)[0]!);
   assert.is(openssl(['verify', '-CAfile', 'root-b.crt', 'issuer.crt'], dir).trim(), 'issuer.crt: OK', 'the new issuer is the target root\'s');
   assert.is((await servedTls()).metadata.resourceVersion, oldTls.metadata.resourceVersion, 'registry-tls untouched');
-  assert.ok(await nodeTrusts(oldTrust, tlsData(oldTls), 'old-node-after-move'), 'an old node still trusts the registry');
-  assert.ok(await nodeTrusts(bundle, tlsData(oldTls), 'new-node-during-rollover'), 'a node booted with the bundle trusts it too');
+  assert.ok(await nodeTrusts(oldTrust, await tlsData(oldTls, a), 'old-node-after-move'), 'an old node still trusts the registry');
+  assert.ok(await nodeTrusts(bundle, await tlsData(oldTls, a), 'new-node-during-rollover'), 'a node booted with the bundle trusts it too');
   const status = (await getCluster(target, NS, NAME)).metadata.annotations['capi-registry-addon.io/registry-status'];
   assert.is(status, 'Deployed');
   // Retried and day-2 passes change nothing while old Machines remain.
@@ -154,8 +156,8 @@ test('moved to a new root, then upgraded: no hook blocks, every node always trus
   const switched = await hook(moved, target, 'AfterControlPlaneInitialized');
   assert.match(switched.message!, /^trust rollover since \S+: every Machine trusts the new issuer, so the registry now gets its certificate; the previous issuer leaves m1-registry-addon-ca on the next pass; registry-tls issued \(not signed by the Cluster's current issuer\); HelmChartProxy moved\/m1-registry applied$/);
   const newTls = await servedTls();
-  assert.ok(await nodeTrusts(bundle, tlsData(newTls), 'new-node-after-switch'), 'the new nodes trust the new certificate');
-  assert.not.ok(await nodeTrusts(oldTrust, tlsData(newTls), 'old-trust-after-switch'), 'only the old issuer would not (no such node is left)');
+  assert.ok(await nodeTrusts(bundle, await tlsData(newTls, target), 'new-node-after-switch'), 'the new nodes trust the new certificate');
+  assert.not.ok(await nodeTrusts(oldTrust, await tlsData(newTls, target), 'old-trust-after-switch'), 'only the old issuer would not (no such node is left)');
   assert.is(text((await copyOn(target)).data['ca.crt']), bundle, 'the bundle stays for this pass');
 
   const done = await hook(moved, target, 'AfterControlPlaneInitialized');
@@ -163,7 +165,7 @@ test('moved to a new root, then upgraded: no hook blocks, every node always trus
   const finalCopy = await copyOn(target);
   assert.equal(Object.keys(finalCopy.data), ['ca.crt'], 'the rollover mark is gone');
   assert.equal(certs(text(finalCopy.data['ca.crt'])), [certs(bundle)[0]]);
-  assert.ok(await nodeTrusts(text(finalCopy.data['ca.crt']), tlsData(newTls), 'node-after-rollover'), 'a node booted now trusts the registry');
+  assert.ok(await nodeTrusts(text(finalCopy.data['ca.crt']), await tlsData(newTls, target), 'node-after-rollover'), 'a node booted now trusts the registry');
 
   // Steady state again: a pass writes nothing on either API server.
   const writes = () => [target, env.workload!].flatMap((k) => k.audit()).filter((e) => WRITE_VERBS.has(e.verb) && (e.userAgent ?? '').startsWith('capi-registry-addon/')).length;

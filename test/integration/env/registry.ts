@@ -96,11 +96,17 @@ export async function startRegistry(name: string, tls: { certFile: string; keyFi
     await waitFor(`registry ${name} listening`, async () => (/listening on/.test(readFileSync(proc.logFile, 'utf8')) ? true : undefined), 60_000, proc.logFile);
     return registry;
   }
-  await waitFor(`registry ${name} /v2/`, async () => {
-    if (proc.proc.exitCode !== null) throw new Error(`registry exited with ${proc.proc.exitCode}`);
-    const r = await httpRequest(`${registry.url}/v2/`, { ca: tls?.ca });
-    return r.status === 200 || r.status === 401 ? true : undefined;
-  }, 60_000, proc.logFile);
+  try {
+    await waitFor(`registry ${name} /v2/`, async () => {
+      if (proc.proc.exitCode !== null) throw new Error(`registry exited with ${proc.proc.exitCode}`);
+      const r = await httpRequest(`${registry.url}/v2/`, { ca: tls?.ca });
+      return r.status === 200 || r.status === 401 ? true : undefined;
+    }, 60_000, proc.logFile);
+  } catch (err) {
+    // A live child keeps the test process from ever exiting: a registry that never came up is stopped here.
+    await proc.stop();
+    throw err;
+  }
   return registry;
 }
 
