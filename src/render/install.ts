@@ -36,8 +36,8 @@ export const RBAC_RULES = [
     why: 'during a trust rollover (after clusterctl move): list a Cluster\'s Machines to know when every node has booted trusting the new issuer',
   },
   {
-    rule: { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['list', 'patch', 'delete'] },
-    why: 'each replica holds a Lease of its own in the provider namespace and lists the others\' to share the background loop\'s Clusters; it deletes its own on shutdown',
+    rule: { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create', 'list', 'patch', 'delete'] },
+    why: 'each replica holds a Lease of its own in the provider namespace (server-side apply creates it) and lists the others\' to share the background loop\'s Clusters; it deletes its own on shutdown',
   },
   {
     rule: { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
