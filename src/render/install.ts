@@ -97,7 +97,8 @@ export function installManifests(o: InstallOptions): Record<string, unknown>[] {
               ports: [{ name: 'https', containerPort: EXTENSION.port }],
               readinessProbe: { httpGet: { path: '/readyz', port: EXTENSION.port, scheme: 'HTTPS' }, periodSeconds: 5 },
               livenessProbe: { httpGet: { path: '/healthz', port: EXTENSION.port, scheme: 'HTTPS' }, periodSeconds: 20 },
-              resources: { requests: { cpu: '50m', memory: '96Mi' }, limits: { memory: '256Mi' } },
+              // bench:fleet (Node, two replicas, heap unconstrained): RSS 350-480 MiB at 100 opted-in Clusters, 525-600 at 1,000.
+              resources: { requests: { cpu: '100m', memory: '384Mi' }, limits: { memory: '768Mi' } },
               securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
               volumeMounts: [{ name: 'serving-cert', mountPath: '/tmp/k8s-webhook-server/serving-certs', readOnly: true }],
             }],
