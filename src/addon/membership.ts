@@ -12,6 +12,8 @@ import { defaultTimers, type Timers } from './converge.ts';
 
 export const MEMBER_LABEL = 'capi-registry-addon.io/member';
 const LEASE_API = { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease' } as const;
+/** A member Lease not renewed for this long (past its own duration) is deleted by whichever replica sees it. */
+const STALE_LEASE_MS = 10 * 60_000;
 
 /** FNV-1a, 32 bits: a fast, stable spread of strings; not a security boundary (who owns what is no secret). */
 function fnv1a(text: string): number {
@@ -96,6 +98,12 @@ export function leaseMembership(o: MembershipOptions): Membership {
       } as Parameters<SecretClient['applyObject']>[0]);
       const leases = await o.client.listObjects({ ...LEASE_API, namespace: o.namespace }, MEMBER_LABEL);
       const live = new Set(leases.map((l) => liveHolder(l, now(), renewMs)).filter((h): h is string => h !== undefined));
+      // A replica killed without its shutdown (OOM, node loss) leaves its Lease: gone for long, it is removed.
+      for (const l of leases) {
+        if (liveHolder(l, now(), STALE_LEASE_MS) !== undefined) continue;
+        const name = String((l.metadata as { name?: unknown } | undefined)?.name ?? '');
+        if (name) await o.client.deleteObject({ ...LEASE_API, namespace: o.namespace, name }).catch(() => undefined);
+      }
       live.add(o.identity);
       const next = [...live].sort();
       if (next.join('\n') !== members.join('\n')) {

@@ -2,7 +2,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { converger, type ConvergeOutcome } from '../../src/addon/converge.ts';
-import { liveHolder, ownerOf } from '../../src/addon/membership.ts';
+import { leaseMembership, liveHolder, ownerOf } from '../../src/addon/membership.ts';
 import { workloadClientCache } from '../../src/kube/workload-clients.ts';
 import type { SecretClient } from '../../src/kube/client.ts';
 import { createLogger } from '../../src/observe/log.ts';
@@ -200,6 +200,33 @@ test('rendezvous owners: one owner per key, a fair spread, and only the leaving 
   assert.is(liveHolder(lease('a', '2026-12-02T11:59:25.000000Z'), now, 10_000), 'a', 'within the grace for clock skew');
   assert.is(liveHolder({ spec: { holderIdentity: 'a' } }, now, 0), undefined, 'no renewTime: not counted');
   assert.is(liveHolder({}, now, 0), undefined);
+});
+
+test('member Leases: each replica renews its own, sees the others, deletes one left by a replica killed long ago, and its own on stop', async () => {
+  // An in-memory stand-in for the Lease API (the real one runs in replicas.test.ts).
+  const leases = new Map<string, Record<string, any>>();
+  const client = {
+    applyObject: async (o: any) => void leases.set(o.metadata.name, structuredClone(o)),
+    listObjects: async () => [...leases.values()],
+    deleteObject: async (ref: any) => (leases.delete(ref.name) ? 'deleted' : 'absent'),
+  } as unknown as SecretClient;
+  let now = Date.parse('2026-12-02T12:00:00Z');
+  leases.set('killed', { metadata: { name: 'killed' }, spec: { holderIdentity: 'old-pod', renewTime: '2026-12-02T11:00:00.000000Z', leaseDurationSeconds: 30 } });
+  let changes = 0;
+  const member = (identity: string) => leaseMembership({ client, namespace: 'p', identity, log, onChange: () => changes++, now: () => now, timers: manualTimers().timers });
+  const a = member('pod-a-1');
+  await a.start();
+  assert.equal(a.members(), ['pod-a-1']);
+  assert.not.ok(leases.has('killed'), 'a Lease not renewed for an hour is removed');
+  assert.match(leases.get('capi-registry-addon-member-pod-a-1')!.spec.renewTime, /^2026-12-02T12:00:00\.000000Z$/, 'MicroTime: six fractional digits');
+  const b = member('pod-b-2');
+  await b.start();
+  assert.equal(b.members(), ['pod-a-1', 'pod-b-2']);
+  assert.is(changes, 1, 'b saw a: its view changed once');
+  await b.stop();
+  assert.not.ok(leases.has('capi-registry-addon-member-pod-b-2'), 'stop deletes its own Lease');
+  await a.stop();
+  assert.equal([...leases.keys()], []);
 });
 
 test('workload clients: reused while the kubeconfig Secret resourceVersion stays, rebuilt when it changes, a failed build not cached', async () => {
