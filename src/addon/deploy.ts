@@ -9,12 +9,11 @@ import { helmChartProxy, helmChartProxyName, REGISTRY_DEPLOYED, type ChartSource
 import { currentMarks, markCluster } from './cluster-marks.ts';
 import { ROOT_CA_SECRET } from '../pki/root-ca.ts';
 import { clusterCaSecretName, clusterIssuerSecretName, nodeCredentialSecretName, nodeScriptSecretName, pushCredentialSecretName } from '../render/metadata.ts';
-import { clusterApiVersionOf, failure, kubernetesTime, success, type ClusterRef, type HookResult } from '../runtime-sdk/types.ts';
+import { clusterApiVersionOf, kubernetesTime, success, type ClusterRef, type HookResult } from '../runtime-sdk/types.ts';
 import { registryPlan } from './plan.ts';
 import { asHookResult, isHookResult, prepareCluster, type SetupDeps } from './setup.ts';
 import { kubeconfigSecret, writeWorkloadSecrets } from './workload-secrets.ts';
 import { advanceRollover, machinesWithOldTrust } from './trust-rollover.ts';
-import { checkRelease } from './release-state.ts';
 
 export interface AddonDeps extends SetupDeps {
   workloadClients: WorkloadClients;
@@ -49,10 +48,7 @@ export function deployRegistry(cluster: ClusterRef, deps: AddonDeps, opts: Deplo
     // without its proxy too. `Deployed` only once the proxy is applied.
     const certMarks = { notAfter: kubernetesTime(secrets.notAfter), ...(upgrade ? { certUpgrade: upgrade } : {}) };
     await markCluster(cluster, deps.management, deps.clusterApiVersion, certMarks);
-    const changed = await deps.management.ensureObject(proxy as Parameters<SecretClient['ensureObject']>[0]);
-    // A proxy just changed has not been acted on by CAAPH yet; otherwise its verdict on the release counts.
-    const broken = changed ? undefined : await checkRelease(cluster, deps.management, helmChartProxyName(cluster.name));
-    if (broken) return failure(`Cluster ${cluster.namespace}/${cluster.name}: ${broken}`);
+    await deps.management.ensureObject(proxy as Parameters<SecretClient['ensureObject']>[0]);
     await markCluster(cluster, deps.management, deps.clusterApiVersion, { ...certMarks, status: REGISTRY_DEPLOYED });
     const renewed = secrets.renewal.renew ? `registry-tls issued (${secrets.renewal.reasons.join('; ')}); ` : '';
     const trust = rollover
