@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Brings every real component the integration tests run, from package registries only:
-#   Go module proxy: kube-apiserver (k8s.io/kubernetes), etcd, Distribution v3, regsync, zlint, helm, CAAPH,
+#   Go module proxy: kube-apiserver (k8s.io/kubernetes), etcd, Distribution v3, regbot, zlint, helm, CAAPH,
 #                    containerd 1.7, 2.0, 2.2, 2.3, 2.4 (CRI included), crictl, and the
 #                    module sources that carry the CRDs of CAPI, CAAPH and cert-manager;
 #   Debian:          containerd 1.6, docker-registry (Distribution 2.8), openssl, shellcheck, iptables.
@@ -30,7 +30,7 @@ CACHE=${COMPONENTS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/capi-registry-addon}
 BIN=$CACHE/bin
 mkdir -p "$BIN" "$CACHE/mod"
 export GOFLAGS=-mod=mod GOTOOLCHAIN=local CGO_ENABLED=0 GOPROXY=${GOPROXY:-https://proxy.golang.org}
-command -v go >/dev/null || { echo "components: Go is not installed; it is needed to build kube-apiserver, etcd, Distribution and regsync" >&2; exit 1; }
+command -v go >/dev/null || { echo "components: Go is not installed; it is needed to build kube-apiserver, etcd, Distribution and regbot" >&2; exit 1; }
 
 log() { echo "components: $*" >&2; }
 
@@ -73,7 +73,7 @@ go_build etcd "$ETCD_VERSION" go.etcd.io/etcd/server/v3 go.etcd.io/etcd/server/v
 go_build kube-apiserver "$KUBE_VERSION" k8s.io/kubernetes k8s.io/kubernetes/cmd/kube-apiserver "$kube_ldflags"
 go_build registry "$DISTRIBUTION_VERSION" github.com/distribution/distribution/v3 github.com/distribution/distribution/v3/cmd/registry \
   "-X github.com/distribution/distribution/v3/version.version=$DISTRIBUTION_VERSION"
-go_build regsync "$REGCLIENT_VERSION" github.com/regclient/regclient github.com/regclient/regclient/cmd/regsync
+go_build regbot "$REGCLIENT_VERSION" github.com/regclient/regclient github.com/regclient/regclient/cmd/regbot
 go_build zlint "$ZLINT_VERSION" github.com/zmap/zlint/v3 github.com/zmap/zlint/v3/cmd/zlint
 # Helm: the client CAAPH embeds (v0.6.4 links Helm v3.20.2), to pull our chart over OCI and template it.
 go_build helm "$HELM_VERSION" helm.sh/helm/v3 helm.sh/helm/v3/cmd/helm
@@ -125,7 +125,7 @@ cat > "$CACHE/components.json" <<JSON
   "kubeApiserver": {"version": "$KUBE_VERSION", "path": "$BIN/kube-apiserver-$KUBE_VERSION"},
   "etcd": {"version": "$ETCD_VERSION", "path": "$BIN/etcd-$ETCD_VERSION"},
   "registry": {"version": "$DISTRIBUTION_VERSION", "path": "$BIN/registry-$DISTRIBUTION_VERSION"},
-  "regsync": {"version": "$REGCLIENT_VERSION", "path": "$BIN/regsync-$REGCLIENT_VERSION"},
+  "regbot": {"version": "$REGCLIENT_VERSION", "path": "$BIN/regbot-$REGCLIENT_VERSION"},
   "zlint": {"version": "$ZLINT_VERSION", "path": "$BIN/zlint-$ZLINT_VERSION"},
   "helm": {"version": "$HELM_VERSION", "path": "$BIN/helm-$HELM_VERSION"},
   "caaph": {"version": "$CAAPH_VERSION", "path": "$BIN/caaph-$CAAPH_VERSION"},

@@ -1,8 +1,8 @@
 // Registry credentials, per Cluster, made with WebCrypto randomness (256-bit passwords):
-//   node  — containerd on every node (a header in hosts.toml) and the in-pod regsync sidecars
+//   node  — containerd on every node (a header in hosts.toml) and the in-pod sync sidecars (regbot)
 //   push  — people and installers (`docker login`), a kubernetes.io/basic-auth Secret
 // Both live in the Cluster's namespace, owned by the Cluster and labelled for `clusterctl move`. The
-// workload cluster gets only bcrypt hashes (htpasswd) and regsync's copy of the node credential.
+// workload cluster gets only bcrypt hashes (htpasswd) and the sync sidecars' copy of the node credential.
 // Passwords are made once (create-if-absent: concurrent first calls agree) and never logged.
 import { KubeError, sameSecretData, type SecretClient, type SecretObject } from '../kube/client.ts';
 import { base64FromBytes, base64FromText } from '../lib/bytes.ts';
@@ -136,6 +136,6 @@ export async function writeWorkloadAuth(workload: SecretClient, creds: Credentia
   if (htpasswd !== current?.htpasswd) {
     await workload.applySecret({ name: REGISTRY.authSecret, namespace: REGISTRY.namespace, labels: { ...REGISTRY.labels }, data: { htpasswd } });
   }
-  await workload.ensureSecret({ name: REGISTRY.regsyncAuthSecret, namespace: REGISTRY.namespace, labels: { ...REGISTRY.labels }, data: { ...creds.node } });
+  await workload.ensureSecret({ name: REGISTRY.syncAuthSecret, namespace: REGISTRY.namespace, labels: { ...REGISTRY.labels }, data: { ...creds.node } });
   return sha256Hex(htpasswd);
 }

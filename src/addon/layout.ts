@@ -1,7 +1,7 @@
 // From a Cluster to the registry's effective configuration and layout (replicas, names, Service IP).
 import { registryOptIn } from './opt-in.ts';
 import { readRegistryConfig, type RegistryConfig } from '../render/config.ts';
-import { REGISTRY, RenderError, serviceIp, type RegistryLayout } from '../render/metadata.ts';
+import { registryLayout, RenderError, type RegistryLayout } from '../render/metadata.ts';
 import type { ClusterRef } from '../runtime-sdk/types.ts';
 
 export interface ClusterRegistry {
@@ -17,6 +17,6 @@ export function clusterRegistry(cluster: ClusterRef): ClusterRegistry | undefine
   const config = readRegistryConfig(optIn.config);
   return {
     config,
-    layout: { replicas: config.replicas, serviceDomain: cluster.serviceDomain ?? REGISTRY.defaultServiceDomain, serviceIp: serviceIp(cluster.serviceCidrs) },
+    layout: registryLayout(config.replicas, cluster.serviceDomain, cluster.serviceCidrs),
   };
 }

@@ -4,7 +4,7 @@
 // present is replaced, never duplicated; missing parents (`files`, even `kubeadmConfigSpec`) are created
 // whole, since CAPI's JSON Patch `add` does not create parents.
 import { readRegistryConfig } from '../render/config.ts';
-import { REGISTRY, RenderError, serviceIp } from '../render/metadata.ts';
+import { registryLayout, RenderError } from '../render/metadata.ts';
 import { nodeFiles, type NodeFiles } from '../render/node-files.ts';
 import type { GeneratePatchesItem, PatchResult, Variable } from '../runtime-sdk/types.ts';
 import { registryOptIn } from './opt-in.ts';
@@ -93,11 +93,7 @@ export function generatePatches(globalVariables: readonly Variable[], items: rea
     if (typeof cluster.name !== 'string' || !cluster.name) throw new RenderError('variable builtin.cluster.name is missing: CAPI always sends it; is this request from Cluster API?');
     const config = readRegistryConfig(optIn.config);
     const services = Array.isArray(network.services) ? network.services.filter((s): s is string => typeof s === 'string') : [];
-    const layout = {
-      replicas: config.replicas,
-      serviceDomain: typeof network.serviceDomain === 'string' && network.serviceDomain ? network.serviceDomain : REGISTRY.defaultServiceDomain,
-      serviceIp: serviceIp(services),
-    };
+    const layout = registryLayout(config.replicas, typeof network.serviceDomain === 'string' ? network.serviceDomain : undefined, services);
     const ops = kubeadmPatch(item.object, specPath, nodeFiles(cluster.name, layout, config));
     if (ops.length) results.push({ uid: item.uid, patchType: 'JSONPatch', patch: base64FromText(JSON.stringify(ops)) });
   }

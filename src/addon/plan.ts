@@ -54,7 +54,7 @@ export async function registryPlan(cluster: ClusterRef, registry: ClusterRegistr
       ...(auth
         ? [
             secretPlaceholder(REGISTRY.authSecret, REGISTRY.namespace, 'Opaque', { htpasswd: 'node:<bcrypt of the node password>\npush:<bcrypt of the push password>\n' }),
-            secretPlaceholder(REGISTRY.regsyncAuthSecret, REGISTRY.namespace, 'Opaque', { username: 'node', password: '<the node password>' }),
+            secretPlaceholder(REGISTRY.syncAuthSecret, REGISTRY.namespace, 'Opaque', { username: 'node', password: '<the node password>' }),
           ]
         : []),
     ],

@@ -2,7 +2,7 @@
 // of its own, signed by the root:
 //   root CA Secret      -> trusts every Cluster's registry (root -> cluster issuer -> leaf; the registry
 //                          serves the chain), as before;
-//   <cluster>-...-ca    -> holds ONLY that Cluster's issuer: nodes (containerd, Go TLS) and regsync take
+//   <cluster>-...-ca    -> holds ONLY that Cluster's issuer: nodes (containerd, Go TLS) and regbot take
 //                          it as their trust anchor, so a key from cluster A's registry (which any admin
 //                          of workload cluster A can read) is worthless to cluster B's nodes, even at the
 //                          same Service IP.

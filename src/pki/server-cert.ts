@@ -27,7 +27,7 @@ const selfIssued = (c: { subject: { toSchema(): { toBER(s: boolean): ArrayBuffer
 /**
  * Issues the leaf and returns the `registry-tls` Secret data: tls.crt is the leaf followed by the signer
  * when the signer is an intermediate (a client trusting the root needs it to build the chain); ca.crt is
- * the signer (what the Cluster's nodes and regsync trust).
+ * the signer (what the Cluster's nodes and the sync sidecars trust).
  */
 export async function issueServerCertificate(root: RootCa, req: ServerCertRequest): Promise<TlsSecretData> {
   if (!req.dnsNames.length && !req.ipAddresses.length) throw new PkiError('a server certificate needs at least one DNS name or IP address');

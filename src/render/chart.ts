@@ -31,7 +31,7 @@ export const chartManifests = (workload: readonly Record<string, unknown>[]) =>
 
 /**
  * The HelmChartProxy valuesTemplate for these manifests. CAAPH runs it through Go text/template before
- * Helm sees it, so every `{{` in our data (regsync's `{{ file ... }}`) must not reach the template
+ * Helm sees it, so every `{{` in our data (regbot's `{{ file ... }}`) must not reach the template
  * engine: values go as JSON (strings stay strings) with `{{` written `{\u007b`, which text/template
  * leaves alone and the JSON/YAML parser decodes back to `{{` (caaph.md §6.3). Structural JSON never
  * contains `{{`, so the replacement only touches string contents.

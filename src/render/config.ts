@@ -9,7 +9,7 @@ export const PLACEMENTS = ['ControlPlane', 'Any'] as const;
 /** Pinned images; overridable for air gaps. Not schema defaults, so an extension upgrade moves them. */
 export const DEFAULT_IMAGES = {
   registry: 'docker.io/library/registry:3.1.2',
-  regsync: 'ghcr.io/regclient/regsync:v0.11.7',
+  regbot: 'ghcr.io/regclient/regbot:v0.11.7',
 } as const;
 
 export interface Resources {
@@ -23,10 +23,10 @@ export interface RegistryConfig {
   storage: { size: string; storageClassName?: string };
   placement: (typeof PLACEMENTS)[number];
   syncInterval: string;
-  images: { registry: string; regsync: string };
+  images: { registry: string; regbot: string };
   resources: Resources;
   containerd: { dialTimeout: string };
-  /** htpasswd authentication on the registry (default on): nodes and regsync pull with one credential, people push with another. */
+  /** htpasswd authentication on the registry (default on): nodes and the sync sidecars pull with one credential, people push with another. */
   auth: { enabled: boolean };
 }
 
@@ -35,7 +35,7 @@ export const DEFAULTS = {
   replicas: 2,
   storageSize: '100Gi',
   placement: 'ControlPlane',
-  syncInterval: '2m',
+  syncInterval: '1m',
   dialTimeout: '2s',
   authEnabled: true,
   resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '512Mi' } },
@@ -104,7 +104,7 @@ export function readRegistryConfig(value: Record<string, unknown>): RegistryConf
   r.known('', ['provider', 'replicas', 'storage', 'placement', 'syncInterval', 'images', 'resources', 'containerd', 'auth']);
   r.known('auth', ['enabled']);
   r.known('storage', ['size', 'storageClassName']);
-  r.known('images', ['registry', 'regsync']);
+  r.known('images', ['registry', 'regbot', 'regsync']);
   r.known('containerd', ['dialTimeout']);
   r.known('resources', ['requests', 'limits']);
   r.known('resources.requests', ['cpu', 'memory']);
@@ -124,7 +124,7 @@ export function readRegistryConfig(value: Record<string, unknown>): RegistryConf
     syncInterval: r.string('syncInterval', DEFAULTS.syncInterval, duration)!,
     images: {
       registry: r.string('images.registry', DEFAULT_IMAGES.registry, image)!,
-      regsync: r.string('images.regsync', DEFAULT_IMAGES.regsync, image)!,
+      regbot: r.string('images.regbot', DEFAULT_IMAGES.regbot, image)!,
     },
     resources: {
       requests: compact({ cpu: resource('resources.requests.cpu', DEFAULTS.resources.requests.cpu), memory: resource('resources.requests.memory', DEFAULTS.resources.requests.memory) }),
@@ -133,6 +133,10 @@ export function readRegistryConfig(value: Record<string, unknown>): RegistryConf
     containerd: { dialTimeout: r.string('containerd.dialTimeout', DEFAULTS.dialTimeout, duration)! },
     auth: { enabled: r.boolean('auth.enabled', DEFAULTS.authEnabled) },
   };
+  // An air-gapped Cluster that pointed regsync at its own mirror would otherwise pull regbot from ghcr.io.
+  if (r.string('images.regsync', undefined, image) !== undefined && r.string('images.regbot', undefined) === undefined) {
+    r.errors.push(`${FIELD}.images.regsync is no longer used: the replicas sync with regbot (regclient's scripting tool, which can also delete); set images.regbot to your copy of ${DEFAULT_IMAGES.regbot} and remove images.regsync`);
+  }
   if (r.errors.length) throw new RenderError(r.errors.join('; '));
   return config;
 }

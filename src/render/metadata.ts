@@ -5,23 +5,28 @@ import { formatIp, parseIp } from '../lib/ip.ts';
 
 export const REGISTRY = {
   namespace: 'capi-registry',
-  /** StatefulSet, its pods (`registry-0`…) and the ClusterIP Service. */
+  /** StatefulSet, its pods (`registry-0`…) and the writer's ClusterIP Service (the push endpoint, every node's first mirror host). */
   name: 'registry',
+  /** Writes go to one replica, pod `registry-0`: read-your-push holds on every node and each tag has one state. */
+  writerPod: 'registry-0',
+  /** Every ready replica, at a second fixed ClusterIP: each node's second mirror host, for when the writer is down. */
+  standbyService: 'registry-standby',
   headlessService: 'registry-headless',
   tlsSecret: 'registry-tls',
   httpSecret: 'registry-http-secret',
   /** htpasswd file (bcrypt) Distribution checks every request against. */
   authSecret: 'registry-auth',
-  /** The credential regsync uses to pull from the peers and push into its own replica. */
-  regsyncAuthSecret: 'registry-regsync-auth',
+  /** The credential the sync sidecar (regbot) reads the writer and writes its own replica with (name kept from the regsync days). */
+  syncAuthSecret: 'registry-regsync-auth',
   authRealm: 'capi-registry',
   configMap: 'registry-config',
-  regsyncConfigMap: 'registry-regsync',
+  syncConfigMap: 'registry-sync',
   /** The port nodes use (Service) and the container port Distribution listens on. */
   servicePort: 443,
   containerPort: 5000,
-  /** The n-th address of the service CIDR is the registry's fixed ClusterIP. */
+  /** The n-th address of the service CIDR is the registry's fixed ClusterIP; the next one the standby's. */
   serviceIpOffset: 20,
+  standbyIpOffset: 21,
   defaultServiceDomain: 'cluster.local',
   serviceAccount: 'registry',
   podDisruptionBudget: 'registry',
@@ -35,11 +40,13 @@ export const POD = {
   /** Not inside configDir: a mount point inside a read-only ConfigMap volume fails on some runtimes. */
   tlsDir: '/etc/registry-tls',
   dataDir: '/var/lib/registry',
-  regsyncConfigDir: '/etc/regsync/config',
-  regsyncCaFile: '/etc/regsync/ca/ca.crt',
+  syncConfigDir: '/etc/regbot/config',
+  /** The sidecar's startup probe: `regbot once` with this file fails until the replica holds what the writer holds. */
+  syncReadyFile: '/etc/regbot/config/ready.yml',
+  syncCaFile: '/etc/regbot/ca/ca.crt',
   authDir: '/etc/registry-auth',
   htpasswdFile: '/etc/registry-auth/htpasswd',
-  regsyncAuthDir: '/etc/regsync/auth',
+  syncAuthDir: '/etc/regbot/auth',
   httpSecretKey: 'secret',
   debugPort: 5001,
 } as const;
@@ -84,9 +91,10 @@ export const KUBEADM_DEFAULT_SERVICE_CIDR = '10.96.0.0/12';
 
 /**
  * The registry's fixed ClusterIP: the 20th address of the first service CIDR (first family if
- * dual-stack); a Cluster that sets none gets kubeadm's default, as its API server does.
+ * dual-stack); a Cluster that sets none gets kubeadm's default, as its API server does. `offset` 21
+ * gives the standby Service's.
  */
-export function serviceIp(serviceCidrs: readonly string[]): string {
+export function serviceIp(serviceCidrs: readonly string[], offset: number = REGISTRY.serviceIpOffset): string {
   const cidr = serviceCidrs[0] ?? KUBEADM_DEFAULT_SERVICE_CIDR;
   const match = /^([^/]+)\/(\d{1,3})$/.exec(cidr.trim());
   const base = match ? parseIp(match[1]!) : undefined;
@@ -94,11 +102,11 @@ export function serviceIp(serviceCidrs: readonly string[]): string {
   if (!base || !(prefix <= base.length * 8)) throw new RenderError(`service CIDR ${JSON.stringify(cidr)} is not a valid CIDR (e.g. 10.96.0.0/12 or fd00:10:96::/112)`);
   const hostBits = base.length * 8 - prefix;
   // The address must exist and, on IPv4, not be the broadcast address: at least 32 addresses.
-  if (hostBits < 5) throw new RenderError(`service CIDR ${cidr} is too small: the registry needs its ${REGISTRY.serviceIpOffset}th address, so use at least a /${base.length * 8 - 5}`);
+  if (hostBits < 5) throw new RenderError(`service CIDR ${cidr} is too small: the registry needs its ${REGISTRY.serviceIpOffset}th and ${REGISTRY.standbyIpOffset}st addresses, so use at least a /${base.length * 8 - 5}`);
   const out = new Uint8Array(base);
   // Zero the host bits, then add the offset (fits in the last byte: hostBits >= 5 and offset < 32).
   for (let bit = 0; bit < hostBits; bit++) out[out.length - 1 - (bit >> 3)]! &= ~(1 << (bit & 7));
-  out[out.length - 1]! += REGISTRY.serviceIpOffset;
+  out[out.length - 1]! += offset;
   return formatIp(out);
 }
 
@@ -108,22 +116,35 @@ export const hostPort = (host: string, port: number) => `${host.includes(':') ? 
 export interface RegistryLayout {
   replicas: number;
   serviceDomain: string;
+  /** The writer's Service IP: the push endpoint and every node's first mirror host. */
   serviceIp: string;
+  /** The standby Service's IP (all ready replicas): every node's second mirror host when replicas > 1. */
+  standbyIp: string;
 }
 
+export const registryLayout = (replicas: number, serviceDomain: string | undefined, serviceCidrs: readonly string[]): RegistryLayout => ({
+  replicas,
+  serviceDomain: serviceDomain || REGISTRY.defaultServiceDomain,
+  serviceIp: serviceIp(serviceCidrs),
+  standbyIp: serviceIp(serviceCidrs, REGISTRY.standbyIpOffset),
+});
+
 export const podNames = (replicas: number) => Array.from({ length: replicas }, (_, i) => `${REGISTRY.name}-${i}`);
+
+/** The writer's address as the other replicas reach it (its stable DNS name, container port). */
+export const writerAddress = (domain: string) => hostPort(podHost(REGISTRY.writerPod, domain), REGISTRY.containerPort);
 
 /** A replica's stable DNS name through the headless Service. */
 export const podHost = (pod: string, domain: string) => `${pod}.${REGISTRY.headlessService}.${REGISTRY.namespace}.svc.${domain}`;
 
 /** Every name and address the registry answers on: the server certificate's SANs. */
 export function serverCertSans(layout: RegistryLayout): { commonName: string; dnsNames: string[]; ipAddresses: string[] } {
-  const { name, namespace, headlessService } = REGISTRY;
+  const { name, namespace, headlessService, standbyService } = REGISTRY;
   const serviceForms = (svc: string) => [svc, `${svc}.${namespace}`, `${svc}.${namespace}.svc`, `${svc}.${namespace}.svc.${layout.serviceDomain}`];
   const podForms = podNames(layout.replicas).flatMap((pod) => [`${pod}.${headlessService}.${namespace}.svc`, podHost(pod, layout.serviceDomain)]);
   return {
     commonName: name,
-    dnsNames: [...serviceForms(name), ...serviceForms(headlessService), ...podForms, 'localhost'],
-    ipAddresses: [layout.serviceIp, '127.0.0.1'],
+    dnsNames: [...serviceForms(name), ...serviceForms(standbyService), ...serviceForms(headlessService), ...podForms, 'localhost'],
+    ipAddresses: [layout.serviceIp, layout.standbyIp, '127.0.0.1'],
   };
 }

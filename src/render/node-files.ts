@@ -16,26 +16,27 @@ export interface KubeadmFile {
 }
 
 /**
- * `_default/hosts.toml`: the registry first, then (implicitly) each image's own registry. With auth on,
- * `authorization` is the node credential's header value: the file is then a secret and reaches nodes
- * only from a Secret (contentFrom), never inline in a template.
+ * `_default/hosts.toml`: the writer first (it holds every push the moment the push returns), then, with
+ * more than one replica, the standby Service (replicas in sync with the writer), then (implicitly) each
+ * image's own registry. containerd moves to the next host when one refuses the connection (the writer's
+ * Service without a Ready pod) or answers 404. With auth on, `authorization` is the node credential's
+ * header value: the file is then a secret and reaches nodes only from a Secret (contentFrom), never
+ * inline in a template.
  */
 export function hostsToml(layout: RegistryLayout, config: RegistryConfig, authorization?: string): string {
-  return toToml({
-    host: {
-      [`https://${hostPort(layout.serviceIp, REGISTRY.servicePort)}/v2`]: {
-        // pull+resolve: tags resolve at the mirror too, so a node needs no upstream for cached images.
-        capabilities: ['pull', 'resolve'],
-        ca: NODE.caFile,
-        // The URL path is the API root as written; containerd appends `/<repo>/manifests/...`.
-        override_path: true,
-        // containerd >= 2.0.14 honours it; 1.6/1.7 ignore the key (the script's fast-fail rule covers them).
-        dial_timeout: config.containerd.dialTimeout,
-        // containerd sends configured headers to the mirror only, never to the upstream.
-        ...(authorization ? { header: { authorization } } : {}),
-      },
-    },
-  });
+  const host = {
+    // pull+resolve: tags resolve at the mirror too, so a node needs no upstream for cached images.
+    capabilities: ['pull', 'resolve'],
+    ca: NODE.caFile,
+    // The URL path is the API root as written; containerd appends `/<repo>/manifests/...`.
+    override_path: true,
+    // containerd >= 2.0.14 honours it; 1.6/1.7 ignore the key (the script's fast-fail rule covers them).
+    dial_timeout: config.containerd.dialTimeout,
+    // containerd sends configured headers to the mirror only, never to the upstream.
+    ...(authorization ? { header: { authorization } } : {}),
+  };
+  const addresses = layout.replicas > 1 ? [layout.serviceIp, layout.standbyIp] : [layout.serviceIp];
+  return toToml({ host: Object.fromEntries(addresses.map((ip) => [`https://${hostPort(ip, REGISTRY.servicePort)}/v2`, host])) });
 }
 
 /**

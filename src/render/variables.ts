@@ -22,7 +22,7 @@ export const registryVariableSchema = {
     provider: { type: 'string', description: 'Registry implementation.', enum: [...PROVIDERS], default: DEFAULTS.provider },
     replicas: {
       type: 'integer',
-      description: 'Registry pods; each has its own volume and syncs from the others.',
+      description: 'Registry pods, each with its own volume: registry-0 takes every push and is every node\'s first mirror; the others copy it and stand by.',
       minimum: LIMITS.minReplicas,
       maximum: LIMITS.maxReplicas,
       default: DEFAULTS.replicas,
@@ -41,13 +41,14 @@ export const registryVariableSchema = {
       enum: [...PLACEMENTS],
       default: DEFAULTS.placement,
     },
-    syncInterval: { type: 'string', description: 'How often each replica pulls new content from the others (Go duration).', pattern: PATTERNS.duration, default: DEFAULTS.syncInterval },
+    syncInterval: { type: 'string', description: 'How often each replica makes itself a copy of the writer (registry-0): new and moved tags copied, deleted ones removed (Go duration). Pulls never wait for it: nodes read the writer first.', pattern: PATTERNS.duration, default: DEFAULTS.syncInterval },
     images: {
       type: 'object',
       description: 'Image overrides, e.g. for an air-gapped mirror.',
       properties: {
         registry: { type: 'string', description: `Distribution image (default ${DEFAULT_IMAGES.registry}).`, pattern: PATTERNS.image },
-        regsync: { type: 'string', description: `regsync image (default ${DEFAULT_IMAGES.regsync}).`, pattern: PATTERNS.image },
+        regbot: { type: 'string', description: `regbot image, the replicas' sync sidecar (default ${DEFAULT_IMAGES.regbot}).`, pattern: PATTERNS.image },
+        regsync: { type: 'string', description: 'No longer used (replicas sync with regbot): set regbot instead.', pattern: PATTERNS.image },
       },
     },
     resources: {
@@ -61,7 +62,7 @@ export const registryVariableSchema = {
       properties: {
         enabled: {
           type: 'boolean',
-          description: 'htpasswd authentication: nodes and regsync pull with a per-cluster credential, pushes need the push credential (Secret <cluster>-registry-addon-push). false serves an open registry any pod can push to.',
+          description: 'htpasswd authentication: nodes and the sync sidecars pull with a per-cluster credential, pushes need the push credential (Secret <cluster>-registry-addon-push). false serves an open registry any pod can push to.',
           default: DEFAULTS.authEnabled,
         },
       },

@@ -3,7 +3,7 @@
 import type { RegistryConfig } from './config.ts';
 import { distributionConfig } from './distribution.ts';
 import { POD, REGISTRY, type RegistryLayout } from './metadata.ts';
-import { regsyncConfigs } from './regsync.ts';
+import { syncConfigs } from './sync.ts';
 import { sha256Hex } from './digest.ts';
 
 type Obj = Record<string, unknown>;
@@ -58,8 +58,8 @@ export async function workloadManifests(input: WorkloadInput): Promise<Obj[]> {
   const { layout, config } = input;
   const auth = config.auth.enabled;
   const registryConfig = distributionConfig({ auth });
-  const syncConfigs = layout.replicas > 1 ? regsyncConfigs(layout, config) : {};
-  const configSha = await sha256Hex(registryConfig + Object.entries(syncConfigs).map(([k, v]) => `${k}\n${v}`).join('\n'));
+  const sync = layout.replicas > 1 ? syncConfigs(layout, config) : {};
+  const configSha = await sha256Hex(registryConfig + Object.entries(sync).map(([k, v]) => `${k}\n${v}`).join('\n'));
   const selector = { ...REGISTRY.labels };
   const probe = (path: string, period: number) => ({
     httpGet: { path, port: REGISTRY.containerPort, scheme: 'HTTPS' },
@@ -89,22 +89,28 @@ export async function workloadManifests(input: WorkloadInput): Promise<Obj[]> {
       { name: 'tmp', mountPath: '/tmp' },
     ],
   };
-  const regsyncContainer = {
-    name: 'regsync',
-    image: config.images.regsync,
-    // Kubernetes expands $(POD_NAME) from the env below: each pod reads its own file.
-    args: ['server', '-c', `${POD.regsyncConfigDir}/$(POD_NAME).yml`],
+  const syncContainer = {
+    name: 'sync',
+    image: config.images.regbot,
+    // By PATH, not by path: the scratch image has /regbot, the -alpine one /usr/local/bin/regbot.
+    command: ['regbot'],
+    // Kubernetes expands $(POD_NAME) from the env below: each pod reads its own file (the writer's runs no script).
+    args: ['server', '-c', `${POD.syncConfigDir}/$(POD_NAME).yml`],
     env: [
       { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
       { name: 'HOME', value: '/tmp' },
+      { name: 'PATH', value: '/usr/local/bin:/' },
     ],
+    // The pod is Ready only once this replica holds every tag of the writer at the writer's digest: an
+    // empty new replica never answers for the standby Service. One hour of failures restarts only this sidecar.
+    startupProbe: { exec: { command: ['regbot', 'once', '-c', POD.syncReadyFile] }, periodSeconds: 10, timeoutSeconds: 60, failureThreshold: 360 },
     resources: { requests: { cpu: '10m', memory: '32Mi' }, limits: { memory: '256Mi' } },
     securityContext: hardened,
     volumeMounts: [
-      { name: 'regsync-config', mountPath: POD.regsyncConfigDir, readOnly: true },
-      // Only ca.crt: the sidecar verifies peers and needs no private key.
-      { name: 'regsync-ca', mountPath: POD.regsyncCaFile.replace(/\/[^/]+$/, ''), readOnly: true },
-      ...(auth ? [{ name: 'regsync-auth', mountPath: POD.regsyncAuthDir, readOnly: true }] : []),
+      { name: 'sync-config', mountPath: POD.syncConfigDir, readOnly: true },
+      // Only ca.crt: the sidecar verifies the writer and needs no private key.
+      { name: 'sync-ca', mountPath: POD.syncCaFile.replace(/\/[^/]+$/, ''), readOnly: true },
+      ...(auth ? [{ name: 'sync-auth', mountPath: POD.syncAuthDir, readOnly: true }] : []),
       { name: 'tmp', mountPath: '/tmp' },
     ],
   };
@@ -115,9 +121,9 @@ export async function workloadManifests(input: WorkloadInput): Promise<Obj[]> {
     ...(auth ? [{ name: 'auth', secret: { secretName: REGISTRY.authSecret, items: [{ key: 'htpasswd', path: 'htpasswd' }] } }] : []),
     ...(layout.replicas > 1
       ? [
-          { name: 'regsync-config', configMap: { name: REGISTRY.regsyncConfigMap } },
-          { name: 'regsync-ca', secret: { secretName: REGISTRY.tlsSecret, items: [{ key: 'ca.crt', path: 'ca.crt' }] } },
-          ...(auth ? [{ name: 'regsync-auth', secret: { secretName: REGISTRY.regsyncAuthSecret } }] : []),
+          { name: 'sync-config', configMap: { name: REGISTRY.syncConfigMap } },
+          { name: 'sync-ca', secret: { secretName: REGISTRY.tlsSecret, items: [{ key: 'ca.crt', path: 'ca.crt' }] } },
+          ...(auth ? [{ name: 'sync-auth', secret: { secretName: REGISTRY.syncAuthSecret } }] : []),
         ]
       : []),
   ];
@@ -126,7 +132,7 @@ export async function workloadManifests(input: WorkloadInput): Promise<Obj[]> {
     { apiVersion: 'v1', kind: 'Namespace', metadata: { name: REGISTRY.namespace, labels: { ...REGISTRY.labels } } },
     { apiVersion: 'v1', kind: 'ServiceAccount', metadata: meta(REGISTRY.serviceAccount), automountServiceAccountToken: false },
     { apiVersion: 'v1', kind: 'ConfigMap', metadata: meta(REGISTRY.configMap), data: { 'config.yml': registryConfig } },
-    ...(layout.replicas > 1 ? [{ apiVersion: 'v1', kind: 'ConfigMap', metadata: meta(REGISTRY.regsyncConfigMap), data: syncConfigs }] : []),
+    ...(layout.replicas > 1 ? [{ apiVersion: 'v1', kind: 'ConfigMap', metadata: meta(REGISTRY.syncConfigMap), data: sync }] : []),
     {
       apiVersion: 'v1',
       kind: 'Service',
@@ -134,12 +140,28 @@ export async function workloadManifests(input: WorkloadInput): Promise<Obj[]> {
       spec: {
         type: 'ClusterIP',
         clusterIP: layout.serviceIp,
-        selector,
+        // The writer only: every push lands there and every node reads there first, so a push is
+        // pullable everywhere as soon as it returns and a tag has one state.
+        selector: { ...selector, 'statefulset.kubernetes.io/pod-name': REGISTRY.writerPod },
         ports: [{ name: 'https', port: REGISTRY.servicePort, targetPort: REGISTRY.containerPort, protocol: 'TCP' }],
-        // One push is many requests; with per-replica storage they must all reach the same pod.
-        sessionAffinity: 'ClientIP',
       },
     },
+    ...(layout.replicas > 1
+      ? [{
+          apiVersion: 'v1',
+          kind: 'Service',
+          metadata: meta(REGISTRY.standbyService),
+          spec: {
+            type: 'ClusterIP',
+            clusterIP: layout.standbyIp,
+            // Every Ready replica (Ready = in sync with the writer): nodes' second host, reached when the writer is down.
+            selector,
+            ports: [{ name: 'https', port: REGISTRY.servicePort, targetPort: REGISTRY.containerPort, protocol: 'TCP' }],
+            // A pull is many requests: keep a node on one replica.
+            sessionAffinity: 'ClientIP',
+          },
+        }]
+      : []),
     {
       apiVersion: 'v1',
       kind: 'Service',
@@ -148,7 +170,7 @@ export async function workloadManifests(input: WorkloadInput): Promise<Obj[]> {
         clusterIP: 'None',
         selector,
         ports: [{ name: 'https', port: REGISTRY.containerPort, targetPort: REGISTRY.containerPort, protocol: 'TCP' }],
-        // Peers sync from a replica before it is Ready (a new replica starts empty).
+        // Replicas reach the writer by name before it is Ready.
         publishNotReadyAddresses: true,
       },
     },
@@ -177,10 +199,12 @@ export async function workloadManifests(input: WorkloadInput): Promise<Obj[]> {
             enableServiceLinks: false,
             securityContext: { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, fsGroup: 65532, seccompProfile: { type: 'RuntimeDefault' } },
             ...placement(config),
-            containers: layout.replicas > 1 ? [registryContainer, regsyncContainer] : [registryContainer],
+            containers: layout.replicas > 1 ? [registryContainer, syncContainer] : [registryContainer],
             volumes,
           },
         },
+        // The claims go with the StatefulSet (a deleted release frees its disks); a scale-down keeps them.
+        persistentVolumeClaimRetentionPolicy: { whenDeleted: 'Delete', whenScaled: 'Retain' },
         volumeClaimTemplates: [{
           metadata: { name: 'data', labels: { ...REGISTRY.labels } },
           spec: {

@@ -254,7 +254,7 @@ test('one registry identity per Cluster: a client trusting B\'s CA Secret reject
     const dir = workDir('cross');
     const files = { aChain: text(a['tls.crt']), bChain: text(b['tls.crt']), aCa: await caOf('a'), bCa: await caOf('b'), root };
     for (const [name, pem] of Object.entries(files)) writeFileSync(join(dir, name), pem);
-    // -partial_chain: trust anchors may be intermediates, as Go's TLS (containerd, regsync) and curl treat them.
+    // -partial_chain: trust anchors may be intermediates, as Go's TLS (containerd, regbot) and curl treat them.
     const verify = (ca: string, chain: string) => spawnSync('openssl', ['verify', '-partial_chain', '-CAfile', ca, '-untrusted', chain, chain], { cwd: dir, encoding: 'utf8' });
     assert.is(verify('aCa', 'aChain').status, 0, 'A trusts A');
     assert.is(verify('bCa', 'bChain').status, 0, 'B trusts B');

@@ -101,10 +101,10 @@ test('BCC + ACPI over HTTPS → HelmChartProxy → CAAPH → release on the work
         assert.equal(got.body.spec.template.spec.containers.map((c: any) => [c.name, c.image, c.args]), obj.spec.template.spec.containers.map((c: any) => [c.name, c.image, c.args]));
         assert.is(got.body.spec.replicas, 2);
       }
-      if (obj.kind === 'Service' && obj.spec.clusterIP !== 'None') assert.is(got.body.spec.clusterIP, '10.96.0.20');
+      if (obj.kind === 'Service' && obj.spec.clusterIP !== 'None') assert.is(got.body.spec.clusterIP, obj.metadata.name === 'registry-standby' ? '10.96.0.21' : '10.96.0.20');
     }
-    const regsync = (await workload.request('GET', '/api/v1/namespaces/capi-registry/configmaps/registry-regsync')).body;
-    assert.match(regsync.data['registry-0.yml'], /regcert: '\{\{ file "\/etc\/regsync\/ca\/ca\.crt" \}\}'/);
+    const sync = (await workload.request('GET', '/api/v1/namespaces/capi-registry/configmaps/registry-sync')).body;
+    assert.match(sync.data['registry-0.yml'], /regcert: '\{\{ file "\/etc\/regbot\/ca\/ca\.crt" \}\}'/);
     const hrps = (await mgmt.request('GET', '/apis/addons.cluster.x-k8s.io/v1alpha1/namespaces/default/helmreleaseproxies')).body.items;
     assert.is(hrps.length, 1, 'the proxy selected exactly one Cluster');
     assert.is(hrps[0].spec.clusterRef.name, 'c1');

@@ -56,7 +56,7 @@ test('`helm template` with our values renders exactly the rendered workload mani
     const template = helmValuesTemplate(manifests);
     assert.not.match(template, /\{\{/, 'every {{ is escaped');
     assert.equal(JSON.parse(template).manifests, manifests);
-    if (replicas > 1) assert.match(template, /\{\\u007b file/, 'regsync templates are carried escaped');
+    if (replicas > 1) assert.match(template, /\{\\u007b file/, 'regbot templates are carried escaped');
     const valuesFile = join(home, `values-${replicas}.yaml`);
     writeFileSync(valuesFile, dumpYaml({ manifests }));
     const out = helm(['template', 'registry', chartFile, '--namespace', 'capi-registry', '-f', valuesFile], home);

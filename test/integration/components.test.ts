@@ -7,7 +7,7 @@ import { workDir } from './env/base.ts';
 import { components, componentsCache, loadComponents } from './env/components.ts';
 import { startEnv, type Env } from './env/index.ts';
 import { makeImage } from './env/oci.ts';
-import { regsync } from './env/regsync.ts';
+import { SyncSidecar } from './env/regbot.ts';
 
 const test = realSuite('real components');
 let env: Env;
@@ -78,23 +78,21 @@ test('Distribution: push a tiny image, pull it back by digest', async () => {
   assert.ok(pulled.bytes.equals(image.manifest.bytes));
 });
 
-test('regsync once copies an image between two TLS registries, trusting only the CA', async () => {
+test('regbot once runs a copy script between two TLS registries, trusting only the CA', async () => {
   const [r0, r1] = env.registries;
-  const image = makeImage('smoke regsync');
+  const image = makeImage('smoke regbot');
   await r0!.push('sync/hello', 'v1', image);
   assert.is((await r1!.manifest('sync/hello', 'v1')).status, 404);
-  const caFile = join(workDir('regsync'), 'ca.crt');
-  writeFileSync(caFile, env.registryCa.pem);
   const config = [
     'version: 1',
     'creds:',
-    ...[r0!, r1!].map((r) => `  - registry: ${r.host}\n    tls: enabled\n    regcert: '{{ file "${caFile}" }}'`),
-    'sync:',
-    `  - source: ${r0!.host}/sync/hello`,
-    `    target: ${r1!.host}/sync/hello`,
-    '    type: repository',
+    ...[r0!, r1!].map((r) => `  - registry: ${r.host}\n    tls: enabled\n    regcert: '{{ file "/etc/regbot/ca/ca.crt" }}'`),
+    'scripts:',
+    '  - name: copy',
+    '    script: |',
+    `      image.copy(reference.new("${r0!.host}/sync/hello:v1"), reference.new("${r1!.host}/sync/hello:v1"))`,
   ].join('\n');
-  const run = regsync('smoke', 'once', config);
+  const run = new SyncSidecar('smoke', { config: { 'smoke.yml': config }, ca: env.registryCa.pem, hosts: {} }).once('smoke.yml');
   assert.ok(run.ok, run.output);
   const copied = await r1!.manifest('sync/hello', 'v1');
   assert.is(copied.digest, image.manifest.digest);
@@ -104,9 +102,9 @@ test('a missing component fails the run with its name and the command that bring
   const empty = workDir('components-missing');
   assert.throws(() => loadComponents(empty), /real components are missing \(.*components\.json\): run 'bash scripts\/components\.sh'/);
   const broken = JSON.parse(readFileSync(join(componentsCache(), 'components.json'), 'utf8'));
-  broken.regsync.path = join(empty, 'regsync-v0');
+  broken.regbot.path = join(empty, 'regbot-v0');
   writeFileSync(join(empty, 'components.json'), JSON.stringify(broken));
-  assert.throws(() => loadComponents(empty), /component regsync v\S+ is missing at .*regsync-v0: run 'bash scripts\/components\.sh'/);
+  assert.throws(() => loadComponents(empty), /component regbot v\S+ is missing at .*regbot-v0: run 'bash scripts\/components\.sh'/);
 });
 
 test.run();

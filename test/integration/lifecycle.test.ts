@@ -144,7 +144,7 @@ async function clusterLifecycle(ext: Extension, o: { ns: string; provider: strin
   assert.match(metrics, new RegExp(`capi_registry_addon_cluster_hook_results_total\\{cluster="${ns}/${name}",hook="AfterControlPlaneInitialized",status="Success"\\} 2`));
   assert.match(metrics, new RegExp(`capi_registry_addon_registry_deployed\\{namespace="${ns}",cluster="${name}"\\} 1`));
   assert.is((await getCluster(mgmt(), ns, name)).metadata.annotations['capi-registry-addon.io/registry-status'], 'Deployed');
-  // Workload side: bcrypt entries that the independent bcryptjs accepts, regsync's copy of the node credential.
+  // Workload side: bcrypt entries that the independent bcryptjs accepts, the sync sidecars' copy of the node credential.
   const htpasswd = text((await wsecret('registry-auth')).data.htpasswd);
   const entry = (user: string) => htpasswd.split('\n').find((l) => l.startsWith(`${user}:`))!.slice(user.length + 1);
   assert.ok(bcryptjs.compareSync(creds.node, entry('node')) && bcryptjs.compareSync(creds.push, entry('push')), 'htpasswd verifies with bcryptjs');

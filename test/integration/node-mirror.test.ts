@@ -7,39 +7,20 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { realSuite } from './env/suite.ts';
 import * as assert from 'uvu/assert';
-import { basicAuthorization, htpasswdFor, newPassword, type Credentials } from '../../src/addon/credentials.ts';
-import { clusterRegistry } from '../../src/addon/layout.ts';
-import { registryPlan } from '../../src/addon/plan.ts';
+import { basicAuthorization, htpasswdFor } from '../../src/addon/credentials.ts';
 import { mintClusterIssuer } from '../../src/pki/cluster-issuer.ts';
 import { mintRootCa, parseRootCa } from '../../src/pki/root-ca.ts';
 import { issueServerCertificate } from '../../src/pki/server-cert.ts';
 import { serverCertSans } from '../../src/render/metadata.ts';
-import { enableMirrorScript, hostsToml } from '../../src/render/node-files.ts';
-import { parseCluster } from '../../src/runtime-sdk/request.ts';
 import { waitFor, workDir } from './env/base.ts';
 import { components } from './env/components.ts';
 import { makeCa, makeLeaf } from './env/pki.ts';
 import { NetNs, nodeDir, TestNode } from './env/node.ts';
 import { makeImage } from './env/oci.ts';
+import { clusterMirror } from './env/mirror.ts';
 import { startRegistry, startRenderedRegistry, type Registry } from './env/registry.ts';
 
 const test = realSuite('every node uses the mirror: containerd 1.6 to 2.4 through the CRI');
-
-/** The registry as a Cluster with service CIDR `cidr` gets it: plan, issuer-signed TLS, credentials. */
-async function clusterMirror(cidr: string) {
-  const parsed = parseCluster({ metadata: { name: 'c1', namespace: 'default' }, spec: { clusterNetwork: { services: { cidrBlocks: [cidr] } }, topology: { variables: [{ name: 'clusterConfig', value: { addons: { registry: {} } } }] } } });
-  if (!parsed.ok) throw new Error(parsed.message);
-  const registry = clusterRegistry(parsed.value)!;
-  const plan = await registryPlan(parsed.value, registry);
-  const root = await parseRootCa(await mintRootCa({ now: new Date() }), 'root');
-  const issuer = await parseRootCa(await mintClusterIssuer(root, { cluster: 'default/c1', now: new Date() }), 'issuer');
-  const tls = await issueServerCertificate(issuer, { ...serverCertSans(registry.layout), now: new Date() });
-  const creds: Credentials = { node: { username: 'node', password: newPassword() }, push: { username: 'push', password: newPassword() }, previous: [] };
-  const config = (plan.workload.find((o: any) => o.kind === 'ConfigMap' && o.metadata.name === 'registry-config') as any).data['config.yml'] as string;
-  const files = { hostsToml: hostsToml(registry.layout, registry.config, basicAuthorization(creds.node)), ca: issuer.certPem, script: enableMirrorScript() };
-  // The test's own client trusts the root (it builds the chain the registry serves); nodes trust the issuer.
-  return { registry, tls: { ...tls, 'ca.crt': root.certPem }, creds, config, files, root, issuer };
-}
 
 let mirror: Registry;
 let files: { hostsToml: string; ca: string; script: string };
@@ -222,8 +203,9 @@ test('a mirror whose Service IP drops packets (a new node before kube-proxy): th
         const pulled = node.pull(IMAGES.docker, 120_000);
         assert.ok(pulled.ok, `${version}: ${pulled.output}`);
         // The mirror was tried and refused at once (not a dial that waited to time out), then upstream served it.
-        assert.match(node.log, /10\.96\.0\.20:443.*connection refused/, `${version}: the mirror was refused, not waited for`);
-        assert.not.match(node.log, /10\.96\.0\.20:443.*(i\/o timeout|context deadline exceeded)/, `${version}: no dial waited out`);
+        assert.match(node.log, /10\.96\.0\.20:443.*connection refused/, `${version}: the writer was refused, not waited for`);
+        assert.match(node.log, /10\.96\.0\.21:443.*connection refused/, `${version}: the standby too`);
+        assert.not.match(node.log, /10\.96\.0\.2[01]:443.*(i\/o timeout|context deadline exceeded)/, `${version}: no dial waited out`);
       } finally {
         await node.stop();
       }
@@ -231,7 +213,8 @@ test('a mirror whose Service IP drops packets (a new node before kube-proxy): th
     // The script's rule lives only in the node's namespace.
     const rules = spawnSync('ip', ['netns', 'exec', ns.name, 'iptables', '-S', 'OUTPUT'], { encoding: 'utf8' }).stdout;
     assert.match(rules, /-d 10\.96\.0\.20\/32 -p tcp -m tcp --dport 443 -m addrtype ! --dst-type LOCAL -m comment --comment capi-registry-addon-fast-fail -j REJECT --reject-with tcp-reset/);
-    assert.is(rules.match(/capi-registry-addon-fast-fail/g)!.length, 1, 'once, however often the script ran');
+    assert.match(rules, /-d 10\.96\.0\.21\/32 -p tcp -m tcp --dport 443 .*capi-registry-addon-fast-fail/, 'the standby Service too');
+    assert.is(rules.match(/capi-registry-addon-fast-fail/g)!.length, 2, 'once per mirror address, however often the script ran');
   } finally {
     await upstream.stop();
     ns.remove();

@@ -1,8 +1,7 @@
 // The renderers' output used verbatim by the real consumers: the workload kube-apiserver (server-side
-// dry-run), Distribution 3.x and 2.8 and regsync. containerd on nodes: node-mirror.test.ts.
-import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+// dry-run), Distribution 3.x and 2.8. containerd on nodes: node-mirror.test.ts; the replicas' sync
+// sidecar (regbot) with containerd: replica-data.test.ts.
+import { readFileSync } from 'node:fs';
 import { realSuite } from './env/suite.ts';
 import * as assert from 'uvu/assert';
 import { clusterRegistry } from '../../src/addon/layout.ts';
@@ -14,7 +13,7 @@ import { RenderError, serverCertSans } from '../../src/render/metadata.ts';
 import { readRegistryConfig } from '../../src/render/config.ts';
 import { clusterConfigVariable } from '../../src/render/variables.ts';
 import { parseCluster } from '../../src/runtime-sdk/request.ts';
-import { freePort, inMountNamespace, waitFor, workDir } from './env/base.ts';
+import { freePort, waitFor } from './env/base.ts';
 import { components } from './env/components.ts';
 import { startEnv, type Env } from './env/index.ts';
 import { makeImage } from './env/oci.ts';
@@ -70,7 +69,7 @@ test('every workload manifest (1, 2, 3 replicas; every knob) passes server-side 
   assert.is((await api.request('POST', '/api/v1/namespaces', namespace)).status, 201);
   const variants = [{}, { replicas: 1 }, { replicas: 3 }, {
     replicas: 3, storage: { size: '20Gi', storageClassName: 'fast-ssd' }, placement: 'Any', syncInterval: '30s',
-    images: { registry: 'mirror.example.com:5000/library/registry:3.1.2', regsync: 'mirror.example.com:5000/regclient/regsync:v0.11.7' },
+    images: { registry: 'mirror.example.com:5000/library/registry:3.1.2', regbot: 'mirror.example.com:5000/regclient/regbot:v0.11.7' },
     resources: { requests: { cpu: '250m', memory: '256Mi' }, limits: { cpu: '1', memory: '1Gi' } }, containerd: { dialTimeout: '500ms' },
   }];
   const paths: Record<string, string> = {
@@ -121,57 +120,6 @@ test('the rendered config.yml starts Distribution 3.x and 2.8 over TLS with htpa
   await registry.stop();
 });
 
-test('rendered regsync configs pass `regsync config`; registry-0\'s sidecar syncs what registry-1 holds between two authenticated replicas, TLS verified against ca.crt', async () => {
-  const p = await plan(['10.96.0.0/12'], { replicas: 2 });
-  const { tls } = await pki(p);
-  const creds = testCreds();
-  const htpasswd = htpasswdFor(creds, undefined);
-  const configs = configMapData(p, 'registry-regsync');
-  assert.equal(Object.keys(configs), ['registry-0.yml', 'registry-1.yml']);
-  const config = configMapData(p, 'registry-config')['config.yml']!;
-  // Pod 0's own registry is 127.0.0.1:5000 from its sidecar's view; pod 1 answers on its headless name.
-  const pod0 = await startRenderedRegistry('pod-0', components().registry.path, config, tls, '127.0.0.1:5000', undefined, htpasswd);
-  const pod1 = await startRenderedRegistry('pod-1', components().registry.path, config, tls, '127.0.0.11:5000', 'registry-1.registry-headless.capi-registry.svc.cluster.local', htpasswd);
-  const image = makeImage('pushed to pod 1');
-  const push = basicAuthorization(creds.push);
-  const pull = basicAuthorization(creds.node);
-  await pod1.push('team/app', 'v7', image, push);
-  assert.is((await pod0.manifest('team/app', 'v7', pull)).status, 404);
-  // The sidecar's filesystem: ca.crt only, and cluster DNS for the headless names (as /etc/hosts).
-  const etc = workDir('regsync-pod-0', 'etc');
-  mkdirSync(join(etc, 'regsync', 'ca'), { recursive: true });
-  writeFileSync(join(etc, 'regsync', 'ca', 'ca.crt'), tls['ca.crt']);
-  // The regsync-auth Secret as mounted: one file per key, the node credential.
-  mkdirSync(join(etc, 'regsync', 'auth'), { recursive: true });
-  for (const [key, value] of Object.entries(creds.node)) writeFileSync(join(etc, 'regsync', 'auth', key), value);
-  writeFileSync(join(etc, 'hosts'), '127.0.0.1 localhost\n127.0.0.10 registry-0.registry-headless.capi-registry.svc.cluster.local\n127.0.0.11 registry-1.registry-headless.capi-registry.svc.cluster.local\n');
-  writeFileSync(join(etc, 'nsswitch.conf'), 'hosts: files\n');
-  writeFileSync(join(etc, 'sync.yml'), configs['registry-0.yml']!);
-  const regsync = (command: string) => {
-    const [cmd, args] = inMountNamespace([[etc, '/etc']], components().regsync.path, [command, '-c', '/etc/sync.yml', '-v', 'info']);
-    return spawnSync(cmd, args, { encoding: 'utf8', timeout: 120_000, env: { PATH: process.env.PATH ?? '', HOME: '/tmp' } });
-  };
-  for (const [pod, text] of Object.entries(configs)) {
-    writeFileSync(join(etc, 'sync.yml'), text);
-    const checked = regsync('config');
-    assert.is(checked.status, 0, `${pod}: ${checked.stderr}`);
-    assert.match(checked.stdout, /BEGIN CERTIFICATE/, `${pod}: the {{ file }} template expands to the CA`);
-  }
-  writeFileSync(join(etc, 'sync.yml'), configs['registry-0.yml']!);
-  const once = regsync('once');
-  assert.is(once.status, 0, once.stderr);
-  assert.is((await pod0.manifest('team/app', 'v7', pull)).digest, image.manifest.digest);
-  await waitFor('regsync authenticated as the node credential', async () => (/"auth\.user\.name":"node"/.test(readFileSync(pod0.logFile, 'utf8')) ? true : undefined), 10_000);
-  // Without the right CA the same sync fails: TLS really is verified.
-  writeFileSync(join(etc, 'regsync', 'ca', 'ca.crt'), (await mintRootCa({ now: new Date() }))['ca.crt']);
-  await pod1.push('team/other', 'v1', makeImage('second'), push);
-  const untrusted = regsync('once');
-  assert.match(`${untrusted.stdout}${untrusted.stderr}`, /x509|certificate/);
-  assert.is((await pod0.manifest('team/other', 'v1', pull)).status, 404);
-  await pod0.stop();
-  await pod1.stop();
-});
-
 test('the variable schema is a valid structural schema to the real API server, which applies its defaults and enforces its rules', async () => {
   // CAPI validates ClusterClass variable schemas with the same apiextensions machinery a CRD uses.
   const api = env.workload!;
@@ -207,7 +155,7 @@ test('the variable schema is a valid structural schema to the real API server, w
     ['range', { replicas: 11 }, /spec\.addons\.registry\.replicas: Invalid value: 11/],
     ['pattern', { storage: { size: '100 GB' } }, /spec\.addons\.registry\.storage\.size in body should match/],
     ['duration', { syncInterval: 'soon' }, /spec\.addons\.registry\.syncInterval in body should match/],
-    ['image', { images: { regsync: 'Not An Image' } }, /spec\.addons\.registry\.images\.regsync in body should match/],
+    ['image', { images: { regbot: 'Not An Image' } }, /spec\.addons\.registry\.images\.regbot in body should match/],
   ] as const) {
     const r = await post(`bad-${name}`, bad);
     assert.is(r.status, 422, `${name}: ${r.text}`);

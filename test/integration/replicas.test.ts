@@ -97,7 +97,7 @@ test('a rotation on both replicas at once: rotated once, and every node credenti
       assert.ok(bcryptjs.compareSync(previousPassword!, entry(previous!)), `${c}: the previous ${kind} credential still verifies (nodes not yet rolled)`);
     }
     const regsync = (await workloadSecret(i, 'registry-regsync-auth')).data;
-    assert.equal([text(regsync.username), text(regsync.password)], ['node-2', text((await mgmt().request('GET', `/api/v1/namespaces/${NS}/secrets/${c}-registry-addon-node`)).body.data.password)], `${c}: regsync has the same node credential`);
+    assert.equal([text(regsync.username), text(regsync.password)], ['node-2', text((await mgmt().request('GET', `/api/v1/namespaces/${NS}/secrets/${c}-registry-addon-node`)).body.data.password)], `${c}: the sync sidecar has the same node credential`);
     assert.is((await proxyAnnotations(c))['capi-registry-addon/auth-sha256'], sha(htpasswd), `${c}: the pods roll to that htpasswd`);
   }
 });

@@ -20,7 +20,7 @@ let deps: WorkloadDeps;
 const parsed = parseCluster({ metadata: { name: 'c1', namespace: 'team-a', uid: 'u1' }, spec: { clusterNetwork: { services: { cidrBlocks: ['10.96.0.0/12'] } } } });
 if (!parsed.ok) throw new Error(parsed.message);
 const cluster = parsed.value;
-const layout = { replicas: 2, serviceDomain: 'cluster.local', serviceIp: '10.96.0.20' };
+const layout = { replicas: 2, serviceDomain: 'cluster.local', serviceIp: '10.96.0.20', standbyIp: '10.96.0.21' };
 
 const wsecret = async (name: string) => (await env.workload!.request('GET', `/api/v1/namespaces/capi-registry/secrets/${name}`)).body;
 const putKubeconfig = async (text: string) => {

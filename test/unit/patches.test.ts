@@ -79,7 +79,7 @@ test('deterministic, and idempotent on a template that already carries our files
 });
 
 test('templates without files or without a kubeadmConfigSpec get the whole structure in one add', () => {
-  const node = nodeFiles('c', { replicas: 2, serviceDomain: 'cluster.local', serviceIp: '10.96.0.20' }, readRegistryConfig({}));
+  const node = nodeFiles('c', { replicas: 2, serviceDomain: 'cluster.local', serviceIp: '10.96.0.20', standbyIp: '10.96.0.21' }, readRegistryConfig({}));
   const bare = { spec: { template: {} } };
   const ops = kubeadmPatch(bare, ['spec', 'template', 'spec', 'kubeadmConfigSpec'], node);
   assert.equal(ops.map((o) => [o.op, o.path]), [['add', '/spec/template/spec']]);

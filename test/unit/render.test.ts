@@ -8,7 +8,7 @@ import { clusterRegistry } from '../../src/addon/layout.ts';
 import { registryPlan } from '../../src/addon/plan.ts';
 import { readRegistryConfig } from '../../src/render/config.ts';
 import { dumpYaml } from '../../src/render/distribution.ts';
-import { RenderError, serverCertSans, serviceIp } from '../../src/render/metadata.ts';
+import { registryLayout, RenderError, serverCertSans, serviceIp } from '../../src/render/metadata.ts';
 import { toToml } from '../../src/render/toml.ts';
 import { clusterConfigVariable } from '../../src/render/variables.ts';
 import { parseCluster } from '../../src/runtime-sdk/request.ts';
@@ -43,6 +43,9 @@ test('service IP: the 20th address of the first CIDR, any family; bracketed in U
   assert.is(serviceIp(['fd00:10:96::/112']), 'fd00:10:96::14');
   assert.is(serviceIp(['fd00:10:96::/112', '10.96.0.0/12']), 'fd00:10:96::14');
   assert.is(serviceIp(['127.0.0.0/24']), '127.0.0.20');
+  // The standby Service takes the next address.
+  assert.equal(registryLayout(2, undefined, ['fd00:10:96::/112']), { replicas: 2, serviceDomain: 'cluster.local', serviceIp: 'fd00:10:96::14', standbyIp: 'fd00:10:96::15' });
+  assert.is(registryLayout(1, 'corp.internal', ['172.20.0.0/27']).standbyIp, '172.20.0.21');
   const hosts = readFileSync(join(GOLDEN, 'ipv6', 'expected.yaml'), 'utf8');
   assert.match(hosts, /\[host\."https:\/\/\[fd00:10:96::14\]:443\/v2"\]/);
   assert.is(serviceIp([]), '10.96.0.20', "no service CIDR: kubeadm's default 10.96.0.0/12");
@@ -57,14 +60,14 @@ test('service IP: the 20th address of the first CIDR, any family; bracketed in U
   }
 });
 
-test('SANs: every Service form, every replica headless form, the Service IP, 127.0.0.1, localhost', () => {
-  const sans = serverCertSans({ replicas: 2, serviceDomain: 'cluster.local', serviceIp: '10.96.0.20' });
+test('SANs: every Service form (writer, standby, headless), every replica headless form, both Service IPs, 127.0.0.1, localhost', () => {
+  const sans = serverCertSans({ replicas: 2, serviceDomain: 'cluster.local', serviceIp: '10.96.0.20', standbyIp: '10.96.0.21' });
   assert.is(sans.commonName, 'registry');
-  assert.equal(sans.ipAddresses, ['10.96.0.20', '127.0.0.1']);
-  for (const n of ['registry', 'registry.capi-registry.svc.cluster.local', 'registry-headless.capi-registry.svc', 'registry-1.registry-headless.capi-registry.svc.cluster.local', 'localhost']) {
+  assert.equal(sans.ipAddresses, ['10.96.0.20', '10.96.0.21', '127.0.0.1']);
+  for (const n of ['registry', 'registry.capi-registry.svc.cluster.local', 'registry-standby.capi-registry.svc', 'registry-headless.capi-registry.svc', 'registry-1.registry-headless.capi-registry.svc.cluster.local', 'localhost']) {
     assert.ok(sans.dnsNames.includes(n), n);
   }
-  assert.is(sans.dnsNames.length, 13);
+  assert.is(sans.dnsNames.length, 17);
 });
 
 test('invalid knobs: every problem named, with the allowed values', () => {
@@ -79,6 +82,8 @@ test('invalid knobs: every problem named, with the allowed values', () => {
     [{ syncInterval: '5 minutes' }, /syncInterval is "5 minutes": expected a duration such as 2m/],
     [{ images: { registry: 'UPPER/case' } }, /images\.registry is "UPPER\/case": expected an image reference/],
     [{ containerd: { dialTimeout: 2 } }, /containerd\.dialTimeout must be a string/],
+    // An air-gapped Cluster's regsync override must not silently become a pull of regbot from ghcr.io.
+    [{ images: { regsync: 'mirror.example.com/regclient/regsync:v0.11.7' } }, /images\.regsync is no longer used: .*set images\.regbot to your copy of ghcr\.io\/regclient\/regbot:v0\.11\.7/],
     [{ resources: { limits: { memory: 'lots' } } }, /resources\.limits\.memory is "lots"/],
     [{ replica: 3 }, /has an unknown field "replica": known fields are provider, replicas/],
     [{ storage: 'big' }, /storage must be an object/],

@@ -5,7 +5,7 @@
 #      (config version 2, 3, 4, or none), editing one line of config.toml and nothing else;
 #   2. puts the mirror first in every hosts.toml containerd will read there (_default and per-registry
 #      directories), keeping whatever else those files say;
-#   3. makes connections to the mirror's Service IP fail at once until kube-proxy (or a CNI's service
+#   3. makes connections to the mirror's Service IPs fail at once until kube-proxy (or a CNI's service
 #      load balancer) serves it, so early pulls fall back upstream without waiting for a dial timeout.
 # It never leaves containerd a config it refuses: when it cannot edit safely it changes nothing, says
 # why on stderr and in the journal, and writes the reason to the status file. It always exits 0: a node
@@ -269,15 +269,19 @@ rm -f "$BLOCK"
 # dial timeout (30 s on 1.6/1.7, which ignore dial_timeout). Reject them at once instead. Locally
 # generated packets pass the nat table (kube-proxy's DNAT) before the filter table, so once the Service
 # is served this rule no longer matches; IPVS binds Service IPs locally, which the addrtype match skips.
-ADDR=$(sed -n 's/^[[:space:]]*\[host\."https:\/\/\([^"]*\)\/v2"\].*/\1/p' "$OUR_HOSTS" | head -n 1)
-case $ADDR in
-  \[*) IP=${ADDR#\[}; IP=${IP%%\]*}; PORT=${ADDR##*:}; TOOL=ip6tables ;;
-  *) IP=${ADDR%%:*}; PORT=${ADDR##*:}; TOOL=iptables ;;
-esac
-if [ -n "$ADDR" ] && command -v "$TOOL" >/dev/null 2>&1; then
+# Every mirror address of ours (the writer, then the standby Service) gets the rule.
+ADDRS="$ADDON_DIR/.addrs.$$"
+sed -n 's/^[[:space:]]*\[host\."https:\/\/\([^"]*\)\/v2"\].*/\1/p' "$OUR_HOSTS" > "$ADDRS"
+while IFS= read -r ADDR; do
+  case $ADDR in
+    \[*) IP=${ADDR#\[}; IP=${IP%%\]*}; PORT=${ADDR##*:}; TOOL=ip6tables ;;
+    *) IP=${ADDR%%:*}; PORT=${ADDR##*:}; TOOL=iptables ;;
+  esac
+  command -v "$TOOL" >/dev/null 2>&1 || continue
   set -- -p tcp -d "$IP" --dport "$PORT" -m addrtype ! --dst-type LOCAL -m comment --comment capi-registry-addon-fast-fail -j REJECT --reject-with tcp-reset
   if "$TOOL" -w 5 -C OUTPUT "$@" 2>/dev/null || "$TOOL" -w 5 -I OUTPUT 1 "$@" 2>/dev/null; then FAST_FAIL=$TOOL; fi
-fi
+done < "$ADDRS"
+rm -f "$ADDRS"
 
 if [ "$CHANGED" = yes ]; then
   if [ "$RESTART" = yes ] && command -v systemctl >/dev/null 2>&1; then

@@ -10,7 +10,7 @@ export interface Components {
   registry: { version: string; path: string };
   /** Debian's docker-registry (Distribution 2.8): the rendered config must work on 2.8 and 3.x. */
   registry2: { version: string; path: string };
-  regsync: { version: string; path: string };
+  regbot: { version: string; path: string };
   zlint: { version: string; path: string };
   helm: { version: string; path: string };
   caaph: { version: string; path: string };

@@ -133,10 +133,10 @@ export class TestNode {
     return this.proc ? readFileSync(this.proc.logFile, 'utf8') : '';
   }
 
-  crictl(args: string[], timeoutMs = 120_000): { ok: boolean; output: string; ms: number } {
+  crictl(args: string[], timeoutMs = 120_000): { ok: boolean; output: string; stdout: string; ms: number } {
     const started = Date.now();
     const r = spawnSync(components().crictl.path, ['--runtime-endpoint', `unix://${this.socket}`, '--image-endpoint', `unix://${this.socket}`, '--timeout', `${Math.ceil(timeoutMs / 1000)}s`, ...args], { encoding: 'utf8', timeout: timeoutMs + 5_000 });
-    return { ok: r.status === 0, output: `${r.stdout}${r.stderr}`, ms: Date.now() - started };
+    return { ok: r.status === 0, output: `${r.stdout}${r.stderr}`, stdout: r.stdout, ms: Date.now() - started };
   }
 
   /** `crictl pull`: what the kubelet asks the CRI for. */

@@ -9,6 +9,7 @@ import { POD } from '../../../src/render/metadata.ts';
 import { components } from './components.ts';
 import { freePort, inMountNamespace, startProcess, waitFor, workDir, type Started } from './base.ts';
 import { sha256, type OciImage } from './oci.ts';
+import type { NetNs } from './node.ts';
 
 export interface HttpReply { status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }
 
@@ -110,8 +111,12 @@ export async function startRegistry(name: string, tls: { certFile: string; keyFi
   return registry;
 }
 
-/** Runs a Distribution binary with the rendered config.yml at its pod paths (mount namespace); `htpasswd` as the auth Secret mounts it. */
-export async function startRenderedRegistry(name: string, binary: string, config: string, tls: { 'tls.crt': string; 'tls.key': string; 'ca.crt': string }, addr: string, tlsName?: string, htpasswd?: string): Promise<Registry> {
+/**
+ * Runs a Distribution binary with the rendered config.yml at its pod paths (mount namespace); `htpasswd`
+ * as the auth Secret mounts it. `pod`: run in that pod's network namespace, listening as the pod does
+ * (every address, the container port) while the test reaches it at `addr`.
+ */
+export async function startRenderedRegistry(name: string, binary: string, config: string, tls: { 'tls.crt': string; 'tls.key': string; 'ca.crt': string }, addr: string, tlsName?: string, htpasswd?: string, pod?: { netns: NetNs }): Promise<Registry> {
   const root = workDir('rendered-registry', name);
   const etc = join(root, 'etc');
   if (htpasswd !== undefined) {
@@ -125,11 +130,13 @@ export async function startRenderedRegistry(name: string, binary: string, config
   writeFileSync(join(etc, POD.tlsDir.replace('/etc/', ''), 'tls.key'), tls['tls.key']);
   const varLib = join(root, 'var-lib');
   mkdirSync(join(varLib, 'registry'), { recursive: true });
-  const [cmd, args] = inMountNamespace([[etc, '/etc'], [varLib, '/var/lib']], binary, ['serve', POD.configFile]);
-  // As in the pod: the shared HTTP secret from the env. The listen addresses are the only overrides:
-  // pods have a network namespace each, while the test's registries share the machine's.
+  const [mcmd, margs] = inMountNamespace([[etc, '/etc'], [varLib, '/var/lib']], binary, ['serve', POD.configFile]);
+  const [cmd, args] = pod ? pod.netns.wrap(mcmd, margs) : [mcmd, margs];
+  // As in the pod: the shared HTTP secret from the env. Outside a pod's namespace the listen addresses
+  // are overridden: the test's registries then share the machine's.
+  const listen = pod ? {} : { REGISTRY_HTTP_ADDR: addr, REGISTRY_HTTP_DEBUG_ADDR: `127.0.0.1:${await freePort()}` };
   const proc = startProcess(`registry-${name}`, cmd, args, {
-    env: { PATH: process.env.PATH ?? '', REGISTRY_HTTP_SECRET: 'shared-secret', REGISTRY_HTTP_ADDR: addr, REGISTRY_HTTP_DEBUG_ADDR: `127.0.0.1:${await freePort()}`, OTEL_TRACES_EXPORTER: 'none' },
+    env: { PATH: process.env.PATH ?? '', REGISTRY_HTTP_SECRET: 'shared-secret', ...listen, OTEL_TRACES_EXPORTER: 'none' },
   });
   const registry = new Registry(addr, tls['ca.crt'], join(varLib, 'registry'), proc, tlsName);
   // What the pod's probes ask: `/` answers 200 without credentials.

@@ -1,0 +1,107 @@
+// The replicas' sync sidecar: regbot (github.com/regclient/regclient, regsync's sibling), one config per
+// pod, picked by POD_NAME. One writer (registry-0) takes every push; each other replica makes itself an
+// exact copy of it every syncInterval: tags that are new or moved are copied, tags the writer no longer
+// lists are deleted, and a manifest the writer no longer holds goes with them. regsync copies but never
+// deletes, so a delete came back from the peers; regbot's scripts can do both.
+// The writer's own file runs no script: it is the source of truth and syncs from nobody.
+import type { RegistryConfig } from './config.ts';
+import { dumpYaml } from './distribution.ts';
+import { hostPort, podNames, POD, REGISTRY, writerAddress, type RegistryLayout } from './metadata.ts';
+
+const LOCAL = hostPort('127.0.0.1', REGISTRY.containerPort);
+
+/** Lua shared by both scripts: the registries and a digest lookup that answers nil for "not there". */
+const prelude = (writer: string) => `local writer, here = "${writer}", "${LOCAL}"
+local function digestOf(ref)
+  local ok, m = pcall(manifest.head, reference.new(ref))
+  if ok then return m:descriptor().Digest end
+  return nil
+end
+local function tagsOf(registry, repository)
+  local ok, tags = pcall(tag.ls, reference.new(registry .. "/" .. repository))
+  if ok then return tags end
+  return {}
+end
+`;
+
+/** Every interval on a non-writer replica: become what the writer is. */
+const mirrorScript = (writer: string) => `${prelude(writer)}
+-- A manifest the writer no longer holds goes (with every tag on it, as Distribution deletes by digest).
+local function dropUnlessWriterHas(repository, digest)
+  if digest ~= nil and digestOf(writer .. "/" .. repository .. "@" .. digest) == nil then
+    manifest.head(reference.new(here .. "/" .. repository .. "@" .. digest)):delete()
+    return true
+  end
+  return false
+end
+local repos, mine = repo.ls(writer), repo.ls(here)
+-- An empty writer beside a full replica is a lost volume, not a request to delete everything.
+if #repos == 0 and #mine > 0 then
+  error("the writer lists no repositories while this replica holds " .. #mine .. ": nothing deleted; restore the writer's volume or push again")
+end
+local wanted, copied, removed = {}, 0, 0
+for _, r in ipairs(repos) do
+  wanted[r] = {}
+  for _, t in ipairs(tagsOf(writer, r)) do
+    wanted[r][t] = true
+    local want = digestOf(writer .. "/" .. r .. ":" .. t)
+    local have = digestOf(here .. "/" .. r .. ":" .. t)
+    if want ~= nil and have ~= want then
+      image.copy(reference.new(writer .. "/" .. r .. ":" .. t), reference.new(here .. "/" .. r .. ":" .. t))
+      dropUnlessWriterHas(r, have)
+      copied = copied + 1
+    end
+  end
+end
+for _, r in ipairs(mine) do
+  for _, t in ipairs(tagsOf(here, r)) do
+    if not (wanted[r] and wanted[r][t]) then
+      if not dropUnlessWriterHas(r, digestOf(here .. "/" .. r .. ":" .. t)) then tag.delete(reference.new(here .. "/" .. r .. ":" .. t)) end
+      removed = removed + 1
+    end
+  end
+end
+log("in sync with the writer: " .. copied .. " tags copied, " .. removed .. " tags removed")
+`;
+
+/**
+ * The startup probe (`regbot once`, which fails when the script raises an error): a replica is Ready
+ * once it holds every tag of the writer at the writer's digest. With the writer unreachable, a replica
+ * that holds content is Ready (stale beats nothing when the writer is down); an empty one is not.
+ */
+const readyScript = (writer: string) => `${prelude(writer)}
+local ok, repos = pcall(repo.ls, writer)
+if not ok then
+  if #repo.ls(here) == 0 then error("the writer is unreachable and this replica is empty") end
+  return
+end
+for _, r in ipairs(repos) do
+  for _, t in ipairs(tagsOf(writer, r)) do
+    local want = digestOf(writer .. "/" .. r .. ":" .. t)
+    if want ~= nil and digestOf(here .. "/" .. r .. ":" .. t) ~= want then error("not in sync yet: " .. r .. ":" .. t) end
+  end
+end
+`;
+
+/** `<pod>.yml` per pod (the sidecar's server config) and `ready.yml` (its startup probe), keyed by file name. */
+export function syncConfigs(layout: RegistryLayout, config: RegistryConfig): Record<string, string> {
+  const writer = writerAddress(layout.serviceDomain);
+  // regbot's own templating reads the credential from the mounted Secret: it never sits in the ConfigMap.
+  const login = config.auth.enabled
+    ? { user: `{{ file "${POD.syncAuthDir}/username" }}`, pass: `{{ file "${POD.syncAuthDir}/password" }}` }
+    : {};
+  const cred = (registry: string) => ({ registry, tls: 'enabled', regcert: `{{ file "${POD.syncCaFile}" }}`, ...login, reqConcurrent: 3 });
+  const file = (scripts: { name: string; script: string }[]) => dumpYaml({
+    version: 1,
+    creds: [cred(LOCAL), cred(writer)],
+    // A first sync of a large registry takes long; a timeout ends a run that hangs, the next run resumes.
+    defaults: { parallel: 2, interval: config.syncInterval, timeout: '1h', skipDockerConfig: true },
+    scripts,
+  });
+  const out: Record<string, string> = {};
+  for (const pod of podNames(layout.replicas)) {
+    out[`${pod}.yml`] = file(pod === REGISTRY.writerPod ? [] : [{ name: 'mirror the writer', script: mirrorScript(writer) }]);
+  }
+  out['ready.yml'] = file([{ name: 'holds what the writer holds', script: readyScript(writer) }]);
+  return out;
+}
