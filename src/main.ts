@@ -40,6 +40,7 @@ const SERVE: CommandSpec = {
     { name: 'chart-repo-url', value: 'URL', help: 'where CAAPH pulls the registry chart (this server\'s /v2/ endpoint)', default: 'oci://capi-registry-addon.<provider-namespace>.svc:443/charts' },
     { name: 'chart-ca-secret', value: 'NS/NAME', help: 'Secret (key ca.crt) CAAPH trusts for the chart server; default the root CA Secret in the provider namespace (the root signs this server in the shipped manifests)' },
     { name: 'converge-interval', value: 'SECONDS', help: 'background loop: time between two passes over one opted-in Cluster', default: '600' },
+    { name: 'volume-release-timeout', value: 'SECONDS', help: 'BeforeClusterDelete: how long deletion of a Cluster may wait for its registry\'s volumes to be deleted in the workload cluster (an unreachable workload API server: at most 120)', default: '600' },
     { name: 'no-seed', help: 'do not list the Clusters at start: the background loop then learns of them from hooks and GeneratePatches only' },
   ],
 };
@@ -115,6 +116,7 @@ async function runServe(argv: string[]): Promise<void> {
       chartRepoUrl: str('chart-repo-url')!.replace('<provider-namespace>', providerNamespace),
       chartCaSecret,
       convergeIntervalSeconds: parsePositiveInt('converge-interval', str('converge-interval')!),
+      volumeReleaseTimeoutSeconds: parsePositiveInt('volume-release-timeout', str('volume-release-timeout')!),
       seed: flags['no-seed'] !== true,
     },
   });

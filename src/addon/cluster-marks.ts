@@ -1,5 +1,6 @@
 // What the addon keeps on an opted-in Cluster: the label that makes its HelmChartProxy select it and
-// three annotations (registry status, certificate expiry, the upgrade that last issued the certificate).
+// its annotations (registry status, certificate expiry, the upgrade that last issued the certificate,
+// and during deletion when the release of its volumes began).
 // They live on the Cluster, not in memory, so a restarted or moved extension (and the metrics) read
 // them at once. Written by server-side apply with our field manager: every write carries the whole
 // set, because a mark left out of an apply is removed.
@@ -11,6 +12,7 @@ import {
   helmChartProxyName,
   REGISTRY_RETRYING,
   REGISTRY_STATUS_ANNOTATION,
+  VOLUMES_RELEASE_ANNOTATION,
 } from '../render/helmchartproxy.ts';
 import { redact } from '../observe/log.ts';
 import { clusterApiVersionOf, type ClusterRef } from '../runtime-sdk/types.ts';
@@ -21,6 +23,8 @@ export interface ClusterMarks {
   notAfter?: string;
   /** The version of the last upgrade that issued the certificate. */
   certUpgrade?: string;
+  /** RFC 3339: when BeforeClusterDelete began releasing the registry's volumes. */
+  volumesReleaseStarted?: string;
 }
 
 const MAX_STATUS = 1024;
@@ -29,7 +33,7 @@ const MAX_STATUS = 1024;
 export function currentMarks(cluster: ClusterRef): Partial<ClusterMarks> {
   const annotations = ((cluster.raw.metadata ?? {}) as { annotations?: Record<string, unknown> }).annotations ?? {};
   const text = (key: string) => (typeof annotations[key] === 'string' ? (annotations[key] as string) : undefined);
-  const marks = { status: text(REGISTRY_STATUS_ANNOTATION), notAfter: text(CERT_NOT_AFTER_ANNOTATION), certUpgrade: text(CERT_UPGRADE_ANNOTATION) };
+  const marks = { status: text(REGISTRY_STATUS_ANNOTATION), notAfter: text(CERT_NOT_AFTER_ANNOTATION), certUpgrade: text(CERT_UPGRADE_ANNOTATION), volumesReleaseStarted: text(VOLUMES_RELEASE_ANNOTATION) };
   return Object.fromEntries(Object.entries(marks).filter(([, v]) => v !== undefined));
 }
 
@@ -55,6 +59,7 @@ export async function markCluster(cluster: ClusterRef, management: Pick<SecretCl
   if (marks.status) annotations[REGISTRY_STATUS_ANNOTATION] = marks.status;
   if (marks.notAfter) annotations[CERT_NOT_AFTER_ANNOTATION] = marks.notAfter;
   if (marks.certUpgrade) annotations[CERT_UPGRADE_ANNOTATION] = marks.certUpgrade;
+  if (marks.volumesReleaseStarted) annotations[VOLUMES_RELEASE_ANNOTATION] = marks.volumesReleaseStarted;
   const metadata = { name: cluster.name, namespace: cluster.namespace, labels: { [CLUSTER_SELECTOR_LABEL]: helmChartProxyName(cluster.name) }, annotations };
   // The Cluster was read at the start of this pass: when it holds every mark already, nothing is written.
   if (holds(cluster.raw.metadata, metadata)) return;

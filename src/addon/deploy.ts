@@ -19,6 +19,8 @@ export interface AddonDeps extends SetupDeps {
   workloadClients: WorkloadClients;
   /** The chart source; caSecret defaults to the Cluster's CA copy (our manifests sign the extension with the root CA). */
   chart: { repoUrl: string; version: string; caSecret?: { name: string; namespace: string } };
+  /** BeforeClusterDelete's bound on waiting for the registry's volumes (default VOLUME_RELEASE.timeoutMs). */
+  volumeReleaseTimeoutMs?: number;
 }
 
 const HCP_API_VERSION = 'addons.cluster.x-k8s.io/v1alpha1';

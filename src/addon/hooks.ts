@@ -9,7 +9,8 @@
 //   ACPI, BCU             never block: a Failure would hold the Cluster's control plane, workers or
 //                         upgrade hostage for an add-on. They answer Success, mark the Cluster
 //                         (annotation, Event, metric) and the background loop retries until it works.
-//   BeforeClusterDelete   never blocks.
+//   BeforeClusterDelete   blocks only while the registry's volumes are being deleted in the workload
+//                         cluster, for a bounded time (volumes.ts); never for anything else.
 import { KubeError } from '../kube/client.ts';
 import { CLUSTER_SELECTOR_LABEL, REGISTRY_RETRYING, REGISTRY_STATUS_ANNOTATION } from '../render/helmchartproxy.ts';
 import type { Logger } from '../observe/log.ts';
@@ -25,6 +26,7 @@ import { deployRegistry, optOutRegistry, removeRegistry, type AddonDeps, type De
 import { registryOptIn } from './opt-in.ts';
 import { generatePatches as patchesFor, patchedCluster } from './patches.ts';
 import { isHookResult, setupCluster } from './setup.ts';
+import { releaseRegistryVolumes } from './volumes.ts';
 
 export type AddonHandler = (request: HookRequest, ctx: HookContext) => Promise<HookResult>;
 
@@ -162,7 +164,7 @@ export function createAddon(rt: AddonRuntime): Addon {
   const stillWorking = success(`registry deployment still in progress as CAPI's timeout nears; capi-registry-addon finishes it in the background: see the Cluster's annotation ${REGISTRY_STATUS_ANNOTATION} and its Events`);
   const troubled = (r: HookResult) => r.status === 'Failure' || !!r.retryAfterSeconds;
 
-  const lifecycle = (hook: HookName, work: (cluster: ClusterRef, deps: AddonDeps, request: LifecycleRequest) => Promise<HookResult>, onTrouble: OnTrouble): AddonHandler =>
+  const lifecycle = (hook: HookName, work: (cluster: ClusterRef, deps: AddonDeps, request: LifecycleRequest, signal: AbortSignal) => Promise<HookResult>, onTrouble: OnTrouble): AddonHandler =>
     async (request, ctx) => {
       if (request.kind !== 'lifecycle') throw new TypeError(`${hook} got a ${request.kind} request`);
       // A body that does not ask for the registry asks for nothing: no API call (a forged one gains nothing).
@@ -177,7 +179,7 @@ export function createAddon(rt: AddonRuntime): Addon {
         // BeforeClusterDelete removes what we made whatever the variable says now: an invalid value must not block deletion.
         const outcome = optIn.enabled === 'invalid' && hook !== 'BeforeClusterDelete'
           ? failure(`Cluster ${cluster.namespace}/${cluster.name}: ${optIn.message}`)
-          : await work(cluster, deps, request);
+          : await work(cluster, deps, request, ctx.signal);
         if (onTrouble !== 'background') return outcome;
         // Also after a success: CAPI marks ACPI done with a merge patch computed from the Cluster it read
         // before calling us, which drops every annotation when its pending-hooks one was the last, ours
@@ -251,10 +253,13 @@ export function createAddon(rt: AddonRuntime): Addon {
       BeforeClusterCreate: lifecycle('BeforeClusterCreate', setupCluster, 'block'),
       AfterControlPlaneInitialized: lifecycle('AfterControlPlaneInitialized', (cluster, deps) => deploy(cluster, deps), 'background'),
       BeforeClusterUpgrade: lifecycle('BeforeClusterUpgrade', (cluster, deps, request) => deploy(cluster, deps, { upgradeTo: upgradeTarget(cluster, request.fields.toKubernetesVersion) }), 'background'),
-      BeforeClusterDelete: lifecycle('BeforeClusterDelete', (cluster, deps) => {
+      BeforeClusterDelete: lifecycle('BeforeClusterDelete', async (cluster, deps, _request, signal) => {
         queue.forget(cluster.namespace, cluster.name);
         rt.onGone?.(cluster.namespace, cluster.name);
-        return removeRegistry(cluster, deps);
+        // The proxy first: CAAPH then uninstalls the release too, and never reinstalls it.
+        const removed = await removeRegistry(cluster, deps);
+        const volumes = await releaseRegistryVolumes(cluster, deps, signal);
+        return { ...volumes, message: [removed.message, volumes.message].filter(Boolean).join('; ') || undefined };
       }, 'neverBlock'),
       GeneratePatches: generatePatches,
       DiscoverVariables: async () => success(undefined, { variables: [clusterConfigVariable] }),

@@ -23,6 +23,9 @@ export const CERT_UPGRADE_ANNOTATION = 'capi-registry-addon.io/registry-cert-upg
 /** Annotation on the Cluster: `Deployed`, or `Retrying: <what is wrong and what to do>` while the background
  * loop keeps trying. Deterministic for the same state, so rewriting it changes nothing. */
 export const REGISTRY_STATUS_ANNOTATION = 'capi-registry-addon.io/registry-status';
+/** Annotation on a Cluster being deleted: when BeforeClusterDelete began releasing the registry's volumes
+ * (RFC 3339), so the bounded wait holds across retries, restarts and replicas. */
+export const VOLUMES_RELEASE_ANNOTATION = 'capi-registry-addon.io/volumes-release-started';
 export const REGISTRY_DEPLOYED = 'Deployed';
 export const REGISTRY_RETRYING = 'Retrying: ';
 

@@ -44,6 +44,7 @@ export interface ServeConfig {
     chartRepoUrl: string;
     chartCaSecret?: { name: string; namespace: string };
     convergeIntervalSeconds: number;
+    volumeReleaseTimeoutSeconds?: number;
     /** List the Clusters at start to fill the background loop. */
     seed: boolean;
   };
@@ -118,6 +119,7 @@ export async function serve(config: ServeConfig): Promise<RunningServer> {
       mintRootCa: config.addon.mintRootCa,
       clusterApiVersion,
       chart: { repoUrl: config.addon.chartRepoUrl, version: config.version, caSecret: config.addon.chartCaSecret },
+      ...(config.addon.volumeReleaseTimeoutSeconds ? { volumeReleaseTimeoutMs: config.addon.volumeReleaseTimeoutSeconds * 1000 } : {}),
       now: () => new Date(),
     }));
     // A kubeconfig that failed to load is reported on this call and tried again on the next.

@@ -2,7 +2,8 @@
 // sigs.k8s.io/cluster-api-addon-provider-helm): BCC and ACPI, posted like CAPI posts them, make the
 // HelmChartProxy; CAAPH pulls the chart from the extension's own OCI endpoint, trusting only the
 // Cluster's CA copy (the root CA signs the extension, as the shipped manifests arrange), and installs
-// the release into the workload API server; BeforeClusterDelete makes CAAPH uninstall it.
+// the release into the workload API server, where a real kube-controller-manager makes the claims and
+// volumes; BeforeClusterDelete makes CAAPH uninstall it and deletes the volumes before the Cluster goes.
 import { realSuite } from './env/suite.ts';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
@@ -54,6 +55,14 @@ test('BCC + ACPI over HTTPS → HelmChartProxy → CAAPH → release on the work
       assert.is(r.status, 'Success', `${name}: ${r.message}`);
       return r;
     };
+    // The workload cluster's controllers and a default StorageClass whose provisioner really makes and
+    // deletes volumes (kube-controller-manager's in-tree hostPath provisioner), as a cloud's CSI driver would.
+    stops.unshift(() => kcm.stop());
+    const kcm = workload.startControllerManager();
+    ok(await workload.request('POST', '/apis/storage.k8s.io/v1/storageclasses', {
+      apiVersion: 'storage.k8s.io/v1', kind: 'StorageClass', metadata: { name: 'standard', annotations: { 'storageclass.kubernetes.io/is-default-class': 'true' } },
+      provisioner: 'kubernetes.io/host-path', reclaimPolicy: 'Delete', volumeBindingMode: 'Immediate', allowVolumeExpansion: true,
+    }), 'StorageClass');
     await hook('BeforeClusterCreate');
     await markControlPlaneInitialized(mgmt, 'default', 'c1');
     await putKubeconfig(mgmt, 'default', 'c1', readFileSync(workload.kubeconfig, 'utf8'));
@@ -109,8 +118,42 @@ test('BCC + ACPI over HTTPS → HelmChartProxy → CAAPH → release on the work
     assert.is(hrps.length, 1, 'the proxy selected exactly one Cluster');
     assert.is(hrps[0].spec.clusterRef.name, 'c1');
 
-    // Delete: the hook removes the proxy; CAAPH uninstalls the release.
-    await hook('BeforeClusterDelete', await startDeleting(mgmt, 'default', 'c1'));
+    // The StatefulSet controller made a claim per replica; the provisioner bound a volume to each.
+    const claims = async () => (await workload.request('GET', '/api/v1/namespaces/capi-registry/persistentvolumeclaims')).body.items as any[];
+    const volumes = async () => ((await workload.request('GET', '/api/v1/persistentvolumes')).body.items as any[]).filter((v) => v.spec.claimRef?.namespace === 'capi-registry');
+    await waitFor('two claims Bound', async () => ((await claims()).filter((c) => c.status.phase === 'Bound').length === 2 ? true : undefined), 60_000, kcm.logFile);
+    assert.equal((await claims()).map((c) => c.metadata.name).sort(), ['data-registry-0', 'data-registry-1']);
+    assert.equal((await statefulSet()).body.spec.persistentVolumeClaimRetentionPolicy, { whenDeleted: 'Delete', whenScaled: 'Retain' });
+    assert.is((await volumes()).length, 2);
+
+    // Delete: BeforeClusterDelete removes the proxy (CAAPH uninstalls the release) and the claims, and
+    // holds deletion back (retryAfterSeconds, as CAPI honours it) until the volumes are gone. One volume
+    // carries a finalizer of another controller (a slow disk deletion), removed after two answers.
+    const slow = (await volumes())[0].metadata.name;
+    const finalizers = (list: string[]) => workload.request('PATCH', `/api/v1/persistentvolumes/${slow}`, JSON.stringify({ metadata: { finalizers: list } }), 'application/merge-patch+json');
+    ok(await finalizers([...(await volumes())[0].metadata.finalizers ?? [], 'example.com/slow-disk']), 'a slow finalizer');
+    const deleting = await startDeleting(mgmt, 'default', 'c1');
+    const started = Date.now();
+    const answers: any[] = [];
+    for (;;) {
+      const r = await hook('BeforeClusterDelete', deleting);
+      answers.push(r);
+      if (!r.retryAfterSeconds) break;
+      assert.is(r.retryAfterSeconds, 10);
+      assert.match(r.message, /waiting for the registry's volumes to be deleted in the workload cluster \(.*PersistentVolume.*\); deletion waits up to 600s, until /);
+      if (answers.length > 1) assert.is(r.message.replace(/\(.*\)/, ''), answers[0].message.replace(/\(.*\)/, ''), 'the same words on every retry (only the list of what remains shrinks)');
+      assert.ok(answers.length < 60, 'the wait ends');
+      if (answers.length === 2) {
+        assert.match(r.message, new RegExp(`\\(PersistentVolume ${slow}\\)`), 'only the slow volume is left');
+        ok(await finalizers(((await volumes())[0]?.metadata.finalizers ?? []).filter((f: string) => f !== 'example.com/slow-disk')), 'the slow finalizer removed');
+      }
+      await new Promise((res) => setTimeout(res, 1000)); // CAPI would wait retryAfterSeconds; the test asks sooner
+    }
+    assert.ok(answers.length >= 3, 'deletion was held while a volume remained');
+    assert.match(answers.at(-1).message, /registry volumes released/);
+    assert.equal(await claims(), [], 'no claim left');
+    assert.equal(await volumes(), [], 'no volume left: the provisioner deleted both disks while the cluster still ran');
+    console.log(`  BeforeClusterDelete held deletion for ${Date.now() - started} ms (${answers.length - 1} waiting answers) until both volumes were deleted`);
     await waitFor('CAAPH uninstalls the release', async () => ((await statefulSet()).status === 404 ? true : undefined), 120_000, caaph.logFile);
     await waitFor('the proxy is gone (CAAPH removed its finalizer)', async () =>
       (await mgmt.request('GET', '/apis/addons.cluster.x-k8s.io/v1alpha1/namespaces/default/helmchartproxies/c1-registry')).status === 404 ? true : undefined, 60_000, caaph.logFile);

@@ -100,7 +100,21 @@ export class KubeApi {
 
   /** SIGSTOP/SIGCONT kube-apiserver: it keeps accepting connections but answers nothing, as a hung server does. */
   freeze(frozen: boolean): void {
-    this.processes[this.processes.length - 1]!.proc.kill(frozen ? 'SIGSTOP' : 'SIGCONT');
+    this.processes[1]!.proc.kill(frozen ? 'SIGSTOP' : 'SIGCONT');
+  }
+
+  /**
+   * kube-controller-manager for this API server, as a cluster runs it: the StatefulSet, garbage
+   * collector, PV binder (with the in-tree hostPath provisioner and deleter: a StorageClass with
+   * provisioner kubernetes.io/host-path gets volumes under /tmp), PVC and PV protection controllers.
+   */
+  startControllerManager(): Started {
+    const kcm = startProcess(`${this.name}-kube-controller-manager`, components().kubeControllerManager.path, [
+      `--kubeconfig=${this.kubeconfig}`, '--leader-elect=false', '--secure-port=0', '--enable-hostpath-provisioner',
+      '--use-service-account-credentials=false', '--v=2',
+    ]);
+    this.processes.push(kcm);
+    return kcm;
   }
 
   async stop(): Promise<void> {
