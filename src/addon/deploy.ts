@@ -9,10 +9,11 @@ import { helmChartProxy, helmChartProxyName, REGISTRY_DEPLOYED, type ChartSource
 import { currentMarks, markCluster } from './cluster-marks.ts';
 import { ROOT_CA_SECRET } from '../pki/root-ca.ts';
 import { clusterCaSecretName, clusterIssuerSecretName, nodeCredentialSecretName, nodeScriptSecretName, pushCredentialSecretName } from '../render/metadata.ts';
-import { clusterApiVersionOf, kubernetesTime, success, type ClusterRef, type HookResult } from '../runtime-sdk/types.ts';
+import { clusterApiVersionOf, failure, kubernetesTime, success, type ClusterRef, type HookResult } from '../runtime-sdk/types.ts';
 import { registryPlan } from './plan.ts';
 import { asHookResult, isHookResult, prepareCluster, type SetupDeps } from './setup.ts';
-import { kubeconfigSecret, writeWorkloadSecrets } from './workload-secrets.ts';
+import { kubeconfigSecret, workloadClientFor, writeWorkloadSecrets } from './workload-secrets.ts';
+import { reconcileStorage } from './storage.ts';
 import { advanceRollover, machinesWithOldTrust } from './trust-rollover.ts';
 
 export interface AddonDeps extends SetupDeps {
@@ -42,7 +43,10 @@ export function deployRegistry(cluster: ClusterRef, deps: AddonDeps, opts: Deplo
     const upgrade = opts.upgradeTo && currentMarks(cluster).certUpgrade !== opts.upgradeTo ? opts.upgradeTo : undefined;
     const oldTrust = rollover ? await machinesWithOldTrust(cluster, deps.management, apiVersion, rollover.since) : [];
     const secrets = await writeWorkloadSecrets(cluster, registry.layout, signer, deps, creds, { upgradeTo: upgrade, ...(oldTrust.length ? { keepSignedBy: rollover!.previous } : {}) });
-    const plan = await registryPlan(cluster, registry, { tlsCertSha256: secrets.tlsCertSha256, authSha256: secrets.authSha256 });
+    // A storage change the running StatefulSet cannot take is refused, and the running values rendered: everything else still goes.
+    const storage = await reconcileStorage(await workloadClientFor(cluster, deps), registry.config.storage);
+    const rendered = { ...registry, config: { ...registry.config, storage: storage.storage } };
+    const plan = await registryPlan(cluster, rendered, { tlsCertSha256: secrets.tlsCertSha256, authSha256: secrets.authSha256 });
     // CAAPH verifies the chart server (signed by the root in the shipped manifests) against the root's ca.crt.
     const chart: ChartSource = { ...deps.chart, caSecret: deps.chart.caSecret ?? { name: ROOT_CA_SECRET, namespace: deps.providerNamespace } };
     const proxy = helmChartProxy({ cluster: { ...cluster, apiVersion }, chart, workload: plan.workload });
@@ -51,12 +55,15 @@ export function deployRegistry(cluster: ClusterRef, deps: AddonDeps, opts: Deplo
     const certMarks = { notAfter: kubernetesTime(secrets.notAfter), ...(upgrade ? { certUpgrade: upgrade } : {}) };
     await markCluster(cluster, deps.management, deps.clusterApiVersion, certMarks);
     await deps.management.ensureObject(proxy as Parameters<SecretClient['ensureObject']>[0]);
+    // A refused storage change is this attempt's answer (the Cluster is then marked Retrying with it, not Deployed).
+    if (storage.refused) return failure(`Cluster ${cluster.namespace}/${cluster.name}: ${storage.refused}`);
     await markCluster(cluster, deps.management, deps.clusterApiVersion, { ...certMarks, status: REGISTRY_DEPLOYED });
     const renewed = secrets.renewal.renew ? `registry-tls issued (${secrets.renewal.reasons.join('; ')}); ` : '';
     const trust = rollover
       ? await advanceRollover(cluster, { management: deps.management, clusterApiVersion: deps.clusterApiVersion, signerPem: signer.certPem, rollover, oldTrust, issuedNow: secrets.renewal.renew })
       : '';
-    return success(`${trust}${renewed}HelmChartProxy ${cluster.namespace}/${helmChartProxyName(cluster.name)} applied`);
+    const expanded = storage.done ? `${storage.done}; ` : '';
+    return success(`${trust}${renewed}${expanded}HelmChartProxy ${cluster.namespace}/${helmChartProxyName(cluster.name)} applied`);
   });
 }
 

@@ -46,8 +46,8 @@ export interface SecretClient {
   getObject(ref: ObjectRef): Promise<Record<string, unknown> | undefined>;
   /** Objects of one kind matching a label selector, in one namespace or (none given) in all. */
   listObjects(ref: { apiVersion: string; kind: string; namespace?: string }, labelSelector: string): Promise<Record<string, unknown>[]>;
-  /** Deletes the object: 'deleted', or 'absent' when there was nothing to delete. */
-  deleteObject(ref: ObjectRef): Promise<'deleted' | 'absent'>;
+  /** Deletes the object: 'deleted', or 'absent' when there was nothing to delete. `Orphan` leaves its dependents (a StatefulSet's pods). */
+  deleteObject(ref: ObjectRef, opts?: { propagationPolicy?: 'Orphan' | 'Background' | 'Foreground' }): Promise<'deleted' | 'absent'>;
   /** Creates the Secret unless one exists already (then nothing is written): 'created' | 'exists'. */
   createSecret(secret: SecretObject): Promise<'created' | 'exists'>;
   /** Server-side apply with our field manager: creates or converges our fields, leaves others' alone. */
@@ -201,9 +201,9 @@ export async function secretClient(kc: KubeConfig, opts: { timeoutMs?: number } 
         throw explain('list', ref.kind, `(selector ${labelSelector})`, err);
       }
     },
-    async deleteObject(ref) {
+    async deleteObject(ref, opts = {}) {
       try {
-        await api.delete({ apiVersion: ref.apiVersion, kind: ref.kind, metadata: { name: ref.name, namespace: ref.namespace } });
+        await api.delete({ apiVersion: ref.apiVersion, kind: ref.kind, metadata: { name: ref.name, namespace: ref.namespace } }, undefined, undefined, undefined, undefined, opts.propagationPolicy);
         return 'deleted';
       } catch (err) {
         if (codeOf(err) === 404) return 'absent';

@@ -8,7 +8,7 @@
 // present, because its presence is the opt-in.
 import { DEFAULT_IMAGES, DEFAULTS, LIMITS, PATTERNS, PLACEMENTS, PROVIDERS } from './config.ts';
 
-const quantity = (description: string, def?: string) => ({ type: 'string', description, pattern: PATTERNS.quantity, ...(def ? { default: def } : {}) });
+const quantity = (description: string, def?: string) => ({ type: 'string', description, pattern: PATTERNS.quantity, maxLength: 64, ...(def ? { default: def } : {}) });
 const resourceList = (description: string) => ({
   type: 'object',
   description,
@@ -29,11 +29,20 @@ export const registryVariableSchema = {
     },
     storage: {
       type: 'object',
-      description: 'Per-replica volume.',
+      description: 'Per-replica volume. The size may grow at any time (the claims are expanded when their StorageClass allows it); it never shrinks, and the StorageClass never changes once set.',
       properties: {
         size: quantity('Size of each replica\'s PersistentVolumeClaim.', DEFAULTS.storageSize),
         storageClassName: { type: 'string', description: 'StorageClass of the claims; the cluster default when absent.', pattern: PATTERNS.dnsSubdomain, maxLength: 253 },
       },
+      // Transition rules: CAPI (and the API server for a CRD) checks them on every update of a Cluster
+      // that had `storage` before. The hook checks the same against the running StatefulSet, whatever the schema.
+      'x-kubernetes-validations': [
+        { rule: '!has(self.size) || !has(oldSelf.size) || quantity(self.size).compareTo(quantity(oldSelf.size)) >= 0', message: 'storage.size cannot shrink: volumes only grow' },
+        {
+          rule: 'has(self.storageClassName) == has(oldSelf.storageClassName) && (!has(self.storageClassName) || self.storageClassName == oldSelf.storageClassName)',
+          message: 'storage.storageClassName cannot change: the registry\'s data is on volumes of the class it has',
+        },
+      ],
     },
     placement: {
       type: 'string',

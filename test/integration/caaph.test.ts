@@ -126,6 +126,52 @@ test('BCC + ACPI over HTTPS → HelmChartProxy → CAAPH → release on the work
     assert.equal((await statefulSet()).body.spec.persistentVolumeClaimRetentionPolicy, { whenDeleted: 'Delete', whenScaled: 'Retain' });
     assert.is((await volumes()).length, 2);
 
+    // Storage changes on the running registry. Larger: the claims grow, the StatefulSet is replaced (its
+    // pods and claims kept, adopted again) and CAAPH's upgrade goes through. Smaller, or another class:
+    // refused, the running values rendered, the Cluster marked.
+    const registryVariable = async (registry: unknown) => {
+      ok(await mgmt.request('PATCH', '/apis/cluster.x-k8s.io/v1beta2/namespaces/default/clusters/c1', JSON.stringify({ spec: { topology: { variables: [{ name: 'clusterConfig', value: { addons: { registry } } }] } } }), 'application/merge-patch+json'), 'variable');
+      return (await mgmt.request('GET', '/apis/cluster.x-k8s.io/v1beta2/namespaces/default/clusters/c1')).body;
+    };
+    const uids = async (path: string) => ((await workload.request('GET', path)).body.items as any[]).map((o) => o.metadata.uid).sort();
+    const podsBefore = await uids('/api/v1/namespaces/capi-registry/pods');
+    const claimsBefore = await uids('/api/v1/namespaces/capi-registry/persistentvolumeclaims');
+    assert.is(podsBefore.length, 2, 'the StatefulSet controller made both pods');
+    const revision = async () => (await mgmt.request('GET', '/apis/addons.cluster.x-k8s.io/v1alpha1/namespaces/default/helmreleaseproxies')).body.items[0]?.status?.revision;
+    const grown = await hook('AfterControlPlaneInitialized', await registryVariable({ replicas: 2, storage: { size: '200Gi' } }));
+    assert.match(grown.message, /registry volumes expanded to 200Gi \(2 claims\); StatefulSet replaced, its pods and claims kept; HelmChartProxy default\/c1-registry applied/);
+    assert.equal((await claims()).map((c) => c.spec.resources.requests.storage), ['200Gi', '200Gi']);
+    await waitFor('CAAPH upgrades the release (StatefulSet created again with 200Gi claims)', async () =>
+      ((await statefulSet()).body?.spec?.volumeClaimTemplates?.[0]?.spec?.resources?.requests?.storage === '200Gi' && (await revision()) === 2 ? true : undefined), 120_000, caaph.logFile);
+    assert.equal(await uids('/api/v1/namespaces/capi-registry/pods'), podsBefore, 'the same pods, adopted by the new StatefulSet');
+    assert.equal(await uids('/api/v1/namespaces/capi-registry/persistentvolumeclaims'), claimsBefore, 'the same claims: no data moved');
+    const status = async () => (await mgmt.request('GET', '/apis/cluster.x-k8s.io/v1beta2/namespaces/default/clusters/c1')).body.metadata.annotations['capi-registry-addon.io/registry-status'];
+    assert.is(await status(), 'Deployed');
+    for (const [registry, words] of [
+      [{ replicas: 2, storage: { size: '50Gi' } }, 'storage.size 50Gi is smaller than the registry\'s volumes (200Gi): volumes cannot shrink; set storage.size back to 200Gi or more'],
+      [{ replicas: 2, storage: { size: '200Gi', storageClassName: 'other' } }, 'storage.storageClassName cannot change on a running registry (standard → other): its data is on the existing volumes; set it back (remove it)'],
+    ] as const) {
+      const refused = await hook('AfterControlPlaneInitialized', await registryVariable(registry));
+      assert.ok(refused.message.includes(words), refused.message);
+      assert.is(await status(), `Retrying: ${words}`);
+      const proxy = (await mgmt.request('GET', '/apis/addons.cluster.x-k8s.io/v1alpha1/namespaces/default/helmchartproxies/c1-registry')).body;
+      const sts = JSON.parse(proxy.spec.valuesTemplate).manifests.find((o: any) => o.kind === 'StatefulSet');
+      assert.equal(sts.spec.volumeClaimTemplates[0].spec.resources.requests, { storage: '200Gi' }, 'the running size is rendered: the release stays upgradable');
+      assert.not.ok('storageClassName' in sts.spec.volumeClaimTemplates[0].spec);
+    }
+    // A StorageClass that does not allow expansion: a larger size is refused too, the claims untouched.
+    const expansion = (allow: boolean) => workload.request('PATCH', '/apis/storage.k8s.io/v1/storageclasses/standard', JSON.stringify({ allowVolumeExpansion: allow }), 'application/merge-patch+json');
+    ok(await expansion(false), 'expansion off');
+    const fixed = await hook('AfterControlPlaneInitialized', await registryVariable({ replicas: 2, storage: { size: '300Gi' } }));
+    const noExpansion = 'StorageClass standard does not allow volume expansion (allowVolumeExpansion is not true): the registry\'s volumes stay at 200Gi; set storage.size back to 200Gi, or allow expansion on the StorageClass';
+    assert.ok(fixed.message.includes(noExpansion), fixed.message);
+    assert.is(await status(), `Retrying: ${noExpansion}`);
+    assert.equal((await claims()).map((c) => c.spec.resources.requests.storage), ['200Gi', '200Gi']);
+    ok(await expansion(true), 'expansion on');
+    await hook('AfterControlPlaneInitialized', await registryVariable({ replicas: 2, storage: { size: '200Gi' } }));
+    assert.is(await status(), 'Deployed', 'set back: deployed again');
+    assert.is(await revision(), 2, 'no Helm upgrade was needed for the refused values');
+
     // Delete: BeforeClusterDelete removes the proxy (CAAPH uninstalls the release) and the claims, and
     // holds deletion back (retryAfterSeconds, as CAPI honours it) until the volumes are gone. One volume
     // carries a finalizer of another controller (a slow disk deletion), removed after two answers.

@@ -343,6 +343,15 @@ async function optedIn(name: string, cidr: string, serviceIp: string) {
   assert.is.not(await servedCertificate(), servedBefore, 'a fresh registry certificate for the upgrade');
   assert.is((await get('cluster.x-k8s.io/v1beta2', 'Cluster', name)).metadata.annotations['capi-registry-addon.io/registry-cert-upgrade'], 'v1.35.0');
 
+  // CAPI's admission enforces the schema's transition rules: a storage size that would shrink the volumes, or another class.
+  const storage = (value: unknown) => JSON.stringify({ spec: { topology: { variables: [{ name: 'clusterConfig', value: { addons: { registry: { storage: value } } } }] } } });
+  ok(await api().request('PATCH', path('cluster.x-k8s.io/v1beta2', 'Cluster', name), storage({ size: '100Gi' }), 'application/merge-patch+json'), 'the default size, written out');
+  for (const [value, words] of [[{ size: '50Gi' }, 'storage.size cannot shrink: volumes only grow'], [{ size: '100Gi', storageClassName: 'other' }, 'storage.storageClassName cannot change']] as const) {
+    const r = await api().request('PATCH', path('cluster.x-k8s.io/v1beta2', 'Cluster', name), storage(value), 'application/merge-patch+json');
+    assert.ok(r.status === 422 && r.text.includes(words), `CAPI refuses ${JSON.stringify(value)}: ${r.status} ${r.text.slice(0, 300)}`);
+  }
+  ok(await api().request('PATCH', path('cluster.x-k8s.io/v1beta2', 'Cluster', name), storage({ size: '150Gi' }), 'application/merge-patch+json'), 'a larger size is accepted');
+
   // CAPI's admission refuses a clusterConfig our schema does not allow...
   const invalid = JSON.stringify({ spec: { topology: { variables: [{ name: 'clusterConfig', value: { addons: { registry: 'not an object' } } }] } } });
   const refused = await api().request('PATCH', path('cluster.x-k8s.io/v1beta2', 'Cluster', name), invalid, 'application/merge-patch+json');

@@ -150,6 +150,14 @@ test('the variable schema is a valid structural schema to the real API server, w
   assert.equal(empty.body.spec.addons.registry, { provider: d.provider, replicas: d.replicas, placement: d.placement, syncInterval: d.syncInterval });
   const full = await post('full', { replicas: 3, storage: { size: '20Gi', storageClassName: 'fast-ssd' }, placement: 'Any', syncInterval: '30s', images: { registry: 'mirror.example.com:5000/library/registry:3.1.2' }, containerd: { dialTimeout: '500ms' } });
   assert.is(full.status, 201, full.text);
+  // Transition rules on update: the size only grows, the class never changes.
+  const put = (registry: unknown) => api.request('PATCH', '/apis/schema-test.capi-registry-addon.io/v1/namespaces/default/clusterconfigs/full', JSON.stringify({ spec: { addons: { registry } } }), 'application/merge-patch+json');
+  for (const [storage, words] of [[{ size: '10Gi' }, 'storage.size cannot shrink'], [{ storageClassName: 'other' }, 'storage.storageClassName cannot change'], [{ storageClassName: null }, 'storage.storageClassName cannot change']] as const) {
+    const r = await put({ storage });
+    assert.is(r.status, 422, `${JSON.stringify(storage)}: ${r.text}`);
+    assert.match(r.body.message, new RegExp(words.replace(/\./g, '\\.')), r.text);
+  }
+  for (const size of ['20480Mi', '40Gi', '0.1Ti']) assert.is((await put({ storage: { size } })).status, 200, `${size}: the same or larger`);
   for (const [name, bad, field] of [
     ['enum', { provider: 'Harbor' }, /spec\.addons\.registry\.provider: Unsupported value: "Harbor"/],
     ['range', { replicas: 11 }, /spec\.addons\.registry\.replicas: Invalid value: 11/],

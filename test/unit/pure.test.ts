@@ -8,6 +8,7 @@ import { createLogger, redact } from '../../src/observe/log.ts';
 import { Counter, Histogram } from '../../src/observe/metrics.ts';
 import { parsePem, toPem } from '../../src/pki/pem.ts';
 import { formatIp, parseIp } from '../../src/lib/ip.ts';
+import { quantityValue } from '../../src/lib/quantity.ts';
 import { base64FromBytes, base64FromText, bytesFromBase64, hexFromBytes, textFromBase64 } from '../../src/lib/bytes.ts';
 
 const test = suite('pure');
@@ -25,6 +26,18 @@ test('opt-in: absent, null, {}, settings, wrong types; later variables win', () 
     registryOptIn([{ name: 'clusterConfig', value: { addons: { registry: {} } } }, { name: 'clusterConfig', value: { addons: {} } }]),
     { enabled: false },
   );
+});
+
+test('quantities: binary and decimal suffixes, exponents, fractions order as the API server orders them; anything else is not one', () => {
+  assert.is(quantityValue('100Gi'), 100 * 2 ** 30);
+  assert.is(quantityValue('20480Mi'), quantityValue('20Gi'));
+  assert.is(quantityValue('1.5Gi'), 1.5 * 2 ** 30);
+  assert.is(quantityValue('500M'), 5e8);
+  assert.is(quantityValue('1e3'), 1000);
+  assert.is(quantityValue('100m'), 0.1);
+  assert.ok(quantityValue('0.1Ti')! > quantityValue('100Gi')!);
+  assert.ok(quantityValue('1G')! < quantityValue('1Gi')!);
+  for (const bad of ['', '100 GB', 'Gi', '1.2.3', '10gi', '1e']) assert.is(quantityValue(bad), undefined, bad);
 });
 
 test('bytes: base64 on the built-ins equals the byte-by-byte definition at every chunk edge; UTF-8 and ASCII text; hex', () => {
