@@ -14,6 +14,7 @@ import { registryPlan } from './plan.ts';
 import { asHookResult, isHookResult, prepareCluster, type SetupDeps } from './setup.ts';
 import { kubeconfigSecret, workloadClientFor, writeWorkloadSecrets } from './workload-secrets.ts';
 import { reconcileStorage } from './storage.ts';
+import { checkRelease } from './release-state.ts';
 import { advanceRollover, machinesWithOldTrust } from './trust-rollover.ts';
 
 export interface AddonDeps extends SetupDeps {
@@ -54,9 +55,12 @@ export function deployRegistry(cluster: ClusterRef, deps: AddonDeps, opts: Deplo
     // without its proxy too. `Deployed` only once the proxy is applied.
     const certMarks = { notAfter: kubernetesTime(secrets.notAfter), ...(upgrade ? { certUpgrade: upgrade } : {}) };
     await markCluster(cluster, deps.management, deps.clusterApiVersion, certMarks);
-    await deps.management.ensureObject(proxy as Parameters<SecretClient['ensureObject']>[0]);
+    const changed = await deps.management.ensureObject(proxy as Parameters<SecretClient['ensureObject']>[0]);
     // A refused storage change is this attempt's answer (the Cluster is then marked Retrying with it, not Deployed).
     if (storage.refused) return failure(`Cluster ${cluster.namespace}/${cluster.name}: ${storage.refused}`);
+    // A proxy just changed has not been acted on by CAAPH yet; otherwise its verdict on the release counts.
+    const broken = changed ? undefined : await checkRelease(cluster, deps.management, helmChartProxyName(cluster.name));
+    if (broken) return failure(`Cluster ${cluster.namespace}/${cluster.name}: ${broken}`);
     await markCluster(cluster, deps.management, deps.clusterApiVersion, { ...certMarks, status: REGISTRY_DEPLOYED });
     const renewed = secrets.renewal.renew ? `registry-tls issued (${secrets.renewal.reasons.join('; ')}); ` : '';
     const trust = rollover

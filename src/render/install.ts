@@ -28,6 +28,10 @@ export const RBAC_RULES = [
     why: 'apply the one HelmChartProxy per Cluster (server-side apply creates it), delete it at BeforeClusterDelete',
   },
   {
+    rule: { apiGroups: ['addons.cluster.x-k8s.io'], resources: ['helmreleaseproxies'], verbs: ['list'] },
+    why: 'read what CAAPH reports of the Cluster\'s release: a failed install or upgrade is reported on the Cluster, not hidden behind "applied"',
+  },
+  {
     rule: { apiGroups: ['cluster.x-k8s.io'], resources: ['clusters'], verbs: ['get', 'list', 'patch'] },
     why: 'day 2: read a Cluster that opted in after creation; label an opted-in Cluster so that its HelmChartProxy selects it and annotate it with its certificate expiry; list the labelled Clusters for the expiry metric',
   },

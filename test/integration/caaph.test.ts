@@ -172,6 +172,45 @@ test('BCC + ACPI over HTTPS → HelmChartProxy → CAAPH → release on the work
     assert.is(await status(), 'Deployed', 'set back: deployed again');
     assert.is(await revision(), 2, 'no Helm upgrade was needed for the refused values');
 
+    // An upgrade CAAPH cannot make (an admission policy in the workload cluster refuses StatefulSet
+    // updates): reported on the Cluster with CAAPH's words, not hidden behind "applied"; the policy gone,
+    // CAAPH upgrades on its own and the next pass marks the Cluster Deployed again.
+    const admission = '/apis/admissionregistration.k8s.io/v1';
+    ok(await workload.request('POST', `${admission}/validatingadmissionpolicies`, {
+      apiVersion: 'admissionregistration.k8s.io/v1', kind: 'ValidatingAdmissionPolicy', metadata: { name: 'freeze-registry' },
+      spec: { failurePolicy: 'Fail', matchConstraints: { resourceRules: [{ apiGroups: ['apps'], apiVersions: ['v1'], operations: ['UPDATE'], resources: ['statefulsets'] }] },
+        validations: [{ expression: 'false', message: 'registry StatefulSets are frozen by policy' }] },
+    }), 'policy');
+    ok(await workload.request('POST', `${admission}/validatingadmissionpolicybindings`, {
+      apiVersion: 'admissionregistration.k8s.io/v1', kind: 'ValidatingAdmissionPolicyBinding', metadata: { name: 'freeze-registry' },
+      spec: { policyName: 'freeze-registry', validationActions: ['Deny'], matchResources: { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'capi-registry' } } } },
+    }), 'binding');
+    const releaseReady = async () => {
+      const hrp = (await mgmt.request('GET', '/apis/addons.cluster.x-k8s.io/v1alpha1/namespaces/default/helmreleaseproxies')).body.items[0];
+      const c = hrp?.status?.conditions?.find((x: any) => x.type === 'HelmReleaseReady');
+      return hrp?.status?.observedGeneration === hrp?.metadata?.generation ? c : undefined;
+    };
+    // The policy takes effect once the API server has loaded it: the variable changes only after a denied dry run shows it.
+    await waitFor('the policy in force', async () => {
+      const r = await workload.request('PATCH', '/apis/apps/v1/namespaces/capi-registry/statefulsets/registry?dryRun=All', JSON.stringify({ metadata: { labels: { probe: 'x' } } }), 'application/merge-patch+json');
+      return r.status === 422 || r.status === 403 ? true : undefined;
+    }, 30_000);
+    const applied = await hook('AfterControlPlaneInitialized', await registryVariable({ replicas: 2, storage: { size: '200Gi' }, syncInterval: '2m' }));
+    assert.match(applied.message, /HelmChartProxy default\/c1-registry applied$/, 'just applied: CAAPH has not acted on it yet');
+    const said = await waitFor('CAAPH fails the upgrade', async () => {
+      const c = await releaseReady();
+      return c?.status === 'False' && c.reason === 'HelmInstallOrUpgradeFailed' ? String(c.message) : undefined;
+    }, 120_000, caaph.logFile);
+    assert.match(said, /registry StatefulSets are frozen by policy/);
+    const told = await hook('AfterControlPlaneInitialized');
+    assert.match(told.message, /CAAPH could not install or upgrade the registry's Helm release \(HelmReleaseProxy default\/\S+, revision \d+\): .*registry StatefulSets are frozen by policy/);
+    assert.match(await status(), /^Retrying: CAAPH could not install or upgrade the registry's Helm release/);
+    console.log(`  reported on the Cluster: ${(await status()).slice(0, 300)}`);
+    ok(await workload.request('DELETE', `${admission}/validatingadmissionpolicybindings/freeze-registry`), 'policy binding removed');
+    await waitFor('CAAPH upgrades once the policy is gone', async () => ((await releaseReady())?.status === 'True' ? true : undefined), 180_000, caaph.logFile);
+    assert.match((await hook('AfterControlPlaneInitialized')).message, /^HelmChartProxy default\/c1-registry applied$/);
+    assert.is(await status(), 'Deployed');
+
     // Delete: BeforeClusterDelete removes the proxy (CAAPH uninstalls the release) and the claims, and
     // holds deletion back (retryAfterSeconds, as CAPI honours it) until the volumes are gone. One volume
     // carries a finalizer of another controller (a slow disk deletion), removed after two answers.

@@ -3,6 +3,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 
 import { registryOptIn } from '../../src/addon/opt-in.ts';
+import { releaseFailure } from '../../src/addon/release-state.ts';
 import { parseFlags, parseListen, UsageError, type CommandSpec } from '../../src/cli/args.ts';
 import { createLogger, redact } from '../../src/observe/log.ts';
 import { Counter, Histogram } from '../../src/observe/metrics.ts';
@@ -117,6 +118,22 @@ test('metrics: counter and histogram text', () => {
   const h = new Histogram('h', 'help', [1, 2]);
   h.observe({}, 1.5);
   assert.match(h.render(), /h_bucket\{le="1"\} 0\nh_bucket\{le="2"\} 1\nh_bucket\{le="\+Inf"\} 1\nh_sum 1\.5\nh_count 1/);
+});
+
+test('release state: only CAAPH\'s install-or-upgrade failure for this Cluster, on the spec it has seen, is a failure', () => {
+  const cluster = { namespace: 'ns', name: 'c1' } as Parameters<typeof releaseFailure>[1];
+  const hrp = (o: { cluster?: string; generation?: number; observed?: number; status?: string; reason?: string; message?: string }) => ({
+    metadata: { name: 'c1-registry-abcde', generation: o.generation ?? 2 },
+    spec: { clusterRef: { name: o.cluster ?? 'c1' } },
+    status: { observedGeneration: o.observed ?? 2, revision: 3, conditions: [{ type: 'HelmReleaseReady', status: o.status ?? 'False', reason: o.reason ?? 'HelmInstallOrUpgradeFailed', message: o.message ?? 'cannot patch "registry"\n  spec: Forbidden' }] },
+  });
+  assert.match(releaseFailure([hrp({})], cluster)!, /^CAAPH could not install or upgrade the registry's Helm release \(HelmReleaseProxy ns\/c1-registry-abcde, revision 3\): cannot patch "registry" spec: Forbidden\. Fix what it names/);
+  assert.is(releaseFailure([hrp({ observed: 1 })], cluster), undefined, 'CAAPH has not seen the current spec');
+  assert.is(releaseFailure([hrp({ status: 'True', reason: 'Ready' })], cluster), undefined);
+  assert.is(releaseFailure([hrp({ reason: 'HelmReleasePending' })], cluster), undefined, 'pending is not failed');
+  assert.is(releaseFailure([hrp({ cluster: 'other' })], cluster), undefined, 'another Cluster\'s release');
+  assert.is(releaseFailure([], cluster), undefined);
+  assert.ok(releaseFailure([hrp({ message: 'x'.repeat(5000) })], cluster)!.length < 700, 'bounded');
 });
 
 test.run();
