@@ -6,6 +6,7 @@
 import type { SecretClient } from '../kube/client.ts';
 import type { WorkloadClients } from '../kube/workload-clients.ts';
 import { helmChartProxy, helmChartProxyName, REGISTRY_DEPLOYED, type ChartSource } from '../render/helmchartproxy.ts';
+import { GC_AT_POD_ANNOTATION } from '../render/workload.ts';
 import { currentMarks, markCluster } from './cluster-marks.ts';
 import { ROOT_CA_SECRET } from '../pki/root-ca.ts';
 import { clusterCaSecretName, clusterIssuerSecretName, nodeCredentialSecretName, nodeScriptSecretName, pushCredentialSecretName } from '../render/metadata.ts';
@@ -15,6 +16,7 @@ import { asHookResult, isHookResult, prepareCluster, type SetupDeps } from './se
 import { kubeconfigSecret, workloadClientFor, writeWorkloadSecrets } from './workload-secrets.ts';
 import { reconcileStorage } from './storage.ts';
 import { checkRelease } from './release-state.ts';
+import { durationMs } from '../lib/duration.ts';
 import { advanceRollover, machinesWithOldTrust } from './trust-rollover.ts';
 
 export interface AddonDeps extends SetupDeps {
@@ -47,7 +49,10 @@ export function deployRegistry(cluster: ClusterRef, deps: AddonDeps, opts: Deplo
     // A storage change the running StatefulSet cannot take is refused, and the running values rendered: everything else still goes.
     const storage = await reconcileStorage(await workloadClientFor(cluster, deps), registry.config.storage);
     const rendered = { ...registry, config: { ...registry.config, storage: storage.storage } };
-    const plan = await registryPlan(cluster, rendered, { tlsCertSha256: secrets.tlsCertSha256, authSha256: secrets.authSha256 });
+    // The deployed proxy remembers when collection was last due (what the pods carry); no second copy to drift.
+    const deployedProxy = await deps.management.getObject({ apiVersion: HCP_API_VERSION, kind: 'HelmChartProxy', namespace: cluster.namespace, name: helmChartProxyName(cluster.name) });
+    const gcAt = garbageCollectionDue(deployedGcAt(deployedProxy), registry.config.garbageCollection.interval, deps.now());
+    const plan = await registryPlan(cluster, rendered, { tlsCertSha256: secrets.tlsCertSha256, authSha256: secrets.authSha256, gcAt });
     // CAAPH verifies the chart server (signed by the root in the shipped manifests) against the root's ca.crt.
     const chart: ChartSource = { ...deps.chart, caSecret: deps.chart.caSecret ?? { name: ROOT_CA_SECRET, namespace: deps.providerNamespace } };
     const proxy = helmChartProxy({ cluster: { ...cluster, apiVersion }, chart, workload: plan.workload });
@@ -69,6 +74,27 @@ export function deployRegistry(cluster: ClusterRef, deps: AddonDeps, opts: Deplo
     const expanded = storage.done ? `${storage.done}; ` : '';
     return success(`${trust}${renewed}${expanded}HelmChartProxy ${cluster.namespace}/${helmChartProxyName(cluster.name)} applied`);
   });
+}
+
+/** The garbage-collection time the deployed HelmChartProxy's StatefulSet carries, if any. */
+function deployedGcAt(proxy: Record<string, unknown> | undefined): string | undefined {
+  try {
+    const values = JSON.parse(String((proxy?.spec as { valuesTemplate?: unknown } | undefined)?.valuesTemplate ?? '{}')) as { manifests?: { kind?: string; spec?: { template?: { metadata?: { annotations?: Record<string, string> } } } }[] };
+    return values.manifests?.find((m) => m.kind === 'StatefulSet')?.spec?.template?.metadata?.annotations?.[GC_AT_POD_ANNOTATION];
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * When garbage collection is due: the last time it was (kept while the interval has not passed), else
+ * now. The first deploy records now: its pods collect on empty volumes, which costs nothing.
+ */
+export function garbageCollectionDue(last: string | undefined, interval: string, now: Date): string {
+  const every = durationMs(interval) ?? 0;
+  const lastMs = Date.parse(last ?? '');
+  if (!Number.isNaN(lastMs) && (every === 0 || now.getTime() - lastMs < every)) return last!;
+  return kubernetesTime(now);
 }
 
 /**

@@ -28,6 +28,8 @@ export interface RegistryConfig {
   containerd: { dialTimeout: string };
   /** htpasswd authentication on the registry (default on): nodes and the sync sidecars pull with one credential, people push with another. */
   auth: { enabled: boolean };
+  /** Distribution's garbage collection, run by each pod before its registry starts; `interval` 0s: only on restarts. */
+  garbageCollection: { interval: string; deleteUntagged: boolean };
 }
 
 export const DEFAULTS = {
@@ -38,6 +40,8 @@ export const DEFAULTS = {
   syncInterval: '1m',
   dialTimeout: '2s',
   authEnabled: true,
+  gcInterval: '168h',
+  gcDeleteUntagged: true,
   resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '512Mi' } },
 } as const;
 
@@ -101,7 +105,8 @@ class Reader {
 /** Validates and defaults the variable's value; throws a RenderError listing every problem. */
 export function readRegistryConfig(value: Record<string, unknown>): RegistryConfig {
   const r = new Reader(value);
-  r.known('', ['provider', 'replicas', 'storage', 'placement', 'syncInterval', 'images', 'resources', 'containerd', 'auth']);
+  r.known('', ['provider', 'replicas', 'storage', 'placement', 'syncInterval', 'images', 'resources', 'containerd', 'auth', 'garbageCollection']);
+  r.known('garbageCollection', ['interval', 'deleteUntagged']);
   r.known('auth', ['enabled']);
   r.known('storage', ['size', 'storageClassName']);
   r.known('images', ['registry', 'regbot', 'regsync']);
@@ -132,6 +137,10 @@ export function readRegistryConfig(value: Record<string, unknown>): RegistryConf
     },
     containerd: { dialTimeout: r.string('containerd.dialTimeout', DEFAULTS.dialTimeout, duration)! },
     auth: { enabled: r.boolean('auth.enabled', DEFAULTS.authEnabled) },
+    garbageCollection: {
+      interval: r.string('garbageCollection.interval', DEFAULTS.gcInterval, duration)!,
+      deleteUntagged: r.boolean('garbageCollection.deleteUntagged', DEFAULTS.gcDeleteUntagged),
+    },
   };
   // An air-gapped Cluster that pointed regsync at its own mirror would otherwise pull regbot from ghcr.io.
   if (r.string('images.regsync', undefined, image) !== undefined && r.string('images.regbot', undefined) === undefined) {

@@ -8,6 +8,9 @@ import { sha256Hex } from './digest.ts';
 
 type Obj = Record<string, unknown>;
 
+/** Pod annotation: when garbage collection was last due. A new value restarts the pods one at a time, and each collects before it serves. */
+export const GC_AT_POD_ANNOTATION = 'capi-registry-addon/gc-at';
+
 const meta = (name: string, extra: Obj = {}) => ({ name, namespace: REGISTRY.namespace, labels: { ...REGISTRY.labels }, ...extra });
 
 const hardened = {
@@ -25,6 +28,8 @@ export interface WorkloadInput {
   tlsCertSha256: string;
   /** SHA-256 of the htpasswd file (auth on): rotated credentials roll the pods the same way. */
   authSha256?: string;
+  /** When garbage collection was last due (RFC 3339): a new value rolls the pods, and each collects before it serves. */
+  gcAt?: string;
 }
 
 const placement = (config: RegistryConfig): Obj => {
@@ -114,6 +119,17 @@ export async function workloadManifests(input: WorkloadInput): Promise<Obj[]> {
       { name: 'tmp', mountPath: '/tmp' },
     ],
   };
+  // Before the registry starts, nothing writes to the volume (the writer is down: pushes fail and nodes
+  // pull from a standby; a standby's sidecar has not started): Distribution's garbage collection is safe.
+  const gcContainer = {
+    name: 'garbage-collect',
+    image: config.images.registry,
+    command: ['registry', 'garbage-collect', ...(config.garbageCollection.deleteUntagged ? ['--delete-untagged'] : []), POD.configFile],
+    env: [{ name: 'OTEL_TRACES_EXPORTER', value: 'none' }],
+    resources: config.resources,
+    securityContext: hardened,
+    volumeMounts: [{ name: 'config', mountPath: POD.configDir, readOnly: true }, { name: 'data', mountPath: POD.dataDir }, { name: 'tmp', mountPath: '/tmp' }],
+  };
   const volumes: Obj[] = [
     { name: 'config', configMap: { name: REGISTRY.configMap } },
     { name: 'tls', secret: { secretName: REGISTRY.tlsSecret, items: [{ key: 'tls.crt', path: 'tls.crt' }, { key: 'tls.key', path: 'tls.key' }] } },
@@ -190,6 +206,7 @@ export async function workloadManifests(input: WorkloadInput): Promise<Obj[]> {
               'capi-registry-addon/config-sha256': configSha,
               'capi-registry-addon/tls-sha256': input.tlsCertSha256,
               ...(auth ? { 'capi-registry-addon/auth-sha256': input.authSha256 ?? '0'.repeat(64) } : {}),
+              ...(input.gcAt ? { [GC_AT_POD_ANNOTATION]: input.gcAt } : {}),
             },
           },
           spec: {
@@ -199,6 +216,7 @@ export async function workloadManifests(input: WorkloadInput): Promise<Obj[]> {
             enableServiceLinks: false,
             securityContext: { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, fsGroup: 65532, seccompProfile: { type: 'RuntimeDefault' } },
             ...placement(config),
+            initContainers: [gcContainer],
             containers: layout.replicas > 1 ? [registryContainer, syncContainer] : [registryContainer],
             volumes,
           },

@@ -4,20 +4,21 @@
 // pulling through the CRI with the rendered hosts.toml. Services are what kube-proxy makes of them: a
 // DNAT in each node to the writer (registry-0) and to the node's standby replica (ClientIP affinity
 // pins a node to one). Pushes go to the writer Service's only endpoint.
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import * as assert from 'uvu/assert';
 import { basicAuthorization, htpasswdFor } from '../../src/addon/credentials.ts';
 import { podHost, REGISTRY } from '../../src/render/metadata.ts';
 import { realSuite } from './env/suite.ts';
-import { waitFor } from './env/base.ts';
+import { startProcess, waitFor } from './env/base.ts';
 import { components } from './env/components.ts';
 import { clusterMirror } from './env/mirror.ts';
 import { nodeDir, TestNode, type NetNs } from './env/node.ts';
-import { makeBulkImage, makeImage } from './env/oci.ts';
+import { makeBulkImage, makeImage, sha256 } from './env/oci.ts';
 import { PodNetwork } from './env/pod-network.ts';
 import { SyncSidecar } from './env/regbot.ts';
-import { httpRequest, startRenderedRegistry, type Registry } from './env/registry.ts';
+import { httpRequest, inRenderedPod, startRenderedRegistry, type Registry } from './env/registry.ts';
 
 const test = realSuite('replica data: read-your-push, one state per tag, deletes everywhere (Distribution, regbot, containerd CRI)');
 const SUBNET = '10.213.0';
@@ -214,6 +215,40 @@ test('a writer that lost its volume: the replicas delete nothing and say why', a
   }
 });
 
+test('garbage collection as each pod runs it, before its registry starts: the volume keeps exactly what the tags reference; nodes pull from a standby meanwhile', async () => {
+  // To reclaim: the 256 MiB image, its tag and manifest deleted through the push endpoint, then synced away.
+  const bulk = (await writer().manifest('bulk/data', '1', pull)).digest!;
+  const del = await httpRequest(`${writer().url}/v2/bulk/data/manifests/${bulk}`, { method: 'DELETE', headers: { authorization: push }, ca: m.tls['ca.crt'], tlsName: NAMES[0] });
+  assert.is(del.status, 202, String(del.body));
+  syncAll();
+  const statefulSet = m.plan.workload.find((o: any) => o.kind === 'StatefulSet') as any;
+  const [command, ...args] = statefulSet.spec.template.spec.initContainers[0].command as string[];
+  assert.equal([command, ...args], ['registry', 'garbage-collect', '--delete-untagged', '/etc/distribution/config.yml']);
+  for (const i of [0, 1]) {
+    const pod = pods[i]!;
+    const referenced = await referencedBlobs(pod);
+    const before = blobsOnDisk(pod.dataDir);
+    // The pod restarts: its registry stops, the init container collects, then the registry starts again.
+    await pod.stop();
+    const [cmd, argv] = inRenderedPod(`data-${i}`, components().registry.path, args, podNs[i]);
+    const gc = startProcess(`gc-${i}`, cmd, argv, { env: { PATH: process.env.PATH ?? '', OTEL_TRACES_EXPORTER: 'none' } });
+    const started = performance.now();
+    const pulls = nodes.map(({ node }) => freshPull(node, 'race'));
+    const exit = await new Promise<number | null>((resolve) => (gc.proc.exitCode !== null ? resolve(gc.proc.exitCode) : gc.proc.once('exit', resolve)));
+    const gcMs = Math.round(performance.now() - started);
+    assert.is(exit, 0, readFileSync(gc.logFile, 'utf8').slice(-2000));
+    const after = blobsOnDisk(pod.dataDir);
+    assert.equal([...after.keys()].sort(), [...referenced].sort(), `registry-${i}: on disk exactly the blobs the tags reference`);
+    await startPod(i);
+    const failed = pulls.filter((p) => !p.ok).length;
+    assert.is(failed, 0, pulls.map((p) => p.output).join('\n'));
+    for (const { node } of nodes) assert.ok(freshPull(node, 'race').ok, 'and from the pod again once it serves');
+    const bytes = (mapOf: Map<string, number>) => [...mapOf.values()].reduce((a, b) => a + b, 0);
+    console.log(`  registry-${i}: ${before.size} blobs, ${(bytes(before) / 2 ** 20).toFixed(1)} MiB → ${after.size} blobs, ${(bytes(after) / 2 ** 20).toFixed(1)} MiB (${((bytes(before) - bytes(after)) / 2 ** 20).toFixed(1)} MiB reclaimed) in ${gcMs} ms with the pulls beside it; ${pulls.length} pulls while it was down, ${failed} failed`);
+    if (i === 0) assert.ok(bytes(before) - bytes(after) >= 256 * 2 ** 20, 'the deleted image\'s bytes came back');
+  }
+});
+
 test("the sidecar's own loop (regbot server, the rendered interval) brings a push to a replica", async () => {
   const loop = sidecars[2]!.server();
   try {
@@ -226,5 +261,34 @@ test("the sidecar's own loop (regbot server, the rendered interval) brings a pus
     await loop.stop();
   }
 });
+
+/** The blobs under a Distribution volume, digest → bytes. */
+function blobsOnDisk(dataDir: string): Map<string, number> {
+  const root = join(dataDir, 'docker', 'registry', 'v2', 'blobs', 'sha256');
+  const out = new Map<string, number>();
+  if (!existsSync(root)) return out;
+  for (const prefix of readdirSync(root)) {
+    for (const hex of readdirSync(join(root, prefix))) {
+      const data = join(root, prefix, hex, 'data');
+      if (existsSync(data)) out.set(`sha256:${hex}`, statSync(data).size);
+    }
+  }
+  return out;
+}
+
+/** Every blob the registry's tags reference (manifest, config, layers), through its API. */
+async function referencedBlobs(pod: Registry): Promise<Set<string>> {
+  const get = async (path: string) => (await httpRequest(`${pod.url}${path}`, { headers: { authorization: pull, accept: 'application/vnd.oci.image.manifest.v1+json' }, ca: m.tls['ca.crt'], tlsName: pod.tlsName })).body;
+  const out = new Set<string>();
+  for (const repo of JSON.parse(String(await get('/v2/_catalog'))).repositories as string[]) {
+    for (const tag of (JSON.parse(String(await get(`/v2/${repo}/tags/list`))).tags ?? []) as string[]) {
+      const bytes = await get(`/v2/${repo}/manifests/${tag}`);
+      const manifest = JSON.parse(String(bytes));
+      out.add(sha256(bytes));
+      for (const d of [manifest.config, ...manifest.layers]) out.add(d.digest);
+    }
+  }
+  return out;
+}
 
 test.run();

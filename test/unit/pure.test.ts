@@ -10,6 +10,8 @@ import { Counter, Histogram } from '../../src/observe/metrics.ts';
 import { parsePem, toPem } from '../../src/pki/pem.ts';
 import { formatIp, parseIp } from '../../src/lib/ip.ts';
 import { quantityValue } from '../../src/lib/quantity.ts';
+import { durationMs } from '../../src/lib/duration.ts';
+import { garbageCollectionDue } from '../../src/addon/deploy.ts';
 import { base64FromBytes, base64FromText, bytesFromBase64, hexFromBytes, textFromBase64 } from '../../src/lib/bytes.ts';
 
 const test = suite('pure');
@@ -39,6 +41,20 @@ test('quantities: binary and decimal suffixes, exponents, fractions order as the
   assert.ok(quantityValue('0.1Ti')! > quantityValue('100Gi')!);
   assert.ok(quantityValue('1G')! < quantityValue('1Gi')!);
   for (const bad of ['', '100 GB', 'Gi', '1.2.3', '10gi', '1e']) assert.is(quantityValue(bad), undefined, bad);
+});
+
+test('durations and the garbage-collection schedule: kept while the interval runs, now once it has passed, now when none is known; 0s only on restarts', () => {
+  assert.is(durationMs('168h'), 168 * 3_600_000);
+  assert.is(durationMs('1h30m'), 5_400_000);
+  assert.is(durationMs('500ms'), 500);
+  assert.is(durationMs('0s'), 0);
+  assert.is(durationMs('soon'), undefined);
+  const now = new Date('2026-12-09T10:00:00Z');
+  assert.is(garbageCollectionDue('2026-12-03T10:00:00Z', '168h', now), '2026-12-03T10:00:00Z', 'six days: not yet');
+  assert.is(garbageCollectionDue('2026-12-02T10:00:00Z', '168h', now), '2026-12-09T10:00:00Z', 'seven days: due');
+  assert.is(garbageCollectionDue(undefined, '168h', now), '2026-12-09T10:00:00Z', 'first deploy');
+  assert.is(garbageCollectionDue('garbage', '168h', now), '2026-12-09T10:00:00Z');
+  assert.is(garbageCollectionDue('2020-01-01T00:00:00Z', '0s', now), '2020-01-01T00:00:00Z', '0s: never on a schedule');
 });
 
 test('bytes: base64 on the built-ins equals the byte-by-byte definition at every chunk edge; UTF-8 and ASCII text; hex', () => {

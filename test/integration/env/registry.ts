@@ -111,6 +111,13 @@ export async function startRegistry(name: string, tls: { certFile: string; keyFi
   return registry;
 }
 
+/** `binary args` with the files of rendered registry `name` at the pod's paths (its config, TLS and volume), in its network namespace if given. */
+export function inRenderedPod(name: string, binary: string, args: string[], netns?: NetNs): [string, string[]] {
+  const root = workDir('rendered-registry', name);
+  const [cmd, argv] = inMountNamespace([[join(root, 'etc'), '/etc'], [join(root, 'var-lib'), '/var/lib']], binary, args);
+  return netns ? netns.wrap(cmd, argv) : [cmd, argv];
+}
+
 /**
  * Runs a Distribution binary with the rendered config.yml at its pod paths (mount namespace); `htpasswd`
  * as the auth Secret mounts it. `pod`: run in that pod's network namespace, listening as the pod does
@@ -130,8 +137,7 @@ export async function startRenderedRegistry(name: string, binary: string, config
   writeFileSync(join(etc, POD.tlsDir.replace('/etc/', ''), 'tls.key'), tls['tls.key']);
   const varLib = join(root, 'var-lib');
   mkdirSync(join(varLib, 'registry'), { recursive: true });
-  const [mcmd, margs] = inMountNamespace([[etc, '/etc'], [varLib, '/var/lib']], binary, ['serve', POD.configFile]);
-  const [cmd, args] = pod ? pod.netns.wrap(mcmd, margs) : [mcmd, margs];
+  const [cmd, args] = inRenderedPod(name, binary, ['serve', POD.configFile], pod?.netns);
   // As in the pod: the shared HTTP secret from the env. Outside a pod's namespace the listen addresses
   // are overridden: the test's registries then share the machine's.
   const listen = pod ? {} : { REGISTRY_HTTP_ADDR: addr, REGISTRY_HTTP_DEBUG_ADDR: `127.0.0.1:${await freePort()}` };
