@@ -60,7 +60,7 @@ export function deployRegistry(cluster: ClusterRef, deps: AddonDeps, opts: Deplo
     // without its proxy too. `Deployed` only once the proxy is applied.
     const certMarks = { notAfter: kubernetesTime(secrets.notAfter), ...(upgrade ? { certUpgrade: upgrade } : {}) };
     await markCluster(cluster, deps.management, deps.clusterApiVersion, certMarks);
-    const changed = await deps.management.ensureObject(proxy as Parameters<SecretClient['ensureObject']>[0]);
+    const changed = await deps.management.ensureObject(proxy as Parameters<SecretClient['ensureObject']>[0], deployedProxy);
     // A refused storage change is this attempt's answer (the Cluster is then marked Retrying with it, not Deployed).
     if (storage.refused) return failure(`Cluster ${cluster.namespace}/${cluster.name}: ${storage.refused}`);
     // A proxy just changed has not been acted on by CAAPH yet; otherwise its verdict on the release counts.

@@ -27,6 +27,7 @@ import { registryOptIn } from './opt-in.ts';
 import { generatePatches as patchesFor, patchedCluster } from './patches.ts';
 import { isHookResult, setupCluster } from './setup.ts';
 import { releaseRegistryVolumes } from './volumes.ts';
+import { whenAborted } from '../lib/abort.ts';
 
 export type AddonHandler = (request: HookRequest, ctx: HookContext) => Promise<HookResult>;
 
@@ -93,9 +94,6 @@ function upgradeTarget(cluster: ClusterRef, claimed: string | undefined): string
   const version = ((cluster.raw.spec ?? {}) as { topology?: { version?: unknown } }).topology?.version;
   return typeof version === 'string' && version === claimed ? version : undefined;
 }
-
-const whenAborted = (signal: AbortSignal) =>
-  new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
 
 export function createAddon(rt: AddonRuntime): Addon {
   const serialize = keyedLock();

@@ -9,7 +9,7 @@
 import type { SecretClient } from '../kube/client.ts';
 import { quantityValue } from '../lib/quantity.ts';
 import type { RegistryConfig } from '../render/config.ts';
-import { REGISTRY } from '../render/metadata.ts';
+import { REGISTRY, REGISTRY_SELECTOR } from '../render/metadata.ts';
 
 type Storage = RegistryConfig['storage'];
 type ClaimSpec = { storageClassName?: string; resources?: { requests?: { storage?: string } } };
@@ -24,7 +24,6 @@ export interface StorageVerdict {
   done?: string;
 }
 
-const SELECTOR = Object.entries(REGISTRY.labels).map(([k, v]) => `${k}=${v}`).join(',');
 
 export async function reconcileStorage(workload: SecretClient, wanted: Storage): Promise<StorageVerdict> {
   const statefulSet = { apiVersion: 'apps/v1', kind: 'StatefulSet', namespace: REGISTRY.namespace, name: REGISTRY.name };
@@ -34,9 +33,11 @@ export async function reconcileStorage(workload: SecretClient, wanted: Storage):
   if (!template) return { storage: wanted };
   const runningSize = template.resources?.requests?.storage ?? wanted.size;
   const running: Storage = { size: runningSize, ...(template.storageClassName ? { storageClassName: template.storageClassName } : {}) };
-  const claims = (await workload.listObjects({ apiVersion: 'v1', kind: 'PersistentVolumeClaim', namespace: REGISTRY.namespace }, SELECTOR)) as Claim[];
+  // Listed only when needed: the steady state costs one read.
+  let listed: Claim[] | undefined;
+  const claims = async () => (listed ??= (await workload.listObjects({ apiVersion: 'v1', kind: 'PersistentVolumeClaim', namespace: REGISTRY.namespace }, REGISTRY_SELECTOR)) as Claim[]);
   // No class named means the cluster's default, which the claims show.
-  const actual = claims.find((c) => c.spec?.storageClassName)?.spec?.storageClassName;
+  const actual = wanted.storageClassName === running.storageClassName ? undefined : (await claims()).find((c) => c.spec?.storageClassName)?.spec?.storageClassName;
   const classOf = (name: string | undefined) => name ?? actual ?? '(the default StorageClass)';
   const refuse = (why: string): StorageVerdict => ({ storage: running, refused: why });
   if (classOf(wanted.storageClassName) !== classOf(running.storageClassName)) {
@@ -47,7 +48,7 @@ export async function reconcileStorage(workload: SecretClient, wanted: Storage):
   if (want < have) return refuse(`storage.size ${wanted.size} is smaller than the registry's volumes (${runningSize}): volumes cannot shrink; set storage.size back to ${runningSize} or more`);
   if (want === have) return { storage: running };
 
-  const small = claims.filter((c) => (quantityValue(c.spec?.resources?.requests?.storage ?? '') ?? 0) < want);
+  const small = (await claims()).filter((c) => (quantityValue(c.spec?.resources?.requests?.storage ?? '') ?? 0) < want);
   for (const className of new Set(small.map((c) => c.spec?.storageClassName ?? ''))) {
     const storageClass = className ? await workload.getObject({ apiVersion: 'storage.k8s.io/v1', kind: 'StorageClass', name: className }) : undefined;
     if (storageClass?.allowVolumeExpansion !== true) {

@@ -6,22 +6,22 @@
 // retries, restarts and replicas (it starts from an annotation on the Cluster). Volumes with a Retain
 // policy are the user's choice: named in the answer, not waited for.
 import { KubeError, type SecretClient } from '../kube/client.ts';
-import { REGISTRY } from '../render/metadata.ts';
+import { REGISTRY, REGISTRY_SELECTOR } from '../render/metadata.ts';
 import { kubernetesTime, success, type ClusterRef, type HookResult } from '../runtime-sdk/types.ts';
 import { currentMarks, markCluster } from './cluster-marks.ts';
 import type { AddonDeps } from './deploy.ts';
 import { kubeconfigSecret, workloadClientFor } from './workload-secrets.ts';
+import { whenAborted } from '../lib/abort.ts';
 
 /** How long deletion may wait for the volumes, and for an unreachable workload API server (`serve --volume-release-timeout`). */
 export const VOLUME_RELEASE = { timeoutMs: 600_000, unreachableMs: 120_000, retryAfterSeconds: 10 } as const;
 
-const SELECTOR = Object.entries(REGISTRY.labels).map(([k, v]) => `${k}=${v}`).join(',');
 type Obj = { metadata?: { name?: string; deletionTimestamp?: string }; spec?: { claimRef?: { namespace?: string }; persistentVolumeReclaimPolicy?: string } };
 
 /** Deletes the StatefulSet and the registry's claims; says what is still there (waited for) and what stays by policy. */
 export async function deleteRegistryVolumes(workload: SecretClient): Promise<{ remaining: string[]; retained: string[] }> {
   await workload.deleteObject({ apiVersion: 'apps/v1', kind: 'StatefulSet', namespace: REGISTRY.namespace, name: REGISTRY.name });
-  const claims = (await workload.listObjects({ apiVersion: 'v1', kind: 'PersistentVolumeClaim', namespace: REGISTRY.namespace }, SELECTOR)) as Obj[];
+  const claims = (await workload.listObjects({ apiVersion: 'v1', kind: 'PersistentVolumeClaim', namespace: REGISTRY.namespace }, REGISTRY_SELECTOR)) as Obj[];
   for (const claim of claims) {
     if (!claim.metadata?.deletionTimestamp) await workload.deleteObject({ apiVersion: 'v1', kind: 'PersistentVolumeClaim', namespace: REGISTRY.namespace, name: claim.metadata!.name! });
   }
@@ -32,8 +32,6 @@ export async function deleteRegistryVolumes(workload: SecretClient): Promise<{ r
     retained: volumes.filter((v) => v.spec?.persistentVolumeReclaimPolicy !== 'Delete').map(name),
   };
 }
-
-const whenAborted = (signal: AbortSignal) => new Promise<'aborted'>((resolve) => (signal.aborted ? resolve('aborted') : signal.addEventListener('abort', () => resolve('aborted'), { once: true })));
 
 /** The hook's answer: done, wait (retryAfterSeconds), or give up after the bound with what to check by hand. */
 export async function releaseRegistryVolumes(cluster: ClusterRef, deps: AddonDeps, signal: AbortSignal): Promise<HookResult> {
@@ -53,7 +51,7 @@ export async function releaseRegistryVolumes(cluster: ClusterRef, deps: AddonDep
   let outcome: Awaited<ReturnType<typeof deleteRegistryVolumes>> | 'aborted';
   let reason: string | undefined;
   try {
-    outcome = await Promise.race([workloadClientFor(cluster, deps).then(deleteRegistryVolumes), whenAborted(signal)]);
+    outcome = await Promise.race([workloadClientFor(cluster, deps).then(deleteRegistryVolumes), whenAborted(signal).then(() => 'aborted' as const)]);
   } catch (err) {
     if (!(err instanceof KubeError)) throw err;
     outcome = 'aborted';

@@ -56,9 +56,9 @@ export interface SecretClient {
   applyObject(object: KubernetesObject): Promise<void>;
   /**
    * Reads the object and applies it only when the stored one does not already hold every field given
-   * (steady state: a read, no write). Returns whether it applied.
+   * (steady state: a read, no write). Returns whether it applied. `stored`: the object as just read (no second read).
    */
-  ensureObject(object: KubernetesObject): Promise<boolean>;
+  ensureObject(object: KubernetesObject, stored?: Record<string, unknown>): Promise<boolean>;
   /** The same for a Secret: applied only when its stored data differs from `secret.data`. Returns whether it applied. */
   ensureSecret(secret: SecretObject): Promise<boolean>;
 }
@@ -233,9 +233,9 @@ export async function secretClient(kc: KubeConfig, opts: { timeoutMs?: number } 
         throw explain('patch', String(object.kind), where(object.metadata ?? {}), err);
       }
     },
-    async ensureObject(object) {
+    async ensureObject(object, known) {
       const ref = { apiVersion: String(object.apiVersion), kind: String(object.kind), name: String(object.metadata?.name), namespace: object.metadata?.namespace };
-      const stored = await client.getObject(ref);
+      const stored = known ?? (await client.getObject(ref));
       if (stored && holds(stored, object)) return false;
       await client.applyObject(object);
       return true;

@@ -33,6 +33,9 @@ export const REGISTRY = {
   labels: { 'app.kubernetes.io/name': 'registry', 'app.kubernetes.io/part-of': 'capi-registry-addon' },
 } as const;
 
+/** The registry's label selector (its pods, its claims). */
+export const REGISTRY_SELECTOR = Object.entries(REGISTRY.labels).map(([k, v]) => `${k}=${v}`).join(',');
+
 /** Paths inside the registry pod. */
 export const POD = {
   configDir: '/etc/distribution',
