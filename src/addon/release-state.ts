@@ -24,12 +24,13 @@ export function releaseFailure(releases: Record<string, unknown>[], cluster: Clu
     const spec = (r.spec ?? {}) as { clusterRef?: { name?: unknown } };
     if (spec.clusterRef?.name !== cluster.name) continue;
     const meta = (r.metadata ?? {}) as { name?: unknown; generation?: unknown };
-    const status = (r.status ?? {}) as { conditions?: Condition[]; observedGeneration?: unknown; revision?: unknown };
+    const status = (r.status ?? {}) as { conditions?: Condition[]; observedGeneration?: unknown };
     if (status.observedGeneration !== meta.generation) continue;
     const ready = (status.conditions ?? []).find((c) => c?.type === READY_CONDITION);
     if (ready?.status !== 'False' || ready.reason !== FAILED_REASON) continue;
     const said = String(ready.message ?? '').replace(/\s+/g, ' ').slice(0, 400);
-    return `CAAPH could not install or upgrade the registry's Helm release (HelmReleaseProxy ${cluster.namespace}/${String(meta.name)}, revision ${String(status.revision ?? '?')}): ${said}. ` +
+    // No revision number: CAAPH counts up on each retry, and the same failure must give the same words.
+    return `CAAPH could not install or upgrade the registry's Helm release (HelmReleaseProxy ${cluster.namespace}/${String(meta.name)}): ${said}. ` +
       'Fix what it names in the workload cluster (an admission policy, a quota); CAAPH retries on its own, and this mark clears at the next pass after it succeeds';
   }
   return undefined;

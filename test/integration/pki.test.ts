@@ -33,6 +33,7 @@ writeFileSync(clusterFile, JSON.stringify({
     topology: { classRef: { name: 'quick-start' }, version: 'v1.33.1', variables: [{ name: 'clusterConfig', value: { addons: { registry: { replicas: 2 } } } }] } },
 }));
 const EXPECTED_DNS = ['registry', 'registry.capi-registry', 'registry.capi-registry.svc', 'registry.capi-registry.svc.cluster.local',
+  'registry-standby', 'registry-standby.capi-registry', 'registry-standby.capi-registry.svc', 'registry-standby.capi-registry.svc.cluster.local',
   'registry-headless', 'registry-headless.capi-registry', 'registry-headless.capi-registry.svc', 'registry-headless.capi-registry.svc.cluster.local',
   'registry-0.registry-headless.capi-registry.svc', 'registry-0.registry-headless.capi-registry.svc.cluster.local',
   'registry-1.registry-headless.capi-registry.svc', 'registry-1.registry-headless.capi-registry.svc.cluster.local', 'localhost'];
@@ -78,7 +79,7 @@ test('every issued chain verifies with openssl and shows the exact SANs, EKU, KU
         assert.match(openssl(['verify', '-CAfile', join(d, 'ca.crt'), join(d, 'tls.crt')]), /tls\.crt: OK/, where);
         const text = openssl(['x509', '-in', join(d, 'tls.crt'), '-noout', '-text', '-dateopt', 'iso_8601']);
         const san = /X509v3 Subject Alternative Name: \n\s+(.*)\n/.exec(text)![1]!;
-        assert.is(san, [...EXPECTED_DNS.map((n) => `DNS:${n}`), 'IP Address:10.96.0.20', 'IP Address:127.0.0.1'].join(', '), where);
+        assert.is(san, [...EXPECTED_DNS.map((n) => `DNS:${n}`), 'IP Address:10.96.0.20', 'IP Address:10.96.0.21', 'IP Address:127.0.0.1'].join(', '), where);
         assert.match(text, /X509v3 Extended Key Usage: \n\s+TLS Web Server Authentication\n/);
         assert.match(text, leafAlg === 'rsa-2048' ? /Key Usage: critical\n\s+Digital Signature, Key Encipherment\n/ : /Key Usage: critical\n\s+Digital Signature\n/, where);
         assert.match(text, /Basic Constraints: critical\n\s+CA:FALSE/);
