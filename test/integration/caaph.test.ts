@@ -175,6 +175,30 @@ test('BCC + ACPI over HTTPS → HelmChartProxy → CAAPH → release on the work
     assert.is(await status(), 'Deployed', 'set back: deployed again');
     assert.is(await revision(), 2, 'no Helm upgrade was needed for the refused values');
 
+    // Garbage collection on its schedule: once the interval has passed, the loop puts a new time on the
+    // pod template, CAAPH upgrades, and the StatefulSet controller restarts the pods, the highest ordinal
+    // (a standby) first; each runs the collecting init container before its registry. (No kubelet here:
+    // the new pod stays Pending, so the rollout stops after it.)
+    const podGcAt = async () => Object.fromEntries(((await workload.request('GET', '/api/v1/namespaces/capi-registry/pods')).body.items as any[]).map((p) => [p.metadata.name, [p.metadata.uid, p.metadata.annotations?.['capi-registry-addon/gc-at']]]));
+    const gcBefore = (await statefulSet()).body.spec.template.metadata.annotations['capi-registry-addon/gc-at'];
+    const podsAtGc = await podGcAt();
+    await new Promise((res) => setTimeout(res, 1100));
+    await hook('AfterControlPlaneInitialized', await registryVariable({ replicas: 2, storage: { size: '200Gi' }, garbageCollection: { interval: '1s' } }));
+    const proxyGcAt = async () => JSON.parse((await mgmt.request('GET', '/apis/addons.cluster.x-k8s.io/v1alpha1/namespaces/default/helmchartproxies/c1-registry')).body.spec.valuesTemplate)
+      .manifests.find((o: any) => o.kind === 'StatefulSet').spec.template.metadata.annotations['capi-registry-addon/gc-at'];
+    const gcAfter = await proxyGcAt();
+    assert.ok(Date.parse(gcAfter) > Date.parse(gcBefore), `due after the interval: ${gcBefore} → ${gcAfter}`);
+    // Back to a weekly interval at once: the time just set stays (nothing is due again), the proxy does not change.
+    await hook('AfterControlPlaneInitialized', await registryVariable({ replicas: 2, storage: { size: '200Gi' } }));
+    assert.is(await proxyGcAt(), gcAfter);
+    await waitFor('CAAPH upgrades with the new collection time', async () => ((await statefulSet()).body?.spec?.template?.metadata?.annotations?.['capi-registry-addon/gc-at'] === gcAfter ? true : undefined), 120_000, caaph.logFile);
+    assert.equal((await statefulSet()).body.spec.template.spec.initContainers.map((c: any) => c.command), [['registry', 'garbage-collect', '--delete-untagged', '/etc/distribution/config.yml']]);
+    const restarted = await waitFor('registry-1 restarted first', async () => {
+      const now = await podGcAt();
+      return now['registry-1'] && now['registry-1'][0] !== podsAtGc['registry-1']?.[0] && now['registry-1'][1] === gcAfter ? now : undefined;
+    }, 60_000, kcm.logFile);
+    assert.equal(restarted['registry-0'], podsAtGc['registry-0'], 'the writer waits for the standby to be Ready again');
+
     // An upgrade CAAPH cannot make (an admission policy in the workload cluster refuses StatefulSet
     // updates): reported on the Cluster with CAAPH's words, not hidden behind "applied"; the policy gone,
     // CAAPH upgrades on its own and the next pass marks the Cluster Deployed again.
