@@ -10,8 +10,25 @@ import { hostPort, podNames, POD, REGISTRY, writerAddress, type RegistryLayout }
 
 const LOCAL = hostPort('127.0.0.1', REGISTRY.containerPort);
 
-/** Lua shared by both scripts: the registries and a digest lookup that answers nil for "not there". */
-const prelude = (writer: string) => `local writer, here = "${writer}", "${LOCAL}"
+/** Repositories per catalog request: Distribution's default (catalog.maxentries), which our config keeps. */
+export const CATALOG_PAGE = 1000;
+
+/**
+ * Lua shared by both scripts: the registries, the whole catalog (regbot's repo.ls returns one page: a
+ * standby that saw only the writer's first page would delete what is on the next), tags, and a digest
+ * lookup that answers nil for "not there".
+ */
+const prelude = (writer: string, page: number) => `local writer, here = "${writer}", "${LOCAL}"
+local function reposOf(registry)
+  local all, last = {}, nil
+  while true do
+    local batch
+    if last == nil then batch = repo.ls(registry, {limit = ${page}}) else batch = repo.ls(registry, {limit = ${page}, last = last}) end
+    for _, r in ipairs(batch) do table.insert(all, r) end
+    if #batch < ${page} then return all end
+    last = batch[#batch]
+  end
+end
 local function digestOf(ref)
   local ok, m = pcall(manifest.head, reference.new(ref))
   if ok then return m:descriptor().Digest end
@@ -25,7 +42,7 @@ end
 `;
 
 /** Every interval on a non-writer replica: become what the writer is. */
-const mirrorScript = (writer: string) => `${prelude(writer)}
+const mirrorScript = (writer: string, page: number) => `${prelude(writer, page)}
 -- A manifest the writer no longer holds goes (with every tag on it, as Distribution deletes by digest).
 local function dropUnlessWriterHas(repository, digest)
   if digest ~= nil and digestOf(writer .. "/" .. repository .. "@" .. digest) == nil then
@@ -34,7 +51,7 @@ local function dropUnlessWriterHas(repository, digest)
   end
   return false
 end
-local repos, mine = repo.ls(writer), repo.ls(here)
+local repos, mine = reposOf(writer), reposOf(here)
 -- An empty writer beside a full replica is a lost volume, not a request to delete everything.
 if #repos == 0 and #mine > 0 then
   error("the writer lists no repositories while this replica holds " .. #mine .. ": nothing deleted; restore the writer's volume or push again")
@@ -69,10 +86,10 @@ log("in sync with the writer: " .. copied .. " tags copied, " .. removed .. " ta
  * once it holds every tag of the writer at the writer's digest. With the writer unreachable, a replica
  * that holds content is Ready (stale beats nothing when the writer is down); an empty one is not.
  */
-const readyScript = (writer: string) => `${prelude(writer)}
-local ok, repos = pcall(repo.ls, writer)
+const readyScript = (writer: string, page: number) => `${prelude(writer, page)}
+local ok, repos = pcall(reposOf, writer)
 if not ok then
-  if #repo.ls(here) == 0 then error("the writer is unreachable and this replica is empty") end
+  if #repo.ls(here, {limit = 1}) == 0 then error("the writer is unreachable and this replica is empty") end
   return
 end
 for _, r in ipairs(repos) do
@@ -83,8 +100,8 @@ for _, r in ipairs(repos) do
 end
 `;
 
-/** `<pod>.yml` per pod (the sidecar's server config) and `ready.yml` (its startup probe), keyed by file name. */
-export function syncConfigs(layout: RegistryLayout, config: RegistryConfig): Record<string, string> {
+/** `<pod>.yml` per pod (the sidecar's server config) and `ready.yml` (its startup probe), keyed by file name. `catalogPage`: for tests. */
+export function syncConfigs(layout: RegistryLayout, config: RegistryConfig, catalogPage = CATALOG_PAGE): Record<string, string> {
   const writer = writerAddress(layout.serviceDomain);
   // regbot's own templating reads the credential from the mounted Secret: it never sits in the ConfigMap.
   const login = config.auth.enabled
@@ -100,8 +117,8 @@ export function syncConfigs(layout: RegistryLayout, config: RegistryConfig): Rec
   });
   const out: Record<string, string> = {};
   for (const pod of podNames(layout.replicas)) {
-    out[`${pod}.yml`] = file(pod === REGISTRY.writerPod ? [] : [{ name: 'mirror the writer', script: mirrorScript(writer) }]);
+    out[`${pod}.yml`] = file(pod === REGISTRY.writerPod ? [] : [{ name: 'mirror the writer', script: mirrorScript(writer, catalogPage) }]);
   }
-  out['ready.yml'] = file([{ name: 'holds what the writer holds', script: readyScript(writer) }]);
+  out['ready.yml'] = file([{ name: 'holds what the writer holds', script: readyScript(writer, catalogPage) }]);
   return out;
 }

@@ -10,6 +10,7 @@ import { spawnSync } from 'node:child_process';
 import * as assert from 'uvu/assert';
 import { basicAuthorization, htpasswdFor } from '../../src/addon/credentials.ts';
 import { podHost, REGISTRY } from '../../src/render/metadata.ts';
+import { syncConfigs } from '../../src/render/sync.ts';
 import { realSuite } from './env/suite.ts';
 import { startProcess, waitFor } from './env/base.ts';
 import { components } from './env/components.ts';
@@ -35,6 +36,8 @@ const sidecars: SyncSidecar[] = [];
 const nodes: { node: TestNode; standby: number }[] = [];
 let push: string;
 let pull: string;
+/** Cluster DNS for the sidecars: each replica's headless name. */
+const hosts = Object.fromEntries(NAMES.map((n, i) => [n, podIp(i)]));
 
 const startPod = async (i: number, name = `data-${i}`) => {
   pods[i] = await startRenderedRegistry(name, components().registry.path, m.config, m.tls, `${podIp(i)}:${REGISTRY.containerPort}`, NAMES[i], htpasswdFor(m.creds, undefined), { netns: podNs[i]! });
@@ -72,7 +75,6 @@ test.before(async () => {
   push = basicAuthorization(m.creds.push);
   pull = basicAuthorization(m.creds.node);
   net = new PodNetwork('crd', SUBNET);
-  const hosts = Object.fromEntries(NAMES.map((n, i) => [n, podIp(i)]));
   for (let i = 0; i < REPLICAS; i++) {
     podNs.push(net.join(`p${i}`, podHostPart(i)));
     await startPod(i);
@@ -247,6 +249,23 @@ test('garbage collection as each pod runs it, before its registry starts: the vo
     console.log(`  registry-${i}: ${before.size} blobs, ${(bytes(before) / 2 ** 20).toFixed(1)} MiB → ${after.size} blobs, ${(bytes(after) / 2 ** 20).toFixed(1)} MiB (${((bytes(before) - bytes(after)) / 2 ** 20).toFixed(1)} MiB reclaimed) in ${gcMs} ms with the pulls beside it; ${pulls.length} pulls while it was down, ${failed} failed`);
     if (i === 0) assert.ok(bytes(before) - bytes(after) >= 256 * 2 ** 20, 'the deleted image\'s bytes came back');
   }
+});
+
+test('a catalog longer than one page: a standby copies every repository and deletes only what the writer dropped (pages of 2 here, 1000 as shipped)', async () => {
+  const paged = new SyncSidecar('registry-2-paged', { config: syncConfigs(m.registry.layout, m.registry.config, 2), ca: m.tls['ca.crt'], auth: m.creds.node, hosts }, podNs[2]);
+  const names = ['paged/a', 'paged/b', 'paged/c', 'paged/d', 'paged/e'];
+  for (const name of names) await writer().push(name, '1', makeImage(name), push);
+  const first = paged.once(`${REGISTRY.name}-2.yml`);
+  assert.ok(first.ok, first.output);
+  for (const name of names) assert.is((await pods[2]!.manifest(name, '1', pull)).status, 200, `${name} copied from a later page`);
+  const digest = (await writer().manifest('paged/c', '1', pull)).digest!;
+  assert.is((await httpRequest(`${writer().url}/v2/paged/c/manifests/${digest}`, { method: 'DELETE', headers: { authorization: push }, ca: m.tls['ca.crt'], tlsName: NAMES[0] })).status, 202);
+  const second = paged.once(`${REGISTRY.name}-2.yml`);
+  assert.ok(second.ok, second.output);
+  assert.match(second.output, /0 tags copied, 1 tags removed/);
+  for (const name of names) assert.is((await pods[2]!.manifest(name, '1', pull)).status, name === 'paged/c' ? 404 : 200, name);
+  assert.is((await pods[2]!.manifest('library/app', 'race', pull)).status, 200, 'the first page kept too');
+  assert.ok(paged.once('ready.yml').ok);
 });
 
 test("the sidecar's own loop (regbot server, the rendered interval) brings a push to a replica", async () => {
