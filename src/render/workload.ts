@@ -107,8 +107,9 @@ export async function workloadManifests(input: WorkloadInput): Promise<Obj[]> {
       { name: 'PATH', value: '/usr/local/bin:/' },
     ],
     // The pod is Ready only once this replica holds every tag of the writer at the writer's digest: an
-    // empty new replica never answers for the standby Service. One hour of failures restarts only this sidecar.
-    startupProbe: { exec: { command: ['regbot', 'once', '-c', POD.syncReadyFile] }, periodSeconds: 10, timeoutSeconds: 60, failureThreshold: 360 },
+    // empty new replica never answers for the standby Service. Each check reads every tag on both sides (two
+    // HEADs a tag; 5 minutes allowed); one hour of failures restarts only this sidecar.
+    startupProbe: { exec: { command: ['regbot', 'once', '-c', POD.syncReadyFile] }, periodSeconds: 30, timeoutSeconds: 300, failureThreshold: 120 },
     resources: { requests: { cpu: '10m', memory: '32Mi' }, limits: { memory: '256Mi' } },
     securityContext: hardened,
     volumeMounts: [
