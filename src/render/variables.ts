@@ -81,7 +81,7 @@ export const registryVariableSchema = {
       description: 'Reclaiming disk: each pod runs Distribution\'s garbage collection before its registry starts (nothing writes then: the writer is down, nodes pull from a standby). The pods are restarted one at a time for it every interval.',
       properties: {
         interval: { type: 'string', description: 'How often the pods are restarted to collect (Go duration; 0s: only when they restart anyway).', pattern: PATTERNS.duration, maxLength: 64, default: DEFAULTS.gcInterval },
-        deleteUntagged: { type: 'boolean', description: 'Also delete manifests no tag points to (pushed by digest, or a tag moved away). false keeps them and the blobs they reference.', default: DEFAULTS.gcDeleteUntagged },
+        deleteUntagged: { type: 'boolean', description: 'Also delete manifests no tag points to (pushed by digest, or a tag moved away; the platform manifests of a tagged index are kept). This includes OCI referrers pushed without a tag (signatures, SBOMs attached by subject): set false to keep them and the blobs they reference.', default: DEFAULTS.gcDeleteUntagged },
       },
     },
     containerd: {
