@@ -99,10 +99,11 @@ capi14=$(module_dir sigs.k8s.io/cluster-api "$CAPI14_VERSION")
 caaph=$(module_dir sigs.k8s.io/cluster-api-addon-provider-helm "$CAAPH_VERSION")
 certmanager=$(module_dir github.com/cert-manager/cert-manager "$CERT_MANAGER_VERSION")
 
-# Debian packages: containerd 1.6 (run privately by the tests), Distribution 2.8, openssl, shellcheck (the node
+# Debian packages: containerd 1.6 and runc (run privately by the tests; runc runs the image), Distribution 2.8, openssl, shellcheck (the node
 # script is checked in npm test) and iptables (the node script's fast-fail rule, in test network namespaces).
 missing=()
 command -v containerd >/dev/null || missing+=(containerd)
+command -v runc >/dev/null || missing+=(runc)
 command -v docker-registry >/dev/null || missing+=(docker-registry)
 command -v openssl >/dev/null || missing+=(openssl)
 command -v shellcheck >/dev/null || missing+=(shellcheck)

@@ -93,6 +93,11 @@ export class TestNode {
     return ['unshare', isolate ? ['-n', ...inner] : inner];
   }
 
+  /** `argv` in the node's mount namespace (e.g. ctr, whose client mounts snapshots under /var/lib/containerd). */
+  inNode(argv: string[]): [string, string[]] {
+    return this.command(argv.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' '));
+  }
+
   /** Runs the node-side script as preKubeadmCommands would (no systemd here: the test restarts containerd). */
   runScript(): { status: number | null; stderr: string; statusFile: Record<string, string> } {
     const [cmd, args] = this.command(`sh ${NODE.enableScript} --no-restart`, true);
