@@ -27,6 +27,7 @@ import { registryOptIn } from './opt-in.ts';
 import { generatePatches as patchesFor, patchedCluster } from './patches.ts';
 import { isHookResult, setupCluster } from './setup.ts';
 import { releaseRegistryVolumes } from './volumes.ts';
+import { kubeconfigSecret } from './workload-secrets.ts';
 import { whenAborted } from '../lib/abort.ts';
 
 export type AddonHandler = (request: HookRequest, ctx: HookContext) => Promise<HookResult>;
@@ -257,6 +258,8 @@ export function createAddon(rt: AddonRuntime): Addon {
         // The proxy first: CAAPH then uninstalls the release too, and never reinstalls it.
         const removed = await removeRegistry(cluster, deps);
         const volumes = await releaseRegistryVolumes(cluster, deps, signal);
+        // The volumes needed the workload client again: drop it once more, or the cache keeps it for a deleted Cluster.
+        deps.workloadClients.forget(cluster.namespace, kubeconfigSecret(cluster.name));
         return { ...volumes, message: [removed.message, volumes.message].filter(Boolean).join('; ') || undefined };
       }, 'neverBlock'),
       GeneratePatches: generatePatches,

@@ -9,7 +9,7 @@
 import type { SecretClient } from '../kube/client.ts';
 import { quantityValue } from '../lib/quantity.ts';
 import type { RegistryConfig } from '../render/config.ts';
-import { REGISTRY, REGISTRY_SELECTOR } from '../render/metadata.ts';
+import { REGISTRY, REGISTRY_SELECTOR, STATEFULSET_REF } from '../render/metadata.ts';
 
 type Storage = RegistryConfig['storage'];
 type ClaimSpec = { storageClassName?: string; resources?: { requests?: { storage?: string } } };
@@ -26,8 +26,7 @@ export interface StorageVerdict {
 
 
 export async function reconcileStorage(workload: SecretClient, wanted: Storage): Promise<StorageVerdict> {
-  const statefulSet = { apiVersion: 'apps/v1', kind: 'StatefulSet', namespace: REGISTRY.namespace, name: REGISTRY.name };
-  const stored = (await workload.getObject(statefulSet)) as { spec?: { volumeClaimTemplates?: Claim[] } } | undefined;
+  const stored = (await workload.getObject(STATEFULSET_REF)) as { spec?: { volumeClaimTemplates?: Claim[] } } | undefined;
   const template = stored?.spec?.volumeClaimTemplates?.[0]?.spec;
   // Nothing runs yet (or it was replaced and CAAPH has not created it again): the wanted storage goes as is.
   if (!template) return { storage: wanted };
@@ -59,6 +58,6 @@ export async function reconcileStorage(workload: SecretClient, wanted: Storage):
     const grown = { apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name: claim.metadata!.name!, namespace: REGISTRY.namespace }, spec: { resources: { requests: { storage: wanted.size } } } };
     await workload.applyObject(grown as Parameters<SecretClient['applyObject']>[0]);
   }
-  await workload.deleteObject(statefulSet, { propagationPolicy: 'Orphan' });
+  await workload.deleteObject(STATEFULSET_REF, { propagationPolicy: 'Orphan' });
   return { storage: wanted, done: `registry volumes expanded to ${wanted.size} (${small.length} claims); StatefulSet replaced, its pods and claims kept` };
 }

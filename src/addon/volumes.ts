@@ -6,7 +6,7 @@
 // retries, restarts and replicas (it starts from an annotation on the Cluster). Volumes with a Retain
 // policy are the user's choice: named in the answer, not waited for.
 import { KubeError, type SecretClient } from '../kube/client.ts';
-import { REGISTRY, REGISTRY_SELECTOR } from '../render/metadata.ts';
+import { REGISTRY, REGISTRY_SELECTOR, STATEFULSET_REF } from '../render/metadata.ts';
 import { kubernetesTime, success, type ClusterRef, type HookResult } from '../runtime-sdk/types.ts';
 import { currentMarks, markCluster } from './cluster-marks.ts';
 import type { AddonDeps } from './deploy.ts';
@@ -19,8 +19,8 @@ export const VOLUME_RELEASE = { timeoutMs: 600_000, unreachableMs: 120_000, retr
 type Obj = { metadata?: { name?: string; deletionTimestamp?: string }; spec?: { claimRef?: { namespace?: string }; persistentVolumeReclaimPolicy?: string } };
 
 /** Deletes the StatefulSet and the registry's claims; says what is still there (waited for) and what stays by policy. */
-export async function deleteRegistryVolumes(workload: SecretClient): Promise<{ remaining: string[]; retained: string[] }> {
-  await workload.deleteObject({ apiVersion: 'apps/v1', kind: 'StatefulSet', namespace: REGISTRY.namespace, name: REGISTRY.name });
+async function deleteRegistryVolumes(workload: SecretClient): Promise<{ remaining: string[]; retained: string[] }> {
+  await workload.deleteObject(STATEFULSET_REF);
   const claims = (await workload.listObjects({ apiVersion: 'v1', kind: 'PersistentVolumeClaim', namespace: REGISTRY.namespace }, REGISTRY_SELECTOR)) as Obj[];
   for (const claim of claims) {
     if (!claim.metadata?.deletionTimestamp) await workload.deleteObject({ apiVersion: 'v1', kind: 'PersistentVolumeClaim', namespace: REGISTRY.namespace, name: claim.metadata!.name! });

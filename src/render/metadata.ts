@@ -33,6 +33,9 @@ export const REGISTRY = {
   labels: { 'app.kubernetes.io/name': 'registry', 'app.kubernetes.io/part-of': 'capi-registry-addon' },
 } as const;
 
+/** The registry's StatefulSet in the workload cluster. */
+export const STATEFULSET_REF = { apiVersion: 'apps/v1', kind: 'StatefulSet', namespace: REGISTRY.namespace, name: REGISTRY.name } as const;
+
 /** The registry's label selector (its pods, its claims). */
 export const REGISTRY_SELECTOR = Object.entries(REGISTRY.labels).map(([k, v]) => `${k}=${v}`).join(',');
 
