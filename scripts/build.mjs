@@ -46,4 +46,9 @@ await build({
 console.log(`${outfile}: ${(statSync(outfile).size / 1024).toFixed(0)} KiB`);
 // The install YAML, as `capi-registry-addon manifests` prints it with its defaults.
 writeFileSync('dist/install.yaml', execFileSync(process.execPath, [outfile, 'manifests'], { encoding: 'utf8' }));
-console.log('dist/install.yaml written');
+// clusterctl's provider artifacts (a release publishes both files; a local repository holds them per version).
+mkdirSync('dist/clusterctl', { recursive: true });
+for (const [format, file] of [['clusterctl', 'runtime-extension-components.yaml'], ['clusterctl-metadata', 'metadata.yaml']]) {
+  writeFileSync(`dist/clusterctl/${file}`, execFileSync(process.execPath, [outfile, 'manifests', '--format', format], { encoding: 'utf8' }));
+}
+console.log('dist/install.yaml, dist/clusterctl/ written');

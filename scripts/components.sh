@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Brings every real component the integration tests run, from package registries only:
-#   Go module proxy: kube-apiserver and kube-controller-manager (k8s.io/kubernetes), etcd, Distribution v3, regbot, zlint, helm, CAAPH,
+#   Go module proxy: kube-apiserver and kube-controller-manager (k8s.io/kubernetes), etcd, Distribution v3, regbot, zlint, helm, CAAPH, clusterctl,
 #                    containerd 1.7, 2.0, 2.2, 2.3, 2.4 (CRI included), crictl, and the
 #                    module sources that carry the CRDs of CAPI, CAAPH and cert-manager;
 #   Debian:          containerd 1.6, docker-registry (Distribution 2.8), openssl, shellcheck, iptables.
@@ -91,6 +91,9 @@ done
 go_build capi-manager "$CAPI14_VERSION" sigs.k8s.io/cluster-api sigs.k8s.io/cluster-api/core "" "" sigs.k8s.io/cluster-api/api
 # ... and the maintained release before it, whose main package is the module root (it sends v1beta1 Clusters).
 go_build capi-manager "$CAPI_VERSION" sigs.k8s.io/cluster-api sigs.k8s.io/cluster-api
+# clusterctl: how CAPI users install providers; the clusterctl test installs, upgrades and deletes the extension with it.
+capi_ldflags="-X sigs.k8s.io/cluster-api/version.gitVersion=$CAPI14_VERSION -X sigs.k8s.io/cluster-api/version.gitMajor=1 -X sigs.k8s.io/cluster-api/version.gitMinor=$(echo "${CAPI14_VERSION#v1.}" | cut -d. -f1)"
+go_build clusterctl "$CAPI14_VERSION" sigs.k8s.io/cluster-api sigs.k8s.io/cluster-api/cmd/clusterctl "$capi_ldflags" "" sigs.k8s.io/cluster-api/api
 # crictl: the kubelet's door into containerd (CRI over the socket), for the node pull tests.
 go_build crictl "$CRI_TOOLS_VERSION" sigs.k8s.io/cri-tools sigs.k8s.io/cri-tools/cmd/crictl
 
@@ -139,6 +142,7 @@ cat > "$CACHE/components.json" <<JSON
     {"version": "$(containerd --version | awk '{print $3}' | sed 's/~.*//')", "path": "$(command -v containerd)"},
 $(for v in $CONTAINERD_MATRIX; do printf '    {"version": "%s", "path": "%s"},\n' "$v" "$BIN/containerd-$v"; done | sed '$ s/,$//')
   ],
+  "clusterctl": {"version": "$CAPI14_VERSION", "path": "$BIN/clusterctl-$CAPI14_VERSION", "metadata": "$capi14/metadata.yaml"},
   "crictl": {"version": "$CRI_TOOLS_VERSION", "path": "$BIN/crictl-$CRI_TOOLS_VERSION"},
   "capiManagers": [
     {"version": "$CAPI14_VERSION", "path": "$BIN/capi-manager-$CAPI14_VERSION",

@@ -3,6 +3,8 @@ import process from 'node:process';
 import { certInspect, certIssue, certMintCa, CERT_INSPECT, CERT_ISSUE, CERT_MINT_CA } from './cli/cert.ts';
 import { render, RENDER } from './cli/render.ts';
 import { DEFAULT_ALLOW_FROM, installYaml } from './render/install.ts';
+import { CLUSTERCTL, clusterctlComponentsYaml, clusterctlMetadataYaml } from './render/clusterctl.ts';
+import { DEFAULT_IMAGES, PATTERNS } from './render/config.ts';
 import { clusterConfigVariable, variableReference } from './render/variables.ts';
 import { helpText, parseFlags, parseListen, parsePositiveInt, UsageError, type CommandSpec } from './cli/args.ts';
 import { createLogger, LOG_LEVELS, type LogFormat, type LogLevel } from './observe/log.ts';
@@ -38,6 +40,8 @@ const SERVE: CommandSpec = {
     { name: 'provider-namespace', value: 'NS', help: 'namespace of the extension and its root CA Secret', default: 'capi-registry-addon-system' },
     { name: 'mint-root-ca', help: 'mint the root CA Secret once when cert-manager has not made it' },
     { name: 'chart-repo-url', value: 'URL', help: 'where CAAPH pulls the registry chart (this server\'s /v2/ endpoint)', default: 'oci://capi-registry-addon.<provider-namespace>.svc:443/charts' },
+    { name: 'registry-image', value: 'REF', help: 'Distribution image of a Cluster that names none (air gaps: your copy)', default: DEFAULT_IMAGES.registry },
+    { name: 'regbot-image', value: 'REF', help: 'regbot image (the replicas\' sync sidecar) of a Cluster that names none', default: DEFAULT_IMAGES.regbot },
     { name: 'chart-ca-secret', value: 'NS/NAME', help: 'Secret (key ca.crt) CAAPH trusts for the chart server; default the root CA Secret in the provider namespace (the root signs this server in the shipped manifests)' },
     { name: 'converge-interval', value: 'SECONDS', help: 'background loop: time between two passes over one opted-in Cluster', default: '600' },
     { name: 'volume-release-timeout', value: 'SECONDS', help: 'BeforeClusterDelete: how long deletion of a Cluster may wait for its registry\'s volumes to be deleted in the workload cluster (an unreachable workload API server: at most 120)', default: '600' },
@@ -55,6 +59,7 @@ const MANIFESTS: CommandSpec = {
     { name: 'image', value: 'REF', help: 'extension image', default: `capi-registry-addon:${VERSION}` },
     { name: 'capi-version', value: 'VERSION', help: 'Cluster API version (v1.10 gets ExtensionConfig v1alpha1, v1.11+ v1beta2)', default: `v1.${NEWEST_CAPI_MINOR}` },
     { name: 'allow-from', value: 'NS,NS', help: 'namespaces whose pods may reach the hook port (NetworkPolicy): CAPI, CAAPH, your metrics scraper', default: DEFAULT_ALLOW_FROM.join(',') },
+    { name: 'format', value: 'install|clusterctl|clusterctl-metadata', help: `install: YAML to apply; clusterctl: ${CLUSTERCTL.componentsFile} (settings as clusterctl variables); clusterctl-metadata: ${CLUSTERCTL.metadataFile}`, default: 'install' },
   ],
 };
 const VARIABLES: CommandSpec = {
@@ -97,6 +102,9 @@ async function runServe(argv: string[]): Promise<void> {
   const caSecretFlag = str('chart-ca-secret');
   const caParts = caSecretFlag?.split('/');
   if (caSecretFlag !== undefined && (caParts!.length !== 2 || !caParts![0] || !caParts![1])) throw new UsageError('--chart-ca-secret must be NAMESPACE/NAME');
+  for (const flag of ['registry-image', 'regbot-image']) {
+    if (!new RegExp(PATTERNS.image).test(str(flag)!)) throw new UsageError(`--${flag} must be an image reference such as registry.example.com/mirror/registry:3.1.2`);
+  }
   const chartCaSecret = caParts ? { namespace: caParts[0]!, name: caParts[1]! } : undefined;
   if (target.newerThanKnown) log.warn('--capi-version is newer than this build knows; advertising the newest known catalog', { known: `v1.${NEWEST_CAPI_MINOR}` });
   await serve({
@@ -115,6 +123,7 @@ async function runServe(argv: string[]): Promise<void> {
       mintRootCa: flags['mint-root-ca'] === true,
       chartRepoUrl: str('chart-repo-url')!.replace('<provider-namespace>', providerNamespace),
       chartCaSecret,
+      images: { registry: str('registry-image')!, regbot: str('regbot-image')! },
       convergeIntervalSeconds: parsePositiveInt('converge-interval', str('converge-interval')!),
       volumeReleaseTimeoutSeconds: parsePositiveInt('volume-release-timeout', str('volume-release-timeout')!),
       seed: flags['no-seed'] !== true,
@@ -160,7 +169,10 @@ export async function main(argv: string[]): Promise<void> {
         } catch (err) {
           throw new UsageError((err as Error).message);
         }
-        process.stdout.write(installYaml({ namespace: String(flags.namespace), image: String(flags.image), capiMinor: target.minor, allowFrom: String(flags['allow-from']).split(',').map((n) => n.trim()).filter(Boolean) }));
+        if (flags.format === 'clusterctl') process.stdout.write(clusterctlComponentsYaml());
+        else if (flags.format === 'clusterctl-metadata') process.stdout.write(clusterctlMetadataYaml(VERSION));
+        else if (flags.format !== 'install') throw new UsageError('--format must be install, clusterctl or clusterctl-metadata');
+        else process.stdout.write(installYaml({ namespace: String(flags.namespace), image: String(flags.image), capiMinor: target.minor, allowFrom: String(flags['allow-from']).split(',').map((n) => n.trim()).filter(Boolean) }));
       }
     } else if (command === 'variables') {
       const flags = parseFlags(VARIABLES, rest.map((a) => (a === '-o' ? '--output' : a)));

@@ -1,6 +1,6 @@
 // From a Cluster to the registry's effective configuration and layout (replicas, names, Service IP).
 import { registryOptIn } from './opt-in.ts';
-import { readRegistryConfig, type RegistryConfig } from '../render/config.ts';
+import { readRegistryConfig, type Images, type RegistryConfig } from '../render/config.ts';
 import { registryLayout, RenderError, type RegistryLayout } from '../render/metadata.ts';
 import type { ClusterRef } from '../runtime-sdk/types.ts';
 
@@ -10,11 +10,11 @@ export interface ClusterRegistry {
 }
 
 /** The registry of an opted-in Cluster; undefined when it has not opted in; RenderError when invalid. */
-export function clusterRegistry(cluster: ClusterRef): ClusterRegistry | undefined {
+export function clusterRegistry(cluster: ClusterRef, images?: Images): ClusterRegistry | undefined {
   const optIn = registryOptIn(cluster.variables);
   if (optIn.enabled === false) return undefined;
   if (optIn.enabled === 'invalid') throw new RenderError(optIn.message);
-  const config = readRegistryConfig(optIn.config);
+  const config = readRegistryConfig(optIn.config, images);
   return {
     config,
     layout: registryLayout(config.replicas, cluster.serviceDomain, cluster.serviceCidrs),

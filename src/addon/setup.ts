@@ -9,6 +9,7 @@ import { mintClusterIssuer, rootAllowsIssuers, signedBy } from '../pki/cluster-i
 import { anchorsToKeep, bundleAnchors, trustBundle } from '../pki/trust-bundle.ts';
 import { mintRootCa, parseRootCa, ROOT_CA_SECRET, type RootCa } from '../pki/root-ca.ts';
 import { clusterCaSecretName, clusterIssuerSecretName, ISSUER_LABEL, NODE_SCRIPT_KEY, nodeScriptSecretName, REGISTRY, RenderError, ROLLOVER_SINCE_KEY } from '../render/metadata.ts';
+import type { Images } from '../render/config.ts';
 import { enableMirrorScript } from '../render/node-files.ts';
 import { failure, retryLater, success, type ClusterRef, type HookResult } from '../runtime-sdk/types.ts';
 import { clusterRegistry, type ClusterRegistry } from './layout.ts';
@@ -22,6 +23,8 @@ export interface SetupDeps {
   mintRootCa: boolean;
   /** Owner references name the Cluster in a version the management cluster serves (v1beta1 up to CAPI 1.10). */
   clusterApiVersion: string;
+  /** The images a Cluster that names none runs (default DEFAULT_IMAGES). */
+  images?: Images;
   now: () => Date;
 }
 
@@ -147,7 +150,7 @@ export interface Prepared extends ClusterCa {
  * has not opted in; a HookResult when the hook must stop here.
  */
 export async function prepareCluster(cluster: ClusterRef, deps: SetupDeps): Promise<Prepared | HookResult | undefined> {
-  const registry = clusterRegistry(cluster);
+  const registry = clusterRegistry(cluster, deps.images);
   if (!registry) return undefined;
   const ca = await ensureClusterCa(cluster, deps);
   if (isHookResult(ca)) return ca;

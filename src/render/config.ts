@@ -7,10 +7,15 @@ export const PROVIDERS = ['CNCF Distribution'] as const;
 export const PLACEMENTS = ['ControlPlane', 'Any'] as const;
 
 /** Pinned images; overridable for air gaps. Not schema defaults, so an extension upgrade moves them. */
-export const DEFAULT_IMAGES = {
+export const DEFAULT_IMAGES: Images = {
   registry: 'docker.io/library/registry:3.1.2',
   regbot: 'ghcr.io/regclient/regbot:v0.11.7',
-} as const;
+};
+
+export interface Images {
+  registry: string;
+  regbot: string;
+}
 
 export interface Resources {
   requests?: { cpu?: string; memory?: string };
@@ -23,7 +28,7 @@ export interface RegistryConfig {
   storage: { size: string; storageClassName?: string };
   placement: (typeof PLACEMENTS)[number];
   syncInterval: string;
-  images: { registry: string; regbot: string };
+  images: Images;
   resources: Resources;
   containerd: { dialTimeout: string };
   /** htpasswd authentication on the registry (default on): nodes and the sync sidecars pull with one credential, people push with another. */
@@ -102,8 +107,11 @@ class Reader {
   }
 }
 
-/** Validates and defaults the variable's value; throws a RenderError listing every problem. */
-export function readRegistryConfig(value: Record<string, unknown>): RegistryConfig {
+/**
+ * Validates and defaults the variable's value; throws a RenderError listing every problem. `images`:
+ * what a Cluster that names no image gets (the server's --registry-image/--regbot-image, for air gaps).
+ */
+export function readRegistryConfig(value: Record<string, unknown>, images: Images = DEFAULT_IMAGES): RegistryConfig {
   const r = new Reader(value);
   r.known('', ['provider', 'replicas', 'storage', 'placement', 'syncInterval', 'images', 'resources', 'containerd', 'auth', 'garbageCollection']);
   r.known('garbageCollection', ['interval', 'deleteUntagged']);
@@ -128,8 +136,8 @@ export function readRegistryConfig(value: Record<string, unknown>): RegistryConf
     placement: r.string('placement', DEFAULTS.placement, { allowed: PLACEMENTS }) as RegistryConfig['placement'],
     syncInterval: r.string('syncInterval', DEFAULTS.syncInterval, duration)!,
     images: {
-      registry: r.string('images.registry', DEFAULT_IMAGES.registry, image)!,
-      regbot: r.string('images.regbot', DEFAULT_IMAGES.regbot, image)!,
+      registry: r.string('images.registry', images.registry, image)!,
+      regbot: r.string('images.regbot', images.regbot, image)!,
     },
     resources: {
       requests: compact({ cpu: resource('resources.requests.cpu', DEFAULTS.resources.requests.cpu), memory: resource('resources.requests.memory', DEFAULTS.resources.requests.memory) }),
@@ -144,7 +152,7 @@ export function readRegistryConfig(value: Record<string, unknown>): RegistryConf
   };
   // An air-gapped Cluster that pointed regsync at its own mirror would otherwise pull regbot from ghcr.io.
   if (r.string('images.regsync', undefined, image) !== undefined && r.string('images.regbot', undefined) === undefined) {
-    r.errors.push(`${FIELD}.images.regsync is no longer used: the replicas sync with regbot (regclient's scripting tool, which can also delete); set images.regbot to your copy of ${DEFAULT_IMAGES.regbot} and remove images.regsync`);
+    r.errors.push(`${FIELD}.images.regsync is no longer used: the replicas sync with regbot (regclient's scripting tool, which can also delete); set images.regbot to your copy of ${images.regbot} and remove images.regsync`);
   }
   if (r.errors.length) throw new RenderError(r.errors.join('; '));
   return config;

@@ -10,6 +10,10 @@ export interface InstallOptions {
   capiMinor: number;
   /** Namespaces whose pods may reach the hook and chart port (CAPI's controllers, CAAPH, a scraper). */
   allowFrom?: string[];
+  /** More `serve` flags for the Deployment (the clusterctl variables: images, chart location). */
+  serveArgs?: string[];
+  /** The ClusterRole and its binding; clusterctl deletes cluster-scoped objects only when named `<namespace>-…`. */
+  clusterRoleName?: string;
 }
 
 /** Where `clusterctl init` puts CAPI's core controllers and CAAPH (`--addon helm`). */
@@ -56,13 +60,14 @@ export function installManifests(o: InstallOptions): Record<string, unknown>[] {
   // The root CA also signs the extension's serving certificate: CAPI (ExtensionConfig) and CAAPH (the
   // chart's OCI endpoint) then trust one CA, the one each Cluster's <cluster>-registry-addon-ca holds.
   const rootIssuer = { name: `${EXTENSION.name}-root-ca`, kind: 'Issuer' };
+  const clusterRole = o.clusterRoleName ?? EXTENSION.name;
   return [
     { apiVersion: 'v1', kind: 'Namespace', metadata: { name: o.namespace, labels } },
     { apiVersion: 'v1', kind: 'ServiceAccount', metadata: meta(EXTENSION.name) },
-    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: EXTENSION.name, labels }, rules: RBAC_RULES.map((r) => r.rule) },
+    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: clusterRole, labels }, rules: RBAC_RULES.map((r) => r.rule) },
     {
-      apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', metadata: { name: EXTENSION.name, labels },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: EXTENSION.name },
+      apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', metadata: { name: clusterRole, labels },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: clusterRole },
       subjects: [{ kind: 'ServiceAccount', name: EXTENSION.name, namespace: o.namespace }],
     },
     { apiVersion: 'cert-manager.io/v1', kind: 'Issuer', metadata: meta(selfSigned.name), spec: { selfSigned: {} } },
@@ -93,9 +98,10 @@ export function installManifests(o: InstallOptions): Record<string, unknown>[] {
             securityContext: { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, seccompProfile: { type: 'RuntimeDefault' } },
             topologySpreadConstraints: [{ maxSkew: 1, topologyKey: 'kubernetes.io/hostname', whenUnsatisfiable: 'ScheduleAnyway', labelSelector: { matchLabels: labels } }],
             containers: [{
-              name: 'extension',
+              // clusterctl's provider contract names the container that runs the extension `manager`.
+              name: 'manager',
               image: o.image,
-              args: ['serve', `--listen=0.0.0.0:${EXTENSION.port}`, `--capi-version=v1.${o.capiMinor}`, `--provider-namespace=${o.namespace}`],
+              args: ['serve', `--listen=0.0.0.0:${EXTENSION.port}`, `--capi-version=v1.${o.capiMinor}`, `--provider-namespace=${o.namespace}`, ...(o.serveArgs ?? [])],
               // Names this replica's member Lease (the background loop's Clusters are shared among replicas).
               env: [{ name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }],
               ports: [{ name: 'https', containerPort: EXTENSION.port }],

@@ -10,6 +10,7 @@ import { KubeError, secretClient } from '../kube/client.ts';
 import { workloadClientCache } from '../kube/workload-clients.ts';
 import { clusterGauges } from '../observe/cluster-gauges.ts';
 import { renderGauge } from '../observe/metrics.ts';
+import type { Images } from '../render/config.ts';
 import { failureEvents } from '../observe/events.ts';
 import type { CapiTarget } from '../runtime-sdk/catalog.ts';
 import { loadKubeConfig, locateKubeConfig } from '../kube/connection.ts';
@@ -43,6 +44,7 @@ export interface ServeConfig {
     mintRootCa: boolean;
     chartRepoUrl: string;
     chartCaSecret?: { name: string; namespace: string };
+    images?: Images;
     convergeIntervalSeconds: number;
     volumeReleaseTimeoutSeconds?: number;
     /** List the Clusters at start to fill the background loop. */
@@ -118,6 +120,7 @@ export async function serve(config: ServeConfig): Promise<RunningServer> {
       providerNamespace: config.addon.providerNamespace,
       mintRootCa: config.addon.mintRootCa,
       clusterApiVersion,
+      ...(config.addon.images ? { images: config.addon.images } : {}),
       chart: { repoUrl: config.addon.chartRepoUrl, version: config.version, caSecret: config.addon.chartCaSecret },
       ...(config.addon.volumeReleaseTimeoutSeconds ? { volumeReleaseTimeoutMs: config.addon.volumeReleaseTimeoutSeconds * 1000 } : {}),
       now: () => new Date(),
