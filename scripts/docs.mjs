@@ -1,5 +1,5 @@
 // `npm run docs`: regenerates what the README shows from the code, between marker comments:
-// the configuration reference (from the variable schema) and the RBAC table (from the ClusterRole).
+// the configuration reference (from the variable schema), the clusterctl variables and the RBAC table (from the ClusterRole).
 // The unit suite fails when the README and the code disagree.
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -12,5 +12,6 @@ const splice = (name, body) => {
   readme = readme.replace(re, (_, a, b) => `${a}${body}\n${b}`);
 };
 splice('config-reference', cli('variables', '-o', 'markdown'));
+splice('clusterctl-variables', cli('manifests', '--format', 'clusterctl-variables'));
 writeFileSync('README.md', readme);
 console.log('README.md: generated sections updated');

@@ -2,8 +2,9 @@
 import process from 'node:process';
 import { certInspect, certIssue, certMintCa, CERT_INSPECT, CERT_ISSUE, CERT_MINT_CA } from './cli/cert.ts';
 import { render, RENDER } from './cli/render.ts';
+import { status, STATUS, UNHEALTHY_EXIT } from './cli/status.ts';
 import { DEFAULT_ALLOW_FROM, installYaml } from './render/install.ts';
-import { CLUSTERCTL, clusterctlComponentsYaml, clusterctlMetadataYaml } from './render/clusterctl.ts';
+import { CLUSTERCTL, clusterctlComponentsYaml, clusterctlMetadataYaml, clusterctlVariableReference } from './render/clusterctl.ts';
 import { DEFAULT_IMAGES, PATTERNS } from './render/config.ts';
 import { clusterConfigVariable, variableReference } from './render/variables.ts';
 import { helpText, parseFlags, parseListen, parsePositiveInt, UsageError, type CommandSpec } from './cli/args.ts';
@@ -59,7 +60,7 @@ const MANIFESTS: CommandSpec = {
     { name: 'image', value: 'REF', help: 'extension image', default: `capi-registry-addon:${VERSION}` },
     { name: 'capi-version', value: 'VERSION', help: 'Cluster API version (v1.10 gets ExtensionConfig v1alpha1, v1.11+ v1beta2)', default: `v1.${NEWEST_CAPI_MINOR}` },
     { name: 'allow-from', value: 'NS,NS', help: 'namespaces whose pods may reach the hook port (NetworkPolicy): CAPI, CAAPH, your metrics scraper', default: DEFAULT_ALLOW_FROM.join(',') },
-    { name: 'format', value: 'install|clusterctl|clusterctl-metadata', help: `install: YAML to apply; clusterctl: ${CLUSTERCTL.componentsFile} (settings as clusterctl variables); clusterctl-metadata: ${CLUSTERCTL.metadataFile}`, default: 'install' },
+    { name: 'format', value: 'install|clusterctl|clusterctl-metadata|clusterctl-variables', help: `install: YAML to apply; clusterctl: ${CLUSTERCTL.componentsFile} (settings as clusterctl variables); clusterctl-metadata: ${CLUSTERCTL.metadataFile}; clusterctl-variables: their reference table`, default: 'install' },
   ],
 };
 const VARIABLES: CommandSpec = {
@@ -67,7 +68,7 @@ const VARIABLES: CommandSpec = {
   summary: 'Print the clusterConfig variable schema (as DiscoverVariables publishes it) or its reference table.',
   flags: [{ name: 'output', value: 'json|markdown', help: 'json: the ClusterClass variable; markdown: the configuration reference table', default: 'json' }],
 };
-const COMMANDS = [SERVE, RENDER, MANIFESTS, VARIABLES, CERT_CMD, VERSION_CMD];
+const COMMANDS = [SERVE, RENDER, MANIFESTS, STATUS, VARIABLES, CERT_CMD, VERSION_CMD];
 
 const usage = () =>
   [
@@ -171,8 +172,17 @@ export async function main(argv: string[]): Promise<void> {
         }
         if (flags.format === 'clusterctl') process.stdout.write(clusterctlComponentsYaml());
         else if (flags.format === 'clusterctl-metadata') process.stdout.write(clusterctlMetadataYaml(VERSION));
-        else if (flags.format !== 'install') throw new UsageError('--format must be install, clusterctl or clusterctl-metadata');
+        else if (flags.format === 'clusterctl-variables') process.stdout.write(`${clusterctlVariableReference()}\n`);
+        else if (flags.format !== 'install') throw new UsageError('--format must be install, clusterctl, clusterctl-metadata or clusterctl-variables');
         else process.stdout.write(installYaml({ namespace: String(flags.namespace), image: String(flags.image), capiMinor: target.minor, allowFrom: String(flags['allow-from']).split(',').map((n) => n.trim()).filter(Boolean) }));
+      }
+    } else if (command === 'status') {
+      const flags = parseFlags(STATUS, rest.map((a) => (a === '-o' ? '--output' : a)));
+      if (flags.help) process.stdout.write(helpText(PROGRAM, STATUS));
+      else {
+        const report = await status(flags);
+        process.stdout.write(report.text);
+        if (!report.healthy) process.exitCode = UNHEALTHY_EXIT;
       }
     } else if (command === 'variables') {
       const flags = parseFlags(VARIABLES, rest.map((a) => (a === '-o' ? '--output' : a)));

@@ -65,3 +65,9 @@ export function clusterctlMetadataYaml(version: string): string {
     releaseSeries: [{ major, minor, contract: CLUSTERCTL.contract }],
   });
 }
+
+/** The README's table of the variables (`manifests --format clusterctl-variables`). */
+export function clusterctlVariableReference(): string {
+  const rows = Object.values(CLUSTERCTL_VARIABLES).map((v: ClusterctlVariable) => `| \`${v.name}\` | ${v.default === undefined ? 'required' : `\`${v.default}\``} | ${v.help} |`);
+  return ['| variable | default | what it sets |', '| --- | --- | --- |', ...rows].join('\n');
+}

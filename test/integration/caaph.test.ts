@@ -6,6 +6,7 @@
 // volumes; BeforeClusterDelete makes CAAPH uninstall it and deletes the volumes before the Cluster goes.
 import { realSuite } from './env/suite.ts';
 import * as assert from 'uvu/assert';
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { clusterRegistry } from '../../src/addon/layout.ts';
@@ -17,7 +18,7 @@ import {
   createCluster, ensureNamespace, extensionKubeconfig, HOOK_PATHS, lifecycleRequest, markControlPlaneInitialized, ok, putKubeconfig, startDeleting,
 } from './env/capi.ts';
 import { components } from './env/components.ts';
-import { makePki, startExtension } from './env/extension.ts';
+import { BUNDLE, makePki, RUNTIMES, startExtension } from './env/extension.ts';
 import { startEnv } from './env/index.ts';
 import { makeCa, makeLeaf } from './env/pki.ts';
 import { createHash } from 'node:crypto';
@@ -120,6 +121,25 @@ test('BCC + ACPI over HTTPS → HelmChartProxy → CAAPH → release on the work
     const hrps = (await mgmt.request('GET', '/apis/addons.cluster.x-k8s.io/v1alpha1/namespaces/default/helmreleaseproxies')).body.items;
     assert.is(hrps.length, 1, 'the proxy selected exactly one Cluster');
     assert.is(hrps[0].spec.clusterRef.name, 'c1');
+
+    // `status`, as an operator runs it with the management kubeconfig: CAAPH's release deployed, the
+    // certificate's expiry, the credentials; not healthy, because no kubelet runs the pods here (exit 3).
+    await waitFor('CAAPH reports the release Ready', async () => ((await mgmt.request('GET', '/apis/addons.cluster.x-k8s.io/v1alpha1/namespaces/default/helmreleaseproxies')).body.items[0]?.status?.conditions ?? [])
+      .some((c: any) => c.type === 'HelmReleaseReady' && c.status === 'True') || undefined, 60_000, caaph.logFile);
+    const statusRun = spawnSync(RUNTIMES.node![0]!, [BUNDLE, 'status', '--kubeconfig', mgmt.kubeconfig, '-o', 'json'], { encoding: 'utf8', timeout: 60_000 });
+    assert.is(statusRun.status, 3, statusRun.stderr);
+    const [report] = JSON.parse(statusRun.stdout);
+    const clusterNow = (await mgmt.request('GET', '/apis/cluster.x-k8s.io/v1beta2/namespaces/default/clusters/c1')).body;
+    assert.is(report.cluster, 'default/c1');
+    assert.is(report.registry, 'Deployed');
+    assert.is(report.release, 'deployed (revision 1)');
+    assert.is(report.replicas, '0/2');
+    assert.is(report.certificate.notAfter, clusterNow.metadata.annotations['capi-registry-addon.io/registry-cert-not-after']);
+    assert.ok(report.certificate.daysLeft >= 728 && report.certificate.daysLeft <= 731, String(report.certificate.daysLeft));
+    assert.equal(report.credentials, { node: 'node', push: 'push', stillAccepted: [] });
+    assert.equal(report.problems, ['2 of 2 registry replica(s) not Ready (kubectl -n capi-registry get pods)']);
+    const table = spawnSync(RUNTIMES.node![0]!, [BUNDLE, 'status', '--kubeconfig', mgmt.kubeconfig, '--namespace', 'default', '--cluster', 'c1'], { encoding: 'utf8', timeout: 60_000 });
+    assert.match(table.stdout, /^default\/c1 +NO +deployed \(revision 1\) +0\/2 +20\d\d-\d\d-\d\d \(7\d\dd\) +node,push$/m);
 
     // The StatefulSet controller made a claim per replica; the provisioner bound a volume to each.
     const claims = async () => (await workload.request('GET', '/api/v1/namespaces/capi-registry/persistentvolumeclaims')).body.items as any[];

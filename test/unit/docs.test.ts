@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { clusterctlVariableReference } from '../../src/render/clusterctl.ts';
 import { RBAC_RULES } from '../../src/render/install.ts';
 import { variableReference } from '../../src/render/variables.ts';
 
@@ -12,6 +13,12 @@ test('the configuration reference is the one generated from the variable schema 
   const section = /<!-- config-reference:start -->\n([\s\S]*?)\n<!-- config-reference:end -->/.exec(readme)?.[1];
   assert.is(section, variableReference(), 'README is stale: run npm run docs');
   assert.match(section!, /\| `replicas` \| integer \| `2` \| 1–10 \|/);
+});
+
+test('the clusterctl variables table is the one generated from the code (npm run docs)', () => {
+  const section = /<!-- clusterctl-variables:start -->\n([\s\S]*?)\n<!-- clusterctl-variables:end -->/.exec(readme)?.[1];
+  assert.is(section, clusterctlVariableReference(), 'README is stale: run npm run docs');
+  assert.match(section!, /\| `CAPI_REGISTRY_ADDON_IMAGE` \| required \|/);
 });
 
 test('every RBAC rule the manifests ship has its row, with the same verbs, in the README', () => {

@@ -18,6 +18,8 @@ export interface Components {
   containerd: { version: string; path: string; ctr: string };
   containerdMatrix: { version: string; path: string }[];
   crictl: { version: string; path: string };
+  /** clusterctl of the current CAPI release, and that release's own metadata.yaml (the core provider's release series). */
+  clusterctl: { version: string; path: string; metadata: string };
   /** The CAPI core managers the real-CAPI suite runs, with the CRD folders of each version. */
   capiManagers: { version: string; path: string; crds: string[] }[];
   crds: Record<'capi' | 'caaph' | 'certManager', { version: string; dirs: string[] }>;

@@ -1,0 +1,121 @@
+// "Is it working?" for one opted-in Cluster, from what the API servers hold: the addon's marks on the
+// Cluster, CAAPH's HelmReleaseProxy, the credential Secrets beside the Cluster and the registry's
+// StatefulSet in the workload cluster. Pure: `status` (cli/status.ts) gathers the facts.
+import { ROTATE_ANNOTATION } from '../addon/credentials.ts';
+import { CERT_NOT_AFTER_ANNOTATION, REGISTRY_DEPLOYED, REGISTRY_STATUS_ANNOTATION } from '../render/helmchartproxy.ts';
+
+/** Days before expiry from which a certificate counts as a problem: renewal runs 30 days ahead, so by 25 it is failing. */
+export const CERT_WARN_DAYS = 25;
+
+export interface StatusFacts {
+  namespace: string;
+  name: string;
+  annotations: Record<string, string>;
+  /** The Cluster's HelmReleaseProxies (CAAPH), or why they could not be read. */
+  releases: Record<string, unknown>[] | { error: string };
+  /** The Cluster's `auth.enabled`. */
+  authEnabled: boolean;
+  /** Secret data of `<cluster>-registry-addon-node` and `-push` (undefined: absent), or why they could not be read. */
+  credentials: { node?: Record<string, string>; push?: Record<string, string> } | { error: string };
+  /** The registry StatefulSet in the workload cluster, or why it could not be read. */
+  statefulSet: Record<string, unknown> | undefined | { error: string };
+  now: Date;
+}
+
+export interface ClusterStatus {
+  cluster: string;
+  healthy: boolean;
+  /** The addon's own mark: Deployed, or Retrying with the cause. */
+  registry: string;
+  /** CAAPH's account of the Helm release. */
+  release: string;
+  replicas: string;
+  certificate: { notAfter?: string; daysLeft?: number };
+  credentials: { node?: string; push?: string; stillAccepted: string[]; rotationPending?: string };
+  problems: string[];
+}
+
+const isError = (v: unknown): v is { error: string } => typeof v === 'object' && v !== null && 'error' in v;
+type Condition = { type?: string; status?: string; reason?: string; message?: string };
+
+function releaseState(releases: StatusFacts['releases'], problems: string[]): string {
+  if (isError(releases)) {
+    problems.push(`HelmReleaseProxy unreadable: ${releases.error}`);
+    return 'unknown';
+  }
+  const hrp = releases[0];
+  if (!hrp) {
+    problems.push('no HelmReleaseProxy: CAAPH has not picked up the HelmChartProxy yet (is CAAPH running?)');
+    return 'absent';
+  }
+  const status = (hrp.status ?? {}) as { status?: string; revision?: number; conditions?: Condition[] };
+  const ready = (status.conditions ?? []).find((c) => c.type === 'HelmReleaseReady');
+  const text = `${status.status ?? 'pending'}${status.revision ? ` (revision ${status.revision})` : ''}`;
+  if (ready?.status !== 'True') problems.push(`Helm release not ready: ${ready?.reason ?? 'no HelmReleaseReady condition yet'}${ready?.message ? `: ${ready.message.replace(/\s+/g, ' ').slice(0, 300)}` : ''}`);
+  return text;
+}
+
+function replicaState(sts: StatusFacts['statefulSet'], problems: string[]): string {
+  if (isError(sts)) {
+    problems.push(`workload cluster unreadable: ${sts.error}`);
+    return 'unknown';
+  }
+  if (!sts) {
+    problems.push('no registry StatefulSet in the workload cluster yet');
+    return '0/0';
+  }
+  const want = Number((sts.spec as { replicas?: number } | undefined)?.replicas ?? 1);
+  const ready = Number((sts.status as { readyReplicas?: number } | undefined)?.readyReplicas ?? 0);
+  if (ready < want) problems.push(`${want - ready} of ${want} registry replica(s) not Ready (kubectl -n capi-registry get pods)`);
+  return `${ready}/${want}`;
+}
+
+export function clusterStatus(f: StatusFacts): ClusterStatus {
+  const problems: string[] = [];
+  const mark = f.annotations[REGISTRY_STATUS_ANNOTATION];
+  if (mark !== REGISTRY_DEPLOYED) problems.push(mark ? `addon: ${mark}` : 'addon: no status yet (no hook or background pass has finished for this Cluster)');
+  const release = releaseState(f.releases, problems);
+  const replicas = replicaState(f.statefulSet, problems);
+
+  const notAfter = f.annotations[CERT_NOT_AFTER_ANNOTATION];
+  const at = Date.parse(notAfter ?? '');
+  const daysLeft = Number.isFinite(at) ? Math.floor((at - f.now.getTime()) / 86_400_000) : undefined;
+  if (daysLeft === undefined) problems.push('no registry certificate issued yet');
+  else if (daysLeft < CERT_WARN_DAYS) problems.push(`registry certificate expires in ${daysLeft} day(s): renewal is failing (see the addon status above)`);
+
+  const { node, push } = isError(f.credentials) ? {} : f.credentials;
+  if (isError(f.credentials)) problems.push(`credential Secrets unreadable: ${f.credentials.error}`);
+  else if (f.authEnabled && !(node?.username && push?.username)) problems.push('registry credentials not made yet (BeforeClusterCreate or the next pass makes them)');
+  const stillAccepted = [node, push].flatMap((d) => (d?.['previous-username'] ? [d['previous-username']] : []));
+  const asked = f.annotations[ROTATE_ANNOTATION];
+  const rotationPending = asked && node && node.rotation !== asked ? asked : undefined;
+  return {
+    cluster: `${f.namespace}/${f.name}`,
+    healthy: problems.length === 0,
+    registry: mark ?? 'unknown',
+    release,
+    replicas,
+    certificate: { ...(notAfter ? { notAfter } : {}), ...(daysLeft !== undefined ? { daysLeft } : {}) },
+    credentials: {
+      ...(node?.username ? { node: node.username } : {}),
+      ...(push?.username ? { push: push.username } : {}),
+      stillAccepted,
+      ...(rotationPending ? { rotationPending } : {}),
+    },
+    problems,
+  };
+}
+
+/** The table `status` prints: one line per Cluster, then each unhealthy Cluster's problems. */
+export function statusTable(rows: ClusterStatus[]): string {
+  const head = ['CLUSTER', 'HEALTHY', 'RELEASE', 'REPLICAS', 'CERT-EXPIRES', 'CREDENTIALS'];
+  const cells = rows.map((r) => [
+    r.cluster, r.healthy ? 'yes' : 'NO', r.release, r.replicas,
+    r.certificate.notAfter ? `${r.certificate.notAfter.slice(0, 10)} (${r.certificate.daysLeft}d)` : '-',
+    [r.credentials.node, r.credentials.push].filter(Boolean).join(',') + (r.credentials.stillAccepted.length ? ` (+${r.credentials.stillAccepted.join(',')})` : '') + (r.credentials.rotationPending ? ` rotation "${r.credentials.rotationPending}" pending` : '') || 'auth off',
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
+  const line = (c: string[]) => c.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd();
+  const problems = rows.filter((r) => r.problems.length).map((r) => `\n${r.cluster}:\n${r.problems.map((p) => `  - ${p}`).join('\n')}`);
+  return `${[line(head), ...cells.map(line)].join('\n')}\n${problems.join('\n')}${problems.length ? '\n' : ''}`;
+}

@@ -1,0 +1,60 @@
+// `status`'s verdict from the facts it gathers (the caaph suite runs the command against real CAAPH).
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { clusterStatus, statusTable, type StatusFacts } from '../../src/observe/status.ts';
+
+const test = suite('status');
+const now = new Date('2026-12-02T00:00:00Z');
+const readyRelease = { status: { status: 'deployed', revision: 3, conditions: [{ type: 'HelmReleaseReady', status: 'True' }] } };
+const facts = (over: Partial<StatusFacts> = {}): StatusFacts => ({
+  namespace: 'team-a', name: 'c1', now, authEnabled: true,
+  annotations: { 'capi-registry-addon.io/registry-status': 'Deployed', 'capi-registry-addon.io/registry-cert-not-after': '2028-12-01T00:00:00Z' },
+  releases: [readyRelease],
+  credentials: { node: { username: 'node', password: 'x' }, push: { username: 'push', password: 'y' } },
+  statefulSet: { spec: { replicas: 2 }, status: { readyReplicas: 2 } },
+  ...over,
+});
+
+test('everything in place: healthy, no problems, the password never in the result', () => {
+  const s = clusterStatus(facts());
+  assert.equal(s, {
+    cluster: 'team-a/c1', healthy: true, registry: 'Deployed', release: 'deployed (revision 3)', replicas: '2/2',
+    certificate: { notAfter: '2028-12-01T00:00:00Z', daysLeft: 730 }, credentials: { node: 'node', push: 'push', stillAccepted: [] }, problems: [],
+  });
+  assert.not.match(JSON.stringify(s), /"x"|"y"/);
+  assert.match(statusTable([s]), /^team-a\/c1 +yes +deployed \(revision 3\) +2\/2 +2028-12-01 \(730d\) +node,push$/m);
+});
+
+test('each fault is named with what to do', () => {
+  const s = clusterStatus(facts({
+    annotations: { 'capi-registry-addon.io/registry-status': 'Retrying: Secret team-a/c1-kubeconfig (key value) not found', 'capi-registry-addon.io/registry-cert-not-after': '2026-12-12T00:00:00Z', 'capi-registry-addon.io/rotate-credentials': '2026-12-01' },
+    releases: [{ status: { status: 'failed', revision: 4, conditions: [{ type: 'HelmReleaseReady', status: 'False', reason: 'HelmInstallOrUpgradeFailed', message: 'admission\n denied' }] } }],
+    credentials: { node: { username: 'node-2', password: 'x', 'previous-username': 'node', rotation: '2026-11-01' }, push: { username: 'push-2', password: 'y', 'previous-username': 'push' } },
+    statefulSet: { error: 'connect ECONNREFUSED' },
+  }));
+  assert.is(s.healthy, false);
+  assert.equal(s.problems, [
+    'addon: Retrying: Secret team-a/c1-kubeconfig (key value) not found',
+    'Helm release not ready: HelmInstallOrUpgradeFailed: admission denied',
+    'workload cluster unreadable: connect ECONNREFUSED',
+    'registry certificate expires in 10 day(s): renewal is failing (see the addon status above)',
+  ]);
+  assert.equal(s.credentials, { node: 'node-2', push: 'push-2', stillAccepted: ['node', 'push'], rotationPending: '2026-12-01' });
+  assert.match(statusTable([s]), /node-2,push-2 \(\+node,push\) rotation "2026-12-01" pending/);
+  assert.match(statusTable([s]), /\nteam-a\/c1:\n {2}- addon: Retrying/);
+});
+
+test('a Cluster just opted in: no release, no StatefulSet, no certificate, no credentials yet', () => {
+  const s = clusterStatus(facts({ annotations: {}, releases: [], credentials: {}, statefulSet: undefined }));
+  assert.equal(s.problems, [
+    'addon: no status yet (no hook or background pass has finished for this Cluster)',
+    'no HelmReleaseProxy: CAAPH has not picked up the HelmChartProxy yet (is CAAPH running?)',
+    'no registry StatefulSet in the workload cluster yet',
+    'no registry certificate issued yet',
+    'registry credentials not made yet (BeforeClusterCreate or the next pass makes them)',
+  ]);
+  assert.is(clusterStatus(facts({ authEnabled: false, credentials: {} })).healthy, true, 'auth off: no credentials expected');
+  assert.match(statusTable([clusterStatus(facts({ authEnabled: false, credentials: {} }))]), /auth off$/m);
+});
+
+test.run();
