@@ -23,13 +23,17 @@ const PATHS: Record<string, (ns: string) => string> = {
   NetworkPolicy: (ns) => `/apis/networking.k8s.io/v1/namespaces/${ns}/networkpolicies`,
 };
 
-test('dist/install.yaml (the current release: ExtensionConfig v1beta2) and the v1.10 variant (v1alpha1): every object passes strict dry-run', async () => {
+test('dist/install.yaml (the current release: ExtensionConfig v1beta2), the v1.10 variant (v1alpha1) and clusterctl\'s components with their defaults: every object passes strict dry-run', async () => {
   const env = await startEnv({ management: true });
   try {
     const api = env.management!;
     const v110 = spawnSync(RUNTIMES.node![0]!, [BUNDLE, 'manifests', '--capi-version', 'v1.10'], { encoding: 'utf8' }).stdout;
-    for (const [name, text] of [['dist/install.yaml', readFileSync('dist/install.yaml', 'utf8')], ['manifests --capi-version v1.10', v110]] as const) {
-      if (name === 'dist/install.yaml') assert.match(text, /--capi-version=v1\.14/, 'the Deployment runs with the current release, not clamped');
+    // clusterctl's components with the variables as clusterctl fills them (defaults; the image given).
+    const clusterctl = readFileSync('dist/clusterctl/runtime-extension-components.yaml', 'utf8')
+      .replace(/\$\{([A-Z_]+)(?::=([^}]*))?\}/g, (_, name: string, fallback?: string) => fallback ?? (name === 'CAPI_REGISTRY_ADDON_IMAGE' ? 'registry.example.com/capi-registry-addon:v0.1.0' : `unset-${name}`));
+    assert.not.match(clusterctl, /unset-|\$\{/);
+    for (const [name, text] of [['dist/install.yaml', readFileSync('dist/install.yaml', 'utf8')], ['manifests --capi-version v1.10', v110], ['dist/clusterctl/runtime-extension-components.yaml', clusterctl]] as const) {
+      if (name !== 'manifests --capi-version v1.10') assert.match(text, /--capi-version=v1\.14/, 'the Deployment runs with the current release, not clamped');
       const docs = yaml.loadAll(text).filter(Boolean) as any[];
       assert.equal(docs.map((d) => d.kind), ['Namespace', 'ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Issuer', 'Certificate', 'Issuer', 'Certificate', 'Deployment', 'Service', 'PodDisruptionBudget', 'NetworkPolicy', 'ExtensionConfig']);
       // Only CAPI's controllers and CAAPH reach the hook port, and only that port.
@@ -53,7 +57,7 @@ test('dist/install.yaml (the current release: ExtensionConfig v1beta2) and the v
         const r = await api.request('POST', `${path}?dryRun=All&fieldValidation=Strict`, doc);
         assert.is(r.status, 201, `${name}: ${doc.kind}/${doc.metadata.name}: ${r.text.slice(0, 300)}`);
       }
-      assert.match(text, /# +generate(Patches)?Extension: generate-patches\.capi-registry-addon/);
+      if (!name.includes('clusterctl')) assert.match(text, /# +generate(Patches)?Extension: generate-patches\.capi-registry-addon/);
     }
   } finally {
     await env.stop();
