@@ -35,6 +35,8 @@ export interface RegistryConfig {
   auth: { enabled: boolean };
   /** Distribution's garbage collection, run by each pod before its registry starts; `interval` 0s: only on restarts. */
   garbageCollection: { interval: string; deleteUntagged: boolean };
+  /** Distribution's Prometheus metrics on the pod network, reachable (NetworkPolicy) from these namespaces only. */
+  metrics: { enabled: boolean; allowFrom: string[] };
 }
 
 export const DEFAULTS = {
@@ -47,10 +49,13 @@ export const DEFAULTS = {
   authEnabled: true,
   gcInterval: '168h',
   gcDeleteUntagged: true,
+  metricsEnabled: true,
+  // kube-prometheus-stack's and the Prometheus Operator's usual namespace.
+  metricsAllowFrom: ['monitoring'],
   resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '512Mi' } },
 } as const;
 
-export const LIMITS = { minReplicas: 1, maxReplicas: 10 } as const;
+export const LIMITS = { minReplicas: 1, maxReplicas: 10, maxAllowFrom: 16 } as const;
 export const PATTERNS = {
   // Kubernetes quantity (binary or decimal suffix), as the API server accepts it.
   quantity: '^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E|m)?$',
@@ -59,6 +64,7 @@ export const PATTERNS = {
   // An image reference: [registry/]path[:tag][@digest], no spaces.
   image: '^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$',
   dnsSubdomain: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$',
+  namespace: '^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$',
 } as const;
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -89,6 +95,15 @@ class Reader {
     }
     return v;
   }
+  stringList(path: string, fallback: readonly string[], max: number, check: { pattern: string; what: string }): string[] {
+    const v = this.at(path);
+    if (v === undefined || v === null) return [...fallback];
+    const bad = Array.isArray(v) ? v.find((s) => typeof s !== 'string' || !new RegExp(check.pattern).test(s)) : undefined;
+    if (!Array.isArray(v) || v.length > max) this.errors.push(`${FIELD}.${path} must be a list of at most ${max} strings`);
+    else if (bad !== undefined) this.errors.push(`${FIELD}.${path} holds ${JSON.stringify(bad)}: expected ${check.what}`);
+    else return v as string[];
+    return [...fallback];
+  }
   integer(path: string, fallback: number, min: number, max: number): number {
     const v = this.at(path);
     if (v === undefined || v === null) return fallback;
@@ -113,9 +128,10 @@ class Reader {
  */
 export function readRegistryConfig(value: Record<string, unknown>, images: Images = DEFAULT_IMAGES): RegistryConfig {
   const r = new Reader(value);
-  r.known('', ['provider', 'replicas', 'storage', 'placement', 'syncInterval', 'images', 'resources', 'containerd', 'auth', 'garbageCollection']);
+  r.known('', ['provider', 'replicas', 'storage', 'placement', 'syncInterval', 'images', 'resources', 'containerd', 'auth', 'garbageCollection', 'metrics']);
   r.known('garbageCollection', ['interval', 'deleteUntagged']);
   r.known('auth', ['enabled']);
+  r.known('metrics', ['enabled', 'allowFrom']);
   r.known('storage', ['size', 'storageClassName']);
   r.known('images', ['registry', 'regbot', 'regsync']);
   r.known('containerd', ['dialTimeout']);
@@ -148,6 +164,10 @@ export function readRegistryConfig(value: Record<string, unknown>, images: Image
     garbageCollection: {
       interval: r.string('garbageCollection.interval', DEFAULTS.gcInterval, duration)!,
       deleteUntagged: r.boolean('garbageCollection.deleteUntagged', DEFAULTS.gcDeleteUntagged),
+    },
+    metrics: {
+      enabled: r.boolean('metrics.enabled', DEFAULTS.metricsEnabled),
+      allowFrom: r.stringList('metrics.allowFrom', DEFAULTS.metricsAllowFrom, LIMITS.maxAllowFrom, { pattern: PATTERNS.namespace, what: 'a namespace name' }),
     },
   };
   // An air-gapped Cluster that pointed regsync at its own mirror would otherwise pull regbot from ghcr.io.

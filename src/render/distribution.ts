@@ -3,7 +3,8 @@
 import * as yaml from 'js-yaml';
 import { POD, REGISTRY } from './metadata.ts';
 
-export function distributionConfig(opts: { auth: boolean }): string {
+/** `metrics`: the debug listener (Prometheus, and Go's pprof and expvar with it) on every pod address, else loopback only. */
+export function distributionConfig(opts: { auth: boolean; metrics: boolean }): string {
   return dumpYaml({
     version: '0.1',
     log: { level: 'info', formatter: 'json', fields: { service: REGISTRY.name } },
@@ -18,7 +19,7 @@ export function distributionConfig(opts: { auth: boolean }): string {
       addr: `:${REGISTRY.containerPort}`,
       headers: { 'X-Content-Type-Options': ['nosniff'] },
       tls: { certificate: `${POD.tlsDir}/tls.crt`, key: `${POD.tlsDir}/tls.key`, minimumtls: 'tls1.2' },
-      debug: { addr: `127.0.0.1:${POD.debugPort}`, prometheus: { enabled: true, path: '/metrics' } },
+      debug: { addr: `${opts.metrics ? '' : '127.0.0.1'}:${POD.debugPort}`, prometheus: { enabled: true, path: POD.metricsPath } },
     },
     health: { storagedriver: { enabled: true, interval: '10s', threshold: 3 } },
     // htpasswd: bcrypt entries, checked on every request; no per-user authorization (see README).

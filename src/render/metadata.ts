@@ -30,6 +30,7 @@ export const REGISTRY = {
   defaultServiceDomain: 'cluster.local',
   serviceAccount: 'registry',
   podDisruptionBudget: 'registry',
+  metricsPolicy: 'registry-metrics',
   labels: { 'app.kubernetes.io/name': 'registry', 'app.kubernetes.io/part-of': 'capi-registry-addon' },
 } as const;
 
@@ -55,6 +56,7 @@ export const POD = {
   syncAuthDir: '/etc/regbot/auth',
   httpSecretKey: 'secret',
   debugPort: 5001,
+  metricsPath: '/metrics',
 } as const;
 
 /** Where nodes keep the mirror configuration: our files in one directory, merged into certs.d by the script. */

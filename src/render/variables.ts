@@ -7,6 +7,7 @@
 // should move when the extension is upgraded. `registry` itself has no default: `{}` must stay
 // present, because its presence is the opt-in.
 import { DEFAULT_IMAGES, DEFAULTS, LIMITS, PATTERNS, PLACEMENTS, PROVIDERS } from './config.ts';
+import { POD } from './metadata.ts';
 
 const quantity = (description: string, def?: string) => ({ type: 'string', description, pattern: PATTERNS.quantity, maxLength: 64, ...(def ? { default: def } : {}) });
 const resourceList = (description: string) => ({
@@ -84,6 +85,20 @@ export const registryVariableSchema = {
         deleteUntagged: { type: 'boolean', description: 'Also delete manifests no tag points to (pushed by digest, or a tag moved away; the platform manifests of a tagged index are kept). This includes OCI referrers pushed without a tag (signatures, SBOMs attached by subject): set false to keep them and the blobs they reference.', default: DEFAULTS.gcDeleteUntagged },
       },
     },
+    metrics: {
+      type: 'object',
+      description: `Distribution's Prometheus metrics at :${POD.debugPort}/metrics on each registry pod (container port \`metrics\`, prometheus.io/* pod annotations). That listener also serves Go's pprof and expvar, so a NetworkPolicy lets only the allowFrom namespaces reach it (enforced where the CNI supports NetworkPolicy).`,
+      properties: {
+        enabled: { type: 'boolean', description: 'false keeps the listener on the pod\'s loopback (no scraping, no NetworkPolicy).', default: DEFAULTS.metricsEnabled },
+        allowFrom: {
+          type: 'array',
+          description: 'Namespaces whose pods may reach the metrics port (your Prometheus).',
+          items: { type: 'string', pattern: PATTERNS.namespace, maxLength: 63 },
+          maxItems: LIMITS.maxAllowFrom,
+          default: [...DEFAULTS.metricsAllowFrom],
+        },
+      },
+    },
     containerd: {
       type: 'object',
       description: 'Node-side mirror settings.',
@@ -117,9 +132,9 @@ export const clusterConfigVariable = {
   },
 } as const;
 
-const PATTERN_NAMES: Record<string, string> = { quantity: 'a Kubernetes quantity', duration: 'a Go duration', image: 'an image reference', dnsSubdomain: 'a DNS subdomain name' };
+const PATTERN_NAMES: Record<string, string> = { quantity: 'a Kubernetes quantity', duration: 'a Go duration', image: 'an image reference', dnsSubdomain: 'a DNS subdomain name', namespace: 'namespace names' };
 
-type SchemaNode = { type?: string; description?: string; default?: unknown; enum?: readonly unknown[]; minimum?: number; maximum?: number; pattern?: string; properties?: Record<string, SchemaNode> };
+type SchemaNode = { type?: string; description?: string; default?: unknown; enum?: readonly unknown[]; minimum?: number; maximum?: number; pattern?: string; items?: SchemaNode; properties?: Record<string, SchemaNode> };
 
 /** The configuration reference as a Markdown table, one row per leaf field of `addons.registry`: the README's table is this output. */
 export function variableReference(schema: SchemaNode = registryVariableSchema): string {
@@ -131,8 +146,9 @@ export function variableReference(schema: SchemaNode = registryVariableSchema): 
     }
     const allowed = node.enum ? node.enum.map((v) => `\`${String(v)}\``).join(', ')
       : node.minimum !== undefined ? `${node.minimum}–${node.maximum}`
+      : node.items?.pattern ? PATTERN_NAMES[Object.entries(PATTERNS).find(([, re]) => re === node.items!.pattern)?.[0] ?? ''] ?? ''
       : node.pattern ? PATTERN_NAMES[Object.entries(PATTERNS).find(([, re]) => re === node.pattern)?.[0] ?? ''] ?? `matches \`${node.pattern}\`` : '';
-    const def = node.default !== undefined ? `\`${String(node.default)}\`` : '–';
+    const def = node.default !== undefined ? `\`${Array.isArray(node.default) ? JSON.stringify(node.default) : String(node.default)}\`` : '–';
     rows.push(`| \`${path}\` | ${node.type} | ${def} | ${allowed} | ${(node.description ?? '').replace(/\|/g, '\\|')} |`);
   };
   walk(schema, '');

@@ -62,7 +62,8 @@ const placement = (config: RegistryConfig): Obj => {
 export async function workloadManifests(input: WorkloadInput): Promise<Obj[]> {
   const { layout, config } = input;
   const auth = config.auth.enabled;
-  const registryConfig = distributionConfig({ auth });
+  const metrics = config.metrics.enabled;
+  const registryConfig = distributionConfig({ auth, metrics });
   const sync = layout.replicas > 1 ? syncConfigs(layout, config) : {};
   const configSha = await sha256Hex(registryConfig + Object.entries(sync).map(([k, v]) => `${k}\n${v}`).join('\n'));
   const selector = { ...REGISTRY.labels };
@@ -76,7 +77,10 @@ export async function workloadManifests(input: WorkloadInput): Promise<Obj[]> {
     name: 'registry',
     image: config.images.registry,
     args: ['serve', POD.configFile],
-    ports: [{ name: 'https', containerPort: REGISTRY.containerPort, protocol: 'TCP' }],
+    ports: [
+      { name: 'https', containerPort: REGISTRY.containerPort, protocol: 'TCP' },
+      ...(metrics ? [{ name: 'metrics', containerPort: POD.debugPort, protocol: 'TCP' }] : []),
+    ],
     env: [
       { name: 'REGISTRY_HTTP_SECRET', valueFrom: { secretKeyRef: { name: REGISTRY.httpSecret, key: POD.httpSecretKey } } },
       { name: 'OTEL_TRACES_EXPORTER', value: 'none' },
@@ -208,6 +212,8 @@ export async function workloadManifests(input: WorkloadInput): Promise<Obj[]> {
               'capi-registry-addon/tls-sha256': input.tlsCertSha256,
               ...(auth ? { 'capi-registry-addon/auth-sha256': input.authSha256 ?? '0'.repeat(64) } : {}),
               ...(input.gcAt ? { [GC_AT_POD_ANNOTATION]: input.gcAt } : {}),
+              // The de facto scrape annotations (Prometheus' kubernetes_sd examples, many Helm charts' defaults).
+              ...(metrics ? { 'prometheus.io/scrape': 'true', 'prometheus.io/port': String(POD.debugPort), 'prometheus.io/path': POD.metricsPath } : {}),
             },
           },
           spec: {
@@ -240,6 +246,31 @@ export async function workloadManifests(input: WorkloadInput): Promise<Obj[]> {
       metadata: meta(REGISTRY.podDisruptionBudget),
       spec: { maxUnavailable: 1, selector: { matchLabels: selector } },
     },
+    ...(metrics ? [metricsPolicy(selector, config.metrics.allowFrom)] : []),
   ];
   return objects;
+}
+
+/**
+ * The metrics listener also serves Go's pprof and expvar: only the allowFrom namespaces reach it. The
+ * registry port stays open to every source (nodes pull from the host network, replicas sync from each
+ * other), since a pod selected by any ingress policy refuses whatever no rule allows.
+ */
+function metricsPolicy(selector: Record<string, string>, allowFrom: string[]): Obj {
+  return {
+    apiVersion: 'networking.k8s.io/v1',
+    kind: 'NetworkPolicy',
+    metadata: meta(REGISTRY.metricsPolicy),
+    spec: {
+      podSelector: { matchLabels: selector },
+      policyTypes: ['Ingress'],
+      ingress: [
+        { ports: [{ protocol: 'TCP', port: REGISTRY.containerPort }] },
+        ...(allowFrom.length ? [{
+          from: [{ namespaceSelector: { matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'In', values: allowFrom } ] } }],
+          ports: [{ protocol: 'TCP', port: POD.debugPort }],
+        }] : []),
+      ],
+    },
+  };
 }

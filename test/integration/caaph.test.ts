@@ -82,6 +82,7 @@ test('BCC + ACPI over HTTPS → HelmChartProxy → CAAPH → release on the work
     const paths: Record<string, string> = {
       ServiceAccount: 'api/v1/namespaces/capi-registry/serviceaccounts', ConfigMap: 'api/v1/namespaces/capi-registry/configmaps', Service: 'api/v1/namespaces/capi-registry/services',
       StatefulSet: 'apis/apps/v1/namespaces/capi-registry/statefulsets', PodDisruptionBudget: 'apis/policy/v1/namespaces/capi-registry/poddisruptionbudgets',
+      NetworkPolicy: 'apis/networking.k8s.io/v1/namespaces/capi-registry/networkpolicies',
     };
     const statefulSet = () => workload.request('GET', '/apis/apps/v1/namespaces/capi-registry/statefulsets/registry');
     await waitFor('the Helm release on the workload cluster', async () => {

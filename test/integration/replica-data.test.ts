@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import * as assert from 'uvu/assert';
 import { basicAuthorization, htpasswdFor } from '../../src/addon/credentials.ts';
-import { podHost, REGISTRY } from '../../src/render/metadata.ts';
+import { POD, podHost, REGISTRY } from '../../src/render/metadata.ts';
 import { syncConfigs } from '../../src/render/sync.ts';
 import { realSuite } from './env/suite.ts';
 import { startProcess, waitFor } from './env/base.ts';
@@ -266,6 +266,19 @@ test('a catalog longer than one page: a standby copies every repository and dele
   for (const name of names) assert.is((await pods[2]!.manifest(name, '1', pull)).status, name === 'paged/c' ? 404 : 200, name);
   assert.is((await pods[2]!.manifest('library/app', 'race', pull)).status, 200, 'the first page kept too');
   assert.ok(paged.once('ready.yml').ok);
+});
+
+test('Prometheus reaches each replica\'s metrics on the pod network (the rendered config); the same listener serves pprof, which is why the chart limits it with a NetworkPolicy', async () => {
+  for (let i = 0; i < REPLICAS; i++) {
+    const scrape = await httpRequest(`http://${podIp(i)}:${POD.debugPort}${POD.metricsPath}`, {});
+    assert.is(scrape.status, 200, `replica ${i}`);
+    // Distribution counts the pulls and pushes this suite made.
+    assert.match(scrape.body.toString('utf8'), /^registry_http_requests_total\{[^}]*\} [1-9]/m);
+  }
+  assert.is((await httpRequest(`http://${podIp(0)}:${POD.debugPort}/debug/pprof/`, {})).status, 200);
+  const policy = (m.plan.workload as any[]).find((o) => o.kind === 'NetworkPolicy');
+  assert.equal(policy.spec.ingress[1].ports, [{ protocol: 'TCP', port: POD.debugPort }]);
+  assert.equal(policy.spec.ingress[1].from[0].namespaceSelector.matchExpressions[0].values, ['monitoring']);
 });
 
 test("the sidecar's own loop (regbot server, the rendered interval) brings a push to a replica", async () => {
