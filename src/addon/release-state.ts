@@ -15,6 +15,10 @@ const FAILED_REASON = 'HelmInstallOrUpgradeFailed';
 
 interface Condition { type?: unknown; status?: unknown; reason?: unknown; message?: unknown }
 
+/** The HelmReleaseProxies CAAPH made for a HelmChartProxy (one per Cluster it selects). */
+export const listReleases = (management: SecretClient, namespace: string, proxyName: string) =>
+  management.listObjects({ ...HRP, namespace }, `${PROXY_LABEL}=${proxyName}`);
+
 /**
  * The failure CAAPH reports for this Cluster's release, in words for the operator; undefined when it
  * reports none, or has not yet looked at the current spec (its status would describe an older one). Pure.
@@ -44,7 +48,7 @@ export function releaseFailure(releases: Record<string, unknown>[], cluster: Clu
  */
 export async function checkRelease(cluster: ClusterRef, management: SecretClient, proxyName: string): Promise<string | undefined> {
   try {
-    return releaseFailure(await management.listObjects({ ...HRP, namespace: cluster.namespace }, `${PROXY_LABEL}=${proxyName}`), cluster);
+    return releaseFailure(await listReleases(management, cluster.namespace, proxyName), cluster);
   } catch (err) {
     if (err instanceof KubeError) return undefined;
     throw err;

@@ -1,6 +1,7 @@
 // `status`: per opted-in Cluster, whether its registry is there and sound, read from the management API
 // server (and each workload API server through CAPI's kubeconfig Secret). Reads only.
 import { clusterRegistry } from '../addon/layout.ts';
+import { listReleases } from '../addon/release-state.ts';
 import { workloadClientFor } from '../addon/workload-secrets.ts';
 import { KubeError, secretClient, type SecretClient } from '../kube/client.ts';
 import { loadKubeConfig, locateKubeConfig } from '../kube/connection.ts';
@@ -25,8 +26,6 @@ export const STATUS: CommandSpec = {
 /** `status` exits 3 when a Cluster is not healthy, so scripts and CI can gate on it. */
 export const UNHEALTHY_EXIT = 3;
 
-const HRP = { apiVersion: 'addons.cluster.x-k8s.io/v1alpha1', kind: 'HelmReleaseProxy' } as const;
-const PROXY_LABEL = 'helmreleaseproxy.addons.cluster.x-k8s.io/helmchartproxy-name';
 const reason = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
 async function orError<T>(read: () => Promise<T>): Promise<T | { error: string }> {
@@ -59,7 +58,7 @@ export async function gatherStatus(management: SecretClient, opts: { namespace?:
       namespace: cluster.namespace,
       name: cluster.name,
       annotations: ((raw.metadata ?? {}) as { annotations?: Record<string, string> }).annotations ?? {},
-      releases: await orError(() => management.listObjects({ ...HRP, namespace: cluster.namespace }, `${PROXY_LABEL}=${helmChartProxyName(cluster.name)}`)),
+      releases: await orError(() => listReleases(management, cluster.namespace, helmChartProxyName(cluster.name))),
       authEnabled,
       credentials,
       statefulSet: await orError(async () => (await workloadClientFor(cluster, { management, workloadClients })).getObject(STATEFULSET_REF)),
