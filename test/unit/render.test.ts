@@ -6,7 +6,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { clusterRegistry } from '../../src/addon/layout.ts';
 import { registryPlan } from '../../src/addon/plan.ts';
-import { readRegistryConfig } from '../../src/render/config.ts';
+import { PATTERNS, readRegistryConfig } from '../../src/render/config.ts';
 import { dumpYaml } from '../../src/render/distribution.ts';
 import { registryLayout, RenderError, serverCertSans, serviceIp } from '../../src/render/metadata.ts';
 import { toToml } from '../../src/render/toml.ts';
@@ -87,6 +87,9 @@ test('invalid knobs: every problem named, with the allowed values', () => {
     [{ resources: { limits: { memory: 'lots' } } }, /resources\.limits\.memory is "lots"/],
     [{ replica: 3 }, /has an unknown field "replica": known fields are provider, replicas/],
     [{ storage: 'big' }, /storage must be an object/],
+    [{ metrics: { allowFrom: 'monitoring' } }, /metrics\.allowFrom must be a list of at most 16 strings/],
+    [{ metrics: { allowFrom: ['monitoring', 'Kube System'] } }, /metrics\.allowFrom holds "Kube System": expected a namespace name/],
+    [{ metrics: { enabled: 'yes' } }, /metrics\.enabled is "yes": expected true or false/],
   ];
   for (const [value, message] of cases) assert.throws(() => readRegistryConfig(value), (e: Error) => e instanceof RenderError && message.test(e.message), String(message));
   // Several problems are reported together.
@@ -101,6 +104,11 @@ test('the schema and the validation agree on defaults, enums and limits', () => 
   assert.is(schema.storage.properties.size.default, defaults.storage.size);
   assert.is(schema.syncInterval.default, defaults.syncInterval);
   assert.is(schema.containerd.properties.dialTimeout.default, defaults.containerd.dialTimeout);
+  assert.is(schema.metrics.properties.enabled.default, defaults.metrics.enabled);
+  assert.equal(schema.metrics.properties.allowFrom.default, defaults.metrics.allowFrom);
+  assert.is(schema.metrics.properties.allowFrom.items.pattern, PATTERNS.namespace);
+  assert.equal(readRegistryConfig({}, { registry: 'mirror.example.com/registry:3.1.2', regbot: 'mirror.example.com/regbot:v0.11.7' }).images.registry, 'mirror.example.com/registry:3.1.2', 'the server\'s default images');
+  assert.equal(readRegistryConfig({ images: { registry: 'own.example.com/registry:3' } }, { registry: 'mirror.example.com/registry:3.1.2', regbot: 'x/regbot:1' }).images.registry, 'own.example.com/registry:3', 'a Cluster\'s own image wins');
   assert.equal(schema.provider.enum, ['CNCF Distribution']);
   assert.ok(!('default' in schema.images.properties.registry), 'image defaults stay out of the schema');
   for (const value of [schema.replicas.minimum, schema.replicas.maximum]) assert.ok(readRegistryConfig({ replicas: value }));
