@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Brings every real component the integration tests run, from package registries only:
-#   Go module proxy: kube-apiserver and kube-controller-manager (k8s.io/kubernetes), etcd, Distribution v3, regbot, zlint, helm, CAAPH, clusterctl,
+#   Go module proxy: kube-apiserver, kube-controller-manager and kubectl (k8s.io/kubernetes), etcd, Distribution v3, regbot, zlint, helm, CAAPH, clusterctl,
 #                    containerd 1.7, 2.0, 2.2, 2.3, 2.4 (CRI included), crictl, and the
 #                    module sources that carry the CRDs of CAPI, CAAPH and cert-manager;
 #   Debian:          containerd 1.6, docker-registry (Distribution 2.8), openssl, shellcheck, iptables.
@@ -73,6 +73,8 @@ go_build etcd "$ETCD_VERSION" go.etcd.io/etcd/server/v3 go.etcd.io/etcd/server/v
 go_build kube-apiserver "$KUBE_VERSION" k8s.io/kubernetes k8s.io/kubernetes/cmd/kube-apiserver "$kube_ldflags"
 # The StatefulSet, PV binder, PVC protection and garbage collector controllers (claims deleted with their StatefulSet).
 go_build kube-controller-manager "$KUBE_VERSION" k8s.io/kubernetes k8s.io/kubernetes/cmd/kube-controller-manager "$kube_ldflags"
+# kubectl, as node images carry it: the node script reports the mirror's state on its Node with the kubelet's credential.
+go_build kubectl "$KUBE_VERSION" k8s.io/kubernetes k8s.io/kubernetes/cmd/kubectl "$kube_ldflags"
 go_build registry "$DISTRIBUTION_VERSION" github.com/distribution/distribution/v3 github.com/distribution/distribution/v3/cmd/registry \
   "-X github.com/distribution/distribution/v3/version.version=$DISTRIBUTION_VERSION"
 go_build regbot "$REGCLIENT_VERSION" github.com/regclient/regclient github.com/regclient/regclient/cmd/regbot
@@ -131,6 +133,7 @@ cat > "$CACHE/components.json" <<JSON
   "kubeApiserver": {"version": "$KUBE_VERSION", "path": "$BIN/kube-apiserver-$KUBE_VERSION"},
   "etcd": {"version": "$ETCD_VERSION", "path": "$BIN/etcd-$ETCD_VERSION"},
   "kubeControllerManager": {"version": "$KUBE_VERSION", "path": "$BIN/kube-controller-manager-$KUBE_VERSION"},
+  "kubectl": {"version": "$KUBE_VERSION", "path": "$BIN/kubectl-$KUBE_VERSION"},
   "registry": {"version": "$DISTRIBUTION_VERSION", "path": "$BIN/registry-$DISTRIBUTION_VERSION"},
   "regbot": {"version": "$REGCLIENT_VERSION", "path": "$BIN/regbot-$REGCLIENT_VERSION"},
   "zlint": {"version": "$ZLINT_VERSION", "path": "$BIN/zlint-$ZLINT_VERSION"},

@@ -1,5 +1,5 @@
 // GeneratePatches, pure: for every kubeadm bootstrap template of an opted-in Cluster, a JSON Patch
-// that adds the node files and the pre-kubeadm command. Idempotent per call (CAPI rebuilds the request
+// that adds the node files and the pre- and post-kubeadm commands. Idempotent per call (CAPI rebuilds the request
 // from the ClusterClass each time, but a template may already carry one of our paths): a path that is
 // present is replaced, never duplicated; missing parents (`files`, even `kubeadmConfigSpec`) are created
 // whole, since CAPI's JSON Patch `add` does not create parents.
@@ -54,7 +54,7 @@ export function kubeadmPatch(object: Json, specPath: string[], node: NodeFiles):
     const next = isObject(container) ? container[specPath[i]!] : undefined;
     if (!isObject(next)) {
       // Create the first missing level with everything below it.
-      const value = specPath.slice(i + 1).reduceRight<Json>((inner, key) => ({ [key]: inner }), { files: node.files, preKubeadmCommands: node.preKubeadmCommands });
+      const value = specPath.slice(i + 1).reduceRight<Json>((inner, key) => ({ [key]: inner }), { files: node.files, preKubeadmCommands: node.preKubeadmCommands, postKubeadmCommands: node.postKubeadmCommands });
       return [{ op: 'add', path: pointer(specPath.slice(0, i + 1)), value }];
     }
     container = next;
@@ -71,9 +71,11 @@ export function kubeadmPatch(object: Json, specPath: string[], node: NodeFiles):
       else if (canonical(files[at]) !== canonical(file)) ops.push({ op: 'replace', path: pointer([...specPath, 'files', at]), value: file });
     }
   }
-  const commands = spec.preKubeadmCommands;
-  if (!Array.isArray(commands)) ops.push({ op: 'add', path: pointer([...specPath, 'preKubeadmCommands']), value: node.preKubeadmCommands });
-  else for (const c of node.preKubeadmCommands) if (!commands.includes(c)) ops.push({ op: 'add', path: pointer([...specPath, 'preKubeadmCommands', '-']), value: c });
+  for (const list of ['preKubeadmCommands', 'postKubeadmCommands'] as const) {
+    const commands = spec[list];
+    if (!Array.isArray(commands)) ops.push({ op: 'add', path: pointer([...specPath, list]), value: node[list] });
+    else for (const c of node[list]) if (!commands.includes(c)) ops.push({ op: 'add', path: pointer([...specPath, list, '-']), value: c });
+  }
   return ops;
 }
 

@@ -14,7 +14,7 @@ import { UsageError, type CommandSpec, type ParsedFlags } from './args.ts';
 
 export const STATUS: CommandSpec = {
   name: 'status',
-  summary: 'Per opted-in Cluster: registry deployed and Ready, Helm release, certificate expiry, current credentials (CAPI v1.11+).',
+  summary: 'Per opted-in Cluster: registry deployed and Ready, Helm release, nodes using the mirror, certificate expiry, current credentials (CAPI v1.11+).',
   flags: [
     { name: 'kubeconfig', value: 'FILE', help: 'management cluster kubeconfig; else in-cluster, else $KUBECONFIG or ~/.kube/config' },
     { name: 'namespace', value: 'NS', help: 'only the Clusters of this namespace' },
@@ -53,6 +53,7 @@ export async function gatherStatus(management: SecretClient, opts: { namespace?:
       // An invalid clusterConfig: the addon's own mark says so.
     }
     const secret = async (name: string) => (await management.readSecret(cluster.namespace, name))?.data;
+    const workload = await orError(() => workloadClientFor(cluster, { management, workloadClients }));
     const credentials = await orError(async () => ({ node: await secret(nodeCredentialSecretName(cluster.name)), push: await secret(pushCredentialSecretName(cluster.name)) }));
     rows.push(clusterStatus({
       namespace: cluster.namespace,
@@ -61,7 +62,8 @@ export async function gatherStatus(management: SecretClient, opts: { namespace?:
       releases: await orError(() => listReleases(management, cluster.namespace, helmChartProxyName(cluster.name))),
       authEnabled,
       credentials,
-      statefulSet: await orError(async () => (await workloadClientFor(cluster, { management, workloadClients })).getObject(STATEFULSET_REF)),
+      statefulSet: 'error' in workload ? workload : await orError(() => workload.getObject(STATEFULSET_REF)),
+      nodes: 'error' in workload ? workload : await orError(() => workload.listObjects({ apiVersion: 'v1', kind: 'Node' }, '')),
       now: opts.now?.() ?? new Date(),
     }));
   }

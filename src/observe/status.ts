@@ -1,8 +1,10 @@
 // "Is it working?" for one opted-in Cluster, from what the API servers hold: the addon's marks on the
-// Cluster, CAAPH's HelmReleaseProxy, the credential Secrets beside the Cluster and the registry's
-// StatefulSet in the workload cluster. Pure: `status` (cli/status.ts) gathers the facts.
+// Cluster, CAAPH's HelmReleaseProxy, the credential Secrets beside the Cluster, and in the workload
+// cluster the registry's StatefulSet and what each node reported of its mirror. Pure: `status`
+// (cli/status.ts) gathers the facts.
 import { ROTATE_ANNOTATION } from '../addon/credentials.ts';
 import { CERT_NOT_AFTER_ANNOTATION, REGISTRY_DEPLOYED, REGISTRY_STATUS_ANNOTATION } from '../render/helmchartproxy.ts';
+import { NODE, NODE_MIRROR_ANNOTATION, NODE_MIRROR_REASON_ANNOTATION } from '../render/metadata.ts';
 
 /** Days before expiry from which a certificate counts as a problem: renewal runs 30 days ahead, so by 25 it is failing. */
 export const CERT_WARN_DAYS = 25;
@@ -19,6 +21,8 @@ export interface StatusFacts {
   credentials: { node?: Record<string, string>; push?: Record<string, string> } | { error: string };
   /** The registry StatefulSet in the workload cluster, or why it could not be read. */
   statefulSet: Record<string, unknown> | undefined | { error: string };
+  /** The workload cluster's Nodes (their mirror annotations), or why they could not be read. */
+  nodes: Record<string, unknown>[] | { error: string };
   now: Date;
 }
 
@@ -31,6 +35,8 @@ export interface ClusterStatus {
   release: string;
   replicas: string;
   certificate: { notAfter?: string; daysLeft?: number };
+  /** What each node's script reported after joining; `unreported`: nodes without kubectl, or built before the report existed. */
+  mirror: { enabled: number; nodes: number; notEnabled: string[]; unreported: string[] };
   credentials: { node?: string; push?: string; stillAccepted: string[]; rotationPending?: string };
   problems: string[];
 }
@@ -70,12 +76,34 @@ function replicaState(sts: StatusFacts['statefulSet'], problems: string[]): stri
   return `${ready}/${want}`;
 }
 
+function mirrorState(nodes: StatusFacts['nodes'], problems: string[]): ClusterStatus['mirror'] {
+  const state = { enabled: 0, nodes: 0, notEnabled: [] as string[], unreported: [] as string[] };
+  if (isError(nodes)) {
+    problems.push(`Nodes unreadable: ${nodes.error}`);
+    return state;
+  }
+  for (const n of nodes) {
+    const meta = (n.metadata ?? {}) as { name?: string; annotations?: Record<string, string> };
+    const name = meta.name ?? '?';
+    const reported = meta.annotations?.[NODE_MIRROR_ANNOTATION];
+    state.nodes++;
+    if (reported === 'enabled') state.enabled++;
+    else if (reported === undefined) state.unreported.push(name);
+    else {
+      state.notEnabled.push(name);
+      problems.push(`node ${name}: mirror ${reported}: ${meta.annotations?.[NODE_MIRROR_REASON_ANNOTATION] ?? 'no reason given'} (on the node: ${NODE.statusFile})`);
+    }
+  }
+  return state;
+}
+
 export function clusterStatus(f: StatusFacts): ClusterStatus {
   const problems: string[] = [];
   const mark = f.annotations[REGISTRY_STATUS_ANNOTATION];
   if (mark !== REGISTRY_DEPLOYED) problems.push(mark ? `addon: ${mark}` : 'addon: no status yet (no hook or background pass has finished for this Cluster)');
   const release = releaseState(f.releases, problems);
   const replicas = replicaState(f.statefulSet, problems);
+  const mirror = mirrorState(f.nodes, problems);
 
   const notAfter = f.annotations[CERT_NOT_AFTER_ANNOTATION];
   const at = Date.parse(notAfter ?? '');
@@ -96,6 +124,7 @@ export function clusterStatus(f: StatusFacts): ClusterStatus {
     release,
     replicas,
     certificate: { ...(notAfter ? { notAfter } : {}), ...(daysLeft !== undefined ? { daysLeft } : {}) },
+    mirror,
     credentials: {
       ...(node?.username ? { node: node.username } : {}),
       ...(push?.username ? { push: push.username } : {}),
@@ -108,9 +137,10 @@ export function clusterStatus(f: StatusFacts): ClusterStatus {
 
 /** The table `status` prints: one line per Cluster, then each unhealthy Cluster's problems. */
 export function statusTable(rows: ClusterStatus[]): string {
-  const head = ['CLUSTER', 'HEALTHY', 'RELEASE', 'REPLICAS', 'CERT-EXPIRES', 'CREDENTIALS'];
+  const head = ['CLUSTER', 'HEALTHY', 'RELEASE', 'REPLICAS', 'NODE-MIRROR', 'CERT-EXPIRES', 'CREDENTIALS'];
   const cells = rows.map((r) => [
     r.cluster, r.healthy ? 'yes' : 'NO', r.release, r.replicas,
+    `${r.mirror.enabled}/${r.mirror.nodes}${r.mirror.unreported.length ? ` (${r.mirror.unreported.length} unreported)` : ''}`,
     r.certificate.notAfter ? `${r.certificate.notAfter.slice(0, 10)} (${r.certificate.daysLeft}d)` : '-',
     [r.credentials.node, r.credentials.push].filter(Boolean).join(',') + (r.credentials.stillAccepted.length ? ` (+${r.credentials.stillAccepted.join(',')})` : '') + (r.credentials.rotationPending ? ` rotation "${r.credentials.rotationPending}" pending` : '') || 'auth off',
   ]);

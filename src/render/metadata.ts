@@ -73,6 +73,10 @@ export const NODE = {
   containerdConfig: '/etc/containerd/config.toml',
 } as const;
 
+/** What a node's script reports on its Node once it has joined: the status file's state and reason. */
+export const NODE_MIRROR_ANNOTATION = 'capi-registry-addon.io/mirror';
+export const NODE_MIRROR_REASON_ANNOTATION = 'capi-registry-addon.io/mirror-reason';
+
 /** Management-side Secret holding only the Cluster's issuer certificate (ca.crt), in the Cluster's namespace: what its nodes trust. */
 export const clusterCaSecretName = (cluster: string) => `${cluster}-registry-addon-ca`;
 /** Key in the CA copy, present while a trust rollover runs: when its ca.crt became a bundle (RFC 3339). Nodes read only ca.crt. */

@@ -1,4 +1,4 @@
-// What every node gets (KubeadmConfig `files` and `preKubeadmCommands`), all under one directory of
+// What every node gets (KubeadmConfig `files`, `preKubeadmCommands`, `postKubeadmCommands`), all under one directory of
 // ours: the mirror's hosts.toml, the CA its nodes trust, and the script that makes containerd use them
 // (src/render/node/enable-mirror.sh). The script, not kubeadm, writes certs.d: another patch's
 // `_default/hosts.toml` or a node image's per-registry directories are kept, with the mirror first.
@@ -50,6 +50,8 @@ export const enableMirrorScript = (): string => enableMirrorSh;
 export interface NodeFiles {
   files: KubeadmFile[];
   preKubeadmCommands: string[];
+  /** After kubeadm: the script reports the mirror's state on the node's Node (annotation NODE_MIRROR_ANNOTATION). */
+  postKubeadmCommands: string[];
 }
 
 export function nodeFiles(clusterName: string, layout: RegistryLayout, config: RegistryConfig): NodeFiles {
@@ -64,5 +66,6 @@ export function nodeFiles(clusterName: string, layout: RegistryLayout, config: R
       { path: NODE.enableScript, owner: 'root:root', permissions: '0755', contentFrom: { secret: { name: nodeScriptSecretName(clusterName), key: NODE_SCRIPT_KEY } } },
     ],
     preKubeadmCommands: [NODE.enableScript],
+    postKubeadmCommands: [`${NODE.enableScript} report`],
   };
 }

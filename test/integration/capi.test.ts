@@ -305,6 +305,7 @@ async function optedIn(name: string, cidr: string, serviceIp: string) {
   const files = kcp.spec.kubeadmConfigSpec.files.map((f: any) => f.path);
   assert.ok(files.includes('/etc/containerd/capi-registry-addon/enable-mirror.sh'), JSON.stringify(files));
   assert.equal(kcp.spec.kubeadmConfigSpec.preKubeadmCommands, ['/etc/containerd/capi-registry-addon/enable-mirror.sh']);
+  assert.equal(kcp.spec.kubeadmConfigSpec.postKubeadmCommands, ['/etc/containerd/capi-registry-addon/enable-mirror.sh report']);
 
   await playInitialized(cluster, kcp);
   // ACPI: the registry's HelmChartProxy is applied, and CAPI clears its pending-hooks mark.

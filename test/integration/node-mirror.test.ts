@@ -2,7 +2,7 @@
 // user runs (Debian's 1.6, and 1.7, 2.0, 2.2.1, 2.2.x, 2.3, 2.4 built from the Go module proxy), each
 // with the config shapes nodes really have, proven the way the kubelet pulls: through the CRI (crictl),
 // with the registry's access log as evidence and upstream names that lead nowhere.
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { realSuite } from './env/suite.ts';
@@ -11,12 +11,14 @@ import { basicAuthorization, htpasswdFor } from '../../src/addon/credentials.ts'
 import { mintClusterIssuer } from '../../src/pki/cluster-issuer.ts';
 import { mintRootCa, parseRootCa } from '../../src/pki/root-ca.ts';
 import { issueServerCertificate } from '../../src/pki/server-cert.ts';
-import { serverCertSans } from '../../src/render/metadata.ts';
+import { NODE_MIRROR_ANNOTATION, NODE_MIRROR_REASON_ANNOTATION, serverCertSans } from '../../src/render/metadata.ts';
+import { clusterStatus } from '../../src/observe/status.ts';
 import { waitFor, workDir } from './env/base.ts';
 import { components } from './env/components.ts';
 import { makeCa, makeLeaf } from './env/pki.ts';
 import { NetNs, nodeDir, TestNode } from './env/node.ts';
 import { makeImage } from './env/oci.ts';
+import { startKube } from './env/kube.ts';
 import { clusterMirror } from './env/mirror.ts';
 import { startRegistry, startRenderedRegistry, type Registry } from './env/registry.ts';
 
@@ -218,6 +220,58 @@ test('a mirror whose Service IP drops packets (a new node before kube-proxy): th
   } finally {
     await upstream.stop();
     ns.remove();
+  }
+});
+
+test('after joining, each node reports its mirror on its own Node with the kubelet\'s credential (Node authorizer, NodeRestriction); another node\'s credential cannot; status counts them', async () => {
+  const api = await startKube('nodes', { serviceCidr: '10.96.0.0/12', nodeAuthorization: true });
+  try {
+    const newest = components().containerdMatrix.at(-1)!;
+    const stock = spawnSync(newest.path, ['config', 'default'], { encoding: 'utf8' }).stdout;
+    // One node the script enables, one whose legacy mirrors it leaves alone, one that never reports (built
+    // before the report existed, or without kubectl).
+    const cases = [['cp-1', stock], ['md-1', `version = 3\n[plugins.'io.containerd.cri.v1.images'.registry.mirrors."docker.io"]\n  endpoint = ["https://127.0.0.1:1"]\n`], ['md-2', stock]] as const;
+    const conf = (name: string) => {
+      // kubeadm's kubelet.conf after the TLS bootstrap: the client certificate of system:node:<name>.
+      const leaf = makeLeaf(api.ca, `kubelet-${name}`, { client: true, subject: `/O=system:nodes/CN=system:node:${name}` });
+      const dir = workDir('kubelet-conf', name);
+      const b64 = (t: string) => Buffer.from(t).toString('base64');
+      writeFileSync(join(dir, 'kubelet.conf'), JSON.stringify({
+        apiVersion: 'v1', kind: 'Config', 'current-context': 'k',
+        clusters: [{ name: 'k', cluster: { server: api.url, 'certificate-authority-data': b64(api.ca.pem) } }],
+        users: [{ name: 'kubelet', user: { 'client-certificate-data': b64(leaf.cert), 'client-key-data': b64(leaf.key) } }],
+        contexts: [{ name: 'k', context: { cluster: 'k', user: 'kubelet' } }],
+      }));
+      return dir;
+    };
+    for (const [name, config] of cases) {
+      // The kubelet registered its Node when it joined.
+      assert.is((await api.request('POST', '/api/v1/nodes', { apiVersion: 'v1', kind: 'Node', metadata: { name } })).status, 201);
+      const node = new TestNode(nodeDir('report', name), { containerd: newest.path, config, ...(name === 'md-2' ? {} : { kubernetes: { dir: conf(name), kubectl: components().kubectl.path } }) });
+      node.writeAddonFiles(files);
+      node.runScript();
+      if (name === 'md-2') continue;
+      const r = node.runReport();
+      assert.is(r.status, 0, r.stderr);
+      assert.match(r.stderr, new RegExp(`report: Node ${name} annotated mirror=`));
+    }
+    const nodes = (await api.request('GET', '/api/v1/nodes')).body.items;
+    const mirror = (n: string) => nodes.find((x: any) => x.metadata.name === n).metadata.annotations ?? {};
+    assert.is(mirror('cp-1')[NODE_MIRROR_ANNOTATION], 'enabled');
+    assert.match(mirror('cp-1')[NODE_MIRROR_REASON_ANNOTATION], /^containerd \S+ reads \S+ \(/);
+    assert.is(mirror('md-1')[NODE_MIRROR_ANNOTATION], 'not-enabled');
+    assert.match(mirror('md-1')[NODE_MIRROR_REASON_ANNOTATION], /legacy registry mirrors\/configs\/auths are set/);
+    assert.is(mirror('md-2')[NODE_MIRROR_ANNOTATION], undefined);
+    // A node cannot write another node's mirror state: the API server refuses md-1's kubelet on cp-1.
+    const forged = spawnSync(components().kubectl.path, ['--kubeconfig', join(conf('md-1'), 'kubelet.conf'), 'annotate', '--overwrite', 'node', 'cp-1', `${NODE_MIRROR_ANNOTATION}=not-enabled`], { encoding: 'utf8', env: { PATH: process.env.PATH!, HOME: workDir('kubectl-home') } });
+    assert.is.not(forged.status, 0);
+    assert.match(forged.stderr, /forbidden/i);
+    assert.is(mirror('cp-1')[NODE_MIRROR_ANNOTATION], 'enabled');
+    // What `status` makes of these Nodes.
+    const counted = clusterStatus({ namespace: 'default', name: 'c1', annotations: {}, releases: [], authEnabled: false, credentials: {}, statefulSet: undefined, nodes, now: new Date() }).mirror;
+    assert.equal(counted, { enabled: 1, nodes: 3, notEnabled: ['md-1'], unreported: ['md-2'] });
+  } finally {
+    await api.stop();
   }
 });
 

@@ -41,6 +41,7 @@ test('patches apply cleanly (strict field validation) to v1beta2 kubeadm templat
     const spec = item.object.kind === 'KubeadmControlPlaneTemplate' ? patched.body.spec.template.spec.kubeadmConfigSpec : patched.body.spec.template.spec;
     assert.equal(spec.files.map((f: any) => f.path).filter((p: string) => p.startsWith('/etc/containerd')), [NODE.hostsToml, NODE.caFile, NODE.enableScript]);
     assert.equal(spec.preKubeadmCommands, [NODE.enableScript]);
+    assert.equal(spec.postKubeadmCommands, [`${NODE.enableScript} report`]);
     // Applying the patch computed against the patched template changes nothing further.
     const again = generatePatches(req.variables, [{ ...item, object: patched.body }]);
     assert.equal(again, [], `${item.object.kind}: idempotent`);

@@ -53,6 +53,7 @@ test('v1.10, v1.12 and v1.13 requests: the control plane and every worker templa
       assert.is(new Set(paths).size, paths.length, 'no duplicate paths');
       for (const p of [NODE.hostsToml, NODE.caFile, NODE.enableScript]) assert.ok(paths.includes(p), `${version} ${item.object.kind} ${p}`);
       assert.equal(spec.preKubeadmCommands, [NODE.enableScript]);
+      assert.equal(spec.postKubeadmCommands, [`${NODE.enableScript} report`]);
       const ca = spec.files.find((f: Json) => f.path === NODE.caFile);
       assert.equal(ca.contentFrom, { secret: { name: 'my-cluster-registry-addon-ca', key: 'ca.crt' } });
       // Auth is on by default: hosts.toml carries the node credential, so it comes from a Secret, never inline.
@@ -84,10 +85,11 @@ test('templates without files or without a kubeadmConfigSpec get the whole struc
   const ops = kubeadmPatch(bare, ['spec', 'template', 'spec', 'kubeadmConfigSpec'], node);
   assert.equal(ops.map((o) => [o.op, o.path]), [['add', '/spec/template/spec']]);
   assert.is(applyJsonPatch(bare, ops).spec.template.spec.kubeadmConfigSpec.files.length, 3);
-  const noFiles = { spec: { template: { spec: { preKubeadmCommands: ['echo hi'] } } } };
+  const noFiles = { spec: { template: { spec: { preKubeadmCommands: ['echo hi'], postKubeadmCommands: ['echo done'] } } } };
   const ops2 = kubeadmPatch(noFiles, ['spec', 'template', 'spec'], node);
-  assert.equal(ops2.map((o) => [o.op, o.path]), [['add', '/spec/template/spec/files'], ['add', '/spec/template/spec/preKubeadmCommands/-']]);
+  assert.equal(ops2.map((o) => [o.op, o.path]), [['add', '/spec/template/spec/files'], ['add', '/spec/template/spec/preKubeadmCommands/-'], ['add', '/spec/template/spec/postKubeadmCommands/-']]);
   assert.equal(applyJsonPatch(noFiles, ops2).spec.template.spec.preKubeadmCommands, ['echo hi', NODE.enableScript]);
+  assert.equal(applyJsonPatch(noFiles, ops2).spec.template.spec.postKubeadmCommands, ['echo done', `${NODE.enableScript} report`]);
 });
 
 test('per-item overrides win; not opted in means no patch; bad settings name the field', () => {

@@ -5,6 +5,9 @@ import { clusterStatus, statusTable, type StatusFacts } from '../../src/observe/
 
 const test = suite('status');
 const now = new Date('2026-12-02T00:00:00Z');
+const node = (name: string, mirror?: string, reason?: string) => ({
+  metadata: { name, annotations: { ...(mirror ? { 'capi-registry-addon.io/mirror': mirror } : {}), ...(reason ? { 'capi-registry-addon.io/mirror-reason': reason } : {}) } },
+});
 const readyRelease = { status: { status: 'deployed', revision: 3, conditions: [{ type: 'HelmReleaseReady', status: 'True' }] } };
 const facts = (over: Partial<StatusFacts> = {}): StatusFacts => ({
   namespace: 'team-a', name: 'c1', now, authEnabled: true,
@@ -12,6 +15,7 @@ const facts = (over: Partial<StatusFacts> = {}): StatusFacts => ({
   releases: [readyRelease],
   credentials: { node: { username: 'node', password: 'x' }, push: { username: 'push', password: 'y' } },
   statefulSet: { spec: { replicas: 2 }, status: { readyReplicas: 2 } },
+  nodes: [node('cp-1', 'enabled'), node('md-1', 'enabled')],
   ...over,
 });
 
@@ -19,10 +23,10 @@ test('everything in place: healthy, no problems, the password never in the resul
   const s = clusterStatus(facts());
   assert.equal(s, {
     cluster: 'team-a/c1', healthy: true, registry: 'Deployed', release: 'deployed (revision 3)', replicas: '2/2',
-    certificate: { notAfter: '2028-12-01T00:00:00Z', daysLeft: 730 }, credentials: { node: 'node', push: 'push', stillAccepted: [] }, problems: [],
+    certificate: { notAfter: '2028-12-01T00:00:00Z', daysLeft: 730 }, mirror: { enabled: 2, nodes: 2, notEnabled: [], unreported: [] }, credentials: { node: 'node', push: 'push', stillAccepted: [] }, problems: [],
   });
   assert.not.match(JSON.stringify(s), /"x"|"y"/);
-  assert.match(statusTable([s]), /^team-a\/c1 +yes +deployed \(revision 3\) +2\/2 +2028-12-01 \(730d\) +node,push$/m);
+  assert.match(statusTable([s]), /^team-a\/c1 +yes +deployed \(revision 3\) +2\/2 +2\/2 +2028-12-01 \(730d\) +node,push$/m);
 });
 
 test('each fault is named with what to do', () => {
@@ -31,21 +35,25 @@ test('each fault is named with what to do', () => {
     releases: [{ status: { status: 'failed', revision: 4, conditions: [{ type: 'HelmReleaseReady', status: 'False', reason: 'HelmInstallOrUpgradeFailed', message: 'admission\n denied' }] } }],
     credentials: { node: { username: 'node-2', password: 'x', 'previous-username': 'node', rotation: '2026-11-01' }, push: { username: 'push-2', password: 'y', 'previous-username': 'push' } },
     statefulSet: { error: 'connect ECONNREFUSED' },
+    nodes: [node('cp-1', 'enabled'), node('md-1', 'not-enabled', '/etc/containerd/config.toml: legacy registry.mirrors'), node('md-2')],
   }));
   assert.is(s.healthy, false);
   assert.equal(s.problems, [
     'addon: Retrying: Secret team-a/c1-kubeconfig (key value) not found',
     'Helm release not ready: HelmInstallOrUpgradeFailed: admission denied',
     'workload cluster unreadable: connect ECONNREFUSED',
+    'node md-1: mirror not-enabled: /etc/containerd/config.toml: legacy registry.mirrors (on the node: /etc/containerd/capi-registry-addon/status)',
     'registry certificate expires in 10 day(s): renewal is failing (see the addon status above)',
   ]);
   assert.equal(s.credentials, { node: 'node-2', push: 'push-2', stillAccepted: ['node', 'push'], rotationPending: '2026-12-01' });
   assert.match(statusTable([s]), /node-2,push-2 \(\+node,push\) rotation "2026-12-01" pending/);
+  assert.equal(s.mirror, { enabled: 1, nodes: 3, notEnabled: ['md-1'], unreported: ['md-2'] });
+  assert.match(statusTable([s]), / 1\/3 \(1 unreported\) /);
   assert.match(statusTable([s]), /\nteam-a\/c1:\n {2}- addon: Retrying/);
 });
 
 test('a Cluster just opted in: no release, no StatefulSet, no certificate, no credentials yet', () => {
-  const s = clusterStatus(facts({ annotations: {}, releases: [], credentials: {}, statefulSet: undefined }));
+  const s = clusterStatus(facts({ annotations: {}, releases: [], credentials: {}, statefulSet: undefined, nodes: [] }));
   assert.equal(s.problems, [
     'addon: no status yet (no hook or background pass has finished for this Cluster)',
     'no HelmReleaseProxy: CAAPH has not picked up the HelmChartProxy yet (is CAAPH running?)',

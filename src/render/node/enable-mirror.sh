@@ -11,19 +11,27 @@
 # why on stderr and in the journal, and writes the reason to the status file. It always exits 0: a node
 # without the mirror still joins. A second run changes nothing and restarts nothing.
 #
+# `report`, from postKubeadmCommands once the node has joined, puts the status file's state on this
+# node's Node object (see report below).
+#
 # Usage: enable-mirror.sh [--config FILE] [--certs-dir DIR] [--no-restart]
+#        enable-mirror.sh report [--kubeconfig FILE]
 set -eu
 
 ADDON_DIR=$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd)
 CONFIG=/etc/containerd/config.toml
 CERTS_D=/etc/containerd/certs.d
 RESTART=yes
+MODE=enable
+KUBELET_KUBECONFIG=/etc/kubernetes/kubelet.conf
 while [ $# -gt 0 ]; do
   case $1 in
+    report) MODE=report; shift ;;
+    --kubeconfig) KUBELET_KUBECONFIG=$2; shift 2 ;;
     --config) CONFIG=$2; shift 2 ;;
     --certs-dir) CERTS_D=$2; shift 2 ;;
     --no-restart) RESTART=no; shift ;;
-    *) echo "usage: $0 [--config FILE] [--certs-dir DIR] [--no-restart]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--config FILE] [--certs-dir DIR] [--no-restart] | $0 report [--kubeconfig FILE]" >&2; exit 2 ;;
   esac
 done
 OUR_HOSTS=$ADDON_DIR/hosts.toml
@@ -35,6 +43,37 @@ say() {
   echo "capi-registry-addon: $*" >&2
   logger -t capi-registry-addon -- "$*" 2>/dev/null || true
 }
+
+# report: copies the status file's state onto this node's Node object (annotations
+# capi-registry-addon.io/mirror and .../mirror-reason), with the kubelet's own credential: the API server's
+# Node authorizer lets it change its own Node and no other. `capi-registry-addon status` reads them.
+# Needs kubectl (node images built for kubeadm carry it); never fails the boot.
+report() {
+  if [ ! -r "$STATUS" ]; then say "report: no $STATUS (the enable step did not run)"; return 0; fi
+  if ! command -v kubectl >/dev/null 2>&1; then say "report: no kubectl on this node: the mirror state stays in $STATUS"; return 0; fi
+  state=$(sed -n 's/^state=//p' "$STATUS")
+  reason=$(sed -n 's/^reason=//p' "$STATUS" | cut -c1-300)
+  tries=0
+  while [ "$tries" -lt 6 ]; do
+    tries=$((tries + 1))
+    # The kubelet's user is system:node:<its Node's name>, whatever the hostname says.
+    user=$(kubectl --kubeconfig "$KUBELET_KUBECONFIG" --request-timeout=5s auth whoami -o jsonpath='{.status.userInfo.username}' 2>/dev/null || true)
+    node=${user#system:node:}
+    if [ -n "$user" ] && [ "$node" != "$user" ] && kubectl --kubeconfig "$KUBELET_KUBECONFIG" --request-timeout=5s annotate --overwrite node "$node" \
+      "capi-registry-addon.io/mirror=$state" "capi-registry-addon.io/mirror-reason=$reason" >/dev/null 2>&1; then
+      say "report: Node $node annotated mirror=$state"
+      return 0
+    fi
+    sleep 5
+  done
+  say "report: could not annotate this node's Node with $KUBELET_KUBECONFIG: the mirror state stays in $STATUS"
+  return 0
+}
+
+if [ "$MODE" = report ]; then
+  report
+  exit 0
+fi
 
 VERSION=unknown
 CONFIG_PATH=unchanged

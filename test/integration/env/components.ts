@@ -8,6 +8,8 @@ export interface Components {
   kubeApiserver: { version: string; path: string };
   etcd: { version: string; path: string };
   kubeControllerManager: { version: string; path: string };
+  /** What node images carry beside kubeadm: the node script reports with it. */
+  kubectl: { version: string; path: string };
   registry: { version: string; path: string };
   /** Debian's docker-registry (Distribution 2.8): the rendered config must work on 2.8 and 3.x. */
   registry2: { version: string; path: string };

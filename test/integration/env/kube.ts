@@ -127,7 +127,8 @@ export class KubeApi {
 /** Starts etcd and kube-apiserver for one cluster; resolves when /readyz answers ok. */
 let started = 0;
 
-export async function startKube(name: string, opts: { serviceCidr: string }): Promise<KubeApi> {
+/** `nodeAuthorization`: the Node authorizer and NodeRestriction admission, as kubeadm clusters run them (kubelets may change only their own Node). */
+export async function startKube(name: string, opts: { serviceCidr: string; nodeAuthorization?: boolean }): Promise<KubeApi> {
   const c = components();
   // A fresh folder (and so a fresh etcd) per start: suites must not see each other's objects.
   const dir = workDir('kube', `${name}-${++started}`);
@@ -156,7 +157,9 @@ export async function startKube(name: string, opts: { serviceCidr: string }): Pr
     `--service-account-issuer=https://kubernetes.default.svc`, `--service-account-key-file=${join(dir, 'sa.pub')}`,
     `--service-account-signing-key-file=${join(dir, 'sa.key')}`,
     `--service-cluster-ip-range=${opts.serviceCidr}`,
-    '--authorization-mode=RBAC', '--enable-priority-and-fairness=false', `--cert-dir=${join(dir, 'certs')}`,
+    opts.nodeAuthorization ? '--authorization-mode=Node,RBAC' : '--authorization-mode=RBAC',
+    ...(opts.nodeAuthorization ? ['--enable-admission-plugins=NodeRestriction'] : []),
+    '--enable-priority-and-fairness=false', `--cert-dir=${join(dir, 'certs')}`,
     '--v=1',
   ]);
   const url = `https://127.0.0.1:${apiPort}`;

@@ -44,6 +44,8 @@ export interface NodeOptions {
   netns?: NetNs;
   /** PEM added to the node's system trust (SSL_CERT_FILE), for a TLS upstream. */
   systemCa?: string;
+  /** The node's /etc/kubernetes (kubeadm's kubelet.conf) and a kubectl on its PATH, as a joined node has them. */
+  kubernetes?: { dir: string; kubectl: string };
 }
 
 export class TestNode {
@@ -63,6 +65,7 @@ export class TestNode {
     // The node's PATH has its own containerd: the script asks it for its version and checks its edit with it.
     copyFileSync(opts.containerd, join(dir, 'bin', 'containerd'));
     chmodSync(join(dir, 'bin', 'containerd'), 0o755);
+    if (opts.kubernetes) copyFileSync(opts.kubernetes.kubectl, join(dir, 'bin', 'kubectl'));
     const system = existsSync('/etc/ssl/certs/ca-certificates.crt') ? readFileSync('/etc/ssl/certs/ca-certificates.crt', 'utf8') : '';
     writeFileSync(join(dir, 'system-ca.pem'), `${system}\n${opts.systemCa ?? ''}`);
   }
@@ -79,6 +82,7 @@ export class TestNode {
   /** The binds that put the node's files at the real paths. */
   private mounts(): string {
     const binds: [string, string][] = [[this.etc, '/etc/containerd'], [join(this.dir, 'var-lib'), '/var/lib/containerd'], [join(this.dir, 'run'), '/run/containerd'], [join(this.dir, 'hosts'), '/etc/hosts']];
+    if (this.opts.kubernetes) binds.push([this.opts.kubernetes.dir, '/etc/kubernetes']);
     return binds.map(([from, to]) => `mkdir -p ${to} 2>/dev/null; mount --bind ${from} ${to}`).join(' && ');
   }
 
@@ -105,6 +109,13 @@ export class TestNode {
     const statusPath = join(this.etc, NODE.statusFile.replace('/etc/containerd/', ''));
     const statusFile = existsSync(statusPath) ? Object.fromEntries(readFileSync(statusPath, 'utf8').trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)])) : {};
     return { status: r.status, stderr: r.stderr, statusFile };
+  }
+
+  /** The script's `report`, as postKubeadmCommands runs it once the node has joined (the API server on this machine's loopback). */
+  runReport(): { status: number | null; stderr: string } {
+    const [cmd, args] = this.command(`sh ${NODE.enableScript} report`);
+    const r = spawnSync(cmd, args, { encoding: 'utf8', env: { PATH: `${join(this.dir, 'bin')}:${process.env.PATH}` }, timeout: 120_000 });
+    return { status: r.status, stderr: r.stderr };
   }
 
   file(path: string): string | undefined {
