@@ -1,6 +1,7 @@
 // What the addon keeps on an opted-in Cluster: the label that makes its HelmChartProxy select it and
 // its annotations (registry status, certificate expiry, the upgrade that last issued the certificate,
-// and during deletion when the release of its volumes began).
+// the current credentials, what the nodes reported of the mirror, and during deletion when the release
+// of its volumes began).
 // They live on the Cluster, not in memory, so a restarted or moved extension (and the metrics) read
 // them at once. Written by server-side apply with our field manager: every write carries the whole
 // set, because a mark left out of an apply is removed.
@@ -9,7 +10,9 @@ import {
   CERT_NOT_AFTER_ANNOTATION,
   CERT_UPGRADE_ANNOTATION,
   CLUSTER_SELECTOR_LABEL,
+  CREDENTIALS_ANNOTATION,
   helmChartProxyName,
+  NODE_MIRROR_SUMMARY_ANNOTATION,
   REGISTRY_RETRYING,
   REGISTRY_STATUS_ANNOTATION,
   VOLUMES_RELEASE_ANNOTATION,
@@ -25,7 +28,21 @@ export interface ClusterMarks {
   certUpgrade?: string;
   /** RFC 3339: when BeforeClusterDelete began releasing the registry's volumes. */
   volumesReleaseStarted?: string;
+  /** The current registry users, `node-2,push-2`. */
+  credentials?: string;
+  /** What the nodes reported of the mirror, `enabled=5,not-enabled=1,unreported=0`. */
+  nodeMirror?: string;
 }
+
+/** The marks and the annotations that carry them. */
+const MARK_ANNOTATIONS: Record<keyof ClusterMarks, string> = {
+  status: REGISTRY_STATUS_ANNOTATION,
+  notAfter: CERT_NOT_AFTER_ANNOTATION,
+  certUpgrade: CERT_UPGRADE_ANNOTATION,
+  volumesReleaseStarted: VOLUMES_RELEASE_ANNOTATION,
+  credentials: CREDENTIALS_ANNOTATION,
+  nodeMirror: NODE_MIRROR_SUMMARY_ANNOTATION,
+};
 
 const MAX_STATUS = 1024;
 
@@ -33,8 +50,7 @@ const MAX_STATUS = 1024;
 export function currentMarks(cluster: ClusterRef): Partial<ClusterMarks> {
   const annotations = ((cluster.raw.metadata ?? {}) as { annotations?: Record<string, unknown> }).annotations ?? {};
   const text = (key: string) => (typeof annotations[key] === 'string' ? (annotations[key] as string) : undefined);
-  const marks = { status: text(REGISTRY_STATUS_ANNOTATION), notAfter: text(CERT_NOT_AFTER_ANNOTATION), certUpgrade: text(CERT_UPGRADE_ANNOTATION), volumesReleaseStarted: text(VOLUMES_RELEASE_ANNOTATION) };
-  return Object.fromEntries(Object.entries(marks).filter(([, v]) => v !== undefined));
+  return Object.fromEntries(Object.entries(MARK_ANNOTATIONS).flatMap(([mark, key]) => (text(key) === undefined ? [] : [[mark, text(key)]])));
 }
 
 /**
@@ -55,11 +71,10 @@ export function retryingStatus(cluster: ClusterRef, message: string): string {
  */
 export async function markCluster(cluster: ClusterRef, management: Pick<SecretClient, 'applyObject'>, clusterApiVersion: string, change: Partial<ClusterMarks>): Promise<void> {
   const marks = { ...currentMarks(cluster), ...change };
-  const annotations: Record<string, string> = {};
-  if (marks.status) annotations[REGISTRY_STATUS_ANNOTATION] = marks.status;
-  if (marks.notAfter) annotations[CERT_NOT_AFTER_ANNOTATION] = marks.notAfter;
-  if (marks.certUpgrade) annotations[CERT_UPGRADE_ANNOTATION] = marks.certUpgrade;
-  if (marks.volumesReleaseStarted) annotations[VOLUMES_RELEASE_ANNOTATION] = marks.volumesReleaseStarted;
+  const annotations: Record<string, string> = Object.fromEntries(Object.entries(MARK_ANNOTATIONS).flatMap(([mark, key]) => {
+    const value = marks[mark as keyof ClusterMarks];
+    return value ? [[key, value]] : [];
+  }));
   const metadata = { name: cluster.name, namespace: cluster.namespace, labels: { [CLUSTER_SELECTOR_LABEL]: helmChartProxyName(cluster.name) }, annotations };
   // The Cluster was read at the start of this pass: when it holds every mark already, nothing is written.
   if (holds(cluster.raw.metadata, metadata)) return;

@@ -3,11 +3,13 @@
 //   deploy  (ACPI, BCU, day 2)        prepare, workload Secrets, Cluster label, ONE HelmChartProxy
 //   remove  (BeforeClusterDelete)     what we created in the management cluster (proxy, CA copy, credentials)
 // Each converges: calling it again with the same input writes nothing new.
-import type { SecretClient } from '../kube/client.ts';
+import { KubeError, type SecretClient } from '../kube/client.ts';
 import type { WorkloadClients } from '../kube/workload-clients.ts';
 import { helmChartProxy, helmChartProxyName, REGISTRY_DEPLOYED, type ChartSource } from '../render/helmchartproxy.ts';
 import { GC_AT_POD_ANNOTATION } from '../render/workload.ts';
-import { currentMarks, markCluster } from './cluster-marks.ts';
+import { currentMarks, markCluster, type ClusterMarks } from './cluster-marks.ts';
+import type { Credentials } from './credentials.ts';
+import { nodeMirror, nodeMirrorSummary } from '../observe/status.ts';
 import { ROOT_CA_SECRET } from '../pki/root-ca.ts';
 import { clusterCaSecretName, clusterIssuerSecretName, nodeCredentialSecretName, nodeScriptSecretName, pushCredentialSecretName } from '../render/metadata.ts';
 import { clusterApiVersionOf, failure, kubernetesTime, success, type ClusterRef, type HookResult } from '../runtime-sdk/types.ts';
@@ -47,7 +49,8 @@ export function deployRegistry(cluster: ClusterRef, deps: AddonDeps, opts: Deplo
     const oldTrust = rollover ? await machinesWithOldTrust(cluster, deps.management, apiVersion, rollover.since) : [];
     const secrets = await writeWorkloadSecrets(cluster, registry.layout, signer, deps, creds, { upgradeTo: upgrade, ...(oldTrust.length ? { keepSignedBy: rollover!.previous } : {}) });
     // A storage change the running StatefulSet cannot take is refused, and the running values rendered: everything else still goes.
-    const storage = await reconcileStorage(await workloadClientFor(cluster, deps), registry.config.storage);
+    const workload = await workloadClientFor(cluster, deps);
+    const storage = await reconcileStorage(workload, registry.config.storage);
     const rendered = { ...registry, config: { ...registry.config, storage: storage.storage } };
     // The deployed proxy remembers when collection was last due (what the pods carry); no second copy to drift.
     const deployedProxy = await deps.management.getObject({ apiVersion: HCP_API_VERSION, kind: 'HelmChartProxy', namespace: cluster.namespace, name: helmChartProxyName(cluster.name) });
@@ -66,7 +69,7 @@ export function deployRegistry(cluster: ClusterRef, deps: AddonDeps, opts: Deplo
     // A proxy just changed has not been acted on by CAAPH yet; otherwise its verdict on the release counts.
     const broken = changed ? undefined : await checkRelease(cluster, deps.management, helmChartProxyName(cluster.name));
     if (broken) return failure(`Cluster ${cluster.namespace}/${cluster.name}: ${broken}`);
-    await markCluster(cluster, deps.management, deps.clusterApiVersion, { ...certMarks, status: REGISTRY_DEPLOYED });
+    await markCluster(cluster, deps.management, deps.clusterApiVersion, { ...certMarks, status: REGISTRY_DEPLOYED, ...(await reportedMarks(workload, creds)) });
     const renewed = secrets.renewal.renew ? `registry-tls issued (${secrets.renewal.reasons.join('; ')}); ` : '';
     const trust = rollover
       ? await advanceRollover(cluster, { management: deps.management, clusterApiVersion: deps.clusterApiVersion, signerPem: signer.certPem, rollover, oldTrust, issuedNow: secrets.renewal.renew })
@@ -74,6 +77,21 @@ export function deployRegistry(cluster: ClusterRef, deps: AddonDeps, opts: Deplo
     const expanded = storage.done ? `${storage.done}; ` : '';
     return success(`${trust}${renewed}${expanded}HelmChartProxy ${cluster.namespace}/${helmChartProxyName(cluster.name)} applied`);
   });
+}
+
+/**
+ * The current credentials, and what the nodes reported of the mirror (one Node list in the workload
+ * cluster per pass; a list that fails keeps the last mark).
+ */
+async function reportedMarks(workload: SecretClient, creds: Credentials | undefined): Promise<Partial<ClusterMarks>> {
+  const credentials = creds ? `${creds.node.username},${creds.push.username}` : 'none (auth off)';
+  try {
+    const nodes = await workload.listObjects({ apiVersion: 'v1', kind: 'Node' }, '');
+    return { credentials, nodeMirror: nodeMirrorSummary(nodeMirror(nodes)) };
+  } catch (err) {
+    if (err instanceof KubeError) return { credentials };
+    throw err;
+  }
 }
 
 /** The garbage-collection time the deployed HelmChartProxy's StatefulSet carries, if any. */

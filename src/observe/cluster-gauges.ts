@@ -2,7 +2,7 @@
 // server certificate expires, and whether its registry is deployed (0 while the background loop
 // retries). The marks live on the Clusters, so a restarted or moved extension reports them at once;
 // this module only lists the labelled Clusters, at most once per refresh interval per scrape.
-import { CERT_NOT_AFTER_ANNOTATION, CLUSTER_SELECTOR_LABEL, REGISTRY_DEPLOYED, REGISTRY_STATUS_ANNOTATION } from '../render/helmchartproxy.ts';
+import { CERT_NOT_AFTER_ANNOTATION, CLUSTER_SELECTOR_LABEL, CREDENTIALS_ANNOTATION, NODE_MIRROR_SUMMARY_ANNOTATION, REGISTRY_DEPLOYED, REGISTRY_STATUS_ANNOTATION } from '../render/helmchartproxy.ts';
 import type { Logger } from './log.ts';
 import { renderGauge } from './metrics.ts';
 
@@ -18,6 +18,10 @@ const GAUGE = 'capi_registry_addon_registry_cert_expiry_timestamp_seconds';
 const HELP = 'When the registry server certificate of a Cluster expires (Unix seconds), from the Cluster annotation ' + CERT_NOT_AFTER_ANNOTATION + '.';
 const DEPLOYED_GAUGE = 'capi_registry_addon_registry_deployed';
 const DEPLOYED_HELP = `1 when a Cluster's registry is deployed, 0 while capi-registry-addon retries (the reason is in the Cluster annotation ${REGISTRY_STATUS_ANNOTATION}).`;
+const NODES_GAUGE = 'capi_registry_addon_node_mirror_nodes';
+const NODES_HELP = `A Cluster's nodes by what they reported of the mirror (state enabled, not-enabled, unreported), from the Cluster annotation ${NODE_MIRROR_SUMMARY_ANNOTATION}.`;
+const CREDENTIALS_GAUGE = 'capi_registry_addon_registry_credentials_generation';
+const CREDENTIALS_HELP = `The generation of a Cluster's current registry credentials (1, then 2 after the first rotation, ...), from the Cluster annotation ${CREDENTIALS_ANNOTATION}.`;
 
 export interface ClusterGauges {
   render(): Promise<string>;
@@ -31,6 +35,8 @@ export function clusterGauges(opts: ClusterGaugeOptions): ClusterGauges {
   type Sample = { labels: Record<string, string>; value: number };
   let expiry: Sample[] = [];
   let deployed: Sample[] = [];
+  let nodes: Sample[] = [];
+  let credentials: Sample[] = [];
   let fetchedAt = -Infinity;
   let inflight: Promise<void> | undefined;
   const refresh = async () => {
@@ -53,6 +59,11 @@ export function clusterGauges(opts: ClusterGaugeOptions): ClusterGauges {
         const status = annotations[REGISTRY_STATUS_ANNOTATION];
         return status === undefined ? [] : [{ labels, value: status === REGISTRY_DEPLOYED ? 1 : 0 }];
       });
+      nodes = marked.flatMap(({ labels, annotations }) => Object.entries(parseSummary(annotations[NODE_MIRROR_SUMMARY_ANNOTATION])).map(([state, value]) => ({ labels: { ...labels, state }, value })));
+      credentials = marked.flatMap(({ labels, annotations }) => {
+        const user = annotations[CREDENTIALS_ANNOTATION]?.split(',')[0];
+        return user && /^node(-\d+)?$/.test(user) ? [{ labels, value: Number(/-(\d+)$/.exec(user)?.[1] ?? 1) }] : [];
+      });
       fetchedAt = now();
     } catch (err) {
       // Keep the last known values; the next scrape tries again.
@@ -62,10 +73,16 @@ export function clusterGauges(opts: ClusterGaugeOptions): ClusterGauges {
   return {
     async render() {
       if (now() - fetchedAt >= refreshMs) await (inflight ??= refresh().finally(() => (inflight = undefined)));
-      return `${renderGauge(GAUGE, HELP, expiry)}\n${renderGauge(DEPLOYED_GAUGE, DEPLOYED_HELP, deployed)}`;
+      return [renderGauge(GAUGE, HELP, expiry), renderGauge(DEPLOYED_GAUGE, DEPLOYED_HELP, deployed), renderGauge(NODES_GAUGE, NODES_HELP, nodes), renderGauge(CREDENTIALS_GAUGE, CREDENTIALS_HELP, credentials)].join('\n');
     },
     invalidate() {
       fetchedAt = -Infinity;
     },
   };
+}
+
+/** `enabled=5,not-enabled=1,unreported=0` as numbers per state; anything else nothing. */
+function parseSummary(text: string | undefined): Record<string, number> {
+  const pairs = (text ?? '').split(',').map((p) => /^(enabled|not-enabled|unreported)=(\d{1,6})$/.exec(p));
+  return pairs.every(Boolean) && pairs.length === 3 ? Object.fromEntries(pairs.map((m) => [m![1]!, Number(m![2])])) : {};
 }

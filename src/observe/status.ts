@@ -76,12 +76,11 @@ function replicaState(sts: StatusFacts['statefulSet'], problems: string[]): stri
   return `${ready}/${want}`;
 }
 
-function mirrorState(nodes: StatusFacts['nodes'], problems: string[]): ClusterStatus['mirror'] {
-  const state = { enabled: 0, nodes: 0, notEnabled: [] as string[], unreported: [] as string[] };
-  if (isError(nodes)) {
-    problems.push(`Nodes unreadable: ${nodes.error}`);
-    return state;
-  }
+type NodeMirror = ClusterStatus['mirror'];
+
+/** What the Nodes reported of the mirror (their annotations, written by the node script's `report`). */
+export function nodeMirror(nodes: Record<string, unknown>[]): NodeMirror & { reasons: Record<string, string> } {
+  const state = { enabled: 0, nodes: 0, notEnabled: [] as string[], unreported: [] as string[], reasons: {} as Record<string, string> };
   for (const n of nodes) {
     const meta = (n.metadata ?? {}) as { name?: string; annotations?: Record<string, string> };
     const name = meta.name ?? '?';
@@ -91,9 +90,22 @@ function mirrorState(nodes: StatusFacts['nodes'], problems: string[]): ClusterSt
     else if (reported === undefined) state.unreported.push(name);
     else {
       state.notEnabled.push(name);
-      problems.push(`node ${name}: mirror ${reported}: ${meta.annotations?.[NODE_MIRROR_REASON_ANNOTATION] ?? 'no reason given'} (on the node: ${NODE.statusFile})`);
+      state.reasons[name] = `mirror ${reported}: ${meta.annotations?.[NODE_MIRROR_REASON_ANNOTATION] ?? 'no reason given'}`;
     }
   }
+  return state;
+}
+
+/** The Cluster annotation's form of it: `enabled=5,not-enabled=1,unreported=0`. */
+export const nodeMirrorSummary = (m: NodeMirror) => `enabled=${m.enabled},not-enabled=${m.notEnabled.length},unreported=${m.unreported.length}`;
+
+function mirrorState(nodes: StatusFacts['nodes'], problems: string[]): NodeMirror {
+  if (isError(nodes)) {
+    problems.push(`Nodes unreadable: ${nodes.error}`);
+    return { enabled: 0, nodes: 0, notEnabled: [], unreported: [] };
+  }
+  const { reasons, ...state } = nodeMirror(nodes);
+  for (const name of state.notEnabled) problems.push(`node ${name}: ${reasons[name]} (on the node: ${NODE.statusFile})`);
   return state;
 }
 

@@ -23,6 +23,12 @@ export const CERT_UPGRADE_ANNOTATION = 'capi-registry-addon.io/registry-cert-upg
 /** Annotation on the Cluster: `Deployed`, or `Retrying: <what is wrong and what to do>` while the background
  * loop keeps trying. Deterministic for the same state, so rewriting it changes nothing. */
 export const REGISTRY_STATUS_ANNOTATION = 'capi-registry-addon.io/registry-status';
+/** Annotation on the Cluster: the registry users now current, e.g. `node-2,push-2` (after one rotation). */
+export const CREDENTIALS_ANNOTATION = 'capi-registry-addon.io/registry-credentials';
+
+/** Annotation on the Cluster: what its nodes reported of the mirror at the last pass, `enabled=5,not-enabled=1,unreported=0`. */
+export const NODE_MIRROR_SUMMARY_ANNOTATION = 'capi-registry-addon.io/node-mirror';
+
 /** Annotation on a Cluster being deleted: when BeforeClusterDelete began releasing the registry's volumes
  * (RFC 3339), so the bounded wait holds across retries, restarts and replicas. */
 export const VOLUMES_RELEASE_ANNOTATION = 'capi-registry-addon.io/volumes-release-started';

@@ -128,6 +128,12 @@ async function clusterLifecycle(ext: Extension, o: { ns: string; provider: strin
 
   await markControlPlaneInitialized(mgmt(), ns, name);
   await putKubeconfig(mgmt(), ns, name, readFileSync(env.workload!.kubeconfig, 'utf8'));
+  // Two Nodes as their kubelets registered them, one after its script reported (node-mirror.test.ts runs
+  // the report itself against the Node authorizer); no kubelet runs here.
+  for (const [node, annotations] of [['w1', { 'capi-registry-addon.io/mirror': 'enabled' }], ['w2', {}]] as const) {
+    const r = await env.workload!.request('POST', '/api/v1/nodes', { apiVersion: 'v1', kind: 'Node', metadata: { name: node, annotations } });
+    assert.ok(r.status === 201 || r.status === 409, r.text);
+  }
   const acpi = await call(ext, 'AfterControlPlaneInitialized', lifecycleRequest('AfterControlPlaneInitialized', cluster));
   assert.is(acpi.status, 'Success', acpi.message);
   assert.match(acpi.message, /registry-tls issued \(/);
@@ -143,7 +149,12 @@ async function clusterLifecycle(ext: Extension, o: { ns: string; provider: strin
   assert.ok(metrics.includes(`capi_registry_addon_registry_cert_expiry_timestamp_seconds{namespace="${ns}",cluster="${name}"} ${notAfter}`), `expiry gauge after ACPI: ${notAfter} in ${metrics.split('\n').filter((l) => l.includes('expiry')).join(' / ')}`);
   assert.match(metrics, new RegExp(`capi_registry_addon_cluster_hook_results_total\\{cluster="${ns}/${name}",hook="AfterControlPlaneInitialized",status="Success"\\} 2`));
   assert.match(metrics, new RegExp(`capi_registry_addon_registry_deployed\\{namespace="${ns}",cluster="${name}"\\} 1`));
-  assert.is((await getCluster(mgmt(), ns, name)).metadata.annotations['capi-registry-addon.io/registry-status'], 'Deployed');
+  const marks = (await getCluster(mgmt(), ns, name)).metadata.annotations;
+  assert.is(marks['capi-registry-addon.io/registry-status'], 'Deployed');
+  assert.is(marks['capi-registry-addon.io/node-mirror'], 'enabled=1,not-enabled=0,unreported=1');
+  assert.is(marks['capi-registry-addon.io/registry-credentials'], 'node,push');
+  assert.match(metrics, new RegExp(`capi_registry_addon_node_mirror_nodes\\{namespace="${ns}",cluster="${name}",state="unreported"\\} 1`));
+  assert.match(metrics, new RegExp(`capi_registry_addon_registry_credentials_generation\\{namespace="${ns}",cluster="${name}"\\} 1`));
   // Workload side: bcrypt entries that the independent bcryptjs accepts, the sync sidecars' copy of the node credential.
   const htpasswd = text((await wsecret('registry-auth')).data.htpasswd);
   const entry = (user: string) => htpasswd.split('\n').find((l) => l.startsWith(`${user}:`))!.slice(user.length + 1);
