@@ -1,5 +1,6 @@
-// The install YAML (dist/install.yaml and `manifests --capi-version v1.10`) applies cleanly, as a strict
-// server-side dry-run, to a management API server with the CAPI, CAAPH and cert-manager CRDs.
+// The install YAML of every supported CAPI release (and clusterctl's components) applies cleanly, as a
+// strict server-side dry-run, to a management API server with the CAPI (each version the tests run),
+// CAAPH and cert-manager CRDs.
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import * as yaml from 'js-yaml';
@@ -7,6 +8,8 @@ import { realSuite } from './env/suite.ts';
 import * as assert from 'uvu/assert';
 import { BUNDLE, RUNTIMES } from './env/extension.ts';
 import { startEnv } from './env/index.ts';
+import { components } from './env/components.ts';
+import { NEWEST_CAPI_MINOR, OLDEST_CAPI_MINOR } from '../../src/runtime-sdk/catalog.ts';
 
 const test = realSuite('install manifests on the real management API server');
 
@@ -23,17 +26,28 @@ const PATHS: Record<string, (ns: string) => string> = {
   NetworkPolicy: (ns) => `/apis/networking.k8s.io/v1/namespaces/${ns}/networkpolicies`,
 };
 
-test('dist/install.yaml (the current release: ExtensionConfig v1beta2), the v1.10 variant (v1alpha1) and clusterctl\'s components with their defaults: every object passes strict dry-run', async () => {
-  const env = await startEnv({ management: true });
+// Every supported CAPI release's install YAML, and clusterctl's components with the variables as
+// clusterctl fills them (defaults; the image given).
+const manifests = (minor: number) => spawnSync(RUNTIMES.node![0]!, [BUNDLE, 'manifests', '--capi-version', `v1.${minor}`], { encoding: 'utf8' }).stdout;
+const clusterctlComponents = () => readFileSync('dist/clusterctl/runtime-extension-components.yaml', 'utf8')
+  .replace(/\$\{([A-Z_]+)(?::=([^}]*))?\}/g, (_, name: string, fallback?: string) => fallback ?? (name === 'CAPI_REGISTRY_ADDON_IMAGE' ? 'registry.example.com/capi-registry-addon:v0.1.0' : `unset-${name}`));
+
+for (const capi of components().capiManagers) {
+  test(`against CAPI ${capi.version}'s CRDs: the install YAML of every supported release (v1.${OLDEST_CAPI_MINOR}–v1.${NEWEST_CAPI_MINOR}; dist/install.yaml is v1.${NEWEST_CAPI_MINOR}) and clusterctl's components: every object passes strict dry-run`, () => dryRunAll(capi.crds));
+}
+
+async function dryRunAll(capiCrds: string[]) {
+  const env = await startEnv({ management: true, capiCrds });
   try {
     const api = env.management!;
-    const v110 = spawnSync(RUNTIMES.node![0]!, [BUNDLE, 'manifests', '--capi-version', 'v1.10'], { encoding: 'utf8' }).stdout;
-    // clusterctl's components with the variables as clusterctl fills them (defaults; the image given).
-    const clusterctl = readFileSync('dist/clusterctl/runtime-extension-components.yaml', 'utf8')
-      .replace(/\$\{([A-Z_]+)(?::=([^}]*))?\}/g, (_, name: string, fallback?: string) => fallback ?? (name === 'CAPI_REGISTRY_ADDON_IMAGE' ? 'registry.example.com/capi-registry-addon:v0.1.0' : `unset-${name}`));
+    assert.is(readFileSync('dist/install.yaml', 'utf8'), manifests(NEWEST_CAPI_MINOR), 'dist/install.yaml is the current release\'s');
+    const clusterctl = clusterctlComponents();
     assert.not.match(clusterctl, /unset-|\$\{/);
-    for (const [name, text] of [['dist/install.yaml', readFileSync('dist/install.yaml', 'utf8')], ['manifests --capi-version v1.10', v110], ['dist/clusterctl/runtime-extension-components.yaml', clusterctl]] as const) {
-      if (name !== 'manifests --capi-version v1.10') assert.match(text, /--capi-version=v1\.14/, 'the Deployment runs with the current release, not clamped');
+    const releases = Array.from({ length: NEWEST_CAPI_MINOR - OLDEST_CAPI_MINOR + 1 }, (_, i) => OLDEST_CAPI_MINOR + i);
+    for (const [name, text] of [...releases.map((m) => [`manifests --capi-version v1.${m}`, manifests(m)] as const), ['dist/clusterctl/runtime-extension-components.yaml', clusterctl] as const]) {
+      const minor = Number(/--capi-version=v1\.(\d+)/.exec(text)?.[1]);
+      if (!name.startsWith('manifests')) assert.is(minor, NEWEST_CAPI_MINOR, 'clusterctl\'s Deployment runs with the current release');
+      else assert.is(`manifests --capi-version v1.${minor}`, name, 'the Deployment runs with the release asked for, not clamped');
       const docs = yaml.loadAll(text).filter(Boolean) as any[];
       assert.equal(docs.map((d) => d.kind), ['Namespace', 'ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Issuer', 'Certificate', 'Issuer', 'Certificate', 'Deployment', 'Service', 'PodDisruptionBudget', 'NetworkPolicy', 'ExtensionConfig']);
       // Only CAPI's controllers and CAAPH reach the hook port, and only that port.
@@ -44,7 +58,7 @@ test('dist/install.yaml (the current release: ExtensionConfig v1beta2), the v1.1
       assert.equal(issuers.map((i) => Object.keys(i.spec)), [['selfSigned'], ['ca']], 'self-signed root; the root CA signs the serving certificate');
       assert.is(docs.find((d) => d.metadata.name === 'capi-registry-addon-serving-cert').spec.issuerRef.name, issuers[1].metadata.name);
       const ext = docs.find((d) => d.kind === 'ExtensionConfig');
-      assert.is(ext.apiVersion, name.includes('v1.10') ? 'runtime.cluster.x-k8s.io/v1alpha1' : 'runtime.cluster.x-k8s.io/v1beta2');
+      assert.is(ext.apiVersion, minor <= 10 ? 'runtime.cluster.x-k8s.io/v1alpha1' : 'runtime.cluster.x-k8s.io/v1beta2');
       const ns = docs[0].metadata.name;
       // The Namespace is created for real once (namespaced objects can only be dry-run into one that exists).
       const exists = (await api.request('GET', `/api/v1/namespaces/${ns}`)).status === 200;
@@ -62,7 +76,7 @@ test('dist/install.yaml (the current release: ExtensionConfig v1beta2), the v1.1
   } finally {
     await env.stop();
   }
-});
+}
 
 test('manifests --allow-from puts the given namespaces in the NetworkPolicy', () => {
   const out = spawnSync(RUNTIMES.node![0]!, [BUNDLE, 'manifests', '--allow-from', 'capi-system,caaph-system,monitoring'], { encoding: 'utf8' }).stdout;
