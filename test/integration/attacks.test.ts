@@ -166,8 +166,10 @@ for (const runtime of Object.keys(RUNTIMES)) {
       ]);
       const ms = performance.now() - started;
       assert.is(bcu.status, 'Success', bcu.message);
-      assert.ok(ms < 1000, `BCU with a planted cost-31 hash answered in ${Math.round(ms)} ms`);
-      for (const o of others) assert.ok(o.status === 'Success' && o.ms < 1000, JSON.stringify(o));
+      // Checking one cost-31 entry would take days (cost 16 alone takes seconds): 10 s proves it was never
+      // checked, with room for a shared, loaded machine (1,047 ms was seen on Deno beside other suites).
+      assert.ok(ms < 10_000, `BCU with a planted cost-31 hash answered in ${Math.round(ms)} ms`);
+      for (const o of others) assert.ok(o.status === 'Success' && o.ms < 10_000, JSON.stringify(o));
       const htpasswd = text((await env.workload!.request('GET', '/api/v1/namespaces/capi-registry/secrets/registry-auth')).body.data.htpasswd);
       assert.match(htpasswd, /^node:\$2b\$04\$.{53}\npush:\$2b\$04\$.{53}\n$/, 'rewritten at our cost');
     } finally {

@@ -71,11 +71,13 @@ test('every workload manifest (1, 2, 3 replicas; every knob) passes server-side 
     replicas: 3, storage: { size: '20Gi', storageClassName: 'fast-ssd' }, placement: 'Any', syncInterval: '30s',
     images: { registry: 'mirror.example.com:5000/library/registry:3.1.2', regbot: 'mirror.example.com:5000/regclient/regbot:v0.11.7' },
     resources: { requests: { cpu: '250m', memory: '256Mi' }, limits: { cpu: '1', memory: '1Gi' } }, containerd: { dialTimeout: '500ms' },
-  }];
+    metrics: { allowFrom: ['monitoring', 'observability'] },
+  }, { metrics: { enabled: false } }];
   const paths: Record<string, string> = {
     Namespace: '/api/v1/namespaces', ServiceAccount: '/api/v1/namespaces/capi-registry/serviceaccounts', ConfigMap: '/api/v1/namespaces/capi-registry/configmaps',
     Service: '/api/v1/namespaces/capi-registry/services', Secret: '/api/v1/namespaces/capi-registry/secrets',
     StatefulSet: '/apis/apps/v1/namespaces/capi-registry/statefulsets', PodDisruptionBudget: '/apis/policy/v1/namespaces/capi-registry/poddisruptionbudgets',
+    NetworkPolicy: '/apis/networking.k8s.io/v1/namespaces/capi-registry/networkpolicies',
   };
   for (const v of variants) {
     const p = await plan(['10.96.0.0/12'], v);
