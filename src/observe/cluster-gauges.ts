@@ -1,6 +1,6 @@
-// Two gauges per opted-in Cluster, read from the marks the addon keeps on it: when its registry's
-// server certificate expires, and whether its registry is deployed (0 while the background loop
-// retries). The marks live on the Clusters, so a restarted or moved extension reports them at once;
+// Gauges per opted-in Cluster, read from the marks the addon keeps on it: when its registry's server
+// certificate expires, whether its registry is deployed (0 while the background loop retries), its
+// nodes by what they reported of the mirror, and the generation of its current credentials. The marks live on the Clusters, so a restarted or moved extension reports them at once;
 // this module only lists the labelled Clusters, at most once per refresh interval per scrape.
 import { CERT_NOT_AFTER_ANNOTATION, CLUSTER_SELECTOR_LABEL, CREDENTIALS_ANNOTATION, NODE_MIRROR_SUMMARY_ANNOTATION, REGISTRY_DEPLOYED, REGISTRY_STATUS_ANNOTATION } from '../render/helmchartproxy.ts';
 import type { Logger } from './log.ts';
