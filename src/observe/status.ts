@@ -41,6 +41,12 @@ export interface ClusterStatus {
   problems: string[];
 }
 
+/**
+ * Words that come from others (a node's report, a workload admission message via CAAPH) printed to an
+ * operator's terminal: one line, no control characters (no escape sequences), bounded.
+ */
+const printable = (text: string, max = 300) => text.replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ').replace(/\s+/g, ' ').trim().slice(0, max);
+
 const isError = (v: unknown): v is { error: string } => typeof v === 'object' && v !== null && 'error' in v;
 type Condition = { type?: string; status?: string; reason?: string; message?: string };
 
@@ -57,7 +63,7 @@ function releaseState(releases: StatusFacts['releases'], problems: string[]): st
   const status = (hrp.status ?? {}) as { status?: string; revision?: number; conditions?: Condition[] };
   const ready = (status.conditions ?? []).find((c) => c.type === 'HelmReleaseReady');
   const text = `${status.status ?? 'pending'}${status.revision ? ` (revision ${status.revision})` : ''}`;
-  if (ready?.status !== 'True') problems.push(`Helm release not ready: ${ready?.reason ?? 'no HelmReleaseReady condition yet'}${ready?.message ? `: ${ready.message.replace(/\s+/g, ' ').slice(0, 300)}` : ''}`);
+  if (ready?.status !== 'True') problems.push(`Helm release not ready: ${ready?.reason ?? 'no HelmReleaseReady condition yet'}${ready?.message ? `: ${printable(ready.message)}` : ''}`);
   return text;
 }
 
@@ -90,7 +96,7 @@ export function nodeMirror(nodes: Record<string, unknown>[]): NodeMirror & { rea
     else if (reported === undefined) state.unreported.push(name);
     else {
       state.notEnabled.push(name);
-      state.reasons[name] = `mirror ${reported}: ${meta.annotations?.[NODE_MIRROR_REASON_ANNOTATION] ?? 'no reason given'}`;
+      state.reasons[name] = `mirror ${printable(reported, 40)}: ${printable(meta.annotations?.[NODE_MIRROR_REASON_ANNOTATION] ?? 'no reason given')}`;
     }
   }
   return state;

@@ -52,6 +52,16 @@ test('each fault is named with what to do', () => {
   assert.match(statusTable([s]), /\nteam-a\/c1:\n {2}- addon: Retrying/);
 });
 
+test('what nodes and workload admission said reaches the terminal as one plain line: no escape sequences', () => {
+  const s = clusterStatus(facts({
+    releases: [{ status: { conditions: [{ type: 'HelmReleaseReady', status: 'False', reason: 'HelmInstallOrUpgradeFailed', message: 'denied\u001b]0;owned\u0007\u001b[2J by policy' }] } }],
+    nodes: [node('md-1', 'not-enabled', 'legacy\u001b[31m mirrors\nset')],
+  }));
+  const text = statusTable([s]);
+  assert.not.match(text, /[\u0000-\u0008\u000b-\u001f\u007f]/);
+  assert.ok(s.problems.includes('node md-1: mirror not-enabled: legacy [31m mirrors set (on the node: /etc/containerd/capi-registry-addon/status)'), s.problems.join(' | '));
+});
+
 test('a Cluster just opted in: no release, no StatefulSet, no certificate, no credentials yet', () => {
   const s = clusterStatus(facts({ annotations: {}, releases: [], credentials: {}, statefulSet: undefined, nodes: [] }));
   assert.equal(s.problems, [
