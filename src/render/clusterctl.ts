@@ -1,6 +1,7 @@
 // clusterctl provider artifacts: `runtime-extension-components.yaml` (the install YAML, its settings as
 // clusterctl variables) and `metadata.yaml` (our release series and the CAPI contract each speaks).
 // clusterctl substitutes ${VAR:=default} in the whole file before it reads a single object.
+import { NEWEST_CAPI_MINOR } from '../runtime-sdk/catalog.ts';
 import { DEFAULT_IMAGES } from './config.ts';
 import { dumpYaml } from './distribution.ts';
 import { EXTENSION, installManifests } from './install.ts';
@@ -13,7 +14,8 @@ export const CLUSTERCTL = {
   metadataFile: 'metadata.yaml',
   /** CAPI v1.11 onwards (clusterctl v1.11+) speak v1beta2; the install YAML (`manifests --capi-version v1.10`) serves v1.10. */
   contract: 'v1beta2',
-  capiMinor: 14,
+  /** The Deployment advertises the current release's hook catalog, as dist/install.yaml does. */
+  capiMinor: NEWEST_CAPI_MINOR,
 } as const;
 
 export interface ClusterctlVariable {
