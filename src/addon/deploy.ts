@@ -47,9 +47,10 @@ export function deployRegistry(cluster: ClusterRef, deps: AddonDeps, opts: Deplo
     // A retried BeforeClusterUpgrade for the same version finds its mark and issues nothing new.
     const upgrade = opts.upgradeTo && currentMarks(cluster).certUpgrade !== opts.upgradeTo ? opts.upgradeTo : undefined;
     const oldTrust = rollover ? await machinesWithOldTrust(cluster, deps.management, apiVersion, rollover.since) : [];
-    const secrets = await writeWorkloadSecrets(cluster, registry.layout, signer, deps, creds, { upgradeTo: upgrade, ...(oldTrust.length ? { keepSignedBy: rollover!.previous } : {}) });
-    // A storage change the running StatefulSet cannot take is refused, and the running values rendered: everything else still goes.
+    // One workload client for the pass (CAPI's kubeconfig Secret read once).
     const workload = await workloadClientFor(cluster, deps);
+    const secrets = await writeWorkloadSecrets(cluster, registry.layout, signer, deps, creds, { workload, upgradeTo: upgrade, ...(oldTrust.length ? { keepSignedBy: rollover!.previous } : {}) });
+    // A storage change the running StatefulSet cannot take is refused, and the running values rendered: everything else still goes.
     const storage = await reconcileStorage(workload, registry.config.storage);
     const rendered = { ...registry, config: { ...registry.config, storage: storage.storage } };
     // The deployed proxy remembers when collection was last due (what the pods carry); no second copy to drift.

@@ -5,15 +5,16 @@
 // behind "applied".
 import { KubeError, type SecretClient } from '../kube/client.ts';
 import type { ClusterRef } from '../runtime-sdk/types.ts';
+import { oneLine } from '../lib/text.ts';
 
 const HRP = { apiVersion: 'addons.cluster.x-k8s.io/v1alpha1', kind: 'HelmReleaseProxy' } as const;
 /** CAAPH's label naming the HelmChartProxy a HelmReleaseProxy belongs to. */
 const PROXY_LABEL = 'helmreleaseproxy.addons.cluster.x-k8s.io/helmchartproxy-name';
 /** CAAPH's condition and the reason it gives when `helm install`/`upgrade` failed. */
-const READY_CONDITION = 'HelmReleaseReady';
+export const READY_CONDITION = 'HelmReleaseReady';
 const FAILED_REASON = 'HelmInstallOrUpgradeFailed';
 
-interface Condition { type?: unknown; status?: unknown; reason?: unknown; message?: unknown }
+export interface Condition { type?: unknown; status?: unknown; reason?: unknown; message?: unknown }
 
 /** The HelmReleaseProxies CAAPH made for a HelmChartProxy (one per Cluster it selects). */
 export const listReleases = (management: SecretClient, namespace: string, proxyName: string) =>
@@ -32,7 +33,7 @@ export function releaseFailure(releases: Record<string, unknown>[], cluster: Clu
     if (status.observedGeneration !== meta.generation) continue;
     const ready = (status.conditions ?? []).find((c) => c?.type === READY_CONDITION);
     if (ready?.status !== 'False' || ready.reason !== FAILED_REASON) continue;
-    const said = String(ready.message ?? '').replace(/\s+/g, ' ').slice(0, 400);
+    const said = oneLine(String(ready.message ?? ''), 400);
     // No revision number: CAAPH counts up on each retry, and the same failure must give the same words.
     return `CAAPH could not install or upgrade the registry's Helm release (HelmReleaseProxy ${cluster.namespace}/${String(meta.name)}): ${said}. ` +
       'Fix what it names in the workload cluster (an admission policy, a quota); CAAPH retries on its own, and this mark clears at the next pass after it succeeds';

@@ -59,10 +59,12 @@ export interface WorkloadSecretsOptions {
   upgradeTo?: string;
   /** A trust rollover runs: a sound certificate from one of these earlier issuers is kept (not renewed, not even for an upgrade). */
   keepSignedBy?: Anchor[];
+  /** The workload client this pass already made (else it is made from CAPI's kubeconfig Secret). */
+  workload?: SecretClient;
 }
 
 export async function writeWorkloadSecrets(cluster: ClusterRef, layout: RegistryLayout, root: RootCa, deps: WorkloadDeps, creds?: Credentials, opts: WorkloadSecretsOptions = {}): Promise<WorkloadSecretsResult> {
-  const workload = await workloadClientFor(cluster, deps);
+  const workload = opts.workload ?? (await workloadClientFor(cluster, deps));
   // Steady state reads and writes nothing: every write below is preceded by a comparison.
   await workload.ensureObject({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: REGISTRY.namespace, labels: { ...REGISTRY.labels } } });
 

@@ -3,6 +3,8 @@
 // cluster the registry's StatefulSet and what each node reported of its mirror. Pure: `status`
 // (cli/status.ts) gathers the facts.
 import { ROTATE_ANNOTATION } from '../addon/credentials.ts';
+import { READY_CONDITION, type Condition } from '../addon/release-state.ts';
+import { oneLine } from '../lib/text.ts';
 import { CERT_NOT_AFTER_ANNOTATION, REGISTRY_DEPLOYED, REGISTRY_STATUS_ANNOTATION } from '../render/helmchartproxy.ts';
 import { NODE, NODE_MIRROR_ANNOTATION, NODE_MIRROR_REASON_ANNOTATION } from '../render/metadata.ts';
 
@@ -41,14 +43,10 @@ export interface ClusterStatus {
   problems: string[];
 }
 
-/**
- * Words that come from others (a node's report, a workload admission message via CAAPH) printed to an
- * operator's terminal: one line, no control characters (no escape sequences), bounded.
- */
-const printable = (text: string, max = 300) => text.replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ').replace(/\s+/g, ' ').trim().slice(0, max);
+/** The most of others' words (a node's report, a workload admission message via CAAPH) one problem line quotes. */
+const QUOTED = 300;
 
 const isError = (v: unknown): v is { error: string } => typeof v === 'object' && v !== null && 'error' in v;
-type Condition = { type?: string; status?: string; reason?: string; message?: string };
 
 function releaseState(releases: StatusFacts['releases'], problems: string[]): string {
   if (isError(releases)) {
@@ -60,10 +58,10 @@ function releaseState(releases: StatusFacts['releases'], problems: string[]): st
     problems.push('no HelmReleaseProxy: CAAPH has not picked up the HelmChartProxy yet (is CAAPH running?)');
     return 'absent';
   }
-  const status = (hrp.status ?? {}) as { status?: string; revision?: number; conditions?: Condition[] };
-  const ready = (status.conditions ?? []).find((c) => c.type === 'HelmReleaseReady');
-  const text = `${status.status ?? 'pending'}${status.revision ? ` (revision ${status.revision})` : ''}`;
-  if (ready?.status !== 'True') problems.push(`Helm release not ready: ${ready?.reason ?? 'no HelmReleaseReady condition yet'}${ready?.message ? `: ${printable(ready.message)}` : ''}`);
+  const status = (hrp.status ?? {}) as { status?: unknown; revision?: unknown; conditions?: Condition[] };
+  const ready = (status.conditions ?? []).find((c) => c?.type === READY_CONDITION);
+  const text = `${oneLine(String(status.status ?? 'pending'), 40)}${typeof status.revision === 'number' ? ` (revision ${status.revision})` : ''}`;
+  if (ready?.status !== 'True') problems.push(`Helm release not ready: ${oneLine(String(ready?.reason ?? `no ${READY_CONDITION} condition yet`), 80)}${ready?.message ? `: ${oneLine(String(ready.message), QUOTED)}` : ''}`);
   return text;
 }
 
@@ -96,7 +94,7 @@ export function nodeMirror(nodes: Record<string, unknown>[]): NodeMirror & { rea
     else if (reported === undefined) state.unreported.push(name);
     else {
       state.notEnabled.push(name);
-      state.reasons[name] = `mirror ${printable(reported, 40)}: ${printable(meta.annotations?.[NODE_MIRROR_REASON_ANNOTATION] ?? 'no reason given')}`;
+      state.reasons[name] = `mirror ${oneLine(reported, 40)}: ${oneLine(meta.annotations?.[NODE_MIRROR_REASON_ANNOTATION] ?? 'no reason given', QUOTED)}`;
     }
   }
   return state;
@@ -118,7 +116,8 @@ function mirrorState(nodes: StatusFacts['nodes'], problems: string[]): NodeMirro
 export function clusterStatus(f: StatusFacts): ClusterStatus {
   const problems: string[] = [];
   const mark = f.annotations[REGISTRY_STATUS_ANNOTATION];
-  if (mark !== REGISTRY_DEPLOYED) problems.push(mark ? `addon: ${mark}` : 'addon: no status yet (no hook or background pass has finished for this Cluster)');
+  // The mark may quote the workload cluster's own words (CAAPH's report of a refused upgrade).
+  if (mark !== REGISTRY_DEPLOYED) problems.push(mark ? `addon: ${oneLine(mark, 1024)}` : 'addon: no status yet (no hook or background pass has finished for this Cluster)');
   const release = releaseState(f.releases, problems);
   const replicas = replicaState(f.statefulSet, problems);
   const mirror = mirrorState(f.nodes, problems);
