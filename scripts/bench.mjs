@@ -5,12 +5,12 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { build } from 'esbuild';
 import { join } from 'node:path';
 import { benchRegistryAuth } from './bench-registry-auth.mjs';
 import { benchNodePenalty, printNodePenalty } from './bench-node.mjs';
+import { freePort } from './lib/ports.mjs';
 
 const ROOT = process.cwd();
 const BUNDLE = join(ROOT, 'dist', 'capi-registry-addon.mjs');
@@ -62,7 +62,6 @@ const ENDPOINTS = [
 ];
 
 // --- client ---------------------------------------------------------------------------------------
-const freePort = () => new Promise((res) => { const s = net.createServer(); s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => res(port)); }); });
 function post(agent, port, path, body) {
   return new Promise((resolve, reject) => {
     const req = https.request({ host: '127.0.0.1', port, method: 'POST', path, agent }, (res) => {

@@ -13,7 +13,7 @@ import { clusterRegistry } from '../../src/addon/layout.ts';
 import { registryPlan } from '../../src/addon/plan.ts';
 import { chartManifests } from '../../src/render/chart.ts';
 import { parseCluster } from '../../src/runtime-sdk/request.ts';
-import { freePort, startProcess, waitFor } from './env/base.ts';
+import { freePort, startProcess, StopWaiting, waitFor } from './env/base.ts';
 import {
   createCluster, ensureNamespace, extensionKubeconfig, HOOK_PATHS, lifecycleRequest, markControlPlaneInitialized, ok, putKubeconfig, startDeleting,
 } from './env/capi.ts';
@@ -86,7 +86,7 @@ test('BCC + ACPI over HTTPS → HelmChartProxy → CAAPH → release on the work
     };
     const statefulSet = () => workload.request('GET', '/apis/apps/v1/namespaces/capi-registry/statefulsets/registry');
     await waitFor('the Helm release on the workload cluster', async () => {
-      if (caaph.proc.exitCode !== null) throw new Error(`CAAPH exited ${caaph.proc.exitCode}`);
+      if (caaph.proc.exitCode !== null) throw new StopWaiting(`CAAPH exited ${caaph.proc.exitCode}`);
       return (await statefulSet()).status === 200 ? true : undefined;
     }, 120_000, caaph.logFile);
 

@@ -2,7 +2,6 @@
 // stopped by pid, free loopback ports, waiting, and openssl.
 import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { closeSync, createWriteStream, mkdirSync, mkdtempSync, openSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -17,7 +16,9 @@ export function workDir(...parts: string[]): string {
   return dir;
 }
 
-const started = new Set<ChildProcess>();
+/** Every process this run started and has not seen exit, with the order it was started in. */
+const started = new Map<ChildProcess, number>();
+let startCount = 0;
 
 export interface Started {
   proc: ChildProcess;
@@ -46,7 +47,7 @@ export function startProcess(name: string, cmd: string, args: string[], opts: Sp
     proc = spawn(cmd, args, { stdio: ['ignore', fd, fd], ...spawnOpts });
     closeSync(fd);
   }
-  started.add(proc);
+  started.set(proc, ++startCount);
   proc.once('exit', () => started.delete(proc));
 
   return {
@@ -66,40 +67,64 @@ export function startProcess(name: string, cmd: string, args: string[], opts: Sp
   };
 }
 
+/** A mark in the order of starts: stopStartedSince(mark) ends what was started after it. */
+export const startMark = (): number => startCount;
+
+/**
+ * SIGKILLs every process started after `mark` that still runs, and resolves once each has exited. An
+ * environment that did not start calls this (through realSuite), so a half-started etcd or API server
+ * neither keeps the test process alive nor outlives its suite.
+ */
+export async function stopStartedSince(mark: number): Promise<number> {
+  const victims = [...started].filter(([, n]) => n > mark).map(([p]) => p);
+  await Promise.all(victims.map((p) => new Promise<void>((resolve) => {
+    if (p.exitCode !== null || p.signalCode !== null) return resolve();
+    p.once('exit', () => resolve());
+    p.kill('SIGKILL');
+  })));
+  return victims.length;
+}
+
+/** How many processes this run started are still running. */
+export const runningProcesses = (): number => started.size;
+
 /** Ends every process this run started (by pid) and removes the temp folder; runs at exit. */
 export function cleanup(): void {
-  for (const p of started) p.kill('SIGKILL');
+  for (const p of started.keys()) p.kill('SIGKILL');
   rmSync(WORK, { recursive: true, force: true });
 }
 process.once('exit', () => (process.env.KEEP_TEST_WORK ? undefined : cleanup()));
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
+/** Ports outside the kernel's ephemeral band, never handed out twice in one run: scripts/lib/ports.mjs. */
+export { freePort } from '../../../scripts/lib/ports.mjs';
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Polls `check` until it returns a value (not undefined) or the deadline passes. */
+/** Thrown by a `waitFor` check when waiting longer cannot help (the process it waits for has exited). */
+export class StopWaiting extends Error {}
+
+/**
+ * Polls `check` until it returns a value (not undefined) or the deadline passes. A check that throws
+ * StopWaiting ends the wait at once, with the log's last lines.
+ */
 export async function waitFor<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 30_000, logFile?: string): Promise<T> {
   const end = Date.now() + timeoutMs;
+  const tail = () => (logFile ? spawnSync('tail', ['-n', '20', logFile], { encoding: 'utf8' }).stdout : '');
   let last: unknown;
   for (;;) {
     try {
       const v = await check();
       if (v !== undefined) return v;
     } catch (err) {
+      if (err instanceof StopWaiting) {
+        const log = tail();
+        throw new Error(`${err.message} while waiting for ${what}${log ? `\n--- ${logFile}\n${log}` : ''}`);
+      }
       last = err;
     }
     if (Date.now() > end) {
-      const tail = logFile ? spawnSync('tail', ['-n', '20', logFile], { encoding: 'utf8' }).stdout : '';
-      throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}${tail ? `\n--- ${logFile}\n${tail}` : ''}`);
+      const log = tail();
+      throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}${log ? `\n--- ${logFile}\n${log}` : ''}`);
     }
     await sleep(100);
   }

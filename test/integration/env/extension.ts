@@ -3,7 +3,7 @@
 import type { ChildProcess } from 'node:child_process';
 import https from 'node:https';
 import { join } from 'node:path';
-import { ROOT, WORK, freePort, startProcess, waitFor } from './base.ts';
+import { ROOT, StopWaiting, WORK, freePort, startProcess, waitFor } from './base.ts';
 import { makeCa, makeLeaf } from './pki.ts';
 
 export const BUNDLE = join(ROOT, 'dist', 'capi-registry-addon.mjs');
@@ -81,7 +81,7 @@ export async function startExtension(runtime: string, opts: { pki?: Pki; args?: 
   });
   const ext = new Extension(runtime, port, proc, opts.pki?.ca);
   await waitFor(`${runtime} extension /healthz`, async () => {
-    if (proc.exitCode !== null) throw new Error(`${runtime} extension exited with ${proc.exitCode}: ${ext.logs}`);
+    if (proc.exitCode !== null) throw new StopWaiting(`${runtime} extension exited with ${proc.exitCode}: ${ext.logs}`);
     const r = await ext.request('GET', '/healthz', undefined, opts.pki ? ext.agent : false);
     return r.status === 200 ? true : undefined;
   }, 60_000);

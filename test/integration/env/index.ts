@@ -29,25 +29,27 @@ export interface Env {
 export async function startEnv(opts: EnvOptions): Promise<Env> {
   const c = components(); // fails first, naming any missing component
   const registryCa = makeCa('registry');
-  const [management, workload] = await Promise.all([
+  const kubes = await Promise.allSettled([
     opts.management ? startKube('management', { serviceCidr: '10.128.0.0/12' }) : undefined,
     opts.workload ? startKube('workload', { serviceCidr: opts.workloadServiceCidr ?? '10.96.0.0/12' }) : undefined,
   ]);
-  const crds = management ? await management.installCrds([...(opts.capiCrds ?? c.crds.capi.dirs), ...c.crds.caaph.dirs, ...c.crds.certManager.dirs]) : [];
+  const [management, workload] = kubes.map((k) => (k.status === 'fulfilled' ? k.value : undefined));
   const registries: Registry[] = [];
-  for (let i = 0; i < (opts.registries ?? 0); i++) {
-    const leaf = makeLeaf(registryCa, `registry-${i}`, { sans: ['IP:127.0.0.1', 'DNS:localhost'] });
-    registries.push(await startRegistry(`r${i}`, { certFile: leaf.certFile, keyFile: leaf.keyFile, ca: registryCa.pem }));
-  }
-  return {
-    management,
-    workload,
-    registryCa,
-    registries,
-    crds,
-    async stop() {
-      for (const r of registries) await r.stop();
-      await Promise.all([management?.stop(), workload?.stop()]);
-    },
+  const stop = async () => {
+    for (const r of registries) await r.stop();
+    await Promise.all([management?.stop(), workload?.stop()]);
   };
+  // Whatever part did not start, the parts that did are stopped before the error goes up.
+  try {
+    for (const k of kubes) if (k.status === 'rejected') throw k.reason;
+    const crds = management ? await management.installCrds([...(opts.capiCrds ?? c.crds.capi.dirs), ...c.crds.caaph.dirs, ...c.crds.certManager.dirs]) : [];
+    for (let i = 0; i < (opts.registries ?? 0); i++) {
+      const leaf = makeLeaf(registryCa, `registry-${i}`, { sans: ['IP:127.0.0.1', 'DNS:localhost'] });
+      registries.push(await startRegistry(`r${i}`, { certFile: leaf.certFile, keyFile: leaf.keyFile, ca: registryCa.pem }));
+    }
+    return { management, workload, registryCa, registries, crds, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
 }

@@ -4,7 +4,7 @@ import https from 'node:https';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { components } from './components.ts';
-import { freePort, openssl, startProcess, waitFor, workDir, type Started } from './base.ts';
+import { freePort, openssl, startProcess, StopWaiting, waitFor, workDir, type Started } from './base.ts';
 import { makeCa, makeLeaf, type Ca, type Leaf } from './pki.ts';
 
 export interface KubeReply { status: number; body: any; text: string }
@@ -172,10 +172,15 @@ export async function startKube(name: string, opts: { serviceCidr: string; nodeA
     contexts: [{ name, context: { cluster: name, user: 'admin' } }],
   }, null, 2));
   const api = new KubeApi(name, url, ca, admin, kubeconfig, opts.serviceCidr, [etcd, apiserver], auditLog);
-  await waitFor(`${name} kube-apiserver /readyz`, async () => {
-    if (apiserver.proc.exitCode !== null) throw new Error(`kube-apiserver exited with ${apiserver.proc.exitCode}`);
-    const r = await api.request('GET', '/readyz');
-    return r.status === 200 ? true : undefined;
-  }, 180_000, apiserver.logFile);
+  try {
+    await waitFor(`${name} kube-apiserver /readyz`, async () => {
+      if (apiserver.proc.exitCode !== null) throw new StopWaiting(`kube-apiserver exited with ${apiserver.proc.exitCode}`);
+      const r = await api.request('GET', '/readyz');
+      return r.status === 200 ? true : undefined;
+    }, 180_000, apiserver.logFile);
+  } catch (err) {
+    await api.stop(); // an API server that never became ready takes its etcd with it
+    throw err;
+  }
   return api;
 }

@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { NODE } from '../../../src/render/metadata.ts';
-import { startProcess, waitFor, workDir, type Started } from './base.ts';
+import { startProcess, StopWaiting, waitFor, workDir, type Started } from './base.ts';
 import { components } from './components.ts';
 
 export const UPSTREAM_NAMES = ['docker.io', 'registry-1.docker.io', 'quay.io'];
@@ -135,7 +135,7 @@ export class TestNode {
     });
     try {
       await waitFor(cri ? 'containerd CRI' : 'containerd booted', async () => {
-        if (this.proc!.proc.exitCode !== null) throw new Error(`containerd exited ${this.proc!.proc.exitCode}`);
+        if (this.proc!.proc.exitCode !== null) throw new StopWaiting(`containerd exited ${this.proc!.proc.exitCode}`);
         if (!cri) return /containerd successfully booted/.test(this.log) ? true : undefined;
         return this.crictl(['info'], 5_000).ok ? true : undefined;
       }, 30_000, this.proc.logFile);

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { POD } from '../../../src/render/metadata.ts';
 import { components } from './components.ts';
-import { freePort, inMountNamespace, startProcess, waitFor, workDir, type Started } from './base.ts';
+import { freePort, inMountNamespace, startProcess, StopWaiting, waitFor, workDir, type Started } from './base.ts';
 import { sha256, type OciImage } from './oci.ts';
 import type { NetNs } from './node.ts';
 
@@ -99,7 +99,7 @@ export async function startRegistry(name: string, tls: { certFile: string; keyFi
   }
   try {
     await waitFor(`registry ${name} /v2/`, async () => {
-      if (proc.proc.exitCode !== null) throw new Error(`registry exited with ${proc.proc.exitCode}`);
+      if (proc.proc.exitCode !== null) throw new StopWaiting(`registry exited with ${proc.proc.exitCode}`);
       const r = await httpRequest(`${registry.url}/v2/`, { ca: tls?.ca });
       return r.status === 200 || r.status === 401 ? true : undefined;
     }, 60_000, proc.logFile);
@@ -147,7 +147,7 @@ export async function startRenderedRegistry(name: string, binary: string, config
   const registry = new Registry(addr, tls['ca.crt'], join(varLib, 'registry'), proc, tlsName);
   // What the pod's probes ask: `/` answers 200 without credentials.
   await waitFor(`rendered registry ${name}`, async () => {
-    if (proc.proc.exitCode !== null) throw new Error(`exited ${proc.proc.exitCode}`);
+    if (proc.proc.exitCode !== null) throw new StopWaiting(`exited ${proc.proc.exitCode}`);
     return (await httpRequest(`${registry.url}/`, { ca: tls['ca.crt'], tlsName })).status === 200 ? true : undefined;
   }, 60_000, proc.logFile);
   return registry;
