@@ -16,7 +16,9 @@ export const CATALOG_PAGE = 1000;
 /**
  * Lua shared by both scripts: the registries, the whole catalog (regbot's repo.ls returns one page: a
  * standby that saw only the writer's first page would delete what is on the next), tags, and a digest
- * lookup that answers nil for "not there".
+ * lookup that answers nil for "not there". Only a 404 means "not there" (regclient ends its error with
+ * "[http 404]"): any other failure, a writer answering 503 mid-pass or a reset connection, is raised,
+ * so a pass that meets one stops before it deletes anything.
  */
 const prelude = (writer: string, page: number) => `local writer, here = "${writer}", "${LOCAL}"
 local function reposOf(registry)
@@ -29,21 +31,30 @@ local function reposOf(registry)
     last = batch[#batch]
   end
 end
+local function absent(err)
+  return string.find(tostring(err), "[http 404]", 1, true) ~= nil
+end
 local function digestOf(ref)
   local ok, m = pcall(manifest.head, reference.new(ref))
   if ok then return m:descriptor().Digest end
-  return nil
+  if absent(m) then return nil end
+  error(m, 0)
 end
 local function tagsOf(registry, repository)
   local ok, tags = pcall(tag.ls, reference.new(registry .. "/" .. repository))
   if ok then return tags end
-  return {}
+  if absent(tags) then return {} end
+  error(tags, 0)
 end
 `;
 
-/** Every interval on a non-writer replica: become what the writer is. */
+/**
+ * Every interval on a non-writer replica: become what the writer is. First the writer's whole state is
+ * read (every repository, tag and digest); a failure there ends the pass with nothing copied or
+ * deleted. Then tags are copied; last, what the writer no longer lists is deleted, each manifest only
+ * once the writer has answered 404 for it.
+ */
 const mirrorScript = (writer: string, page: number) => `${prelude(writer, page)}
--- A manifest the writer no longer holds goes (with every tag on it, as Distribution deletes by digest).
 local function dropUnlessWriterHas(repository, digest)
   if digest ~= nil and digestOf(writer .. "/" .. repository .. "@" .. digest) == nil then
     manifest.head(reference.new(here .. "/" .. repository .. "@" .. digest)):delete()
@@ -51,28 +62,38 @@ local function dropUnlessWriterHas(repository, digest)
   end
   return false
 end
-local repos, mine = reposOf(writer), reposOf(here)
+local function writerState()
+  local repos, state = reposOf(writer), {}
+  for _, r in ipairs(repos) do
+    state[r] = {}
+    for _, t in ipairs(tagsOf(writer, r)) do state[r][t] = digestOf(writer .. "/" .. r .. ":" .. t) end
+  end
+  return repos, state
+end
+local ok, repos, wanted = pcall(writerState)
+if not ok then
+  error("the writer did not answer in full (" .. tostring(repos) .. "): nothing copied or deleted this pass; the next pass tries again", 0)
+end
+local mine = reposOf(here)
 -- An empty writer beside a full replica is a lost volume, not a request to delete everything.
 if #repos == 0 and #mine > 0 then
-  error("the writer lists no repositories while this replica holds " .. #mine .. ": nothing deleted; restore the writer's volume or push again")
+  error("the writer lists no repositories while this replica holds " .. #mine .. ": nothing deleted; restore the writer's volume or push again", 0)
 end
-local wanted, copied, removed = {}, 0, 0
+local copied, removed, moved = 0, 0, {}
 for _, r in ipairs(repos) do
-  wanted[r] = {}
-  for _, t in ipairs(tagsOf(writer, r)) do
-    wanted[r][t] = true
-    local want = digestOf(writer .. "/" .. r .. ":" .. t)
+  for t, want in pairs(wanted[r]) do
     local have = digestOf(here .. "/" .. r .. ":" .. t)
-    if want ~= nil and have ~= want then
+    if have ~= want then
       image.copy(reference.new(writer .. "/" .. r .. ":" .. t), reference.new(here .. "/" .. r .. ":" .. t))
-      dropUnlessWriterHas(r, have)
+      if have ~= nil then table.insert(moved, {r, have}) end
       copied = copied + 1
     end
   end
 end
+for _, m in ipairs(moved) do dropUnlessWriterHas(m[1], m[2]) end
 for _, r in ipairs(mine) do
   for _, t in ipairs(tagsOf(here, r)) do
-    if not (wanted[r] and wanted[r][t]) then
+    if not (wanted[r] and wanted[r][t] ~= nil) then
       if not dropUnlessWriterHas(r, digestOf(here .. "/" .. r .. ":" .. t)) then tag.delete(reference.new(here .. "/" .. r .. ":" .. t)) end
       removed = removed + 1
     end
@@ -83,21 +104,25 @@ log("in sync with the writer: " .. copied .. " tags copied, " .. removed .. " ta
 
 /**
  * The startup probe (`regbot once`, which fails when the script raises an error): a replica is Ready
- * once it holds every tag of the writer at the writer's digest. With the writer unreachable, a replica
- * that holds content is Ready (stale beats nothing when the writer is down); an empty one is not.
+ * once it holds every tag of the writer at the writer's digest. With the writer unreachable or failing,
+ * a replica that holds content is Ready (stale beats nothing when the writer is down); an empty one is not.
  */
 const readyScript = (writer: string, page: number) => `${prelude(writer, page)}
-local ok, repos = pcall(reposOf, writer)
+local function firstMissing()
+  for _, r in ipairs(reposOf(writer)) do
+    for _, t in ipairs(tagsOf(writer, r)) do
+      local want = digestOf(writer .. "/" .. r .. ":" .. t)
+      if want ~= nil and digestOf(here .. "/" .. r .. ":" .. t) ~= want then return r .. ":" .. t end
+    end
+  end
+  return nil
+end
+local ok, missing = pcall(firstMissing)
 if not ok then
-  if #repo.ls(here, {limit = 1}) == 0 then error("the writer is unreachable and this replica is empty") end
+  if #repo.ls(here, {limit = 1}) == 0 then error("the writer does not answer (" .. tostring(missing) .. ") and this replica is empty", 0) end
   return
 end
-for _, r in ipairs(repos) do
-  for _, t in ipairs(tagsOf(writer, r)) do
-    local want = digestOf(writer .. "/" .. r .. ":" .. t)
-    if want ~= nil and digestOf(here .. "/" .. r .. ":" .. t) ~= want then error("not in sync yet: " .. r .. ":" .. t) end
-  end
-end
+if missing ~= nil then error("not in sync yet: " .. missing, 0) end
 `;
 
 /** `<pod>.yml` per pod (the sidecar's server config) and `ready.yml` (its startup probe), keyed by file name. `catalogPage`: for tests. */

@@ -7,6 +7,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
+import https from 'node:https';
 import * as assert from 'uvu/assert';
 import { basicAuthorization, htpasswdFor } from '../../src/addon/credentials.ts';
 import { POD, podHost, REGISTRY } from '../../src/render/metadata.ts';
@@ -215,6 +216,64 @@ test('a writer that lost its volume: the replicas delete nothing and say why', a
     await empty.stop();
     await startPod(0);
   }
+});
+
+/**
+ * FAULT INJECTOR (named as such): the real writer behind a TLS proxy on the test process's leg of the pod
+ * network that passes the catalog through and answers 503 to everything after it. Distribution cannot be
+ * made to fail mid-pass on demand; this is the fault a writer that dies or overloads mid-pass produces.
+ */
+async function writerFailingAfterCatalog(port: number) {
+  let served = 0;
+  let failed = 0;
+  const server = https.createServer({ cert: m.tls['tls.crt'], key: m.tls['tls.key'] }, async (req, res) => {
+    const path = req.url ?? '/';
+    if (path === '/v2/' || path.startsWith('/v2/_catalog')) {
+      served++;
+      const r = await httpRequest(`${writer().url}${path}`, { headers: { authorization: String(req.headers.authorization ?? '') }, ca: m.tls['ca.crt'], tlsName: NAMES[0] });
+      res.writeHead(r.status, { 'content-type': String(r.headers['content-type'] ?? 'application/json'), ...(r.headers['www-authenticate'] ? { 'www-authenticate': String(r.headers['www-authenticate']) } : {}) });
+      return res.end(r.body);
+    }
+    failed++;
+    res.writeHead(503, { 'content-type': 'application/json' });
+    res.end('{"errors":[{"code":"UNAVAILABLE","message":"service unavailable"}]}');
+  });
+  await new Promise<void>((resolve) => server.listen(port, `${SUBNET}.1`, () => resolve()));
+  return { close: () => new Promise<void>((resolve) => server.close(() => resolve())), counts: () => ({ served, failed }) };
+}
+
+/** Every tag a replica holds, with its digest: `repo:tag` -> digest. */
+async function contents(pod: Registry): Promise<Map<string, string>> {
+  const get = async (path: string) => JSON.parse((await httpRequest(`${pod.url}${path}`, { headers: { authorization: pull }, ca: m.tls['ca.crt'], tlsName: pod.tlsName })).body.toString());
+  const out = new Map<string, string>();
+  for (const repo of (await get('/v2/_catalog?n=1000')).repositories as string[]) {
+    for (const tag of ((await get(`/v2/${repo}/tags/list`)).tags ?? []) as string[]) out.set(`${repo}:${tag}`, (await pod.manifest(repo, tag, pull)).digest ?? '?');
+  }
+  return out;
+}
+
+test('the writer failing mid-pass (503 after its catalog): the standby deletes nothing and says so; a pass with the writer back changes nothing', async () => {
+  syncAll();
+  const before = await contents(pods[2]!);
+  assert.ok(before.size >= 2, `the standby holds tags to lose (${before.size})`);
+  const failing = await writerFailingAfterCatalog(REGISTRY.containerPort);
+  try {
+    const sidecar = new SyncSidecar(`${REGISTRY.name}-2-writer-failing`, { config: m.syncConfig!, ca: m.tls['ca.crt'], auth: m.creds.node, hosts: { ...hosts, [NAMES[0]!]: `${SUBNET}.1` } }, podNs[2]);
+    const r = sidecar.once(`${REGISTRY.name}-2.yml`);
+    const counts = failing.counts();
+    assert.ok(counts.served >= 1 && counts.failed >= 1, `the catalog went through, then the writer failed: ${JSON.stringify(counts)}`);
+    assert.not.ok(r.ok, r.output);
+    assert.match(r.output, /the writer did not answer in full \(.*\[http 503\].*\): nothing copied or deleted this pass; the next pass tries again/, r.output);
+    assert.not.match(r.output, /tags removed/);
+    const ready = sidecar.once('ready.yml');
+    assert.ok(ready.ok, `a standby that holds content stays Ready while the writer fails: ${ready.output}`);
+  } finally {
+    await failing.close();
+  }
+  assert.equal(await contents(pods[2]!), before, 'every tag still there, at the same digest');
+  const again = sidecars[2]!.once(`${REGISTRY.name}-2.yml`);
+  assert.ok(again.ok, again.output);
+  assert.match(again.output, /0 tags copied, 0 tags removed/);
 });
 
 test('garbage collection as each pod runs it, before its registry starts: the volume keeps exactly what the tags reference; nodes pull from a standby meanwhile', async () => {
