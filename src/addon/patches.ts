@@ -71,10 +71,18 @@ export function kubeadmPatch(object: Json, specPath: string[], node: NodeFiles):
       else if (canonical(files[at]) !== canonical(file)) ops.push({ op: 'replace', path: pointer([...specPath, 'files', at]), value: file });
     }
   }
+  // Ours run first among preKubeadmCommands (a ClusterClass's own command that pulls an image must find
+  // the mirror in place, and containerd must not restart under what it started) and last among
+  // postKubeadmCommands (the report reads what the boot ended with).
   for (const list of ['preKubeadmCommands', 'postKubeadmCommands'] as const) {
     const commands = spec[list];
-    if (!Array.isArray(commands)) ops.push({ op: 'add', path: pointer([...specPath, list]), value: node[list] });
-    else for (const c of node[list]) if (!commands.includes(c)) ops.push({ op: 'add', path: pointer([...specPath, list, '-']), value: c });
+    if (!Array.isArray(commands)) {
+      ops.push({ op: 'add', path: pointer([...specPath, list]), value: node[list] });
+      continue;
+    }
+    const theirs = commands.filter((c) => !node[list].includes(c as string));
+    const wanted = list === 'preKubeadmCommands' ? [...node[list], ...theirs] : [...theirs, ...node[list]];
+    if (canonical(commands) !== canonical(wanted)) ops.push({ op: 'replace', path: pointer([...specPath, list]), value: wanted });
   }
   return ops;
 }

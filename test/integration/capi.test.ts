@@ -18,6 +18,10 @@ import { makePki, startExtension, type Extension } from './env/extension.ts';
 import { makeCa, makeLeaf } from './env/pki.ts';
 import { startEnv, type Env } from './env/index.ts';
 
+/** The ClusterClass's own kubeadm commands (a pre-pull of an image, a post-join notice). */
+const CLASS_OWN_PRE = 'crictl pull registry.k8s.io/pause:3.10';
+const CLASS_OWN_POST = 'echo joined';
+
 const PROVIDER = 'capi-registry-addon-system';
 const NS = 'real-capi';
 const b64 = (s: string) => Buffer.from(s).toString('base64');
@@ -128,7 +132,7 @@ async function discovery() {
 
   await create({ apiVersion: INFRA, kind: 'GenericInfrastructureClusterTemplate', metadata: { name: 'infra' }, spec: { template: { spec: {} } } });
   await create({ apiVersion: INFRA, kind: 'GenericInfrastructureMachineTemplate', metadata: { name: 'machine' }, spec: { template: { spec: {} } } });
-  await create({ apiVersion: 'controlplane.cluster.x-k8s.io/v1beta2', kind: 'KubeadmControlPlaneTemplate', metadata: { name: 'cp' }, spec: { template: { spec: { kubeadmConfigSpec: { format: 'cloud-config' } } } } });
+  await create({ apiVersion: 'controlplane.cluster.x-k8s.io/v1beta2', kind: 'KubeadmControlPlaneTemplate', metadata: { name: 'cp' }, spec: { template: { spec: { kubeadmConfigSpec: { format: 'cloud-config', preKubeadmCommands: [CLASS_OWN_PRE], postKubeadmCommands: [CLASS_OWN_POST] } } } } });
   await create({ apiVersion: 'bootstrap.cluster.x-k8s.io/v1beta2', kind: 'KubeadmConfigTemplate', metadata: { name: 'worker' }, spec: { template: { spec: { format: 'cloud-config' } } } });
   const ref = (apiVersion: string, kind: string, name: string) => ({ templateRef: { apiVersion, kind, name } });
   await create({
@@ -304,8 +308,10 @@ async function optedIn(name: string, cidr: string, serviceIp: string) {
   const kcp = await get('controlplane.cluster.x-k8s.io/v1beta2', 'KubeadmControlPlane', cluster.spec.controlPlaneRef.name);
   const files = kcp.spec.kubeadmConfigSpec.files.map((f: any) => f.path);
   assert.ok(files.includes('/etc/containerd/capi-registry-addon/enable-mirror.sh'), JSON.stringify(files));
-  assert.equal(kcp.spec.kubeadmConfigSpec.preKubeadmCommands, ['/etc/containerd/capi-registry-addon/enable-mirror.sh']);
-  assert.equal(kcp.spec.kubeadmConfigSpec.postKubeadmCommands, ['/etc/containerd/capi-registry-addon/enable-mirror.sh report']);
+  // The ClusterClass's own commands kept; the mirror is set up before the class's first command (which
+  // may pull an image) and reported after its last.
+  assert.equal(kcp.spec.kubeadmConfigSpec.preKubeadmCommands, ['/etc/containerd/capi-registry-addon/enable-mirror.sh', CLASS_OWN_PRE]);
+  assert.equal(kcp.spec.kubeadmConfigSpec.postKubeadmCommands, [CLASS_OWN_POST, '/etc/containerd/capi-registry-addon/enable-mirror.sh report']);
 
   await playInitialized(cluster, kcp);
   // ACPI: the registry's HelmChartProxy is applied, and CAPI clears its pending-hooks mark.

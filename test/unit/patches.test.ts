@@ -87,9 +87,15 @@ test('templates without files or without a kubeadmConfigSpec get the whole struc
   assert.is(applyJsonPatch(bare, ops).spec.template.spec.kubeadmConfigSpec.files.length, 3);
   const noFiles = { spec: { template: { spec: { preKubeadmCommands: ['echo hi'], postKubeadmCommands: ['echo done'] } } } };
   const ops2 = kubeadmPatch(noFiles, ['spec', 'template', 'spec'], node);
-  assert.equal(ops2.map((o) => [o.op, o.path]), [['add', '/spec/template/spec/files'], ['add', '/spec/template/spec/preKubeadmCommands/-'], ['add', '/spec/template/spec/postKubeadmCommands/-']]);
-  assert.equal(applyJsonPatch(noFiles, ops2).spec.template.spec.preKubeadmCommands, ['echo hi', NODE.enableScript]);
-  assert.equal(applyJsonPatch(noFiles, ops2).spec.template.spec.postKubeadmCommands, ['echo done', `${NODE.enableScript} report`]);
+  assert.equal(ops2.map((o) => [o.op, o.path]), [['add', '/spec/template/spec/files'], ['replace', '/spec/template/spec/preKubeadmCommands'], ['replace', '/spec/template/spec/postKubeadmCommands']]);
+  const patched = applyJsonPatch(noFiles, ops2);
+  assert.equal(patched.spec.template.spec.preKubeadmCommands, [NODE.enableScript, 'echo hi'], 'the mirror before the template\'s own commands');
+  assert.equal(patched.spec.template.spec.postKubeadmCommands, ['echo done', `${NODE.enableScript} report`], 'the report after them');
+  // Patched again (CAPI rebuilds from the class each time, but a template may carry ours already): nothing to do.
+  assert.equal(kubeadmPatch(patched, ['spec', 'template', 'spec'], node).filter((o) => !o.path.includes('/files')), []);
+  // An older release appended the script last: it moves to the front, once.
+  const appended = { spec: { template: { spec: { preKubeadmCommands: ['echo hi', NODE.enableScript, 'echo bye'] } } } };
+  assert.equal(applyJsonPatch(appended, kubeadmPatch(appended, ['spec', 'template', 'spec'], node)).spec.template.spec.preKubeadmCommands, [NODE.enableScript, 'echo hi', 'echo bye']);
 });
 
 test('per-item overrides win; not opted in means no patch; bad settings name the field', () => {

@@ -8,30 +8,55 @@
 #   3. makes connections to the mirror's Service IPs fail at once until kube-proxy (or a CNI's service
 #      load balancer) serves it, so early pulls fall back upstream without waiting for a dial timeout.
 # It never leaves containerd a config it refuses: when it cannot edit safely it changes nothing, says
-# why on stderr and in the journal, and writes the reason to the status file. It always exits 0: a node
-# without the mirror still joins. A second run changes nothing and restarts nothing.
+# why on stderr and in the journal, and writes the reason to the status file. It always exits 0, even
+# when a step fails (a read-only or immutable directory, a full disk): a node without the mirror still
+# joins, also under a runner that stops at the first failing command. Its temporary files are 0600 (one
+# holds the node's Basic auth header) and removed on every path; config.toml keeps its mode and owner.
+# A second run changes nothing and restarts nothing.
 #
 # `report`, from postKubeadmCommands once the node has joined, puts the status file's state on this
 # node's Node object (see report below).
 #
-# Usage: enable-mirror.sh [--config FILE] [--certs-dir DIR] [--no-restart]
+# Usage: enable-mirror.sh [--config FILE] [--certs-dir DIR] [--no-restart] [--fast-fail-seconds N]
 #        enable-mirror.sh report [--kubeconfig FILE]
 set -eu
+umask 077
+
+# Whatever fails ends here: temporary files go, the status file says which step failed, and the exit
+# status is 0 so the node still joins.
+STEP="reading the arguments"
+TEMPS=
+MODE=enable
+STATUS=
+on_exit() {
+  rc=$?
+  trap - EXIT
+  set +eu
+  # shellcheck disable=SC2086 # a list of paths without blanks (ours)
+  [ -z "$TEMPS" ] || rm -f $TEMPS 2>/dev/null
+  if [ "$rc" -ne 0 ]; then
+    say "failed while $STEP (exit $rc)"
+    [ "$MODE" != enable ] || [ -z "$STATUS" ] || write_status not-enabled "failed while $STEP (exit $rc): containerd keeps the configuration it had; see the journal (capi-registry-addon)"
+  fi
+  exit 0
+}
+trap on_exit EXIT
 
 ADDON_DIR=$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd)
 CONFIG=/etc/containerd/config.toml
 CERTS_D=/etc/containerd/certs.d
 RESTART=yes
-MODE=enable
+FAST_FAIL_SECONDS=600
 KUBELET_KUBECONFIG=/etc/kubernetes/kubelet.conf
 while [ $# -gt 0 ]; do
   case $1 in
     report) MODE=report; shift ;;
-    --kubeconfig) KUBELET_KUBECONFIG=$2; shift 2 ;;
-    --config) CONFIG=$2; shift 2 ;;
-    --certs-dir) CERTS_D=$2; shift 2 ;;
+    --kubeconfig) KUBELET_KUBECONFIG=${2:-}; shift 2 ;;
+    --config) CONFIG=${2:-}; shift 2 ;;
+    --certs-dir) CERTS_D=${2:-}; shift 2 ;;
     --no-restart) RESTART=no; shift ;;
-    *) echo "usage: $0 [--config FILE] [--certs-dir DIR] [--no-restart] | $0 report [--kubeconfig FILE]" >&2; exit 2 ;;
+    --fast-fail-seconds) FAST_FAIL_SECONDS=${2:-}; shift 2 ;;
+    *) echo "usage: $0 [--config FILE] [--certs-dir DIR] [--no-restart] [--fast-fail-seconds N] | $0 report [--kubeconfig FILE]" >&2; exit 0 ;;
   esac
 done
 OUR_HOSTS=$ADDON_DIR/hosts.toml
@@ -71,9 +96,17 @@ report() {
 }
 
 if [ "$MODE" = report ]; then
-  report
+  STEP=reporting
+  report || true
   exit 0
 fi
+
+STEP="checking the node"
+
+# temp PATH: remember PATH for removal on every exit path.
+temp() { TEMPS="$TEMPS $1"; }
+# A crashed earlier run's block file would hold the node's credential world-readable: gone.
+rm -f "$ADDON_DIR"/.block.* "$ADDON_DIR"/.addrs.* 2>/dev/null || true
 
 VERSION=unknown
 CONFIG_PATH=unchanged
@@ -84,7 +117,8 @@ SKIPPED=
 # write_status STATE REASON: the marker the extension and operators read (key=value lines).
 write_status() {
   tmp="$STATUS.tmp.$$"
-  {
+  temp "$tmp"
+  if ! {
     echo "state=$1"
     echo "reason=$2"
     echo "containerd=$VERSION"
@@ -94,7 +128,10 @@ write_status() {
     echo "fast_fail=$FAST_FAIL"
     echo "left_alone=$SKIPPED"
     echo "time=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-  } > "$tmp" && mv -f "$tmp" "$STATUS"
+  } > "$tmp" 2>/dev/null || ! mv -f "$tmp" "$STATUS" 2>/dev/null; then
+    rm -f "$tmp" 2>/dev/null || true
+    say "could not write $STATUS"
+  fi
   say "mirror $1: $2"
 }
 
@@ -126,8 +163,11 @@ if [ -z "$VERSION" ]; then
 fi
 
 if [ ! -s "$CONFIG" ]; then
-  mkdir -p "$(dirname "$CONFIG")"
+  STEP="writing containerd's default configuration to $CONFIG"
+  (umask 022 && mkdir -p "$(dirname "$CONFIG")")
+  temp "$CONFIG.capi-registry-addon.new"
   containerd config default > "$CONFIG.capi-registry-addon.new"
+  chmod 0644 "$CONFIG.capi-registry-addon.new"
   mv -f "$CONFIG.capi-registry-addon.new" "$CONFIG"
 fi
 
@@ -147,8 +187,13 @@ IMAGES=${SECTION%.registry}
 SPLITS_LISTS=yes
 if [ "$MAJOR" -gt 2 ] || { [ "$MAJOR" -eq 2 ] && [ "$MINOR" -ge 1 ]; }; then SPLITS_LISTS=no; fi
 
+STEP="editing a copy of $CONFIG"
+EDITED="$CONFIG.capi-registry-addon.edited"
 NEW_CONFIG="$CONFIG.capi-registry-addon.new"
 DECISION="$CONFIG.capi-registry-addon.decision"
+temp "$EDITED"
+temp "$NEW_CONFIG"
+temp "$DECISION"
 # Two passes over the file: the first learns where things are, the second writes the edited copy.
 awk -v section="$SECTION" -v images="$IMAGES" -v ours="$CERTS_D" -v splits="$SPLITS_LISTS" -v decision="$DECISION" '
   # A table header or key path without blanks, comments or quotes: comparable whatever its spelling.
@@ -220,9 +265,8 @@ awk -v section="$SECTION" -v images="$IMAGES" -v ours="$CERTS_D" -v splits="$SPL
     if (!hasSection && !pathLine) { print ""; print "[" section "]"; print "  config_path = \"" value "\"" }
     if (needLocal && !wroteLocal) { print ""; print "[" images "]"; print "  use_local_image_pull = true" }
   }
-' "$CONFIG" "$CONFIG" > "$NEW_CONFIG" || {
-  reason=$(cat "$DECISION" 2>/dev/null || echo "the config could not be read")
-  rm -f "$NEW_CONFIG" "$DECISION"
+' "$CONFIG" "$CONFIG" > "$EDITED" || {
+  reason=$(cat "$DECISION" 2>/dev/null || echo "the config could not be read or the edited copy not written")
   write_status not-enabled "$CONFIG: $reason"
   exit 0
 }
@@ -230,31 +274,35 @@ CONFIG_PATH=$(sed -n 's/^ok //p' "$DECISION")
 rm -f "$DECISION"
 
 CHANGED=no
-if ! cmp -s "$CONFIG" "$NEW_CONFIG"; then
+if ! cmp -s "$CONFIG" "$EDITED"; then
   # containerd itself must accept the edited file and read our config_path from it.
-  if ! DUMP=$(containerd --config "$NEW_CONFIG" config dump 2>/dev/null); then
-    rm -f "$NEW_CONFIG"
+  if ! DUMP=$(containerd --config "$EDITED" config dump 2>/dev/null); then
     write_status not-enabled "containerd $VERSION refuses the edited $CONFIG (config dump failed): nothing changed"
     exit 0
   fi
   if ! printf '%s\n' "$DUMP" | grep -q "config_path = [\"']${CONFIG_PATH}[\"']"; then
-    rm -f "$NEW_CONFIG"
     write_status not-enabled "containerd $VERSION does not read config_path from the section written ($SECTION): nothing changed"
     exit 0
   fi
+  STEP="replacing $CONFIG"
   [ -e "$CONFIG.capi-registry-addon.orig" ] || cp -p "$CONFIG" "$CONFIG.capi-registry-addon.orig"
+  # The new file starts as a copy of the old one (mode, owner, times), then takes the edited text,
+  # and moves over it in one step: never a half-written config, never a different mode.
+  cp -p "$CONFIG" "$NEW_CONFIG"
+  cat "$EDITED" > "$NEW_CONFIG"
   replace "$CONFIG" "$NEW_CONFIG" && CHANGED=yes
-else
-  rm -f "$NEW_CONFIG"
 fi
 
 # Our host tables (everything from the first table header of our hosts.toml), to put first in a file.
+STEP="writing the mirror's hosts.toml files"
 BLOCK="$ADDON_DIR/.block.$$"
+temp "$BLOCK"
 awk -v b="$BEGIN_MARK" -v e="$END_MARK" 'BEGIN { print b } /^[ \t]*\[/ { on = 1 } on { print } END { print e }' "$OUR_HOSTS" > "$BLOCK"
 
 # merge FILE: FILE with our block first among its tables; its own keys and tables kept as they are.
 merge() {
   tmp="$1.capi-registry-addon.$$"
+  temp "$tmp"
   if [ -f "$1" ]; then
     awk -v b="$BEGIN_MARK" -v e="$END_MARK" -v blockfile="$BLOCK" '
       function block(   line) { while ((getline line < blockfile) > 0) print line }
@@ -287,7 +335,7 @@ done
 if [ "$have_default" = no ]; then
   # The first directory containerd reads gets _default (ours, or the operator's own single directory).
   first=${CONFIG_PATH%%:*}
-  mkdir -p "$first/_default"
+  (umask 022 && mkdir -p "$first/_default")
   merge "$first/_default/hosts.toml"
 fi
 for dir in "$@"; do
@@ -308,19 +356,32 @@ rm -f "$BLOCK"
 # dial timeout (30 s on 1.6/1.7, which ignore dial_timeout). Reject them at once instead. Locally
 # generated packets pass the nat table (kube-proxy's DNAT) before the filter table, so once the Service
 # is served this rule no longer matches; IPVS binds Service IPs locally, which the addrtype match skips.
-# Every mirror address of ours (the writer, then the standby Service) gets the rule.
-ADDRS="$ADDON_DIR/.addrs.$$"
-sed -n 's/^[[:space:]]*\[host\."https:\/\/\([^"]*\)\/v2"\].*/\1/p' "$OUR_HOSTS" > "$ADDRS"
-while IFS= read -r ADDR; do
+# Where Services are translated after netfilter's OUTPUT (OVN-Kubernetes, Antrea with proxyAll) the
+# packet still carries the Service IP here, so the rule would refuse the mirror for good: it therefore
+# ends by itself (the kernel's clock, `-m time --datestop`) FAST_FAIL_SECONDS after this run, long
+# enough for a node's boot-time pulls. A kernel without the time match gets no rule at all (pulls then
+# wait for a dial timeout until the Service is served), never one that does not end.
+# Every mirror address of ours (the writer, then the standby Service) gets the rule; a rule of ours
+# already there (a second run in the same boot) is kept as it is.
+STEP="adding the fast-fail rule"
+case $FAST_FAIL_SECONDS in ''|*[!0-9]*) FAST_FAIL_SECONDS=600 ;; esac
+[ "$FAST_FAIL_SECONDS" -le 3600 ] || FAST_FAIL_SECONDS=3600
+UNTIL=$(date -u -d "@$(( $(date -u +%s) + FAST_FAIL_SECONDS ))" +%Y-%m-%dT%H:%M:%S 2>/dev/null || true)
+ADDRS=$(sed -n 's/^[[:space:]]*\[host\."https:\/\/\([^"]*\)\/v2"\].*/\1/p' "$OUR_HOSTS")
+for ADDR in $ADDRS; do
   case $ADDR in
-    \[*) IP=${ADDR#\[}; IP=${IP%%\]*}; PORT=${ADDR##*:}; TOOL=ip6tables ;;
-    *) IP=${ADDR%%:*}; PORT=${ADDR##*:}; TOOL=iptables ;;
+    \[*) IP=${ADDR#\[}; IP=${IP%%\]*}; PORT=${ADDR##*:}; TOOL=ip6tables; PREFIX=128 ;;
+    *) IP=${ADDR%%:*}; PORT=${ADDR##*:}; TOOL=iptables; PREFIX=32 ;;
   esac
+  [ "$FAST_FAIL_SECONDS" -gt 0 ] && [ -n "$UNTIL" ] || break
   command -v "$TOOL" >/dev/null 2>&1 || continue
-  set -- -p tcp -d "$IP" --dport "$PORT" -m addrtype ! --dst-type LOCAL -m comment --comment capi-registry-addon-fast-fail -j REJECT --reject-with tcp-reset
-  if "$TOOL" -w 5 -C OUTPUT "$@" 2>/dev/null || "$TOOL" -w 5 -I OUTPUT 1 "$@" 2>/dev/null; then FAST_FAIL=$TOOL; fi
-done < "$ADDRS"
-rm -f "$ADDRS"
+  EXISTING=$("$TOOL" -w 5 -S OUTPUT 2>/dev/null | grep -F -- "-d $IP/$PREFIX " | grep -F -- '--comment capi-registry-addon-fast-fail' | sed -n 's/.*--datestop \([0-9T:-]*\).*/\1/p' | head -n 1 || true)
+  if [ -n "$EXISTING" ]; then FAST_FAIL="$TOOL until ${EXISTING}Z"; continue; fi
+  if "$TOOL" -w 5 -I OUTPUT 1 -p tcp -d "$IP" --dport "$PORT" -m addrtype ! --dst-type LOCAL -m time --datestop "$UNTIL" \
+    -m comment --comment capi-registry-addon-fast-fail -j REJECT --reject-with tcp-reset 2>/dev/null; then
+    FAST_FAIL="$TOOL until ${UNTIL}Z"
+  fi
+done
 
 if [ "$CHANGED" = yes ]; then
   if [ "$RESTART" = yes ] && command -v systemctl >/dev/null 2>&1; then
@@ -329,5 +390,9 @@ if [ "$CHANGED" = yes ]; then
     say "$CONFIG changed and there is no systemctl: restart containerd to use the mirror"
   fi
 fi
-write_status enabled "containerd $VERSION reads $CONFIG_PATH ($SECTION); config.toml changed: $CHANGED"
+case $FAST_FAIL in
+  none) FAST_FAIL_SAYS="" ;;
+  *) FAST_FAIL_SAYS="; connections to the mirror not yet served by kube-proxy are refused at once until ${FAST_FAIL##* }" ;;
+esac
+write_status enabled "containerd $VERSION reads $CONFIG_PATH ($SECTION); config.toml changed: $CHANGED$FAST_FAIL_SAYS"
 exit 0
