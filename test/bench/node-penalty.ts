@@ -17,7 +17,13 @@ import { makeImage } from '../integration/env/oci.ts';
 import { makeCa, makeLeaf } from '../integration/env/pki.ts';
 import { startRegistry } from '../integration/env/registry.ts';
 
-const RULE = ['-p', 'tcp', '-d', '10.96.0.20', '--dport', '443', '-m', 'addrtype', '!', '--dst-type', 'LOCAL', '-m', 'comment', '--comment', 'capi-registry-addon-fast-fail', '-j', 'REJECT', '--reject-with', 'tcp-reset'];
+/** Removes the script's fast-fail rules (whatever their end time) from the node's namespace. */
+const dropFastFail = (ns: NetNs) => {
+  const rules = spawnSync('ip', ['netns', 'exec', ns.name, 'iptables', '-S', 'OUTPUT'], { encoding: 'utf8' }).stdout.split('\n');
+  for (const rule of rules.filter((r) => r.includes('capi-registry-addon-fast-fail'))) {
+    spawnSync('ip', ['netns', 'exec', ns.name, 'iptables', '-D', 'OUTPUT', ...rule.replace(/^-A OUTPUT /, '').split(' ')]);
+  }
+};
 
 const parsed = parseCluster({ metadata: { name: 'c1', namespace: 'default' }, spec: { clusterNetwork: { services: { cidrBlocks: ['10.96.0.0/12'] } }, topology: { variables: [{ name: 'clusterConfig', value: { addons: { registry: {} } } }] } } });
 if (!parsed.ok) throw new Error(parsed.message);
@@ -46,7 +52,7 @@ try {
       const node = new TestNode(nodeDir('b', `${version}-${rows.length}`), { containerd: path, config: spawnSync(path, ['config', 'default'], { encoding: 'utf8' }).stdout, netns: ns, systemCa: ca.pem });
       node.writeAddonFiles(files);
       node.runScript();
-      if (mode === 'dial timeout only') spawnSync('ip', ['netns', 'exec', ns.name, 'iptables', '-D', 'OUTPUT', ...RULE]);
+      if (mode === 'dial timeout only') dropFastFail(ns);
       await node.start();
       const pulled = node.pull('docker.io/library/app:1.0', 600_000);
       rows.push({ version, mode, ms: pulled.ms, ok: pulled.ok });

@@ -2,7 +2,7 @@
 // user runs (Debian's 1.6, and 1.7, 2.0, 2.2.1, 2.2.x, 2.3, 2.4 built from the Go module proxy), each
 // with the config shapes nodes really have, proven the way the kubelet pulls: through the CRI (crictl),
 // with the registry's access log as evidence and upstream names that lead nowhere.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, readFileSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { realSuite } from './env/suite.ts';
@@ -11,13 +11,14 @@ import { basicAuthorization, htpasswdFor } from '../../src/addon/credentials.ts'
 import { mintClusterIssuer } from '../../src/pki/cluster-issuer.ts';
 import { mintRootCa, parseRootCa } from '../../src/pki/root-ca.ts';
 import { issueServerCertificate } from '../../src/pki/server-cert.ts';
-import { NODE_MIRROR_ANNOTATION, NODE_MIRROR_REASON_ANNOTATION, serverCertSans } from '../../src/render/metadata.ts';
+import { NODE_MIRROR_ANNOTATION, NODE_MIRROR_REASON_ANNOTATION, podHost, REGISTRY, serverCertSans } from '../../src/render/metadata.ts';
 import { clusterStatus } from '../../src/observe/status.ts';
 import { waitFor, workDir } from './env/base.ts';
 import { components } from './env/components.ts';
 import { makeCa, makeLeaf } from './env/pki.ts';
 import { NetNs, nodeDir, TestNode } from './env/node.ts';
 import { makeImage } from './env/oci.ts';
+import { PodNetwork } from './env/pod-network.ts';
 import { startKube } from './env/kube.ts';
 import { clusterMirror } from './env/mirror.ts';
 import { startRegistry, startRenderedRegistry, type Registry } from './env/registry.ts';
@@ -175,6 +176,53 @@ for (const { version, path } of (() => { try { return components().containerdMat
   });
 }
 
+test('the script under a `set -e` runner: a read-only certs.d, then a full disk; it exits 0, the next command runs, no temporary file is left, config.toml keeps its mode and owner', async () => {
+  const newest = components().containerdMatrix.at(-1)!;
+  const stock = spawnSync(newest.path, ['config', 'default'], { encoding: 'utf8' }).stdout;
+  // What the node looks like after the script: every file under /etc/containerd with its mode and owner.
+  const listing = "find /etc/containerd -printf 'file %m %u:%g %p\\n'";
+  const leftovers = (out: string) => out.split('\n').filter((l) => /capi-registry-addon\.(new|edited|decision)|\.block\.|\.addrs\.|\.tmp\.|\.capi-registry-addon\.\d+$/.test(l));
+
+  // 1. certs.d read-only (an immutable image directory): the hosts files cannot be written.
+  const ro = new TestNode(nodeDir('ro', newest.version), { containerd: newest.path, config: stock, files: { 'certs.d/quay.io/hosts.toml': 'server = "https://quay.io"\n' } });
+  ro.writeAddonFiles(files);
+  chmodSync(join(ro.etc, 'config.toml'), 0o640);
+  chownSync(join(ro.etc, 'config.toml'), 0, 4);
+  const configBefore = readFileSync(join(ro.etc, 'config.toml'), 'utf8');
+  const r1 = ro.runScript({ setup: 'mount --bind /etc/containerd/certs.d /etc/containerd/certs.d && mount -o remount,ro,bind /etc/containerd/certs.d', after: listing });
+  assert.is(r1.status, 0, r1.stderr);
+  assert.match(r1.stdout, /runner: the next command runs/, 'kubeadm would run');
+  assert.is(r1.statusFile.state, 'not-enabled', JSON.stringify(r1.statusFile));
+  assert.match(r1.statusFile.reason!, /^failed while writing the mirror's hosts\.toml files \(exit \d+\): containerd keeps the configuration it had/);
+  assert.is(readFileSync(join(ro.etc, 'config.toml'), 'utf8'), configBefore, 'config.toml untouched: the hosts files come first');
+  assert.equal(leftovers(r1.stdout), [], 'no temporary file left');
+  assert.match(r1.stdout, /file 640 root:adm \/etc\/containerd\/config\.toml/);
+
+  // 2. The same node, writable: config.toml changes, and keeps its mode and owner.
+  const r2 = ro.runScript({ after: listing });
+  assert.is(r2.statusFile.state, 'enabled', JSON.stringify(r2.statusFile));
+  assert.match(r2.stdout, /file 640 root:adm \/etc\/containerd\/config\.toml/, r2.stdout);
+  assert.match(readFileSync(join(ro.etc, 'config.toml'), 'utf8'), /config_path = "\/etc\/containerd\/certs\.d"/);
+  assert.match(r2.stdout, /file 600 root:root \/etc\/containerd\/certs\.d\/_default\/hosts\.toml/, 'hosts files (they carry the node credential) are 0600');
+  assert.equal(leftovers(r2.stdout), []);
+
+  // 3. A full disk: /etc/containerd on a 512 KiB tmpfs holding the node's files, the rest filled.
+  const full = new TestNode(nodeDir('full', newest.version), { containerd: newest.path, config: stock });
+  full.writeAddonFiles(files);
+  const fill = [
+    'mkdir -p /run/full && mount -t tmpfs -o size=512k tmpfs /run/full',
+    'cp -a /etc/containerd/. /run/full/',
+    'dd if=/dev/zero of=/run/full/filler bs=4k 2>/dev/null || true',
+    'mount --bind /run/full /etc/containerd',
+  ].join('\n');
+  const r3 = full.runScript({ setup: fill, after: `${listing}\ncmp /etc/containerd/config.toml ${join(full.etc, 'config.toml')} && echo "config.toml: unchanged"` });
+  assert.is(r3.status, 0, r3.stderr);
+  assert.match(r3.stdout, /runner: the next command runs/);
+  assert.match(r3.stderr, /capi-registry-addon: failed while (editing a copy of|writing the mirror's hosts\.toml files)/, r3.stderr);
+  assert.match(r3.stdout, /config\.toml: unchanged/, r3.stdout);
+  assert.equal(leftovers(r3.stdout), [], 'no temporary file left on the full disk');
+});
+
 test('a mirror whose Service IP drops packets (a new node before kube-proxy): the fast-fail rule refuses at once and pulls go upstream, on every containerd', async () => {
   // The node's own network namespace: the Service CIDR routed out of a veth whose peer is down (packets
   // leave and nothing ever answers, as before kube-proxy), the upstream registry on 127.0.0.1:443 under
@@ -199,7 +247,7 @@ test('a mirror whose Service IP drops packets (a new node before kube-proxy): th
       node.writeAddonFiles(m.files);
       const r = node.runScript();
       assert.is(r.statusFile.state, 'enabled', JSON.stringify(r.statusFile));
-      assert.is(r.statusFile.fast_fail, 'iptables', 'the rule is in place');
+      assert.match(r.statusFile.fast_fail!, /^iptables until \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/, 'the rule is in place, and ends');
       await node.start();
       try {
         const pulled = node.pull(IMAGES.docker, 120_000);
@@ -214,12 +262,69 @@ test('a mirror whose Service IP drops packets (a new node before kube-proxy): th
     }
     // The script's rule lives only in the node's namespace.
     const rules = spawnSync('ip', ['netns', 'exec', ns.name, 'iptables', '-S', 'OUTPUT'], { encoding: 'utf8' }).stdout;
-    assert.match(rules, /-d 10\.96\.0\.20\/32 -p tcp -m tcp --dport 443 -m addrtype ! --dst-type LOCAL -m comment --comment capi-registry-addon-fast-fail -j REJECT --reject-with tcp-reset/);
+    assert.match(rules, /-d 10\.96\.0\.20\/32 -p tcp -m tcp --dport 443 -m addrtype ! --dst-type LOCAL -m time --datestop \S+ -m comment --comment capi-registry-addon-fast-fail -j REJECT --reject-with tcp-reset/);
     assert.match(rules, /-d 10\.96\.0\.21\/32 -p tcp -m tcp --dport 443 .*capi-registry-addon-fast-fail/, 'the standby Service too');
     assert.is(rules.match(/capi-registry-addon-fast-fail/g)!.length, 2, 'once per mirror address, however often the script ran');
   } finally {
     await upstream.stop();
     ns.remove();
+  }
+});
+
+test('Services translated after netfilter OUTPUT (OVN-Kubernetes, Antrea proxyAll): the fast-fail rule refuses the mirror only until its end, then the node pulls through it; the status says until when', async () => {
+  // The node's packets to the Service IP leave it untranslated and a gateway translates them (DNAT in its
+  // PREROUTING, as OVN's gateway router does outside the node's netfilter): the node's OUTPUT chain sees the
+  // Service IP for good, so a rule without an end would refuse the mirror for good.
+  const SUBNET = '10.214.0';
+  const net = new PodNetwork('cro', SUBNET);
+  const m = await clusterMirror('10.96.0.0/12');
+  let registry: Registry | undefined;
+  let node: TestNode | undefined;
+  try {
+    const podNs = net.join('reg', 10);
+    const gw = net.join('gw', 254);
+    const nodeNs = net.join('node', 100);
+    const inNs = (ns: NetNs, args: string[]) => {
+      const [cmd, argv] = ns.wrap(args[0]!, args.slice(1));
+      const r = spawnSync(cmd, argv, { encoding: 'utf8' });
+      assert.is(r.status, 0, `${args.join(' ')}: ${r.stderr}`);
+    };
+    inNs(gw, ['sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+    for (const ip of [m.registry.layout.serviceIp, m.registry.layout.standbyIp!]) {
+      inNs(gw, ['iptables', '-t', 'nat', '-A', 'PREROUTING', '-d', ip, '-p', 'tcp', '--dport', '443', '-j', 'DNAT', '--to-destination', `${SUBNET}.10:${REGISTRY.containerPort}`]);
+    }
+    inNs(gw, ['iptables', '-t', 'nat', '-A', 'POSTROUTING', '-d', `${SUBNET}.10`, '-j', 'MASQUERADE']);
+    inNs(nodeNs, ['ip', 'route', 'add', '10.96.0.0/12', 'via', `${SUBNET}.254`]);
+    registry = await startRenderedRegistry('translated-later', components().registry.path, m.config, m.tls, `${SUBNET}.10:${REGISTRY.containerPort}`, podHost(`${REGISTRY.name}-0`, 'cluster.local'), htpasswdFor(m.creds, undefined), { netns: podNs });
+    await registry.push('library/app', '1.0', makeImage('app behind a gateway'), basicAuthorization(m.creds.push));
+
+    const newest = components().containerdMatrix.at(-1)!;
+    node = new TestNode(nodeDir('translated-later', newest.version), { containerd: newest.path, config: spawnSync(newest.path, ['config', 'default'], { encoding: 'utf8' }).stdout, netns: nodeNs });
+    node.writeAddonFiles(m.files);
+    const WINDOW_S = 8;
+    const ran = node.runScript({ args: `--fast-fail-seconds ${WINDOW_S}` });
+    const until = Date.parse(ran.statusFile.fast_fail!.replace(/^iptables until /, ''));
+    assert.ok(Number.isFinite(until), JSON.stringify(ran.statusFile));
+    assert.is(ran.statusFile.state, 'enabled');
+    assert.match(ran.statusFile.reason!, /connections to the mirror not yet served by kube-proxy are refused at once until \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ/);
+    await node.start();
+    const early = node.pull(IMAGES.docker, 60_000);
+    if (Date.now() < until) {
+      assert.not.ok(early.ok, 'inside the window: the mirror refused, and upstream leads nowhere');
+      assert.match(node.log, /10\.96\.0\.20:443.*connection refused/, 'refused at once by the rule');
+    }
+    await waitFor('the fast-fail window to end', async () => (Date.now() > until + 1500 ? true : undefined), (WINDOW_S + 5) * 1000);
+    const from = readFileSync(registry.logFile, 'utf8').length;
+    const late = node.pull(IMAGES.docker, 60_000);
+    assert.ok(late.ok, `after the window: pulled through the gateway-translated Service: ${late.output}`);
+    assert.ok(readFileSync(registry.logFile, 'utf8').slice(from).includes('/v2/library/app/manifests/1.0'), 'served by the mirror');
+    // The rule is still listed, but inert: a later run in the same boot keeps it as it is.
+    const again = node.runScript({ args: `--fast-fail-seconds ${WINDOW_S}` });
+    assert.is(again.statusFile.fast_fail, ran.statusFile.fast_fail, 'no new window on a second run');
+  } finally {
+    await node?.stop();
+    await registry?.stop();
+    net.remove();
   }
 });
 

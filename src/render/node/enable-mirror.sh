@@ -36,7 +36,8 @@ on_exit() {
   [ -z "$TEMPS" ] || rm -f $TEMPS 2>/dev/null
   if [ "$rc" -ne 0 ]; then
     say "failed while $STEP (exit $rc)"
-    [ "$MODE" != enable ] || [ -z "$STATUS" ] || write_status not-enabled "failed while $STEP (exit $rc): containerd keeps the configuration it had; see the journal (capi-registry-addon)"
+    if [ "${CHANGED:-no}" = yes ]; then kept="$CONFIG was changed: restart containerd once the cause is fixed"; else kept="containerd keeps the configuration it had"; fi
+    [ "$MODE" != enable ] || [ -z "$STATUS" ] || write_status not-enabled "failed while $STEP (exit $rc): $kept; see the journal (capi-registry-addon)"
   fi
   exit 0
 }
@@ -135,13 +136,14 @@ write_status() {
   say "mirror $1: $2"
 }
 
-# replace FILE TMP: moves TMP over FILE when they differ (atomic, same directory); 0 when FILE changed.
+# replace FILE TMP: moves TMP over FILE when they differ (atomic, same directory); 0 when FILE changed,
+# 1 when it already said that. A move that fails ends the run (through on_exit), never silently.
 replace() {
   if [ -f "$1" ] && cmp -s "$1" "$2"; then
     rm -f "$2"
     return 1
   fi
-  mv -f "$2" "$1"
+  mv -f "$2" "$1" || exit 1
 }
 
 if [ ! -s "$OUR_HOSTS" ]; then
@@ -274,6 +276,7 @@ CONFIG_PATH=$(sed -n 's/^ok //p' "$DECISION")
 rm -f "$DECISION"
 
 CHANGED=no
+EDIT=no
 if ! cmp -s "$CONFIG" "$EDITED"; then
   # containerd itself must accept the edited file and read our config_path from it.
   if ! DUMP=$(containerd --config "$EDITED" config dump 2>/dev/null); then
@@ -284,13 +287,7 @@ if ! cmp -s "$CONFIG" "$EDITED"; then
     write_status not-enabled "containerd $VERSION does not read config_path from the section written ($SECTION): nothing changed"
     exit 0
   fi
-  STEP="replacing $CONFIG"
-  [ -e "$CONFIG.capi-registry-addon.orig" ] || cp -p "$CONFIG" "$CONFIG.capi-registry-addon.orig"
-  # The new file starts as a copy of the old one (mode, owner, times), then takes the edited text,
-  # and moves over it in one step: never a half-written config, never a different mode.
-  cp -p "$CONFIG" "$NEW_CONFIG"
-  cat "$EDITED" > "$NEW_CONFIG"
-  replace "$CONFIG" "$NEW_CONFIG" && CHANGED=yes
+  EDIT=yes
 fi
 
 # Our host tables (everything from the first table header of our hosts.toml), to put first in a file.
@@ -351,6 +348,17 @@ for dir in "$@"; do
   done
 done
 rm -f "$BLOCK"
+
+# config.toml last: a step above that fails leaves containerd exactly as it was.
+if [ "$EDIT" = yes ]; then
+  STEP="replacing $CONFIG"
+  [ -e "$CONFIG.capi-registry-addon.orig" ] || cp -p "$CONFIG" "$CONFIG.capi-registry-addon.orig"
+  # The new file starts as a copy of the old one (mode, owner, times), then takes the edited text,
+  # and moves over it in one step: never a half-written config, never a different mode.
+  cp -p "$CONFIG" "$NEW_CONFIG"
+  cat "$EDITED" > "$NEW_CONFIG"
+  replace "$CONFIG" "$NEW_CONFIG" && CHANGED=yes
+fi
 
 # Until kube-proxy serves the Service IP, its packets go nowhere and every pull would first wait for a
 # dial timeout (30 s on 1.6/1.7, which ignore dial_timeout). Reject them at once instead. Locally

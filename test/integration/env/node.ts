@@ -102,13 +102,24 @@ export class TestNode {
     return this.command(argv.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' '));
   }
 
-  /** Runs the node-side script as preKubeadmCommands would (no systemd here: the test restarts containerd). */
-  runScript(): { status: number | null; stderr: string; statusFile: Record<string, string> } {
-    const [cmd, args] = this.command(`sh ${NODE.enableScript} --no-restart`, true);
+  /**
+   * Runs the node-side script as preKubeadmCommands would (no systemd here: the test restarts containerd).
+   * With `runner`, inside a runner as Ignition and cloud-init write one: `set -e`, `setup` (commands that
+   * shape the node first, e.g. a read-only directory), the script, then `after` (which sees the node as
+   * the script left it, in the same mount namespace), each line a command.
+   */
+  runScript(runner?: { setup?: string; after?: string; args?: string }): { status: number | null; stdout: string; stderr: string; statusFile: Record<string, string> } {
+    let line = `sh ${NODE.enableScript} --no-restart`;
+    if (runner) {
+      const file = join(this.dir, 'runner.sh');
+      writeFileSync(file, `set -e\n${runner.setup ?? ''}\n${line} ${runner.args ?? ''}\necho "runner: the next command runs"\n${runner.after ?? ''}\n`);
+      line = `sh ${file}`;
+    }
+    const [cmd, args] = this.command(line, true);
     const r = spawnSync(cmd, args, { encoding: 'utf8', env: { PATH: `${join(this.dir, 'bin')}:${process.env.PATH}` }, timeout: 60_000 });
     const statusPath = join(this.etc, NODE.statusFile.replace('/etc/containerd/', ''));
     const statusFile = existsSync(statusPath) ? Object.fromEntries(readFileSync(statusPath, 'utf8').trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)])) : {};
-    return { status: r.status, stderr: r.stderr, statusFile };
+    return { status: r.status, stdout: r.stdout, stderr: r.stderr, statusFile };
   }
 
   /** The script's `report`, as postKubeadmCommands runs it once the node has joined (the API server on this machine's loopback). */
