@@ -6,6 +6,11 @@
 // by whichever replica CAPI called (mutations are safe on any replica: create-if-absent and
 // resourceVersion preconditions). When the Lease API cannot be reached a replica counts itself alone
 // and owns everything: duplicate work, never none.
+//
+// Whoever can write a Lease in the provider namespace is not us: a member Lease counts only if its name
+// is the one its holder would write, its renewTime is not in the future (beyond the skew allowed) and its
+// duration is at most MAX_LEASE_SECONDS; at most MAX_MEMBERS count. Anything else carrying our label is
+// deleted, so a planted Lease can neither live forever nor starve a share of the Clusters.
 import type { SecretClient } from '../kube/client.ts';
 import type { Logger } from '../observe/log.ts';
 import { defaultTimers, type Timers } from './converge.ts';
@@ -14,6 +19,13 @@ export const MEMBER_LABEL = 'capi-registry-addon.io/member';
 const LEASE_API = { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease' } as const;
 /** A member Lease not renewed for this long (past its own duration) is deleted by whichever replica sees it. */
 const STALE_LEASE_MS = 10 * 60_000;
+/** Longest duration a member Lease is believed for (ours: 30 s). */
+export const MAX_LEASE_SECONDS = 300;
+/** Most replicas that share the loop; more Leases than this are not counted (the newest renewals win). */
+export const MAX_MEMBERS = 32;
+
+/** The name of the member Lease that `identity` holds. */
+export const memberLeaseName = (identity: string) => `capi-registry-addon-member-${identity}`.toLowerCase().replace(/[^a-z0-9.-]/g, '-').slice(0, 253);
 
 /** FNV-1a, 32 bits: a fast, stable spread of strings; not a security boundary (who owns what is no secret). */
 function fnv1a(text: string): number {
@@ -43,13 +55,42 @@ export function ownerOf(members: readonly string[], key: string): string | undef
   return best;
 }
 
-/** A Lease's holder, if it is still alive at `now` (renewTime + duration, with `graceMs` for clock skew). Pure. */
-export function liveHolder(lease: Record<string, unknown>, now: number, graceMs: number): string | undefined {
+interface MemberLease { holder: string; renewed: number; expires: number }
+
+/**
+ * What a member Lease says, if it is one a replica of ours could have written at `now`: its name is its
+ * holder's, renewTime parses and is at most `skewMs` ahead, the duration is clamped to MAX_LEASE_SECONDS.
+ * Undefined for anything else. Pure.
+ */
+export function memberLease(lease: Record<string, unknown>, now: number, skewMs: number): MemberLease | undefined {
   const spec = (lease.spec ?? {}) as { holderIdentity?: unknown; renewTime?: unknown; leaseDurationSeconds?: unknown };
+  const name = (lease.metadata as { name?: unknown } | undefined)?.name;
+  const holder = spec.holderIdentity;
+  if (typeof holder !== 'string' || !/^[a-z0-9]([a-z0-9.-]{0,200}[a-z0-9])?$/i.test(holder)) return undefined;
+  if (name !== undefined && name !== memberLeaseName(holder)) return undefined;
   const renewed = Date.parse(String(spec.renewTime ?? ''));
   const duration = Number(spec.leaseDurationSeconds);
-  if (typeof spec.holderIdentity !== 'string' || !Number.isFinite(renewed) || !Number.isFinite(duration)) return undefined;
-  return renewed + duration * 1000 + graceMs > now ? spec.holderIdentity : undefined;
+  if (!Number.isFinite(renewed) || renewed > now + skewMs || !Number.isFinite(duration) || duration <= 0) return undefined;
+  return { holder, renewed, expires: renewed + Math.min(duration, MAX_LEASE_SECONDS) * 1000 };
+}
+
+/** A Lease's holder, if it is a member Lease still alive at `now` (with `graceMs` for clock skew). Pure. */
+export function liveHolder(lease: Record<string, unknown>, now: number, graceMs: number): string | undefined {
+  const m = memberLease(lease, now, graceMs);
+  return m && m.expires + graceMs > now ? m.holder : undefined;
+}
+
+/** The live members among `leases` (at most MAX_MEMBERS, newest renewals first, `self` always), sorted. Pure. */
+export function liveMembers(leases: readonly Record<string, unknown>[], self: string, now: number, graceMs: number): string[] {
+  const live = leases.map((l) => memberLease(l, now, graceMs)).filter((m): m is MemberLease => m !== undefined && m.expires + graceMs > now && m.holder !== self);
+  const newest = [...new Set(live.sort((a, b) => b.renewed - a.renewed).map((m) => m.holder))].slice(0, MAX_MEMBERS - 1);
+  return [self, ...newest].sort();
+}
+
+/** Whether a Lease with our label is to be deleted: not a member Lease at all, or one gone for long. Pure. */
+export function staleLease(lease: Record<string, unknown>, now: number, skewMs: number): boolean {
+  const m = memberLease(lease, now, skewMs);
+  return m === undefined || m.expires + STALE_LEASE_MS <= now;
 }
 
 /** Kubernetes MicroTime: RFC 3339 with exactly six fractional digits. */
@@ -84,7 +125,7 @@ export function leaseMembership(o: MembershipOptions): Membership {
   const durationMs = o.durationMs ?? 30_000;
   const now = o.now ?? Date.now;
   const timers = o.timers ?? defaultTimers;
-  const leaseName = `capi-registry-addon-member-${o.identity}`.toLowerCase().replace(/[^a-z0-9.-]/g, '-').slice(0, 253);
+  const leaseName = memberLeaseName(o.identity);
   let members: readonly string[] = [o.identity];
   let timer: unknown;
   let stopped = false;
@@ -97,15 +138,14 @@ export function leaseMembership(o: MembershipOptions): Membership {
         spec: { holderIdentity: o.identity, leaseDurationSeconds: Math.ceil(durationMs / 1000), renewTime: microTime(new Date(now())) },
       } as Parameters<SecretClient['applyObject']>[0]);
       const leases = await o.client.listObjects({ ...LEASE_API, namespace: o.namespace }, MEMBER_LABEL);
-      const live = new Set(leases.map((l) => liveHolder(l, now(), renewMs)).filter((h): h is string => h !== undefined));
-      // A replica killed without its shutdown (OOM, node loss) leaves its Lease: gone for long, it is removed.
+      const next = liveMembers(leases, o.identity, now(), renewMs);
+      // A replica killed without its shutdown (OOM, node loss) leaves its Lease: gone for long, it is
+      // removed; so is anything with our label that no replica of ours could have written.
       for (const l of leases) {
-        if (liveHolder(l, now(), STALE_LEASE_MS) !== undefined) continue;
+        if (!staleLease(l, now(), renewMs)) continue;
         const name = String((l.metadata as { name?: unknown } | undefined)?.name ?? '');
         if (name) await o.client.deleteObject({ ...LEASE_API, namespace: o.namespace, name }).catch(() => undefined);
       }
-      live.add(o.identity);
-      const next = [...live].sort();
       if (next.join('\n') !== members.join('\n')) {
         o.log.info('background loop members', { members: next.length, self: o.identity });
         members = next;

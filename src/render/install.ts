@@ -21,37 +21,54 @@ export const DEFAULT_ALLOW_FROM = ['capi-system', 'caaph-system'];
 
 export const EXTENSION = { name: 'capi-registry-addon', servingSecret: 'capi-registry-addon-serving-cert', port: 9443 } as const;
 
-/** The RBAC rules, each with the reason the docs print. */
+/**
+ * The RBAC rules, each with the reason the docs print and where it is granted: `cluster` in the
+ * ClusterRole (objects live in every Cluster's namespace), `provider namespace` in a Role there only.
+ */
 export const RBAC_RULES = [
   {
     rule: { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'create', 'patch', 'delete'] },
     why: 'read the root CA and CAPI\'s <cluster>-kubeconfig; create the root CA when minting and each Cluster\'s issuer; apply <cluster>-registry-addon-ca, the node script and the credentials; delete them at BeforeClusterDelete',
+    scope: 'cluster',
   },
   {
     rule: { apiGroups: ['addons.cluster.x-k8s.io'], resources: ['helmchartproxies'], verbs: ['get', 'create', 'patch', 'delete'] },
     why: 'apply the one HelmChartProxy per Cluster (server-side apply creates it), delete it at BeforeClusterDelete',
+    scope: 'cluster',
   },
   {
     rule: { apiGroups: ['addons.cluster.x-k8s.io'], resources: ['helmreleaseproxies'], verbs: ['list'] },
     why: 'read what CAAPH reports of the Cluster\'s release: a failed install or upgrade is reported on the Cluster, not hidden behind "applied"',
+    scope: 'cluster',
   },
   {
     rule: { apiGroups: ['cluster.x-k8s.io'], resources: ['clusters'], verbs: ['get', 'list', 'patch'] },
     why: 'day 2: read a Cluster that opted in after creation; label an opted-in Cluster so that its HelmChartProxy selects it and annotate it with its certificate expiry; list the labelled Clusters for the expiry metric',
+    scope: 'cluster',
   },
   {
     rule: { apiGroups: ['cluster.x-k8s.io'], resources: ['machines'], verbs: ['list'] },
     why: 'during a trust rollover (after clusterctl move): list a Cluster\'s Machines to know when every node has booted trusting the new issuer',
+    scope: 'cluster',
   },
   {
     rule: { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create', 'list', 'patch', 'delete'] },
-    why: 'each replica holds a Lease of its own in the provider namespace (server-side apply creates it) and lists the others\' to share the background loop\'s Clusters; it deletes its own on shutdown',
+    why: 'each replica holds a Lease of its own in the provider namespace (server-side apply creates it) and lists the others\' to share the background loop\'s Clusters; it deletes its own on shutdown. Granted in that namespace only (a Role): Leases elsewhere are other controllers\' leader elections',
+    scope: 'provider namespace',
   },
   {
     rule: { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
     why: 'record an Event on the Cluster for every Failure a hook returns',
+    scope: 'cluster',
   },
 ] as const;
+
+const rulesOf = (scope: (typeof RBAC_RULES)[number]['scope']) => RBAC_RULES.filter((r) => r.scope === scope).map((r) => r.rule);
+
+/** The Role in the provider namespace (Leases), named like the ServiceAccount it is bound to. */
+export function providerNamespaceRole(namespace: string) {
+  return { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: EXTENSION.name, namespace, labels: { 'app.kubernetes.io/name': EXTENSION.name } }, rules: rulesOf('provider namespace') };
+}
 
 export function installManifests(o: InstallOptions): Record<string, unknown>[] {
   const labels = { 'app.kubernetes.io/name': EXTENSION.name };
@@ -64,10 +81,16 @@ export function installManifests(o: InstallOptions): Record<string, unknown>[] {
   return [
     { apiVersion: 'v1', kind: 'Namespace', metadata: { name: o.namespace, labels } },
     { apiVersion: 'v1', kind: 'ServiceAccount', metadata: meta(EXTENSION.name) },
-    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: clusterRole, labels }, rules: RBAC_RULES.map((r) => r.rule) },
+    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: clusterRole, labels }, rules: rulesOf('cluster') },
     {
       apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', metadata: { name: clusterRole, labels },
       roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: clusterRole },
+      subjects: [{ kind: 'ServiceAccount', name: EXTENSION.name, namespace: o.namespace }],
+    },
+    providerNamespaceRole(o.namespace),
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: meta(EXTENSION.name),
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: EXTENSION.name },
       subjects: [{ kind: 'ServiceAccount', name: EXTENSION.name, namespace: o.namespace }],
     },
     { apiVersion: 'cert-manager.io/v1', kind: 'Issuer', metadata: meta(selfSigned.name), spec: { selfSigned: {} } },

@@ -57,7 +57,7 @@ async function measure(n: number, frozenPercent: number) {
     });
     frozen?.freeze(true);
     const createMs = Date.now() - created;
-    const kubeconfig = await extensionKubeconfig(api, 'capi-registry-addon');
+    const kubeconfig = await extensionKubeconfig(api, 'capi-registry-addon', { providerNamespaces: [PROVIDER] });
     const started = Date.now();
     for (const runtime of RUNTIMES) {
       // FLEET_ENV="K=V K=V" for the replicas, e.g. NODE_OPTIONS=--max-old-space-size=96 or MALLOC_ARENA_MAX=2:

@@ -25,7 +25,7 @@ const mgmt = () => env.management!;
 test.before(async () => {
   env = await startEnv({ management: true, workload: true });
   await ensureNamespace(mgmt(), PROVIDER);
-  kubeconfig = await extensionKubeconfig(mgmt(), 'capi-registry-addon');
+  kubeconfig = await extensionKubeconfig(mgmt(), 'capi-registry-addon', { providerNamespaces: [PROVIDER] });
 });
 test.after(async () => {
   await env?.stop();

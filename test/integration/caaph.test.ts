@@ -46,7 +46,7 @@ test('BCC + ACPI over HTTPS → HelmChartProxy → CAAPH → release on the work
     const ext = await startExtension('node', {
       port,
       pki: { caFile: root.certFile, ca: root.pem, certFile: serving.certFile, keyFile: serving.keyFile },
-      args: ['--no-seed', '--kubeconfig', await extensionKubeconfig(mgmt, 'capi-registry-addon'), '--capi-version', 'v1.13', '--provider-namespace', NS, '--chart-repo-url', `oci://127.0.0.1:${port}/charts`],
+      args: ['--no-seed', '--kubeconfig', await extensionKubeconfig(mgmt, 'capi-registry-addon', { providerNamespaces: [NS] }), '--capi-version', 'v1.13', '--provider-namespace', NS, '--chart-repo-url', `oci://127.0.0.1:${port}/charts`],
     });
     stops.unshift(() => ext.stop());
 

@@ -76,7 +76,7 @@ async function start(capi: { version: string; path: string; crds: string[] }, ru
   await ensureNamespace(api(), NS);
   let pki = makePki('real-capi-extension');
   const port = await freePort();
-  const common = ['--kubeconfig', await extensionKubeconfig(api(), 'capi-registry-addon'), '--provider-namespace', PROVIDER, '--converge-interval', '2', '--log-level', 'debug'];
+  const common = ['--kubeconfig', await extensionKubeconfig(api(), 'capi-registry-addon', { providerNamespaces: [PROVIDER] }), '--provider-namespace', PROVIDER, '--converge-interval', '2', '--log-level', 'debug'];
   if (withCaaph) {
     const root = makeCa('real-capi-root', 'ec', 3650);
     ok(await api().request('POST', `/api/v1/namespaces/${PROVIDER}/secrets`, { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'registry-addon-root-ca' }, type: 'kubernetes.io/tls',

@@ -31,7 +31,8 @@ const LISTS = [
   '/apis/apps/v1/namespaces/NS/deployments', '/apis/policy/v1/namespaces/NS/poddisruptionbudgets',
   '/apis/networking.k8s.io/v1/namespaces/NS/networkpolicies', '/apis/cert-manager.io/v1/namespaces/NS/issuers',
   '/apis/cert-manager.io/v1/namespaces/NS/certificates', '/apis/rbac.authorization.k8s.io/v1/clusterroles',
-  '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings', '/apis/runtime.cluster.x-k8s.io/v1beta2/extensionconfigs',
+  '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings', '/apis/rbac.authorization.k8s.io/v1/namespaces/NS/roles',
+  '/apis/rbac.authorization.k8s.io/v1/namespaces/NS/rolebindings', '/apis/runtime.cluster.x-k8s.io/v1beta2/extensionconfigs',
   '/apis/clusterctl.cluster.x-k8s.io/v1alpha3/namespaces/NS/providers',
 ];
 
@@ -134,7 +135,7 @@ test('clusterctl init: the core provider, then the extension from the local repo
     'Certificate/capi-registry-addon-serving-cert', 'Certificate/registry-addon-root-ca', `ClusterRole/${NAMESPACE}-manager`, `ClusterRoleBinding/${NAMESPACE}-manager`,
     'ConfigMap/dropped-in-v0.2.0', 'Deployment/capi-registry-addon', 'ExtensionConfig/capi-registry-addon', 'Issuer/capi-registry-addon-root-ca',
     'Issuer/capi-registry-addon-selfsigned', 'NetworkPolicy/capi-registry-addon', 'PodDisruptionBudget/capi-registry-addon', `Provider/${CLUSTERCTL.manifestLabel}`,
-    'Service/capi-registry-addon', 'ServiceAccount/capi-registry-addon',
+    'Role/capi-registry-addon', 'RoleBinding/capi-registry-addon', 'Service/capi-registry-addon', 'ServiceAccount/capi-registry-addon',
   ].sort());
 
   const container = (await deployment()).spec.template.spec.containers[0];

@@ -13,12 +13,16 @@ import { NEWEST_CAPI_MINOR, OLDEST_CAPI_MINOR } from '../../src/runtime-sdk/cata
 
 const test = realSuite('install manifests on the real management API server');
 
+const ns0 = (docs: any[]) => docs[0].metadata.name as string;
+
 const PATHS: Record<string, (ns: string) => string> = {
   Namespace: () => '/api/v1/namespaces',
   ServiceAccount: (ns) => `/api/v1/namespaces/${ns}/serviceaccounts`,
   Service: (ns) => `/api/v1/namespaces/${ns}/services`,
   ClusterRole: () => '/apis/rbac.authorization.k8s.io/v1/clusterroles',
   ClusterRoleBinding: () => '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings',
+  Role: (ns) => `/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/roles`,
+  RoleBinding: (ns) => `/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/rolebindings`,
   Issuer: (ns) => `/apis/cert-manager.io/v1/namespaces/${ns}/issuers`,
   Certificate: (ns) => `/apis/cert-manager.io/v1/namespaces/${ns}/certificates`,
   Deployment: (ns) => `/apis/apps/v1/namespaces/${ns}/deployments`,
@@ -49,7 +53,14 @@ async function dryRunAll(capiCrds: string[]) {
       if (!name.startsWith('manifests')) assert.is(minor, NEWEST_CAPI_MINOR, 'clusterctl\'s Deployment runs with the current release');
       else assert.is(`manifests --capi-version v1.${minor}`, name, 'the Deployment runs with the release asked for, not clamped');
       const docs = yaml.loadAll(text).filter(Boolean) as any[];
-      assert.equal(docs.map((d) => d.kind), ['Namespace', 'ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Issuer', 'Certificate', 'Issuer', 'Certificate', 'Deployment', 'Service', 'PodDisruptionBudget', 'NetworkPolicy', 'ExtensionConfig']);
+      assert.equal(docs.map((d) => d.kind), ['Namespace', 'ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding', 'Issuer', 'Certificate', 'Issuer', 'Certificate', 'Deployment', 'Service', 'PodDisruptionBudget', 'NetworkPolicy', 'ExtensionConfig']);
+      // Leases only in the provider namespace: a ClusterRole that could write them anywhere could take over
+      // kube-system's or capi-system's leader election.
+      const clusterRole = docs.find((d) => d.kind === 'ClusterRole');
+      assert.not.ok(clusterRole.rules.some((r: any) => r.resources.includes('leases')), 'no cluster-wide Lease rule');
+      const role = docs.find((d) => d.kind === 'Role');
+      assert.equal([role.metadata.namespace, role.rules.map((r: any) => r.resources).flat()], [ns0(docs), ['leases']]);
+      assert.equal(docs.find((d) => d.kind === 'RoleBinding').subjects, [{ kind: 'ServiceAccount', name: 'capi-registry-addon', namespace: ns0(docs) }]);
       // Only CAPI's controllers and CAAPH reach the hook port, and only that port.
       const policy = docs.find((d) => d.kind === 'NetworkPolicy');
       assert.equal(policy.spec.ingress, [{ from: [{ namespaceSelector: { matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'In', values: ['capi-system', 'caaph-system'] }] } }], ports: [{ protocol: 'TCP', port: 9443 }] }]);

@@ -25,7 +25,7 @@ const args = (kubeconfig: string) => ['--no-seed', '--kubeconfig', kubeconfig, '
 test.before(async () => {
   env = await startEnv({ management: true, workload: true });
   await ensureNamespace(env.management!, PROVIDER);
-  const kubeconfig = await extensionKubeconfig(env.management!, 'capi-registry-addon');
+  const kubeconfig = await extensionKubeconfig(env.management!, 'capi-registry-addon', { providerNamespaces: [PROVIDER] });
   for (const rt of Object.keys(RUNTIMES)) fulls[rt] = await startExtension(rt, { args: args(kubeconfig) });
 });
 test.after(async () => {
@@ -54,7 +54,7 @@ for (const rt of Object.keys(RUNTIMES)) {
   const index = Object.keys(RUNTIMES).indexOf(rt); // distinct service CIDRs per runtime force a new certificate
   test(`${rt}: 403: RBAC without helmchartproxies → ACPI retries in the background, naming the verb and resource; without delete → BeforeClusterDelete still Success`, async () => {
     const noProxies = RBAC_RULES.map((r) => r.rule).filter((r) => !(r.resources as readonly string[]).includes('helmchartproxies'));
-    const ext = await startExtension(rt, { args: args(await extensionKubeconfig(env.management!, `no-proxies-${rt}`, noProxies)) });
+    const ext = await startExtension(rt, { args: args(await extensionKubeconfig(env.management!, `no-proxies-${rt}`, { rules: noProxies, providerNamespaces: [PROVIDER] })) });
     try {
       const cluster = await readyCluster(`rbac-${rt}`, 'c1');
       const r = await call(ext, 'AfterControlPlaneInitialized', cluster);
@@ -155,7 +155,7 @@ test('CAAPH not installed (its CRD deleted) → retried in the background, sayin
   const cluster = await readyCluster('nocaaph', 'c1');
   ok(await env.management!.request('DELETE', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions/helmchartproxies.addons.cluster.x-k8s.io'), 'delete CRD');
   // A fresh extension: client-node caches API discovery per process.
-  const ext = await startExtension('node', { args: args(await extensionKubeconfig(env.management!, 'after-crd-delete')) });
+  const ext = await startExtension('node', { args: args(await extensionKubeconfig(env.management!, 'after-crd-delete', { providerNamespaces: [PROVIDER] })) });
   try {
     const r = await ext.post(HOOK_PATHS.AfterControlPlaneInitialized, lifecycleRequest('AfterControlPlaneInitialized', cluster));
     assert.is(await expectRetrying(env.management!, r.json(), 'nocaaph', 'c1'), 'get HelmChartProxy nocaaph/c1-registry: this API server does not serve HelmChartProxy: install the provider that defines it (for HelmChartProxy: clusterctl init --addon helm)');

@@ -13,7 +13,7 @@ import { openssl, waitFor, workDir } from './env/base.ts';
 import { makeImage } from './env/oci.ts';
 import { startRegistry } from './env/registry.ts';
 import {
-  createCluster, expectRetrying, ensureNamespace, extensionKubeconfig, generatePatchesRequest, getCluster, HOOK_PATHS, lifecycleRequest, markControlPlaneInitialized, ok, putKubeconfig, startDeleting,
+  bindProviderNamespace, createCluster, expectRetrying, ensureNamespace, extensionKubeconfig, generatePatchesRequest, getCluster, HOOK_PATHS, lifecycleRequest, markControlPlaneInitialized, ok, putKubeconfig, startDeleting,
 } from './env/capi.ts';
 import { clusterIssuerSecretName } from '../../src/render/metadata.ts';
 import { RUNTIMES, startExtension, type Extension } from './env/extension.ts';
@@ -266,7 +266,7 @@ for (const runtime of Object.keys(RUNTIMES)) {
     for (const ca of CAS) {
       const provider = `p-${runtime}-${ca}`;
       const ns = `t-${runtime}-${ca}`;
-      await ensureNamespace(mgmt(), provider);
+      await bindProviderNamespace(mgmt(), 'capi-registry-addon', provider);
       const ext = await startExtension(runtime, { args: ['--no-seed', '--kubeconfig', kubeconfig, '--log-level', 'debug', '--capi-version', 'v1.13', '--provider-namespace', provider, ...(ca === 'minted' ? ['--mint-root-ca'] : [])] });
       try {
         // Not opted in: Success on every hook and nothing written.
@@ -292,7 +292,7 @@ for (const runtime of Object.keys(RUNTIMES)) {
 for (const runtime of Object.keys(RUNTIMES)) {
   test(`${runtime}: day 2: a Cluster that opts in after creation converges from GeneratePatches alone (no BCC, no ACPI); the expiry gauge survives a restart`, async () => {
     const provider = `p-day2-${runtime}`;
-    await ensureNamespace(mgmt(), provider);
+    await bindProviderNamespace(mgmt(), 'capi-registry-addon', provider);
     const ext = await startExtension(runtime, { args: ['--no-seed', '--kubeconfig', kubeconfig, '--capi-version', 'v1.13', '--provider-namespace', provider, '--mint-root-ca', '--converge-interval', '1'] });
     try {
       const ns = `day2-${runtime}`;
@@ -326,7 +326,7 @@ for (const runtime of Object.keys(RUNTIMES)) {
 
 test('credential rotation through the Cluster annotation: new pair, the replaced one still valid on the real Distribution until the next rotation', async () => {
   const provider = 'p-rotate';
-  await ensureNamespace(mgmt(), provider);
+  await bindProviderNamespace(mgmt(), 'capi-registry-addon', provider);
   const ext = await startExtension('deno', { args: ['--no-seed', '--kubeconfig', kubeconfig, '--capi-version', 'v1.13', '--provider-namespace', provider, '--mint-root-ca'] });
   try {
     const ns = 'rotate';

@@ -36,7 +36,7 @@ test.before(async () => {
   await target.installCrds([...components().crds.capi.dirs, ...components().crds.caaph.dirs]);
   for (const [api, which] of [[env.management!, 'a'], [target, 'b']] as const) {
     await ensureNamespace(api, PROVIDER);
-    const kubeconfig = await extensionKubeconfig(api, `capi-registry-addon-${which}`);
+    const kubeconfig = await extensionKubeconfig(api, `capi-registry-addon-${which}`, { providerNamespaces: [PROVIDER] });
     const ext = await startExtension(which === 'a' ? 'node' : 'deno', { args: ['--no-seed', '--kubeconfig', kubeconfig, '--provider-namespace', PROVIDER, '--mint-root-ca', '--log-level', 'debug'] });
     if (which === 'a') source = ext;
     else moved = ext;

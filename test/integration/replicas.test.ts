@@ -14,6 +14,7 @@ import { createCluster, ensureNamespace, extensionKubeconfig, getCluster, HOOK_P
 import { startExtension, type Extension } from './env/extension.ts';
 import { startEnv, type Env } from './env/index.ts';
 import { startKube, WRITE_VERBS, type KubeApi } from './env/kube.ts';
+import { MEMBER_LABEL } from '../../src/addon/membership.ts';
 
 const test = realSuite('two replicas, the same hooks at once (real API servers, Node and Bun)');
 const PROVIDER = 'replicas-provider';
@@ -30,7 +31,7 @@ test.before(async () => {
   env = await startEnv({ management: true, workload: true });
   workloads.push(env.workload!, await startKube('workload-b', { serviceCidr: '10.96.0.0/12' }), await startKube('workload-c', { serviceCidr: '10.96.0.0/12' }));
   await ensureNamespace(mgmt(), PROVIDER);
-  const kubeconfig = await extensionKubeconfig(mgmt(), 'capi-registry-addon');
+  const kubeconfig = await extensionKubeconfig(mgmt(), 'capi-registry-addon', { providerNamespaces: [PROVIDER] });
   for (const runtime of ['node', 'bun']) {
     replicas.push(await startExtension(runtime, { args: ['--kubeconfig', kubeconfig, '--provider-namespace', PROVIDER, '--mint-root-ca', '--log-level', 'debug'] }));
   }
@@ -120,7 +121,22 @@ test('the background loop is shared: each replica passes over its own Clusters; 
   const extra = Array.from({ length: 12 }, (_, i) => `s${i}`);
   for (const c of extra) await createCluster(mgmt(), NS, c, { services: ['10.96.0.0/12'], registry: {} });
   const all = [...CLUSTERS, ...extra].map((c) => `${NS}/${c}`).sort();
-  const kubeconfig = await extensionKubeconfig(mgmt(), 'capi-registry-addon-shared');
+  const kubeconfig = await extensionKubeconfig(mgmt(), 'capi-registry-addon-shared', { providerNamespaces: [PROVIDER] });
+  // Planted by whoever can write Leases there: renewed in 2099, named for another holder, an endless
+  // duration renewed long ago. None of them may take a share of the Clusters; each is deleted.
+  const plant = async (name: string, holder: string, renewTime: string, seconds: number) => ok(await mgmt().request('POST', `/apis/coordination.k8s.io/v1/namespaces/${PROVIDER}/leases`, {
+    apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name, labels: { [MEMBER_LABEL]: '' } }, spec: { holderIdentity: holder, renewTime, leaseDurationSeconds: seconds },
+  }), `planted Lease ${name}`);
+  await plant('capi-registry-addon-member-ghost-future', 'ghost-future', '2099-01-01T00:00:00.000000Z', 30);
+  await plant('capi-registry-addon-member-someone-else', 'ghost-misnamed', new Date().toISOString().replace('Z', '000Z'), 30);
+  await plant('capi-registry-addon-member-ghost-endless', 'ghost-endless', new Date(Date.now() - 20 * 60_000).toISOString().replace('Z', '000Z'), 1_000_000_000);
+  // Leases anywhere else are other controllers' leader elections: the extension's user may not touch them.
+  for (const ns of ['kube-system', 'capi-system']) {
+    const review = ok(await mgmt().request('POST', '/apis/authorization.k8s.io/v1/subjectaccessreviews', {
+      apiVersion: 'authorization.k8s.io/v1', kind: 'SubjectAccessReview', spec: { user: 'capi-registry-addon-shared', resourceAttributes: { namespace: ns, verb: 'patch', group: 'coordination.k8s.io', resource: 'leases' } },
+    }), 'SubjectAccessReview');
+    assert.is(review.body.status.allowed, false, `no Lease rights in ${ns}`);
+  }
   for (const [runtime, pod] of [['node', 'addon-a'], ['deno', 'addon-b']] as const) {
     replicas.push(await startExtension(runtime, { env: { POD_NAME: pod }, args: ['--kubeconfig', kubeconfig, '--provider-namespace', PROVIDER, '--log-level', 'debug', '--converge-interval', '2'] }));
   }

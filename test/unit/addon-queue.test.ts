@@ -2,7 +2,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { converger, type ConvergeOutcome } from '../../src/addon/converge.ts';
-import { leaseMembership, liveHolder, ownerOf } from '../../src/addon/membership.ts';
+import { leaseMembership, liveHolder, liveMembers, MAX_LEASE_SECONDS, MAX_MEMBERS, memberLeaseName, ownerOf, staleLease } from '../../src/addon/membership.ts';
 import { workloadClientCache } from '../../src/kube/workload-clients.ts';
 import type { SecretClient } from '../../src/kube/client.ts';
 import { createLogger } from '../../src/observe/log.ts';
@@ -227,6 +227,28 @@ test('member Leases: each replica renews its own, sees the others, deletes one l
   assert.not.ok(leases.has('capi-registry-addon-member-pod-b-2'), 'stop deletes its own Lease');
   await a.stop();
   assert.equal([...leases.keys()], []);
+});
+
+test('member Leases are checked, not believed: a future renewTime, a name that is not its holder\'s, an endless duration and a flood of members', () => {
+  const now = Date.parse('2026-12-02T12:00:00Z');
+  const at = (ms: number) => new Date(now + ms).toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
+  const lease = (holder: string, renewMs: number, seconds = 30, name = memberLeaseName(holder)) => ({ metadata: { name }, spec: { holderIdentity: holder, renewTime: at(renewMs), leaseDurationSeconds: seconds } });
+  const grace = 10_000;
+  assert.is(liveHolder(lease('pod-a-1', -5_000), now, grace), 'pod-a-1');
+  assert.is(liveHolder(lease('ghost-1', 365 * 86_400_000), now, grace), undefined, 'renewed a year from now: not counted');
+  assert.ok(staleLease(lease('ghost-1', 365 * 86_400_000), now, grace), '... and deleted');
+  assert.is(liveHolder(lease('pod-a-1', 5_000), now, grace), 'pod-a-1', 'a little ahead (clock skew) still counts');
+  assert.is(liveHolder(lease('pod-a-1', -1_000, 30, 'capi-registry-addon-member-pod-b-2'), now, grace), undefined, 'a name that is not its holder\'s');
+  assert.is(liveHolder(lease('pod-a-1', -10 * 60_000, 1e9), now, grace), undefined, 'a billion seconds is believed for MAX_LEASE_SECONDS only');
+  assert.is(liveHolder(lease('pod-a-1', -(MAX_LEASE_SECONDS - 20) * 1000, 1e9), now, grace), 'pod-a-1');
+  assert.is(liveHolder(lease('has space', -1_000), now, grace), undefined, 'a holder no pod name makes');
+  assert.ok(staleLease({ metadata: { name: 'x' }, spec: {} }, now, grace));
+  assert.not.ok(staleLease(lease('pod-a-1', -60_000), now, grace), 'expired a minute ago: kept (it may come back)');
+  const flood = Array.from({ length: 200 }, (_, i) => lease(`planted-${i}`, -i * 10));
+  const members = liveMembers([...flood, lease('pod-real-1', -1_500)], 'self-1', now, grace);
+  assert.is(members.length, MAX_MEMBERS, 'bounded');
+  assert.ok(members.includes('self-1'), 'always itself');
+  assert.ok(members.includes('planted-0') && !members.includes('planted-199'), 'the newest renewals win');
 });
 
 test('workload clients: reused while the kubeconfig Secret resourceVersion stays, rebuilt when it changes, a failed build not cached', async () => {

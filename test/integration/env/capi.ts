@@ -3,7 +3,7 @@
 // and the hook requests CAPI would send for it (the Cluster as the API server returns it).
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { installManifests } from '../../../src/render/install.ts';
+import { installManifests, providerNamespaceRole } from '../../../src/render/install.ts';
 import { FIXTURES, HOOK_PREFIX } from '../../helpers.ts';
 import type { KubeApi } from './kube.ts';
 import { makeLeaf } from './pki.ts';
@@ -84,15 +84,17 @@ export const HOOK_PATHS = {
 
 /**
  * A kubeconfig for user `user` (client certificate) bound to exactly the ClusterRole our install
- * manifests ship, or to `rules` instead: the extension then runs with the RBAC a real install gives it.
+ * manifests ship (or to `rules` instead), and to their Role in each of `providerNamespaces` (Leases):
+ * the extension then runs with the RBAC a real install gives it.
  */
-export async function extensionKubeconfig(api: KubeApi, user: string, rules?: unknown[]): Promise<string> {
+export async function extensionKubeconfig(api: KubeApi, user: string, opts: { rules?: unknown[]; providerNamespaces?: string[] } = {}): Promise<string> {
   const role = installManifests({ namespace: 'unused', image: 'unused', capiMinor: 12 }).find((m) => m.kind === 'ClusterRole') as { rules: unknown[] };
-  ok(await api.request('POST', '/apis/rbac.authorization.k8s.io/v1/clusterroles', { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: user }, rules: rules ?? role.rules }), 'ClusterRole');
+  ok(await api.request('POST', '/apis/rbac.authorization.k8s.io/v1/clusterroles', { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: user }, rules: opts.rules ?? role.rules }), 'ClusterRole');
   ok(await api.request('POST', '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings', {
     apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', metadata: { name: user },
     roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: user }, subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: user }],
   }), 'ClusterRoleBinding');
+  for (const ns of opts.providerNamespaces ?? []) await bindProviderNamespace(api, user, ns);
   const leaf = makeLeaf(api.ca, user, { client: true, subject: `/CN=${user}` });
   const file = join(workDir('kubeconfigs'), `${user}.json`);
   writeFileSync(file, JSON.stringify({
@@ -100,6 +102,18 @@ export async function extensionKubeconfig(api: KubeApi, user: string, rules?: un
     users: [{ name: user, user: { 'client-certificate-data': b64(leaf.cert), 'client-key-data': b64(leaf.key) } }], contexts: [{ name: 'c', context: { cluster: 'c', user } }],
   }));
   return file;
+}
+
+/** The install's Role (Leases) in provider namespace `namespace`, bound to `user`; creates the namespace. */
+export async function bindProviderNamespace(api: KubeApi, user: string, namespace: string): Promise<void> {
+  await ensureNamespace(api, namespace);
+  const role = providerNamespaceRole(namespace);
+  const name = `${role.metadata.name}-${user}`;
+  ok(await api.request('POST', `/apis/rbac.authorization.k8s.io/v1/namespaces/${namespace}/roles`, { ...role, metadata: { ...role.metadata, name } }), 'Role');
+  ok(await api.request('POST', `/apis/rbac.authorization.k8s.io/v1/namespaces/${namespace}/rolebindings`, {
+    apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name }, subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: user }],
+  }), 'RoleBinding');
 }
 
 const RETRYING_TAIL = "; capi-registry-addon retries in the background: see the Cluster's annotation capi-registry-addon.io/registry-status and its Events";
