@@ -102,21 +102,37 @@ export class RenderError extends Error {}
 export const KUBEADM_DEFAULT_SERVICE_CIDR = '10.96.0.0/12';
 
 /**
- * The registry's fixed ClusterIP: the 20th address of the first service CIDR (first family if
- * dual-stack); a Cluster that sets none gets kubeadm's default, as its API server does. `offset` 21
- * gives the standby Service's.
+ * Kubernetes' static band (KEP-3070, ServiceIPStaticSubrange): the first min(max(16, size/16), 256)
+ * addresses after the network address are handed out only to Services that ask for them, so a fixed
+ * ClusterIP there cannot be taken first by another Service. A range of 16 addresses or fewer has none.
+ * (calculateRangeOffset in k8s.io/kubernetes pkg/registry/core/service/ipallocator.)
  */
-export function serviceIp(serviceCidrs: readonly string[], offset: number = REGISTRY.serviceIpOffset): string {
+export function staticBandSize(hostBits: number): number {
+  if (hostBits <= 4) return 0;
+  if (hostBits >= 12) return 256; // 4096 / 16
+  return Math.max(16, 2 ** hostBits / 16);
+}
+
+/**
+ * The registry's fixed ClusterIPs from the first service CIDR (first family if dual-stack; kubeadm's
+ * default when a Cluster sets none, as its API server does): the writer's and the standby's. The 20th
+ * and 21st addresses where they are inside the static band (a /23 or larger: every Cluster that had them
+ * keeps them); else the band's last two (a /24 to a /27: .15 and .16, clear of .1 for `kubernetes`
+ * and .10 for kube-dns). A range with no static band is refused, naming the fix.
+ */
+export function serviceIp(serviceCidrs: readonly string[], which: 'writer' | 'standby' = 'writer'): string {
   const cidr = serviceCidrs[0] ?? KUBEADM_DEFAULT_SERVICE_CIDR;
   const match = /^([^/]+)\/(\d{1,3})$/.exec(cidr.trim());
   const base = match ? parseIp(match[1]!) : undefined;
   const prefix = match ? Number(match[2]) : NaN;
   if (!base || !(prefix <= base.length * 8)) throw new RenderError(`service CIDR ${JSON.stringify(cidr)} is not a valid CIDR (e.g. 10.96.0.0/12 or fd00:10:96::/112)`);
   const hostBits = base.length * 8 - prefix;
-  // The address must exist and, on IPv4, not be the broadcast address: at least 32 addresses.
-  if (hostBits < 5) throw new RenderError(`service CIDR ${cidr} is too small: the registry needs its ${REGISTRY.serviceIpOffset}th and ${REGISTRY.standbyIpOffset}st addresses, so use at least a /${base.length * 8 - 5}`);
+  const band = staticBandSize(hostBits);
+  if (band === 0) throw new RenderError(`service CIDR ${cidr} is too small: Kubernetes reserves no addresses for fixed ClusterIPs in a range of 16 or fewer (KEP-3070), where the registry's two would be taken by other Services; use at least a /${base.length * 8 - 5}`);
+  const [writer, standby] = band > REGISTRY.standbyIpOffset ? [REGISTRY.serviceIpOffset, REGISTRY.standbyIpOffset] : [band - 1, band];
+  const offset = which === 'writer' ? writer : standby;
   const out = new Uint8Array(base);
-  // Zero the host bits, then add the offset (fits in the last byte: hostBits >= 5 and offset < 32).
+  // Zero the host bits, then add the offset (fits in the last byte: offset <= 21).
   for (let bit = 0; bit < hostBits; bit++) out[out.length - 1 - (bit >> 3)]! &= ~(1 << (bit & 7));
   out[out.length - 1]! += offset;
   return formatIp(out);
@@ -137,8 +153,8 @@ export interface RegistryLayout {
 export const registryLayout = (replicas: number, serviceDomain: string | undefined, serviceCidrs: readonly string[]): RegistryLayout => ({
   replicas,
   serviceDomain: serviceDomain || REGISTRY.defaultServiceDomain,
-  serviceIp: serviceIp(serviceCidrs),
-  standbyIp: serviceIp(serviceCidrs, REGISTRY.standbyIpOffset),
+  serviceIp: serviceIp(serviceCidrs, 'writer'),
+  standbyIp: serviceIp(serviceCidrs, 'standby'),
 });
 
 export const podNames = (replicas: number) => Array.from({ length: replicas }, (_, i) => `${REGISTRY.name}-${i}`);

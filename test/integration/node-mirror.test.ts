@@ -30,11 +30,11 @@ let files: { hostsToml: string; ca: string; script: string };
 const IMAGES = { docker: 'docker.io/library/app:1.0', quay: 'quay.io/team/tool:2.0' };
 
 test.before(async () => {
-  // A service CIDR of 127.0.0.0/24 puts the Service IP at 127.0.0.20, where the mirror listens. Upstream
+  // A service CIDR of 127.0.0.0/24 puts the Service IP at 127.0.0.15 (the static band's end), where the mirror listens. Upstream
   // names resolve to 127.0.0.1, where port 443 is closed.
   const m = await clusterMirror('127.0.0.0/24');
   files = m.files;
-  mirror = await startRenderedRegistry('node-mirror', components().registry.path, m.config, m.tls, '127.0.0.20:443', undefined, htpasswdFor(m.creds, undefined));
+  mirror = await startRenderedRegistry('node-mirror', components().registry.path, m.config, m.tls, `${m.registry.layout.serviceIp}:443`, undefined, htpasswdFor(m.creds, undefined));
   const push = basicAuthorization(m.creds.push);
   // containerd sends ?ns=<registry> and Distribution ignores it: docker.io/x and quay.io/x share a repository.
   await mirror.push('library/app', '1.0', makeImage('app from the mirror'), push);
@@ -388,7 +388,7 @@ test('cross-cluster: containerd trusting cluster B\'s CA Secret refuses cluster 
   // Cluster A's registry at the same Service IP a B node would use.
   const tlsA = { ...(await issueServerCertificate(a, { ...serverCertSans(m.registry.layout), now: new Date() })), 'ca.crt': root.certPem };
   await mirror.stop();
-  const registryA = await startRenderedRegistry('cross-a', components().registry.path, m.config, tlsA, '127.0.0.20:443', undefined, htpasswdFor(m.creds, undefined));
+  const registryA = await startRenderedRegistry('cross-a', components().registry.path, m.config, tlsA, `${m.registry.layout.serviceIp}:443`, undefined, htpasswdFor(m.creds, undefined));
   try {
     await registryA.push('library/app', '1.0', makeImage('A'), basicAuthorization(m.creds.push));
     const newest = components().containerdMatrix.at(-1)!;

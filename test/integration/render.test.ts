@@ -11,11 +11,13 @@ import { issueServerCertificate } from '../../src/pki/server-cert.ts';
 import { basicAuthorization, htpasswdFor, newPassword, type Credentials } from '../../src/addon/credentials.ts';
 import { RenderError, serverCertSans } from '../../src/render/metadata.ts';
 import { readRegistryConfig } from '../../src/render/config.ts';
+import { hostsToml } from '../../src/render/node-files.ts';
 import { clusterConfigVariable } from '../../src/render/variables.ts';
 import { parseCluster } from '../../src/runtime-sdk/request.ts';
 import { freePort, waitFor } from './env/base.ts';
 import { components } from './env/components.ts';
 import { startEnv, type Env } from './env/index.ts';
+import { startKube } from './env/kube.ts';
 import { makeImage } from './env/oci.ts';
 import { httpRequest, startRenderedRegistry } from './env/registry.ts';
 
@@ -87,6 +89,34 @@ test('every workload manifest (1, 2, 3 replicas; every knob) passes server-side 
       assert.is(r.status, 201, `${JSON.stringify(v)} ${obj.kind}/${obj.metadata.name}: ${r.text.slice(0, 400)}`);
       if (obj.kind === 'Service' && obj.spec.clusterIP !== 'None') assert.is(r.body.spec.clusterIP, obj.metadata.name === 'registry-standby' ? '10.96.0.21' : '10.96.0.20');
     }
+  }
+});
+
+test('a /24 service CIDR: every dynamic address taken first by other Services, the registry\'s Services still get theirs (inside the static band); a /28 is refused, naming the fix', async () => {
+  const api = await startKube('small-cidr', { serviceCidr: '10.97.0.0/24' });
+  try {
+    // KEP-3070 on a /24: .1-.16 are the static band, .17-.254 the dynamic one. Fill the dynamic band.
+    const dynamic = new Set<string>();
+    for (let i = 0; dynamic.size < 238; i++) {
+      const r = await api.request('POST', '/api/v1/namespaces/default/services', { apiVersion: 'v1', kind: 'Service', metadata: { name: `other-${i}` }, spec: { ports: [{ port: 80 }] } });
+      assert.is(r.status, 201, r.text.slice(0, 300));
+      dynamic.add(r.body.spec.clusterIP);
+    }
+    assert.ok(dynamic.has('10.97.0.20') && dynamic.has('10.97.0.21'), 'the addresses a /12 Cluster uses were taken by other Services');
+    const p = await plan(['10.97.0.0/24']);
+    assert.equal([p.c.registry.layout.serviceIp, p.c.registry.layout.standbyIp], ['10.97.0.15', '10.97.0.16']);
+    const ns = p.workload.find((o: any) => o.kind === 'Namespace');
+    assert.is((await api.request('POST', '/api/v1/namespaces', ns)).status, 201);
+    for (const svc of p.workload.filter((o: any) => o.kind === 'Service' && o.spec.clusterIP !== 'None') as any[]) {
+      const r = await api.request('POST', '/api/v1/namespaces/capi-registry/services', svc);
+      assert.is(r.status, 201, `${svc.metadata.name}: ${r.text.slice(0, 300)}`);
+      assert.is(r.body.spec.clusterIP, svc.spec.clusterIP);
+    }
+    // The node files name the same addresses.
+    assert.match(hostsToml(p.c.registry.layout, p.c.registry.config), /\[host\."https:\/\/10\.97\.0\.15:443\/v2"\]/);
+    await rejectsWith(() => plan(['10.97.0.0/28']), /service CIDR 10\.97\.0\.0\/28 is too small: .*KEP-3070.*use at least a \/27/, '/28');
+  } finally {
+    await api.stop();
   }
 });
 

@@ -8,7 +8,7 @@ import { clusterRegistry } from '../../src/addon/layout.ts';
 import { registryPlan } from '../../src/addon/plan.ts';
 import { PATTERNS, readRegistryConfig } from '../../src/render/config.ts';
 import { dumpYaml } from '../../src/render/distribution.ts';
-import { registryLayout, RenderError, serverCertSans, serviceIp } from '../../src/render/metadata.ts';
+import { registryLayout, RenderError, serverCertSans, serviceIp, staticBandSize } from '../../src/render/metadata.ts';
 import { toToml } from '../../src/render/toml.ts';
 import { clusterConfigVariable } from '../../src/render/variables.ts';
 import { parseCluster } from '../../src/runtime-sdk/request.ts';
@@ -36,16 +36,23 @@ test('golden: IPv4, IPv6, dual-stack, 1 and 3 replicas, every knob, auth off', a
   }
 });
 
-test('service IP: the 20th address of the first CIDR, any family; bracketed in URLs', () => {
+test('service IP: the 20th address of the first CIDR inside Kubernetes\' static band, else the band\'s last two; any family; bracketed in URLs', () => {
   assert.is(serviceIp(['10.96.0.0/12']), '10.96.0.20');
   assert.is(serviceIp(['10.96.7.9/12']), '10.96.0.20');
-  assert.is(serviceIp(['172.20.0.0/27']), '172.20.0.20');
   assert.is(serviceIp(['fd00:10:96::/112']), 'fd00:10:96::14');
   assert.is(serviceIp(['fd00:10:96::/112', '10.96.0.0/12']), 'fd00:10:96::14');
-  assert.is(serviceIp(['127.0.0.0/24']), '127.0.0.20');
-  // The standby Service takes the next address.
+  // KEP-3070: the band is min(max(16, size/16), 256) addresses: /20 and larger 256, /21 128, /22 64, /23 32,
+  // /24 to /27 16, /28 and smaller none.
+  assert.equal([12, 20, 21, 22, 23, 24, 25, 26, 27, 28].map((p) => staticBandSize(32 - p)), [256, 256, 128, 64, 32, 16, 16, 16, 16, 0]);
+  for (const cidr of ['10.96.0.0/20', '10.96.0.0/21', '10.96.0.0/22', '10.96.0.0/23']) {
+    assert.equal(registryLayout(2, undefined, [cidr]), { replicas: 2, serviceDomain: 'cluster.local', serviceIp: '10.96.0.20', standbyIp: '10.96.0.21' }, `${cidr} keeps today's addresses`);
+  }
+  for (const cidr of ['127.0.0.0/24', '127.0.0.0/25', '127.0.0.0/26', '127.0.0.0/27']) {
+    const layout = registryLayout(2, undefined, [cidr]);
+    assert.equal([layout.serviceIp, layout.standbyIp], ['127.0.0.15', '127.0.0.16'], `${cidr}: inside the band of 16, clear of .1 and .10`);
+  }
+  assert.equal([serviceIp(['fd00:10:96::/120'], 'writer'), serviceIp(['fd00:10:96::/120'], 'standby')], ['fd00:10:96::f', 'fd00:10:96::10']);
   assert.equal(registryLayout(2, undefined, ['fd00:10:96::/112']), { replicas: 2, serviceDomain: 'cluster.local', serviceIp: 'fd00:10:96::14', standbyIp: 'fd00:10:96::15' });
-  assert.is(registryLayout(1, 'corp.internal', ['172.20.0.0/27']).standbyIp, '172.20.0.21');
   const hosts = readFileSync(join(GOLDEN, 'ipv6', 'expected.yaml'), 'utf8');
   assert.match(hosts, /\[host\."https:\/\/\[fd00:10:96::14\]:443\/v2"\]/);
   assert.is(serviceIp([]), '10.96.0.20', "no service CIDR: kubeadm's default 10.96.0.0/12");
@@ -53,7 +60,7 @@ test('service IP: the 20th address of the first CIDR, any family; bracketed in U
     [['10.96.0.0'], /"10\.96\.0\.0" is not a valid CIDR/],
     [['10.96.0.0/33'], /is not a valid CIDR/],
     [['banana/12'], /is not a valid CIDR/],
-    [['10.96.0.0/28'], /is too small: .* use at least a \/27/],
+    [['10.96.0.0/28'], /is too small: Kubernetes reserves no addresses for fixed ClusterIPs .* \(KEP-3070\).* use at least a \/27/],
     [['fd00::/124'], /is too small: .* use at least a \/123/],
   ] as const) {
     assert.throws(() => serviceIp(cidrs as unknown as string[]), (e: Error) => e instanceof RenderError && message.test(e.message), String(message));
