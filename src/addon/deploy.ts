@@ -9,7 +9,7 @@ import { helmChartProxy, helmChartProxyName, REGISTRY_DEPLOYED, type ChartSource
 import { GC_AT_POD_ANNOTATION } from '../render/workload.ts';
 import { currentMarks, markCluster, type ClusterMarks } from './cluster-marks.ts';
 import type { Credentials } from './credentials.ts';
-import { nodeMirror, nodeMirrorSummary } from '../observe/status.ts';
+import { nodeMirror, nodeMirrorFacts, nodeMirrorSummary } from '../observe/status.ts';
 import { ROOT_CA_SECRET } from '../pki/root-ca.ts';
 import { clusterCaSecretName, clusterIssuerSecretName, nodeCredentialSecretName, nodeScriptSecretName, pushCredentialSecretName } from '../render/metadata.ts';
 import { clusterApiVersionOf, failure, kubernetesTime, success, type ClusterRef, type HookResult } from '../runtime-sdk/types.ts';
@@ -82,14 +82,16 @@ export function deployRegistry(cluster: ClusterRef, deps: AddonDeps, opts: Deplo
 
 /**
  * The current credentials, and what the nodes reported of the mirror (one Node list in the workload
- * cluster per pass; a list that fails keeps the last mark).
+ * cluster per pass: metadata only, in pages, each answer bounded; a list that fails keeps the last mark,
+ * one too large to read says so).
  */
 async function reportedMarks(workload: SecretClient, creds: Credentials | undefined): Promise<Partial<ClusterMarks>> {
   const credentials = creds ? `${creds.node.username},${creds.push.username}` : 'none (auth off)';
   try {
-    const nodes = await workload.listObjects({ apiVersion: 'v1', kind: 'Node' }, '');
+    const nodes = await workload.listMetadata({ apiVersion: 'v1', kind: 'Node' }, '', nodeMirrorFacts);
     return { credentials, nodeMirror: nodeMirrorSummary(nodeMirror(nodes)) };
   } catch (err) {
+    if (err instanceof KubeError && err.status === 413) return { credentials, nodeMirror: `not counted: ${err.message}` };
     if (err instanceof KubeError) return { credentials };
     throw err;
   }

@@ -6,7 +6,7 @@ import { workloadClientFor } from '../addon/workload-secrets.ts';
 import { KubeError, secretClient, type SecretClient } from '../kube/client.ts';
 import { loadKubeConfig, locateKubeConfig } from '../kube/connection.ts';
 import { workloadClientCache, type WorkloadClients } from '../kube/workload-clients.ts';
-import { clusterStatus, statusTable, type ClusterStatus } from '../observe/status.ts';
+import { clusterStatus, nodeMirrorFacts, statusTable, type ClusterStatus } from '../observe/status.ts';
 import { CLUSTER_SELECTOR_LABEL, helmChartProxyName } from '../render/helmchartproxy.ts';
 import { nodeCredentialSecretName, pushCredentialSecretName, STATEFULSET_REF } from '../render/metadata.ts';
 import { parseCluster } from '../runtime-sdk/request.ts';
@@ -75,7 +75,7 @@ async function statusOf(cluster: ClusterRef, management: SecretClient, workloadC
     authEnabled,
     credentials: await orError(async () => ({ node: await secret(nodeCredentialSecretName(cluster.name)), push: await secret(pushCredentialSecretName(cluster.name)) })),
     statefulSet: 'error' in workload ? workload : await orError(() => workload.getObject(STATEFULSET_REF)),
-    nodes: 'error' in workload ? workload : await orError(() => workload.listObjects({ apiVersion: 'v1', kind: 'Node' }, '')),
+    nodes: 'error' in workload ? workload : await orError(() => workload.listMetadata({ apiVersion: 'v1', kind: 'Node' }, '', nodeMirrorFacts)),
     now,
   });
 }

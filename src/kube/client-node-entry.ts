@@ -1,3 +1,43 @@
 // The part of @kubernetes/client-node this extension uses. scripts/build.mjs bundles it on its own
 // (CommonJS, ~1.4 MiB) and the main bundle embeds that as text: see client-node.ts.
+import { KubernetesObjectApi, type KubeConfig } from '@kubernetes/client-node';
+
 export { KubeConfig, KubernetesObjectApi, PatchStrategy, setHeaderMiddleware } from '@kubernetes/client-node';
+
+export interface MetadataPage {
+  items: Record<string, unknown>[];
+  continue?: string;
+}
+
+/**
+ * The object API plus one call client-node lacks: a page of a list as PartialObjectMetadataList, so the
+ * API server sends metadata only (no spec, no status) and nothing is deserialized into typed models.
+ * The request goes through the same authentication and middleware (deadline, bounded body) as every other.
+ */
+export class MetadataListApi extends KubernetesObjectApi {
+  static fromKubeConfig(kc: KubeConfig): MetadataListApi {
+    const api = kc.makeApiClient(MetadataListApi);
+    api.setDefaultNamespace(kc);
+    return api;
+  }
+
+  async listMetadataPage(ref: { apiVersion: string; kind: string; namespace?: string }, labelSelector: string, limit: number, continueToken?: string): Promise<MetadataPage> {
+    const config = this.configuration;
+    const path = await this.specUriPath({ apiVersion: ref.apiVersion, kind: ref.kind, metadata: { namespace: ref.namespace } }, 'list');
+    let request = config.baseServer.makeRequestContext(path, 'GET');
+    request.setHeaderParam('Accept', 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1');
+    if (labelSelector) request.setQueryParam('labelSelector', labelSelector);
+    request.setQueryParam('limit', String(limit));
+    if (continueToken) request.setQueryParam('continue', continueToken);
+    await config.authMethods.BearerToken?.applySecurityAuthentication(request);
+    await config.authMethods.default?.applySecurityAuthentication(request);
+    for (const m of config.middleware) request = await m.pre(request).toPromise();
+    let response = await config.httpApi.send(request).toPromise();
+    for (const m of config.middleware) response = await m.post(response).toPromise();
+    const text = await response.body.text();
+    if (response.httpStatusCode < 200 || response.httpStatusCode > 299) throw Object.assign(new Error(`HTTP ${response.httpStatusCode}`), { code: response.httpStatusCode, body: text });
+    const list = JSON.parse(text) as { kind?: string; items?: Record<string, unknown>[]; metadata?: { continue?: string } };
+    if (list.kind !== 'PartialObjectMetadataList') throw new Error(`the API server answered a metadata list with ${String(list.kind)}`);
+    return { items: list.items ?? [], ...(list.metadata?.continue ? { continue: list.metadata.continue } : {}) };
+  }
+}

@@ -4,14 +4,12 @@ import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
 import { base64FromText, textFromBase64 } from '../lib/bytes.ts';
 import { clientNode } from './client-node.ts';
 import type { WorkloadKubeconfig } from './workload-kubeconfig.ts';
+import { boundBody, MAX_WORKLOAD_RESPONSE_BYTES, TooLargeError, WORKLOAD_PAGE_SIZE } from './bounded.ts';
+import { KubeError } from './errors.ts';
 
 export const FIELD_MANAGER = 'capi-registry-addon';
 
-export class KubeError extends Error {
-  constructor(message: string, readonly status?: number) {
-    super(message);
-  }
-}
+export { KubeError } from './errors.ts';
 
 export interface SecretObject {
   name: string;
@@ -44,6 +42,11 @@ export interface SecretClient {
   readSecret(namespace: string, name: string): Promise<StoredSecret | undefined>;
   /** Any object as JSON; undefined when it does not exist. */
   getObject(ref: ObjectRef): Promise<Record<string, unknown> | undefined>;
+  /**
+   * The metadata of every object of one kind matching a label selector, page by page (only metadata is
+   * sent and parsed); `pick` keeps what is needed of each, so a page is dropped once read.
+   */
+  listMetadata<T>(ref: { apiVersion: string; kind: string; namespace?: string }, labelSelector: string, pick: (metadata: Record<string, unknown>) => T): Promise<T[]>;
   /** Objects of one kind matching a label selector, in one namespace or (none given) in all. */
   listObjects(ref: { apiVersion: string; kind: string; namespace?: string }, labelSelector: string): Promise<Record<string, unknown>[]>;
   /** Deletes the object: 'deleted', or 'absent' when there was nothing to delete. `Orphan` leaves its dependents (a StatefulSet's pods). */
@@ -145,7 +148,7 @@ export async function clientFromKubeconfig(config: WorkloadKubeconfig): Promise<
     contexts: [{ name: 'workload', cluster: 'workload', user: 'workload' }],
     currentContext: 'workload',
   });
-  return secretClient(kc);
+  return secretClient(kc, { maxResponseBytes: MAX_WORKLOAD_RESPONSE_BYTES });
 }
 
 /** Longest wait for one API request: a hung API server must not hold a Cluster's lock or a background slot for long. */
@@ -153,9 +156,10 @@ export const REQUEST_TIMEOUT_MS = 15_000;
 declare const __VERSION__: string;
 const USER_AGENT = `capi-registry-addon/${typeof __VERSION__ === 'string' ? __VERSION__ : 'dev'}`;
 
-export async function secretClient(kc: KubeConfig, opts: { timeoutMs?: number } = {}): Promise<SecretClient> {
-  const { KubernetesObjectApi, PatchStrategy, setHeaderMiddleware } = clientNode();
-  const api = KubernetesObjectApi.makeApiClient(kc);
+/** `maxResponseBytes`: the largest answer read (workload clusters: MAX_WORKLOAD_RESPONSE_BYTES); none for the management cluster. */
+export async function secretClient(kc: KubeConfig, opts: { timeoutMs?: number; maxResponseBytes?: number } = {}): Promise<SecretClient> {
+  const { MetadataListApi, PatchStrategy, setHeaderMiddleware } = clientNode();
+  const api = MetadataListApi.fromKubeConfig(kc);
   // Every request: our name in the API server's audit log, and a deadline (client-node's transport would wait minutes).
   const timeoutMs = opts.timeoutMs ?? REQUEST_TIMEOUT_MS;
   const named = setHeaderMiddleware('User-Agent', USER_AGENT);
@@ -164,7 +168,7 @@ export async function secretClient(kc: KubeConfig, opts: { timeoutMs?: number } 
       request.setSignal(AbortSignal.timeout(timeoutMs));
       return named.pre(request as never);
     },
-    post: named.post,
+    post: (response: Parameters<typeof boundBody>[0]) => named.post((opts.maxResponseBytes ? boundBody(response, opts.maxResponseBytes) : response) as never),
   });
   const codeOf = (err: unknown) => (err as { code?: number }).code;
   const where = (ref: { namespace?: string; name?: string }) => (ref.namespace ? `${ref.namespace}/${ref.name}` : String(ref.name));
@@ -191,6 +195,21 @@ export async function secretClient(kc: KubeConfig, opts: { timeoutMs?: number } 
       } catch (err) {
         if (codeOf(err) === 404) return undefined;
         throw explain('get', ref.kind, where(ref), err);
+      }
+    },
+    async listMetadata(ref, labelSelector, pick) {
+      const out: ReturnType<typeof pick>[] = [];
+      let token: string | undefined;
+      try {
+        do {
+          const page = await api.listMetadataPage(ref, labelSelector, WORKLOAD_PAGE_SIZE, token);
+          for (const item of page.items) out.push(pick((item.metadata ?? {}) as Record<string, unknown>));
+          token = page.continue;
+        } while (token);
+        return out;
+      } catch (err) {
+        if (err instanceof TooLargeError) throw new KubeError(`list ${ref.kind} (metadata, pages of ${WORKLOAD_PAGE_SIZE}): ${err.message}`, err.status);
+        throw explain('list', ref.kind, `(selector ${labelSelector})`, err);
       }
     },
     async listObjects(ref, labelSelector) {

@@ -83,6 +83,14 @@ function replicaState(sts: StatusFacts['statefulSet'], problems: string[]): stri
 type NodeMirror = ClusterStatus['mirror'];
 
 /** What the Nodes reported of the mirror (their annotations, written by the node script's `report`). */
+/** Of a Node's metadata, what nodeMirror reads: its name and our two annotations (the rest is dropped as each page is read). */
+export function nodeMirrorFacts(metadata: Record<string, unknown>): { metadata: { name?: string; annotations: Record<string, string> } } {
+  const annotations = (metadata.annotations ?? {}) as Record<string, unknown>;
+  const kept: Record<string, string> = {};
+  for (const key of [NODE_MIRROR_ANNOTATION, NODE_MIRROR_REASON_ANNOTATION]) if (typeof annotations[key] === 'string') kept[key] = annotations[key] as string;
+  return { metadata: { ...(typeof metadata.name === 'string' ? { name: metadata.name } : {}), annotations: kept } };
+}
+
 export function nodeMirror(nodes: Record<string, unknown>[]): NodeMirror & { reasons: Record<string, string> } {
   const state = { enabled: 0, nodes: 0, notEnabled: [] as string[], unreported: [] as string[], reasons: {} as Record<string, string> };
   for (const n of nodes) {

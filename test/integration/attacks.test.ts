@@ -13,6 +13,7 @@ import {
 } from './env/capi.ts';
 import { RUNTIMES, startExtension, type Extension } from './env/extension.ts';
 import { startEnv, type Env } from './env/index.ts';
+import { startKube, type KubeApi } from './env/kube.ts';
 
 const test = realSuite('attacks on the trust boundaries (real API servers, three runtimes)');
 let env: Env;
@@ -269,5 +270,51 @@ test('one registry identity per Cluster: a client trusting B\'s CA Secret reject
     await ext.stop();
   }
 });
+
+/** A workload API server whose 1,000 Nodes carry 250 KB of annotations each (~250 MB of Node metadata), made once. */
+let fatNodes: KubeApi | undefined;
+async function fatNodeCluster(): Promise<KubeApi> {
+  if (fatNodes) return fatNodes;
+  const api = await startKube('fat-nodes', { serviceCidr: '10.96.0.0/12' });
+  fatNodes = api;
+  const filler = 'x'.repeat(250_000);
+  const create = async (i: number) => ok(await api.request('POST', '/api/v1/nodes', { apiVersion: 'v1', kind: 'Node', metadata: { name: `node-${i}`, annotations: { 'tenant.example/filler': filler } } }), `Node ${i}`);
+  for (let i = 0; i < 1000; i += 10) await Promise.all(Array.from({ length: 10 }, (_, k) => create(i + k)));
+  return api;
+}
+test.after(async () => {
+  await fatNodes?.stop();
+});
+
+for (const runtime of Object.keys(RUNTIMES)) {
+  test(`${runtime}: a workload cluster of 1,000 Nodes with 250 KB of annotations each: read in bounded pages of metadata, RSS stays bounded, the Cluster's mark says what was too large`, async () => {
+    const api = await fatNodeCluster();
+    const ext = await start(runtime);
+    try {
+      const ns = `fat-nodes-${runtime}`;
+      await createCluster(mgmt(), ns, 'c1', { services: ['10.96.0.0/12'], registry: {} });
+      const url = new URL(api.url);
+      ok(await mgmt().request('PATCH', `/apis/cluster.x-k8s.io/v1beta2/namespaces/${ns}/clusters/c1`, JSON.stringify({ spec: { controlPlaneEndpoint: { host: url.hostname, port: Number(url.port) } } }), 'application/merge-patch+json'), 'endpoint');
+      await markControlPlaneInitialized(mgmt(), ns, 'c1');
+      await putKubeconfig(mgmt(), ns, 'c1', readFileSync(api.kubeconfig, 'utf8'));
+      const cluster = await getCluster(mgmt(), ns, 'c1');
+      assert.is((await hook(ext, 'BeforeClusterCreate', cluster)).status, 'Success');
+      const idle = Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${ext.proc.pid}/status`, 'utf8'))![1]) / 1024;
+      const acpi = await hook(ext, 'AfterControlPlaneInitialized', cluster);
+      assert.is(acpi.status, 'Success', acpi.message);
+      const peak = Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${ext.proc.pid}/status`, 'utf8'))![1]) / 1024;
+      const marked = (await getCluster(mgmt(), ns, 'c1')).metadata.annotations['capi-registry-addon.io/node-mirror'];
+      assert.is(marked, 'not counted: list Node (metadata, pages of 500): the API server\'s answer is larger than 8 MiB: not read');
+      // What the API server was asked: metadata-only pages of 500, never a whole list.
+      const lists = api.audit().filter((e) => e.verb === 'list' && e.objectRef?.resource === 'nodes' && /capi-registry-addon/.test(e.userAgent ?? ''));
+      assert.ok(lists.length >= 1, 'the Node list was asked for');
+      for (const e of lists) assert.match(e.requestURI ?? '', /[?&]limit=500\b/, `paged: ${e.requestURI}`);
+      console.log(`  ${runtime}: RSS ${idle.toFixed(0)} MiB before the pass, peak ${peak.toFixed(0)} MiB (the Nodes' metadata: ~250 MB)`);
+      assert.ok(peak < 300, `peak RSS ${peak.toFixed(0)} MiB: the answer was not read whole (the Deployment's limit is 768 MiB)`);
+    } finally {
+      await ext.stop();
+    }
+  });
+}
 
 test.run();

@@ -11,6 +11,7 @@ export interface KubeReply { status: number; body: any; text: string }
 
 export interface AuditEvent {
   verb: string;
+  requestURI?: string;
   user: { username: string };
   userAgent?: string;
   objectRef?: { resource?: string; namespace?: string; name?: string };
