@@ -36,6 +36,7 @@ const SERVE: CommandSpec = {
     { name: 'kubeconfig', value: 'FILE', help: 'management cluster kubeconfig; else in-cluster, else $KUBECONFIG or ~/.kube/config' },
     { name: 'capi-version', value: 'VERSION', help: `Cluster API version whose hook catalog to advertise (v1.${OLDEST_CAPI_MINOR}..v1.${NEWEST_CAPI_MINOR})`, default: `v1.${NEWEST_CAPI_MINOR}` },
     { name: 'max-body-bytes', value: 'BYTES', help: 'largest hook request accepted (two that large at once at most)', default: String(DEFAULT_MAX_BODY_BYTES) },
+    { name: 'max-connections', value: 'N', help: 'most open connections (Node, Deno) and requests in flight (every runtime; more are answered 503 at once)', default: '256' },
     { name: 'log-level', value: LOG_LEVELS.join('|'), help: 'least severe level logged', default: 'info' },
     { name: 'log-format', value: 'json|text', help: 'log line format', default: 'json' },
     { name: 'provider-namespace', value: 'NS', help: 'namespace of the extension and its root CA Secret', default: 'capi-registry-addon-system' },
@@ -117,6 +118,7 @@ async function runServe(argv: string[]): Promise<void> {
     kubeconfig: str('kubeconfig'),
     target,
     maxBodyBytes: parsePositiveInt('max-body-bytes', str('max-body-bytes')!),
+    maxConnections: parsePositiveInt('max-connections', str('max-connections')!),
     tlsReloadSeconds: parsePositiveInt('tls-reload-interval', str('tls-reload-interval')!),
     log,
     addon: {

@@ -11,6 +11,8 @@ export interface ConvergeOutcome {
   result: HookResult;
   /** Keep converging this Cluster (it exists and is opted in); false forgets it until it is asked for again. */
   watch: boolean;
+  /** What the API server says of the Cluster's registry settings, when the run read it (compared with what requests claim). */
+  state?: string;
 }
 
 export interface Timers {
@@ -38,8 +40,10 @@ export interface ConvergeOptions {
 export interface Converger {
   /**
    * Asks for the Cluster to be converged soon; cheap, returns at once. `state` is what the caller saw
-   * (e.g. the registry variable): a request with a state other than the last one's is not held back by
-   * the interval, so an opt-in, a change or an opt-out is acted on at once.
+   * (e.g. the registry variable): a request whose state differs from what the last run read from the API
+   * server is not held back by the interval, so an opt-in, a change or an opt-out is acted on at once.
+   * A claimed change that the run then did not find (a forged body) earns no such run again for
+   * `retryMs`: alternating claims cannot force back-to-back passes.
    */
   request(namespace: string, name: string, state?: string): void;
   /** Converge this (confirmed) Cluster again after the retry delay, whatever the interval says (a hook's attempt failed, or its marks may be lost). */
@@ -75,7 +79,12 @@ export function converger(opts: ConvergeOptions): Converger {
   const concurrency = opts.concurrency ?? 8;
   const maxQueued = opts.maxQueued ?? 10_000;
   const notBefore = new Map<string, number>();
+  /** What the last run read of each Cluster's registry settings. */
   const lastState = new Map<string, string>();
+  /** The state a request claimed when its change let it past the interval. */
+  const claimed = new Map<string, string>();
+  /** Until when claimed changes of a Cluster wait for the interval (a claim the API server did not bear out). */
+  const doubted = new Map<string, number>();
   const failures = new Map<string, number>();
   const scheduled = new Map<string, unknown>();
   const queue: string[] = [];
@@ -119,6 +128,12 @@ export function converger(opts: ConvergeOptions): Converger {
     }, delayMs));
   };
   const finished = (key: string, outcome: ConvergeOutcome | undefined) => {
+    const claim = claimed.get(key);
+    claimed.delete(key);
+    if (outcome?.state !== undefined) {
+      lastState.set(key, outcome.state);
+      if (claim !== undefined && claim !== outcome.state) doubted.set(key, now() + retryMs);
+    }
     const failed = !outcome || outcome.result.status === 'Failure';
     const count = failed ? (failures.get(key) ?? 0) + 1 : 0;
     const delay = failed ? Math.min(retryMs * 2 ** Math.min(count - 1, 20), intervalMs) : intervalMs;
@@ -167,7 +182,7 @@ export function converger(opts: ConvergeOptions): Converger {
   return {
     request(namespace, name, state) {
       const key = `${namespace}/${name}`;
-      const changed = state !== undefined && lastState.has(key) && lastState.get(key) !== state;
+      const changed = state !== undefined && lastState.has(key) && lastState.get(key) !== state && !((doubted.get(key) ?? 0) > now());
       if (active.has(key) || queue.includes(key) || (!changed && (notBefore.get(key) ?? 0) > now())) return;
       if (queue.length >= maxQueued) return; // CAPI calls GeneratePatches again; the Cluster gets its turn then
       // Remembered intervals that have passed say nothing any more: drop them so forged names do not pile up.
@@ -177,9 +192,11 @@ export function converger(opts: ConvergeOptions): Converger {
           notBefore.delete(k);
           lastState.delete(k);
           failures.delete(k);
+          doubted.delete(k);
         }
       }
-      if (state !== undefined) lastState.set(key, state);
+      if (changed) claimed.set(key, state);
+      else if (state !== undefined && !lastState.has(key)) lastState.set(key, state);
       enqueue(key);
     },
     retrySoon(namespace, name) {
@@ -209,6 +226,8 @@ export function converger(opts: ConvergeOptions): Converger {
       notOurs.delete(key);
       notBefore.delete(key);
       lastState.delete(key);
+      claimed.delete(key);
+      doubted.delete(key);
       failures.delete(key);
     },
     stop() {

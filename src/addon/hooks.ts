@@ -23,12 +23,13 @@ import { clusterConfigVariable } from '../render/variables.ts';
 import { converger, type ConvergeOutcome } from './converge.ts';
 import { markCluster, retryingStatus } from './cluster-marks.ts';
 import { deployRegistry, optOutRegistry, removeRegistry, type AddonDeps, type DeployOptions } from './deploy.ts';
-import { registryOptIn } from './opt-in.ts';
+import { registryOptIn, registryState } from './opt-in.ts';
 import { generatePatches as patchesFor, patchedCluster } from './patches.ts';
 import { isHookResult, setupCluster } from './setup.ts';
 import { releaseRegistryVolumes } from './volumes.ts';
 import { kubeconfigSecret } from './workload-secrets.ts';
 import { whenAborted } from '../lib/abort.ts';
+import { confirmer } from './confirm.ts';
 
 export type AddonHandler = (request: HookRequest, ctx: HookContext) => Promise<HookResult>;
 
@@ -121,29 +122,7 @@ export function createAddon(rt: AddonRuntime): Addon {
     return neverBlock ? run() : serialize(`${cluster.namespace}/${cluster.name}`, run);
   };
 
-  /**
-   * A hook body is a claim, not the truth: whoever reaches the hook port can send one. The Cluster is
-   * read back by namespace/name, its UID must match the claim, and everything acted on (variables,
-   * annotations, network, owner UID) comes from the API server's object. BeforeClusterDelete acts only
-   * on a Cluster that is being deleted. A mismatch is answered (BCD: Success, nothing deleted) and
-   * logged at warn; nothing is written.
-   */
-  const confirm = async (hook: HookName, claimed: ClusterRef, deps: AddonDeps): Promise<ClusterRef | HookResult> => {
-    const id = `${claimed.namespace}/${claimed.name}`;
-    const refuse = (mismatch: string): HookResult => {
-      rt.log.warn('hook request does not match the API server; nothing done', { hook, cluster: id, mismatch });
-      const message = `Cluster ${id}: ${mismatch}`;
-      return hook === 'BeforeClusterDelete' ? success(`${message}; nothing deleted`) : failure(message);
-    };
-    const stored = await deps.management.getObject({ apiVersion: deps.clusterApiVersion, kind: 'Cluster', namespace: claimed.namespace, name: claimed.name });
-    if (!stored) return refuse('the request names a Cluster that the management API server does not have');
-    const metadata = (stored.metadata ?? {}) as { uid?: string; deletionTimestamp?: string };
-    if (!claimed.uid || claimed.uid !== metadata.uid) return refuse(`the request's metadata.uid ${JSON.stringify(claimed.uid ?? '')} is not the Cluster's (${metadata.uid})`);
-    if (hook === 'BeforeClusterDelete' && !metadata.deletionTimestamp) return refuse('the Cluster is not being deleted (no deletionTimestamp)');
-    const parsed = parseCluster(stored);
-    if (!parsed.ok) return failure(`Cluster ${id}: ${parsed.message}`);
-    return parsed.value;
-  };
+  const confirmations = confirmer(rt.log);
 
   /**
    * A failed (or retry-later) attempt for a confirmed, opted-in Cluster that must not block: the Cluster
@@ -168,10 +147,20 @@ export function createAddon(rt: AddonRuntime): Addon {
       if (request.kind !== 'lifecycle') throw new TypeError(`${hook} got a ${request.kind} request`);
       // A body that does not ask for the registry asks for nothing: no API call (a forged one gains nothing).
       if (registryOptIn(request.cluster.variables).enabled === false) return success();
+      // The claim is checked before the Cluster's lock is taken (confirm.ts): forged bodies naming a real
+      // Cluster do not queue in front of its real hooks.
+      let checked: ClusterRef | HookResult;
+      try {
+        checked = await confirmations.confirm(hook, request.cluster, await rt.deps());
+      } catch (err) {
+        if (!(err instanceof KubeError)) throw err;
+        const message = `Cluster ${request.cluster.namespace}/${request.cluster.name}: ${err.message}`;
+        return onTrouble === 'neverBlock' ? success(message) : failure(message);
+      }
+      if (isHookResult(checked)) return checked;
       let confirmed: ClusterRef | undefined;
-      const attempt = withDeps(request.cluster, async (deps) => {
-        const cluster = await confirm(hook, request.cluster, deps);
-        if (isHookResult(cluster)) return cluster;
+      const attempt = withDeps(checked, async (deps) => {
+        const cluster = checked as ClusterRef;
         const optIn = registryOptIn(cluster.variables);
         if (!optIn.enabled) return success();
         confirmed = cluster;
@@ -215,12 +204,13 @@ export function createAddon(rt: AddonRuntime): Addon {
     const cluster = parsed.value;
     const labels = ((raw.metadata ?? {}) as { labels?: Record<string, string> }).labels ?? {};
     const optIn = registryOptIn(cluster.variables);
+    const state = registryState(optIn);
     if (optIn.enabled === false) {
       // Not opted in: nothing to do, unless it was (our label is there): it opted out. A clusterConfig
       // that does not parse is not an opt-out: a typo must not remove a registry.
-      if (!(CLUSTER_SELECTOR_LABEL in labels)) return { result: success(), watch: false };
+      if (!(CLUSTER_SELECTOR_LABEL in labels)) return { result: success(), watch: false, state };
       rt.onGone?.(namespace, name);
-      return { result: await withDeps(cluster, (d) => optOutRegistry(cluster, d)), watch: false };
+      return { result: await withDeps(cluster, (d) => optOutRegistry(cluster, d)), watch: false, state };
     }
     const initialized = controlPlaneInitialized(raw);
     const result = await withDeps(cluster, async (d) => {
@@ -228,7 +218,7 @@ export function createAddon(rt: AddonRuntime): Addon {
       // Before initialization the hooks (BCC) speak for the Cluster; after it, the marks do.
       return initialized && troubled(attempt) ? { ...(await inBackground(cluster, 'Converge', attempt, d)), status: 'Failure' as const } : attempt;
     });
-    return { result, watch: true };
+    return { result, watch: true, state };
   };
   const queue = converger({ log: rt.log, intervalMs: rt.convergeIntervalMs, run: converge, ...(rt.owns ? { owns: rt.owns } : {}) });
 

@@ -28,3 +28,6 @@ export function registryOptIn(variables: readonly Variable[]): RegistryOptIn {
   }
   return { enabled: true, config: registry };
 }
+
+/** The opt-in as one comparable string (opt-in and every knob): what GeneratePatches claims and what the API server says are compared by it. */
+export const registryState = (optIn: RegistryOptIn): string => JSON.stringify(optIn.enabled === true ? optIn.config : optIn.enabled);

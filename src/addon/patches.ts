@@ -7,7 +7,7 @@ import { readRegistryConfig } from '../render/config.ts';
 import { registryLayout, RenderError } from '../render/metadata.ts';
 import { nodeFiles, type NodeFiles } from '../render/node-files.ts';
 import type { GeneratePatchesItem, PatchResult, Variable } from '../runtime-sdk/types.ts';
-import { registryOptIn } from './opt-in.ts';
+import { registryOptIn, registryState } from './opt-in.ts';
 import { base64FromText } from '../lib/bytes.ts';
 
 type Json = Record<string, unknown>;
@@ -118,7 +118,7 @@ export function patchedCluster(globalVariables: readonly Variable[], items: read
     const cluster = isObject(builtin) && isObject(builtin.cluster) ? builtin.cluster : {};
     // What the request says of the registry (opt-in and every knob), so that a change is converged at once.
     const optIn = optInOf(variables);
-    const registry = JSON.stringify(optIn.enabled === true ? optIn.config : optIn.enabled);
+    const registry = registryState(optIn);
     if (typeof cluster.name === 'string' && cluster.name && typeof cluster.namespace === 'string' && cluster.namespace) return { namespace: cluster.namespace, name: cluster.name, registry };
   }
   return undefined;

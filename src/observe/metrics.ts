@@ -96,9 +96,10 @@ export class HookMetrics {
     'Lifecycle hook answers per opted-in Cluster (namespace/name), by hook and response status.',
     MAX_CLUSTER_SERIES,
   );
-  readonly chartRequests = new Counter('capi_registry_addon_chart_requests_total', 'Requests to the chart OCI endpoint (/v2/), by method and HTTP status.');
+  readonly chartRequests = new Counter('capi_registry_addon_chart_requests_total', 'Requests to the chart OCI endpoint (/v2/), by method (GET, HEAD or other) and HTTP status.');
+  readonly shed = new Counter('capi_registry_addon_requests_shed_total', 'Requests answered 503 at once because the in-flight limit was reached.');
   render(): string {
-    return `${[this.requests.render(), this.failures.render(), this.latency.render(), this.clusterResults.render(), this.chartRequests.render()].join('\n')}\n`;
+    return `${[this.requests.render(), this.failures.render(), this.latency.render(), this.clusterResults.render(), this.chartRequests.render(), this.shed.render()].join('\n')}\n`;
   }
 }
 

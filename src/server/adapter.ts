@@ -15,6 +15,8 @@ export interface ServeOptions {
   fetch: FetchHandler;
   /** Bodies above this are cut off by the hook wrapper; the adapter must let them reach it. */
   maxBodyBytes: number;
+  /** Most open connections at once (Node, Deno); Bun has no such limit, the app's in-flight cap serves there. */
+  maxConnections: number;
 }
 
 export interface RunningServer {

@@ -24,12 +24,34 @@ export interface AppOptions {
   extraMetrics?: () => Promise<string>;
   /** Readiness beyond "the process answers": false while e.g. no serving certificate is loaded. */
   ready?: () => { ok: boolean; detail: string };
+  /** Most requests handled at once; more are answered 503 at once (health probes excepted). */
+  maxInFlight?: number;
 }
+
+export const DEFAULT_MAX_IN_FLIGHT = 256;
+/** The chart endpoint's method label: the methods an OCI client uses, everything else one value. */
+const CHART_METHODS = new Set(['GET', 'HEAD']);
 
 export function createApp(opts: AppOptions) {
   const metrics = opts.metrics ?? new HookMetrics();
   const wrapperOpts = { maxBodyBytes: opts.maxBodyBytes, budget: new BodyBudget(defaultBudget(opts.maxBodyBytes)), log: opts.log, metrics };
   const app = new Hono();
+  const maxInFlight = opts.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
+  let inFlight = 0;
+  app.use('*', async (c, next) => {
+    const path = new URL(c.req.url).pathname;
+    if (path === '/healthz' || path === '/readyz') return next();
+    if (inFlight >= maxInFlight) {
+      metrics.shed.inc({});
+      return c.text(`busy: ${maxInFlight} requests in flight; retry`, 503, { 'retry-after': '1' });
+    }
+    inFlight++;
+    try {
+      await next();
+    } finally {
+      inFlight--;
+    }
+  });
 
   const discovery = wrapHook(discoveryEndpoint(opts.target), wrapperOpts);
   app.post(`${HOOKS_PREFIX}/discovery`, (c) => discovery(c.req.raw));
@@ -52,7 +74,7 @@ export function createApp(opts: AppOptions) {
   if (opts.chart) {
     app.use('/v2/*', async (c, next) => {
       await next();
-      metrics.chartRequests.inc({ method: c.req.method, status: String(c.res.status) });
+      metrics.chartRequests.inc({ method: CHART_METHODS.has(c.req.method) ? c.req.method : 'other', status: String(c.res.status) });
     });
     app.route('/', ociRoutes(opts.chart));
   }

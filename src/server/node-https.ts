@@ -65,6 +65,11 @@ function handle(fetch: FetchHandler, origin: string) {
 export const serveNodeHttps: Adapter = async (opts) => {
   const origin = `https://${opts.hostname.includes(':') ? `[${opts.hostname}]` : opts.hostname}:${opts.port}`;
   const server = https.createServer({ cert: opts.tls.certPem, key: opts.tls.keyPem, minVersion: 'TLSv1.2' }, handle(opts.fetch, origin));
+  // Whoever reaches the port is not us: connections past the cap are closed as they arrive, a client
+  // that trickles its headers or body is cut off (CAPI sends a hook request at once, 30 s at most).
+  server.maxConnections = opts.maxConnections;
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 60_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port, opts.hostname, () => {

@@ -37,6 +37,8 @@ export interface ServeConfig {
   kubeconfig?: string;
   target: CapiTarget;
   maxBodyBytes: number;
+  /** Most open connections (Node, Deno) and requests in flight (every runtime). */
+  maxConnections: number;
   tlsReloadSeconds: number;
   log: Logger;
   addon: {
@@ -161,6 +163,7 @@ export async function serve(config: ServeConfig): Promise<RunningServer> {
     log,
     metrics,
     maxBodyBytes: config.maxBodyBytes,
+    maxInFlight: config.maxConnections,
     ready: () => ({ ok: accepting, detail: accepting ? `ok (kube: ${kube.ok ? 'configured' : 'none'})` : 'shutting down' }),
   });
 
@@ -170,6 +173,7 @@ export async function serve(config: ServeConfig): Promise<RunningServer> {
     tls,
     fetch: app.fetch,
     maxBodyBytes: config.maxBodyBytes,
+    maxConnections: config.maxConnections,
   });
   accepting = true;
   if (server.warning) log.warn(server.warning);

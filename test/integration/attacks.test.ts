@@ -3,13 +3,14 @@
 // each must change nothing, run nothing, block nothing and grow nothing.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
+import https from 'node:https';
 import { join } from 'node:path';
 import { realSuite } from './env/suite.ts';
 import * as assert from 'uvu/assert';
 import { clusterIssuerSecretName } from '../../src/render/metadata.ts';
 import { openssl, sleep, WORK, workDir } from './env/base.ts';
 import {
-  createCluster, ensureNamespace, expectRetrying, extensionKubeconfig, getCluster, HOOK_PATHS, lifecycleRequest, markControlPlaneInitialized, ok, putKubeconfig,
+  createCluster, ensureNamespace, expectRetrying, extensionKubeconfig, generatePatchesRequest, getCluster, HOOK_PATHS, lifecycleRequest, markControlPlaneInitialized, ok, putKubeconfig,
 } from './env/capi.ts';
 import { RUNTIMES, startExtension, type Extension } from './env/extension.ts';
 import { startEnv, type Env } from './env/index.ts';
@@ -270,6 +271,51 @@ test('one registry identity per Cluster: a client trusting B\'s CA Secret reject
     await ext.stop();
   }
 });
+
+for (const runtime of Object.keys(RUNTIMES)) {
+  test(`${runtime}: a flood of forged hook bodies (the real Cluster's name with other UIDs, Clusters that do not exist, GeneratePatches alternating opt-in and out): the real BeforeClusterCreate is answered within a second, passes are not forced back to back, RSS stays bounded`, async () => {
+    const ext = await start(runtime);
+    const flooder = new https.Agent({ keepAlive: true, maxSockets: 64, rejectUnauthorized: false });
+    try {
+      const ns = `flood-${runtime}`;
+      const cluster = await victim(ext, ns, 'c1');
+      const forgedUid = (i: number) => lifecycleRequest('BeforeClusterCreate', { ...cluster, metadata: { ...cluster.metadata, uid: `00000000-0000-0000-0000-${String(i).padStart(12, '0')}` } });
+      const ghost = (i: number) => lifecycleRequest('BeforeClusterCreate', { ...cluster, metadata: { ...cluster.metadata, name: `ghost-${i}` } });
+      const flipping = (i: number) => generatePatchesRequest(ns, 'c1', { services: ['10.96.0.0/12'], ...(i % 2 ? { registry: {} } : {}) });
+      const bodies = Array.from({ length: 3000 }, (_, i) => (i % 3 === 0 ? [HOOK_PATHS.BeforeClusterCreate, forgedUid(i)] : i % 3 === 1 ? [HOOK_PATHS.BeforeClusterCreate, ghost(i)] : [HOOK_PATHS.GeneratePatches, flipping(i)]) as [string, string]);
+      const passesBefore = (ext.logs.match(new RegExp(`background convergence.*${ns}/c1`, 'g')) ?? []).length;
+      const answers: Record<string, number> = {};
+      let next = 0;
+      const flood = Promise.all(Array.from({ length: 64 }, async () => {
+        while (next < bodies.length) {
+          const [path, body] = bodies[next++]!;
+          const r = await ext.request('POST', `${path}?timeout=10s`, body, flooder).catch((err: Error) => ({ status: 0, text: err.message, json: () => ({}) }));
+          const key = r.status === 200 ? `200 ${r.json().status}` : String(r.status);
+          answers[key] = (answers[key] ?? 0) + 1;
+        }
+      }));
+      await sleep(500);
+      const latencies: number[] = [];
+      for (let i = 0; i < 5; i++) {
+        const began = performance.now();
+        const real = await hook(ext, 'BeforeClusterCreate', cluster);
+        latencies.push(Math.round(performance.now() - began));
+        assert.is(real.status, 'Success', real.message);
+      }
+      await flood;
+      const peak = Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${ext.proc.pid}/status`, 'utf8'))![1]) / 1024;
+      const passes = (ext.logs.match(new RegExp(`background convergence.*${ns}/c1`, 'g')) ?? []).length - passesBefore;
+      console.log(`  ${runtime}: 3,000 forged bodies, 64 at a time: answers ${JSON.stringify(answers)}; the real BCC in ${latencies.join(', ')} ms; ${passes} background passes for the Cluster; peak RSS ${peak.toFixed(0)} MiB`);
+      assert.ok(Math.max(...latencies) < 1000, `real BeforeClusterCreate answered in ${latencies.join(', ')} ms`);
+      assert.ok(passes <= 2, `alternating claims forced ${passes} passes`);
+      assert.ok(peak < 250, `peak RSS ${peak.toFixed(0)} MiB`);
+      assert.is((answers['200 Failure'] ?? 0) + (answers['503'] ?? 0) >= 2000, true, 'every forged lifecycle body refused (or shed)');
+    } finally {
+      flooder.destroy();
+      await ext.stop();
+    }
+  });
+}
 
 /** A workload API server whose 1,000 Nodes carry 250 KB of annotations each (~250 MB of Node metadata), made once. */
 let fatNodes: KubeApi | undefined;

@@ -72,6 +72,31 @@ test('converger: a request whose state differs from the last one (an opt-in, a c
   assert.equal(runs, ['ns/c', 'ns/c', 'ns/c'], 'opted out: at once');
 });
 
+test('converger: alternating forged claims (a body saying opted in, then out, then in) earn one early run, then wait for retryMs; a true change is still acted on at once', async () => {
+  let now = 0;
+  let stored = '{}'; // what the API server says of the Cluster's registry
+  const runs: number[] = [];
+  const q = converger({ log, intervalMs: 600_000, retryMs: 60_000, now: () => now, timers: manualTimers().timers, run: async () => (runs.push(now), { result: success(), watch: false, state: stored }) });
+  q.request('ns', 'c', '{}');
+  await q.idle();
+  for (let i = 0; i < 20; i++) {
+    now += 100;
+    q.request('ns', 'c', i % 2 ? '{}' : 'false');
+    await q.idle();
+  }
+  assert.equal(runs, [0, 100], 'the first false claim ran once; the rest waited');
+  now += 60_000;
+  stored = 'false';
+  q.request('ns', 'c', 'false');
+  await q.idle();
+  assert.equal(runs.length, 3, 'after retryMs a claimed change runs again (and it is true this time)');
+  now += 100;
+  stored = '{"replicas":3}';
+  q.request('ns', 'c', '{"replicas":3}');
+  await q.idle();
+  assert.equal(runs.length, 4, 'a claim the API server bore out leaves the next change free to run at once');
+});
+
 /** Timers the test fires by hand: `due()` lists what is pending with its delay. */
 function manualTimers() {
   const pending = new Map<number, { fn: () => void; ms: number }>();

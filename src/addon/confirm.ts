@@ -1,0 +1,83 @@
+// A hook body is a claim, not the truth: whoever reaches the hook port can send one. Before any lock is
+// taken or anything is read for it, the Cluster is read back by namespace/name and its UID compared:
+// forged bodies naming a real Cluster must not queue in front of that Cluster's real hooks.
+//
+// The reads are shared and bounded: bodies naming the same Cluster at the same time share one GET (a
+// flood for one name costs one request), at most MAX_READS different Clusters are read at once, at most
+// MAX_WAITING more wait their turn, and past that a body is answered at once (CAPI retries a Failure).
+import type { Logger } from '../observe/log.ts';
+import type { HookName } from '../runtime-sdk/catalog.ts';
+import { parseCluster } from '../runtime-sdk/request.ts';
+import { failure, success, type ClusterRef, type HookResult } from '../runtime-sdk/types.ts';
+import type { AddonDeps } from './deploy.ts';
+
+export const MAX_READS = 16;
+export const MAX_WAITING = 512;
+
+type Stored = Record<string, unknown> | undefined;
+
+export interface Confirmer {
+  /** The Cluster as the API server has it when the body's claim holds; else the answer to give (logged at warn). */
+  confirm(hook: HookName, claimed: ClusterRef, deps: AddonDeps): Promise<ClusterRef | HookResult>;
+  /** Reads in flight and bodies waiting for one (for tests and metrics). */
+  load(): { reading: number; waiting: number };
+}
+
+export function confirmer(log: Logger, limits = { reads: MAX_READS, waiting: MAX_WAITING }): Confirmer {
+  const inFlight = new Map<string, Promise<Stored>>();
+  const queue: (() => void)[] = [];
+  let running = 0;
+  // A finished read hands its slot straight to the longest waiting one, so `running` never exceeds the limit.
+  const slot = async () => {
+    if (running < limits.reads) running++;
+    else await new Promise<void>((resolve) => queue.push(resolve));
+  };
+  const release = () => {
+    const next = queue.shift();
+    if (next) next();
+    else running--;
+  };
+
+  /** One GET per Cluster name at a time, at most `limits.reads` names at once; undefined when too many wait. */
+  const read = (key: string, get: () => Promise<Stored>): Promise<Stored> | undefined => {
+    const shared = inFlight.get(key);
+    if (shared) return shared;
+    if (running >= limits.reads && queue.length >= limits.waiting) return undefined;
+    const started = (async () => {
+      await slot();
+      try {
+        return await get();
+      } finally {
+        release();
+      }
+    })().finally(() => inFlight.delete(key));
+    inFlight.set(key, started);
+    return started;
+  };
+
+  return {
+    load: () => ({ reading: running, waiting: queue.length }),
+    async confirm(hook, claimed, deps) {
+      const id = `${claimed.namespace}/${claimed.name}`;
+      const refuse = (mismatch: string): HookResult => {
+        log.warn('hook request does not match the API server; nothing done', { hook, cluster: id, mismatch });
+        const message = `Cluster ${id}: ${mismatch}`;
+        return hook === 'BeforeClusterDelete' ? success(`${message}; nothing deleted`) : failure(message);
+      };
+      const pending = read(id, () => deps.management.getObject({ apiVersion: deps.clusterApiVersion, kind: 'Cluster', namespace: claimed.namespace, name: claimed.name }));
+      if (!pending) {
+        const busy = `Cluster ${id}: the extension is checking ${limits.reads + limits.waiting} hook requests against the API server already; not checked now (CAPI retries)`;
+        log.warn('hook request not checked: too many waiting', { hook, cluster: id });
+        return hook === 'BeforeClusterDelete' ? success(`${busy}; nothing deleted`) : failure(busy);
+      }
+      const stored = await pending;
+      if (!stored) return refuse('the request names a Cluster that the management API server does not have');
+      const metadata = (stored.metadata ?? {}) as { uid?: string; deletionTimestamp?: string };
+      if (!claimed.uid || claimed.uid !== metadata.uid) return refuse(`the request's metadata.uid ${JSON.stringify(claimed.uid ?? '')} is not the Cluster's (${metadata.uid})`);
+      if (hook === 'BeforeClusterDelete' && !metadata.deletionTimestamp) return refuse('the Cluster is not being deleted (no deletionTimestamp)');
+      const parsed = parseCluster(stored);
+      if (!parsed.ok) return failure(`Cluster ${id}: ${parsed.message}`);
+      return parsed.value;
+    },
+  };
+}
