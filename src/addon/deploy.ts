@@ -11,7 +11,7 @@ import { currentMarks, markCluster, type ClusterMarks } from './cluster-marks.ts
 import type { Credentials } from './credentials.ts';
 import { nodeMirror, nodeMirrorFacts, nodeMirrorSummary } from '../observe/status.ts';
 import { ROOT_CA_SECRET } from '../pki/root-ca.ts';
-import { clusterCaSecretName, clusterIssuerSecretName, nodeCredentialSecretName, nodeScriptSecretName, pushCredentialSecretName } from '../render/metadata.ts';
+import { clusterCaSecretName, clusterIssuerSecretName, REGISTRY, nodeCredentialSecretName, nodeScriptSecretName, pushCredentialSecretName, rolloverRecordSecretName } from '../render/metadata.ts';
 import { clusterApiVersionOf, failure, kubernetesTime, success, type ClusterRef, type HookResult } from '../runtime-sdk/types.ts';
 import { registryPlan } from './plan.ts';
 import { asHookResult, isHookResult, prepareCluster, type SetupDeps } from './setup.ts';
@@ -39,7 +39,10 @@ export interface DeployOptions {
 /** ACPI, BCU and the background loop: everything the registry needs, converged. The message says what changed. */
 export function deployRegistry(cluster: ClusterRef, deps: AddonDeps, opts: DeployOptions = {}): Promise<HookResult> {
   return asHookResult(cluster, async () => {
-    const prepared = await prepareCluster(cluster, deps);
+    // One workload client for the pass (CAPI's kubeconfig Secret read once).
+    const workload = await workloadClientFor(cluster, deps);
+    // The served chain says whether a trust rollover must start (trust-rollover.ts).
+    const prepared = await prepareCluster(cluster, deps, async () => (await workload.getSecret(REGISTRY.namespace, REGISTRY.tlsSecret))?.['tls.crt']);
     if (!prepared) return success();
     if (isHookResult(prepared)) return prepared;
     const { registry, signer, rollover, creds } = prepared;
@@ -47,8 +50,6 @@ export function deployRegistry(cluster: ClusterRef, deps: AddonDeps, opts: Deplo
     // A retried BeforeClusterUpgrade for the same version finds its mark and issues nothing new.
     const upgrade = opts.upgradeTo && currentMarks(cluster).certUpgrade !== opts.upgradeTo ? opts.upgradeTo : undefined;
     const oldTrust = rollover ? await machinesWithOldTrust(cluster, deps.management, apiVersion, rollover.since) : [];
-    // One workload client for the pass (CAPI's kubeconfig Secret read once).
-    const workload = await workloadClientFor(cluster, deps);
     const secrets = await writeWorkloadSecrets(cluster, registry.layout, signer, deps, creds, { workload, upgradeTo: upgrade, ...(oldTrust.length ? { keepSignedBy: rollover!.previous } : {}) });
     // A storage change the running StatefulSet cannot take is refused, and the running values rendered: everything else still goes.
     const storage = await reconcileStorage(workload, registry.config.storage);
@@ -73,7 +74,7 @@ export function deployRegistry(cluster: ClusterRef, deps: AddonDeps, opts: Deplo
     await markCluster(cluster, deps.management, deps.clusterApiVersion, { ...certMarks, status: REGISTRY_DEPLOYED, ...(await reportedMarks(workload, creds)) });
     const renewed = secrets.renewal.renew ? `registry-tls issued (${secrets.renewal.reasons.join('; ')}); ` : '';
     const trust = rollover
-      ? await advanceRollover(cluster, { management: deps.management, clusterApiVersion: deps.clusterApiVersion, signerPem: signer.certPem, rollover, oldTrust, issuedNow: secrets.renewal.renew })
+      ? await advanceRollover(cluster, { management: deps.management, providerNamespace: deps.providerNamespace, workload, clusterApiVersion: deps.clusterApiVersion, signer, tlsCrt: secrets.tlsCrt, rollover, oldTrust, issuedNow: secrets.renewal.renew })
       : '';
     const expanded = storage.done ? `${storage.done}; ` : '';
     return success(`${trust}${renewed}${expanded}HelmChartProxy ${cluster.namespace}/${helmChartProxyName(cluster.name)} applied`);
@@ -130,6 +131,7 @@ export async function removeRegistry(cluster: ClusterRef, deps: AddonDeps): Prom
     ...[clusterCaSecretName, nodeCredentialSecretName, pushCredentialSecretName, nodeScriptSecretName].map((name) => ({ apiVersion: 'v1', kind: 'Secret', namespace: cluster.namespace, name: name(cluster.name) })),
     // The issuer lives in the provider namespace: no owner reference can reach it, so it goes here.
     { apiVersion: 'v1', kind: 'Secret', namespace: deps.providerNamespace, name: await clusterIssuerSecretName(cluster.namespace, cluster.name) },
+    { apiVersion: 'v1', kind: 'Secret', namespace: deps.providerNamespace, name: await rolloverRecordSecretName(cluster.namespace, cluster.name) },
   ];
   const problems: string[] = [];
   for (const ref of targets) {

@@ -1,12 +1,13 @@
 // BeforeClusterCreate's work: make sure the root CA exists (cert-manager's, or minted once when
 // allowed) and the Cluster's own registry issuer under it, then put ONLY the issuer's certificate into
 // `<cluster>-registry-addon-ca` beside the Cluster, owned by it and labelled so `clusterctl move`
-// carries it; and the node script beside it. A copy that trusts another issuer (after `clusterctl
-// move`) keeps it beside the new one until every node has both (trust-rollover.ts).
+// carries it; and the node script beside it. A registry still served by another issuer (after
+// `clusterctl move`) keeps that issuer in the copy beside the new one until every node has both
+// (trust-rollover.ts); nothing else anyone writes into the copy is kept.
 import { KubeError, type SecretClient } from '../kube/client.ts';
 import { PkiError } from '../pki/pem.ts';
 import { mintClusterIssuer, rootAllowsIssuers, signedBy } from '../pki/cluster-issuer.ts';
-import { anchorsToKeep, bundleAnchors, trustBundle } from '../pki/trust-bundle.ts';
+import { bundleAnchors, trustBundle } from '../pki/trust-bundle.ts';
 import { mintRootCa, parseRootCa, ROOT_CA_SECRET, type RootCa } from '../pki/root-ca.ts';
 import { clusterCaSecretName, clusterIssuerSecretName, ISSUER_LABEL, NODE_SCRIPT_KEY, nodeScriptSecretName, REGISTRY, RenderError, ROLLOVER_SINCE_KEY } from '../render/metadata.ts';
 import type { Images } from '../render/config.ts';
@@ -14,7 +15,7 @@ import { enableMirrorScript } from '../render/node-files.ts';
 import { failure, retryLater, success, type ClusterRef, type HookResult } from '../runtime-sdk/types.ts';
 import { clusterRegistry, type ClusterRegistry } from './layout.ts';
 import { clusterOwned, ensureCredentials, type Credentials } from './credentials.ts';
-import type { TrustRollover } from './trust-rollover.ts';
+import { currentRollover, type TrustRollover } from './trust-rollover.ts';
 
 export interface SetupDeps {
   management: SecretClient;
@@ -70,12 +71,6 @@ async function rootCa(deps: SetupDeps): Promise<RootCa | HookResult> {
   return parseRootCa(root, where);
 }
 
-/** A rollover's start as stored in the copy; undefined when absent or unreadable (a new start is then recorded). */
-const storedSince = (text: string | undefined): Date | undefined => {
-  const t = text ? Date.parse(text) : NaN;
-  return Number.isFinite(t) ? new Date(t) : undefined;
-};
-
 export interface ClusterCa {
   /** Signs the Cluster's registry certificate: its issuer (the root itself only for pathLen-0 roots). */
   signer: RootCa;
@@ -87,11 +82,12 @@ export interface ClusterCa {
  * The CA that signs this Cluster's registry, and the trust bundle copied beside the Cluster (what its
  * nodes trust). That CA is the Cluster's own issuer (cluster-issuer.ts), made once and kept in the
  * provider namespace; only with a root that forbids intermediates (pathLen 0, minted by older builds)
- * is it the root itself. A copy that trusts another issuer (after `clusterctl move` the new management
- * cluster has a new root and no issuer for the Cluster) is not refused and not overwritten: the new
- * issuer is added in front of the old one and a trust rollover starts. A HookResult when the hook must stop here.
+ * is it the root itself. A registry served by another issuer (after `clusterctl move` the new management
+ * cluster has a new root and no issuer for the Cluster; `servedChain` reads the served chain) is not cut
+ * off: the new issuer is put in front of the recorded old one and a trust rollover starts. A HookResult
+ * when the hook must stop here.
  */
-export async function ensureClusterCa(cluster: ClusterRef, deps: SetupDeps): Promise<ClusterCa | HookResult> {
+export async function ensureClusterCa(cluster: ClusterRef, deps: SetupDeps, servedChain?: () => Promise<string | undefined>): Promise<ClusterCa | HookResult> {
   const root = await rootCa(deps);
   if (isHookResult(root)) return root;
   const rootWhere = `Secret ${deps.providerNamespace}/${ROOT_CA_SECRET}`;
@@ -104,12 +100,12 @@ export async function ensureClusterCa(cluster: ClusterRef, deps: SetupDeps): Pro
   // Clusters from before per-cluster issuers trust the root itself: the issuer chains to it (the registry
   // serves the chain), so their nodes accept the issuer's certificates without a rollover.
   const trustsRoot = trusted.length === 1 && trusted[0]!.pem === bundleAnchors(root.certPem)[0]?.pem;
+  // What the copy says beyond that is never believed (trust-rollover.ts): the rollover's record is.
   const publish = async (ca: RootCa): Promise<ClusterCa> => {
-    const previous = trustsRoot ? [] : anchorsToKeep(trusted, ca.certPem, deps.now());
-    const since = previous.length ? (storedSince(copy?.[ROLLOVER_SINCE_KEY]) ?? deps.now()) : undefined;
-    const data: Record<string, string> = since ? { 'ca.crt': trustBundle(ca.certPem, previous), [ROLLOVER_SINCE_KEY]: since.toISOString() } : { 'ca.crt': ca.certPem };
+    const rollover = trustsRoot ? undefined : await currentRollover(cluster, ca, deps, servedChain);
+    const data: Record<string, string> = rollover ? { 'ca.crt': trustBundle(ca.certPem, rollover.previous), [ROLLOVER_SINCE_KEY]: rollover.since.toISOString() } : { 'ca.crt': ca.certPem };
     await deps.management.ensureSecret({ name: copyName, namespace: cluster.namespace, ...clusterOwned(cluster, deps.clusterApiVersion), data });
-    return since ? { signer: ca, rollover: { since, previous } } : { signer: ca };
+    return rollover ? { signer: ca, rollover } : { signer: ca };
   };
   if (!rootAllowsIssuers(root)) return publish(root);
 
@@ -149,10 +145,10 @@ export interface Prepared extends ClusterCa {
  * of its ca.crt, and (auth on) the credentials the nodes' hosts.toml carries. Undefined when the Cluster
  * has not opted in; a HookResult when the hook must stop here.
  */
-export async function prepareCluster(cluster: ClusterRef, deps: SetupDeps): Promise<Prepared | HookResult | undefined> {
+export async function prepareCluster(cluster: ClusterRef, deps: SetupDeps, servedChain?: () => Promise<string | undefined>): Promise<Prepared | HookResult | undefined> {
   const registry = clusterRegistry(cluster, deps.images);
   if (!registry) return undefined;
-  const ca = await ensureClusterCa(cluster, deps);
+  const ca = await ensureClusterCa(cluster, deps, servedChain);
   if (isHookResult(ca)) return ca;
   await ensureNodeScript(cluster, deps);
   const creds = registry.config.auth.enabled ? await ensureCredentials(cluster, registry.layout, registry.config, deps) : undefined;

@@ -24,6 +24,8 @@ export interface WorkloadDeps {
 
 export interface WorkloadSecretsResult {
   renewal: RenewalDecision;
+  /** The served tls.crt (the chain: leaf, then its issuer). */
+  tlsCrt: string;
   /** SHA-256 of the served tls.crt, for the pod-template annotation that rolls the pods. */
   tlsCertSha256: string;
   /** When the served certificate expires (for the expiry metric). */
@@ -96,5 +98,5 @@ export async function writeWorkloadSecrets(cluster: ClusterRef, layout: Registry
   });
   const { notAfter } = certificateFacts(decodeCertificate(tlsCrt, `Secret ${REGISTRY.namespace}/${REGISTRY.tlsSecret} tls.crt`));
   const authSha256 = creds ? await writeWorkloadAuth(workload, creds) : undefined;
-  return { renewal, tlsCertSha256: await sha256Hex(tlsCrt), notAfter, ...(authSha256 ? { authSha256 } : {}) };
+  return { renewal, tlsCrt, tlsCertSha256: await sha256Hex(tlsCrt), notAfter, ...(authSha256 ? { authSha256 } : {}) };
 }

@@ -86,6 +86,12 @@ export const ROLLOVER_SINCE_KEY = 'rollover-since';
  * by a digest of namespace/name: unique per Cluster, a valid name whatever their lengths.
  */
 export const clusterIssuerSecretName = async (namespace: string, cluster: string) => `registry-addon-issuer-${(await sha256Hex(`${namespace}/${cluster}`)).slice(0, 20)}`;
+/**
+ * Provider-namespace Secret of a running trust rollover: the issuer the registry was served from when it
+ * began (`ca.crt`) and when (`since`). Kept where no tenant writes, so nothing put into the CA copy is
+ * ever trusted, and a start time from the future cannot keep the rollover open.
+ */
+export const rolloverRecordSecretName = async (namespace: string, cluster: string) => `registry-addon-rollover-${(await sha256Hex(`${namespace}/${cluster}`)).slice(0, 20)}`;
 /** Label on issuer Secrets, so that `kubectl get secret -l` finds them all (backups, a manual move). */
 export const ISSUER_LABEL = 'capi-registry-addon.io/cluster-issuer';
 /** Management-side Secret with the node credential and the hosts.toml that carries it (nodes read it via contentFrom). */

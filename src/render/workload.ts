@@ -10,6 +10,8 @@ type Obj = Record<string, unknown>;
 
 /** Pod annotation: when garbage collection was last due. A new value restarts the pods one at a time, and each collects before it serves. */
 export const GC_AT_POD_ANNOTATION = 'capi-registry-addon/gc-at';
+/** Pod-template annotation: the served certificate's SHA-256 (a renewal rolls the pods; a rollover reads which one they serve). */
+export const TLS_SHA_POD_ANNOTATION = 'capi-registry-addon/tls-sha256';
 
 const meta = (name: string, extra: Obj = {}) => ({ name, namespace: REGISTRY.namespace, labels: { ...REGISTRY.labels }, ...extra });
 
@@ -209,7 +211,7 @@ export async function workloadManifests(input: WorkloadInput): Promise<Obj[]> {
             labels: { ...REGISTRY.labels },
             annotations: {
               'capi-registry-addon/config-sha256': configSha,
-              'capi-registry-addon/tls-sha256': input.tlsCertSha256,
+              [TLS_SHA_POD_ANNOTATION]: input.tlsCertSha256,
               ...(auth ? { 'capi-registry-addon/auth-sha256': input.authSha256 ?? '0'.repeat(64) } : {}),
               ...(input.gcAt ? { [GC_AT_POD_ANNOTATION]: input.gcAt } : {}),
               // The de facto scrape annotations (Prometheus' kubernetes_sd examples, many Helm charts' defaults).

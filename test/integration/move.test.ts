@@ -17,6 +17,7 @@ import { startEnv, type Env } from './env/index.ts';
 import { startKube, WRITE_VERBS, type KubeApi } from './env/kube.ts';
 import { startRegistry } from './env/registry.ts';
 import { components } from './env/components.ts';
+import { rolloverRecordSecretName } from '../../src/render/metadata.ts';
 
 const test = realSuite('clusterctl move to a management cluster with another root, then an upgrade (two real management API servers)');
 const PROVIDER = 'capi-registry-addon-system';
@@ -141,10 +142,24 @@ test('moved to a new root, then upgraded: no hook blocks, every node always trus
   assert.ok(await nodeTrusts(bundle, await tlsData(oldTls, a), 'new-node-during-rollover'), 'a node booted with the bundle trusts it too');
   const status = (await getCluster(target, NS, NAME)).metadata.annotations['capi-registry-addon.io/registry-status'];
   assert.is(status, 'Deployed');
+  // What older nodes trust is recorded where no tenant writes: the issuer the served chain names, and when.
+  const record = (await target.request('GET', `/api/v1/namespaces/${PROVIDER}/secrets/${await rolloverRecordSecretName(NS, NAME)}`)).body;
+  assert.equal(certs(text(record.data['ca.crt'])), [certs(oldTrust)[0]]);
+  const since = text(record.data.since);
+  assert.is(text(bundleCopy.data['rollover-since']), since);
   // Retried and day-2 passes change nothing while old Machines remain.
   const rv = bundleCopy.metadata.resourceVersion;
   await hook(moved, target, 'AfterControlPlaneInitialized');
   assert.is((await copyOn(target)).metadata.resourceVersion, rv);
+  // Whoever can write Secrets in the Cluster's namespace puts a CA of their own into the copy and a start in
+  // the future (which would keep the rollover open for good): the next pass puts back exactly what the record says.
+  const planted = (await import('../../src/pki/root-ca.ts')).mintRootCa({ now: new Date() });
+  const b64 = (v: string) => Buffer.from(v).toString('base64');
+  ok(await target.request('PATCH', `/api/v1/namespaces/${NS}/secrets/${NAME}-registry-addon-ca`, JSON.stringify({ data: { 'ca.crt': b64(`${bundle}${(await planted)['tls.crt']}`), 'rollover-since': b64('2099-01-01T00:00:00.000Z') } }), 'application/merge-patch+json'), 'planted');
+  await hook(moved, target, 'AfterControlPlaneInitialized');
+  const restored = await copyOn(target);
+  assert.equal(certs(text(restored.data['ca.crt'])), certs(bundle), 'the planted CA is gone');
+  assert.is(text(restored.data['rollover-since']), since, 'the start is the recorded one');
 
   // The upgrade replaces every Machine: new ones are created (they boot from the bundle), the old ones go.
   await new Promise((r) => setTimeout(r, 11_000)); // past the rollover's clock-skew allowance
@@ -154,11 +169,26 @@ test('moved to a new root, then upgraded: no hook blocks, every node always trus
   for (const m of ['cp-old', 'worker-old']) ok(await target.request('DELETE', `${CAPI}/namespaces/${NS}/machines/${m}`), m);
 
   const switched = await hook(moved, target, 'AfterControlPlaneInitialized');
-  assert.match(switched.message!, /^trust rollover since \S+: every Machine trusts the new issuer, so the registry now gets its certificate; the previous issuer leaves m1-registry-addon-ca on the next pass; registry-tls issued \(not signed by the Cluster's current issuer\); HelmChartProxy moved\/m1-registry applied$/);
+  assert.match(switched.message!, /^trust rollover since \S+: every Machine trusts the new issuer, so the registry now gets its certificate; the previous issuer leaves m1-registry-addon-ca once the registry's pods serve it; registry-tls issued \(not signed by the Cluster's current issuer\); HelmChartProxy moved\/m1-registry applied$/);
   const newTls = await servedTls();
   assert.ok(await nodeTrusts(bundle, await tlsData(newTls, target), 'new-node-after-switch'), 'the new nodes trust the new certificate');
   assert.not.ok(await nodeTrusts(oldTrust, await tlsData(newTls, target), 'old-trust-after-switch'), 'only the old issuer would not (no such node is left)');
   assert.is(text((await copyOn(target)).data['ca.crt']), bundle, 'the bundle stays for this pass');
+
+  // The old issuer stays until the pods serve the new certificate. No CAAPH and no kubelet in this suite:
+  // the StatefulSet is created from the HelmChartProxy's manifest as CAAPH installs it, and its status
+  // written as the StatefulSet controller reports it once the kubelet ran the pods (issue 25's suite runs them).
+  const waitingForSet = await hook(moved, target, 'AfterControlPlaneInitialized');
+  assert.match(waitingForSet.message!, /^trust rollover since \S+: the registry StatefulSet is not there yet; m1-registry-addon-ca keeps the previous issuer until they serve the certificate from the new one; /);
+  const proxy = (await target.request('GET', `/apis/addons.cluster.x-k8s.io/v1alpha1/namespaces/${NS}/helmchartproxies/${NAME}-registry`)).body;
+  const set = JSON.parse(proxy.spec.valuesTemplate).manifests.find((m: any) => m.kind === 'StatefulSet');
+  const created = ok(await env.workload!.request('POST', '/apis/apps/v1/namespaces/capi-registry/statefulsets', set), 'StatefulSet').body;
+  const rolling = await hook(moved, target, 'AfterControlPlaneInitialized');
+  assert.match(rolling.message!, /the registry's pods have not all rolled to it \(0\/2 updated, 0\/2 Ready\); m1-registry-addon-ca keeps the previous issuer/);
+  assert.is(text((await copyOn(target)).data['ca.crt']), bundle);
+  ok(await env.workload!.request('PATCH', '/apis/apps/v1/namespaces/capi-registry/statefulsets/registry/status', JSON.stringify({ status: {
+    observedGeneration: created.metadata.generation, replicas: 2, updatedReplicas: 2, readyReplicas: 2, availableReplicas: 2, currentReplicas: 2, currentRevision: 'registry-2', updateRevision: 'registry-2',
+  } }), 'application/merge-patch+json'), 'StatefulSet status');
 
   const done = await hook(moved, target, 'AfterControlPlaneInitialized');
   assert.match(done.message!, /^trust rollover complete: m1-registry-addon-ca trusts only the new issuer; HelmChartProxy moved\/m1-registry applied$/);
@@ -166,6 +196,7 @@ test('moved to a new root, then upgraded: no hook blocks, every node always trus
   assert.equal(Object.keys(finalCopy.data), ['ca.crt'], 'the rollover mark is gone');
   assert.equal(certs(text(finalCopy.data['ca.crt'])), [certs(bundle)[0]]);
   assert.ok(await nodeTrusts(text(finalCopy.data['ca.crt']), await tlsData(newTls, target), 'node-after-rollover'), 'a node booted now trusts the registry');
+  assert.is((await target.request('GET', `/api/v1/namespaces/${PROVIDER}/secrets/${await rolloverRecordSecretName(NS, NAME)}`)).status, 404, 'the record is gone');
 
   // Steady state again: a pass writes nothing on either API server.
   const writes = () => [target, env.workload!].flatMap((k) => k.audit()).filter((e) => WRITE_VERBS.has(e.verb) && (e.userAgent ?? '').startsWith('capi-registry-addon/')).length;

@@ -7,7 +7,8 @@ import { setupCluster, type SetupDeps } from '../../src/addon/setup.ts';
 import { loadKubeConfig } from '../../src/kube/connection.ts';
 import { secretClient } from '../../src/kube/client.ts';
 import { mintRootCa } from '../../src/pki/root-ca.ts';
-import { clusterIssuerSecretName } from '../../src/render/metadata.ts';
+import { clusterIssuerSecretName, rolloverRecordSecretName } from '../../src/render/metadata.ts';
+import { ok } from './env/capi.ts';
 import { parseCluster } from '../../src/runtime-sdk/request.ts';
 import type { ClusterRef } from '../../src/runtime-sdk/types.ts';
 import { freePort, openssl, workDir } from './env/base.ts';
@@ -94,7 +95,7 @@ test('repeated calls change nothing (same root, issuer and copy resourceVersions
 
 const certs = (pem: string) => pem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----\n?/g) ?? [];
 
-test('after a move (a new root, no issuer for the Cluster yet) the copy becomes a bundle: the new issuer first, the one the nodes trust after it; nothing refused, repeated calls write nothing', async () => {
+test('before the control plane is initialized no node trusts the copy yet: under a new root (a move, no issuer for the Cluster) the new issuer replaces it whole; CAs and a rollover start planted in the copy are dropped; repeated calls write nothing', async () => {
   const copyBefore = text((await secret('team-a', 'c1-registry-addon-ca')).data['ca.crt']);
   // The new management cluster: its own root (cert-manager made it), no issuer Secret for this Cluster.
   await del(NS, 'registry-addon-root-ca');
@@ -102,14 +103,19 @@ test('after a move (a new root, no issuer for the Cluster yet) the copy becomes 
   const other = await mintRootCa({ now: new Date() });
   const b = (s: string) => Buffer.from(s).toString('base64');
   await env.management!.request('POST', `/api/v1/namespaces/${NS}/secrets`, { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'registry-addon-root-ca' }, type: 'kubernetes.io/tls', data: { 'tls.crt': b(other['tls.crt']), 'tls.key': b(other['tls.key']), 'ca.crt': b(other['ca.crt']) } });
+  // Whoever can write Secrets in the Cluster's namespace adds a CA of their own and a start in the future.
+  const planted = await mintRootCa({ now: new Date() });
+  const stuffed = `${copyBefore.trim()}\n${planted['tls.crt'].trim()}\n`;
+  ok(await env.management!.request('PATCH', '/api/v1/namespaces/team-a/secrets/c1-registry-addon-ca', JSON.stringify({ data: { 'ca.crt': b(stuffed), 'rollover-since': b('2099-01-01T00:00:00.000Z') } }), 'application/merge-patch+json'), 'planted');
   assert.equal(await setupCluster(clusterRef, deps), { status: 'Success' });
   const copy = await secret('team-a', 'c1-registry-addon-ca');
   const issuer = text((await secret(NS, await issuerName())).data['tls.crt']);
   assert.ok(verifies(issuer, other['tls.crt']), 'a new issuer under the new root');
-  assert.equal(certs(text(copy.data['ca.crt'])), [issuer, copyBefore], 'new issuer first, the old one kept');
-  assert.ok(Date.parse(text(copy.data['rollover-since'])) > Date.now() - 60_000, 'the rollover start is recorded');
+  assert.equal(certs(text(copy.data['ca.crt'])), [issuer], 'only the new issuer: nothing planted is kept');
+  assert.equal(Object.keys(copy.data), ['ca.crt'], 'no rollover mark');
+  assert.is((await env.management!.request('GET', `/api/v1/namespaces/${NS}/secrets/${await rolloverRecordSecretName('team-a', 'c1')}`)).status, 404, 'no rollover record');
   for (let i = 0; i < 2; i++) assert.equal(await setupCluster(clusterRef, deps), { status: 'Success' });
-  assert.is((await secret('team-a', 'c1-registry-addon-ca')).metadata.resourceVersion, copy.metadata.resourceVersion, 'no rewrite while the rollover runs');
+  assert.is((await secret('team-a', 'c1-registry-addon-ca')).metadata.resourceVersion, copy.metadata.resourceVersion, 'repeated calls write nothing');
 });
 
 test('an issuer the current root did not sign (the root re-keyed) is refused with what to do; the copy is kept', async () => {
@@ -122,13 +128,11 @@ test('an issuer the current root did not sign (the root re-keyed) is refused wit
   assert.is(r.status, 'Failure');
   assert.match(r.message!, /registry-addon-issuer-[0-9a-f]{20} was not issued by Secret capi-registry-addon-system\/registry-addon-root-ca \(the root was replaced with another key\?\): put that root back, or delete registry-addon-issuer-[0-9a-f]{20} so that a new issuer is made/);
   assert.is((await secret('team-a', 'c1-registry-addon-ca')).metadata.resourceVersion, copy.metadata.resourceVersion);
-  // Deleting the issuer, as the message says: a new one, and the rollover goes on with the old issuers kept.
+  // Deleting the issuer, as the message says: a new one (before initialization, the copy trusts only it).
   await del(NS, await issuerName());
   assert.equal(await setupCluster(clusterRef, deps), { status: 'Success' });
   const bundle = certs(text((await secret('team-a', 'c1-registry-addon-ca')).data['ca.crt']));
-  assert.equal(bundle.length, 3, 'the newest issuer, then both earlier ones');
-  assert.is(bundle[0], text((await secret(NS, await issuerName())).data['tls.crt']));
-  assert.equal(bundle.slice(1), certs(text(copy.data['ca.crt'])));
+  assert.equal(bundle, [text((await secret(NS, await issuerName())).data['tls.crt'])]);
 });
 
 test('a copy made before per-cluster issuers (the root itself) moves to an issuer; a root with pathLen 0 (older mints) keeps signing directly', async () => {

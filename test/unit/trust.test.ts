@@ -14,7 +14,7 @@ import { mintRootCa, parseRootCa } from '../../src/pki/root-ca.ts';
 import { issueServerCertificate } from '../../src/pki/server-cert.ts';
 import { bcryptHash } from '../../src/wasm/bcrypt.ts';
 import { anchorsToKeep, bundleAnchors, MAX_PREVIOUS_ANCHORS, trustBundle } from '../../src/pki/trust-bundle.ts';
-import { machinesBefore } from '../../src/addon/trust-rollover.ts';
+import { clampedSince, machinesBefore } from '../../src/addon/trust-rollover.ts';
 
 const test = suite('trust boundaries (pure)');
 const NOW = new Date('2026-12-01T00:00:00Z');
@@ -126,6 +126,12 @@ test('rollover: Machines created before the bundle (or within the clock skew aft
   assert.equal(machinesBefore(machines, since), ['old-cp', 'racing', 'unknown']);
   assert.equal(machinesBefore(machines.slice(2, 4), since), []);
   assert.equal(machinesBefore([], since), [], 'no Machines: nothing waits');
+  // A recorded start from the future (a clock that ran ahead) is now: the rollover can end.
+  const now = new Date('2026-12-04T12:00:00Z');
+  assert.equal(clampedSince('2099-01-01T00:00:00Z', now), now);
+  assert.equal(clampedSince('2026-12-01T10:00:00Z', now), since);
+  assert.equal(clampedSince('garbage', now), now);
+  assert.equal(clampedSince(undefined, now), now);
 });
 
 test('a bounded counter keeps the most recently updated series and can drop a Cluster\'s', () => {
