@@ -77,7 +77,8 @@ export function deployRegistry(cluster: ClusterRef, deps: AddonDeps, opts: Deplo
       ? await advanceRollover(cluster, { management: deps.management, providerNamespace: deps.providerNamespace, workload, clusterApiVersion: deps.clusterApiVersion, signer, tlsCrt: secrets.tlsCrt, rollover, oldTrust, issuedNow: secrets.renewal.renew })
       : '';
     const expanded = storage.done ? `${storage.done}; ` : '';
-    return success(`${trust}${renewed}${expanded}HelmChartProxy ${cluster.namespace}/${helmChartProxyName(cluster.name)} applied`);
+    // Say what this pass did: `applied` only when the proxy was written.
+    return success(`${trust}${renewed}${expanded}HelmChartProxy ${cluster.namespace}/${helmChartProxyName(cluster.name)} ${changed ? 'applied' : 'unchanged'}`);
   });
 }
 

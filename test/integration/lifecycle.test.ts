@@ -183,9 +183,15 @@ async function clusterLifecycle(ext: Extension, o: { ns: string; provider: strin
   // The version is the Cluster's own (CAPI sends spec.topology.version); the user bumped it.
   const bump = async (version: string) => ok(await mgmt().request('PATCH', `/apis/cluster.x-k8s.io/v1beta2/namespaces/${ns}/clusters/${name}`, JSON.stringify({ spec: { topology: { version } } }), 'application/merge-patch+json'), 'version bump');
   await bump('v1.34.0');
+  // The CA copy swapped for another CA by whoever can write Secrets in the namespace (not a move: the
+  // registry is served by the Cluster's own issuer): no rollover, and the message says only what happened.
+  const copyBefore = (await secret(ns, `${name}-registry-addon-ca`)).body;
+  const swappedIn = makeCa(`swapped-${name}-${o.provider}`);
+  ok(await mgmt().request('PATCH', `/api/v1/namespaces/${ns}/secrets/${name}-registry-addon-ca`, JSON.stringify({ data: { 'ca.crt': b64(swappedIn.pem) } }), 'application/merge-patch+json'), 'swapped copy');
   const bcu = await call(ext, 'BeforeClusterUpgrade', lifecycleRequest('BeforeClusterUpgrade', cluster));
   assert.equal([bcu.status, bcu.retryAfterSeconds], ['Success', 0], bcu.message);
   assert.match(bcu.message, /^registry-tls issued \(upgrade to v1\.34\.0: a fresh certificate for every upgrade\); HelmChartProxy .* applied$/);
+  assert.is(text((await secret(ns, `${name}-registry-addon-ca`)).body.data['ca.crt']), text(copyBefore.data['ca.crt']), 'the copy trusts the Cluster\'s issuer again, and only it');
   const renewed = await wsecret('registry-tls');
   assert.is.not(text(renewed.data['tls.crt']), text(tls.data['tls.crt']), 'a new certificate');
   assert.is(JSON.parse((await hcp(ns, name)).body.spec.valuesTemplate).manifests.find((m: any) => m.kind === 'StatefulSet').spec.template.metadata.annotations['capi-registry-addon/tls-sha256'],
@@ -193,7 +199,7 @@ async function clusterLifecycle(ext: Extension, o: { ns: string; provider: strin
   assert.is((await getCluster(mgmt(), ns, name)).metadata.annotations['capi-registry-addon.io/registry-cert-upgrade'], 'v1.34.0');
   const before = await versions();
   const retried = await call(ext, 'BeforeClusterUpgrade', lifecycleRequest('BeforeClusterUpgrade', cluster));
-  assert.equal([retried.status, retried.message], ['Success', `HelmChartProxy ${ns}/${name}-registry applied`]);
+  assert.equal([retried.status, retried.message], ['Success', `HelmChartProxy ${ns}/${name}-registry unchanged`]);
   assert.equal(await versions(), before, 'a retried BCU for the same upgrade: resourceVersions unchanged');
 
   // The root replaced by one with another key while the Cluster's issuer stays (a move is move.test.ts):
@@ -224,7 +230,7 @@ async function clusterLifecycle(ext: Extension, o: { ns: string; provider: strin
   try {
     for (const hook of ['AfterControlPlaneInitialized', 'BeforeClusterUpgrade'] as const) {
       const r = await call(ext, hook, lifecycleRequest(hook, cluster, hook === 'BeforeClusterUpgrade' ? { toKubernetesVersion: 'v1.35.0' } : {}));
-      assert.equal([r.status, r.message], ['Success', `HelmChartProxy ${ns}/${name}-registry applied`], `${hook} after a same-key root renewal`);
+      assert.equal([r.status, r.message], ['Success', `HelmChartProxy ${ns}/${name}-registry unchanged`], `${hook} after a same-key root renewal`);
     }
     if (copyIsIssuer) assert.is((await secret(ns, `${name}-registry-addon-ca`)).body.metadata.resourceVersion, caCopy.metadata.resourceVersion, 'the nodes\' CA copy is unchanged');
   } finally {

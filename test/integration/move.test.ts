@@ -191,7 +191,7 @@ test('moved to a new root, then upgraded: no hook blocks, every node always trus
   } }), 'application/merge-patch+json'), 'StatefulSet status');
 
   const done = await hook(moved, target, 'AfterControlPlaneInitialized');
-  assert.match(done.message!, /^trust rollover complete: m1-registry-addon-ca trusts only the new issuer; HelmChartProxy moved\/m1-registry applied$/);
+  assert.match(done.message!, /^trust rollover complete: m1-registry-addon-ca trusts only the new issuer; HelmChartProxy moved\/m1-registry unchanged$/);
   const finalCopy = await copyOn(target);
   assert.equal(Object.keys(finalCopy.data), ['ca.crt'], 'the rollover mark is gone');
   assert.equal(certs(text(finalCopy.data['ca.crt'])), [certs(bundle)[0]]);
@@ -201,7 +201,7 @@ test('moved to a new root, then upgraded: no hook blocks, every node always trus
   // Steady state again: a pass writes nothing on either API server.
   const writes = () => [target, env.workload!].flatMap((k) => k.audit()).filter((e) => WRITE_VERBS.has(e.verb) && (e.userAgent ?? '').startsWith('capi-registry-addon/')).length;
   const before = writes();
-  assert.equal((await hook(moved, target, 'AfterControlPlaneInitialized')).message, `HelmChartProxy ${NS}/${NAME}-registry applied`);
+  assert.equal((await hook(moved, target, 'AfterControlPlaneInitialized')).message, `HelmChartProxy ${NS}/${NAME}-registry unchanged`);
   assert.is(writes(), before, 'no write after the rollover');
 });
 
