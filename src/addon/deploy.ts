@@ -111,12 +111,14 @@ function deployedGcAt(proxy: Record<string, unknown> | undefined): string | unde
 
 /**
  * When garbage collection is due: the last time it was (kept while the interval has not passed), else
- * now. The first deploy records now: its pods collect on empty volumes, which costs nothing.
+ * now. The first deploy records now: its pods collect on empty volumes, which costs nothing. A last time
+ * in the future (more than a minute of clock skew) is not a collection that happened: now, so no value
+ * written into the proxy can turn collection off.
  */
 export function garbageCollectionDue(last: string | undefined, interval: string, now: Date): string {
   const every = durationMs(interval) ?? 0;
   const lastMs = Date.parse(last ?? '');
-  if (!Number.isNaN(lastMs) && (every === 0 || now.getTime() - lastMs < every)) return last!;
+  if (!Number.isNaN(lastMs) && lastMs <= now.getTime() + 60_000 && (every === 0 || now.getTime() - lastMs < every)) return last!;
   return kubernetesTime(now);
 }
 

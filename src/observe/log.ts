@@ -1,6 +1,15 @@
 // Structured logging. Callers pass only fields they chose (never request bodies), and every value is
 // run through `redact` so that a PEM block or key material that slips into an error message does not
-// reach the log.
+// reach the log. Values may come from request bodies (a Cluster's name): JSON lines escape them; text
+// lines pass them through oneLine (no control characters, no line breaks) and quote what needs it.
+import { oneLine } from '../lib/text.ts';
+
+/** Longest value a text log line carries. */
+const TEXT_VALUE_MAX = 4096;
+const textValue = (v: string) => {
+  const line = oneLine(v, TEXT_VALUE_MAX);
+  return line === '' || /[\s"=\\]/.test(line) ? JSON.stringify(line) : line;
+};
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 export type LogFormat = 'json' | 'text';
@@ -42,8 +51,8 @@ export function createLogger(opts: {
     if (opts.format === 'json') {
       write(JSON.stringify({ ts, level, msg: redact(msg), ...clean }));
     } else {
-      const rest = Object.entries(clean).map(([k, v]) => `${k}=${typeof v === 'string' && /\s/.test(v) ? JSON.stringify(v) : v}`);
-      write([ts, level.toUpperCase(), redact(msg), ...rest].join(' '));
+      const rest = Object.entries(clean).map(([k, v]) => `${k}=${typeof v === 'string' ? textValue(v) : v}`);
+      write([ts, level.toUpperCase(), oneLine(redact(msg), TEXT_VALUE_MAX), ...rest].join(' '));
     }
   };
   return {

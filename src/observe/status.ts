@@ -45,6 +45,8 @@ export interface ClusterStatus {
 
 /** The most of others' words (a node's report, a workload admission message via CAAPH) one problem line quotes. */
 const QUOTED = 300;
+/** Longest user name or annotation value quoted. */
+const NAME_MAX = 64;
 
 const isError = (v: unknown): v is { error: string } => typeof v === 'object' && v !== null && 'error' in v;
 
@@ -145,18 +147,19 @@ export function clusterStatus(f: StatusFacts): ClusterStatus {
   return {
     cluster: `${f.namespace}/${f.name}`,
     healthy: problems.length === 0,
-    registry: mark ?? 'unknown',
+    registry: oneLine(mark ?? 'unknown', 1024),
     release,
     replicas,
     certificate: { ...(notAfter ? { notAfter } : {}), ...(daysLeft !== undefined ? { daysLeft } : {}) },
-    mirror,
+    mirror: { ...mirror, notEnabled: mirror.notEnabled.map((n) => oneLine(n, 253)), unreported: mirror.unreported.map((n) => oneLine(n, 253)) },
     credentials: {
-      ...(node?.username ? { node: node.username } : {}),
-      ...(push?.username ? { push: push.username } : {}),
-      stillAccepted,
-      ...(rotationPending ? { rotationPending } : {}),
+      // User names and the rotation value come from Secrets and an annotation that tenants can write.
+      ...(node?.username ? { node: oneLine(node.username, NAME_MAX) } : {}),
+      ...(push?.username ? { push: oneLine(push.username, NAME_MAX) } : {}),
+      stillAccepted: stillAccepted.map((u) => oneLine(u, NAME_MAX)),
+      ...(rotationPending ? { rotationPending: oneLine(rotationPending, NAME_MAX) } : {}),
     },
-    problems,
+    problems: problems.map((p) => oneLine(p, 2048)),
   };
 }
 
@@ -169,8 +172,10 @@ export function statusTable(rows: ClusterStatus[]): string {
     r.certificate.notAfter ? `${r.certificate.notAfter.slice(0, 10)} (${r.certificate.daysLeft}d)` : '-',
     [r.credentials.node, r.credentials.push].filter(Boolean).join(',') + (r.credentials.stillAccepted.length ? ` (+${r.credentials.stillAccepted.join(',')})` : '') + (r.credentials.rotationPending ? ` rotation "${r.credentials.rotationPending}" pending` : '') || 'auth off',
   ]);
-  const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
+  // Every cell and problem once more through oneLine: what reaches the terminal has no control characters, whoever wrote it.
+  const safe = cells.map((c) => c.map((v) => oneLine(v, 400)));
+  const widths = head.map((h, i) => Math.max(h.length, ...safe.map((c) => c[i]!.length)));
   const line = (c: string[]) => c.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd();
-  const problems = rows.filter((r) => r.problems.length).map((r) => `\n${r.cluster}:\n${r.problems.map((p) => `  - ${p}`).join('\n')}`);
-  return `${[line(head), ...cells.map(line)].join('\n')}\n${problems.join('\n')}${problems.length ? '\n' : ''}`;
+  const problems = rows.filter((r) => r.problems.length).map((r) => `\n${oneLine(r.cluster, 400)}:\n${r.problems.map((p) => `  - ${oneLine(p, 2048)}`).join('\n')}`);
+  return `${[line(head), ...safe.map(line)].join('\n')}\n${problems.join('\n')}${problems.length ? '\n' : ''}`;
 }

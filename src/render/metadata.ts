@@ -156,9 +156,18 @@ export interface RegistryLayout {
   standbyIp: string;
 }
 
+/** A DNS name (RFC 1123 subdomain, as Kubernetes checks it): what may reach the sync sidecar's config, regbot's templates and the certificate's SANs. */
+const DNS_NAME = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$/;
+
+export function checkedServiceDomain(serviceDomain: string | undefined): string {
+  if (!serviceDomain) return REGISTRY.defaultServiceDomain;
+  if (!DNS_NAME.test(serviceDomain)) throw new RenderError(`clusterNetwork.serviceDomain ${JSON.stringify(serviceDomain.slice(0, 80))} is not a DNS name (lowercase letters, digits, '-' and '.', e.g. cluster.local)`);
+  return serviceDomain;
+}
+
 export const registryLayout = (replicas: number, serviceDomain: string | undefined, serviceCidrs: readonly string[]): RegistryLayout => ({
   replicas,
-  serviceDomain: serviceDomain || REGISTRY.defaultServiceDomain,
+  serviceDomain: checkedServiceDomain(serviceDomain),
   serviceIp: serviceIp(serviceCidrs, 'writer'),
   standbyIp: serviceIp(serviceCidrs, 'standby'),
 });

@@ -55,6 +55,8 @@ test('durations and the garbage-collection schedule: kept while the interval run
   assert.is(garbageCollectionDue(undefined, '168h', now), '2026-12-09T10:00:00Z', 'first deploy');
   assert.is(garbageCollectionDue('garbage', '168h', now), '2026-12-09T10:00:00Z');
   assert.is(garbageCollectionDue('2020-01-01T00:00:00Z', '0s', now), '2020-01-01T00:00:00Z', '0s: never on a schedule');
+  assert.is(garbageCollectionDue('2099-01-01T00:00:00Z', '168h', now), '2026-12-09T10:00:00Z', 'a time in the future is not a collection that happened: due now');
+  assert.is(garbageCollectionDue('2026-12-09T10:00:30Z', '168h', now), '2026-12-09T10:00:30Z', 'half a minute ahead: clock skew, kept');
 });
 
 test('bytes: base64 on the built-ins equals the byte-by-byte definition at every chunk edge; UTF-8 and ASCII text; hex', () => {
@@ -124,6 +126,9 @@ test('logs: PEM blocks and long base64 are redacted; json and text formats', () 
   assert.is(lines[1], '2026-01-01T00:00:00.000Z INFO hi there a="b c"');
   assert.is(lines.length, 2);
   assert.is(redact('-----BEGIN RSA PRIVATE KEY-----\ntruncated'), '[redacted PEM]');
+  // A Cluster name from a hook body: a text line never carries its escape sequences or line breaks (no forged lines).
+  createLogger({ level: 'info', format: 'text', write: (l) => lines.push(l), now }).warn('hook request does not match', { cluster: 'ns/c1\n2026-01-01T00:00:00.000Z ERROR forged\u001b[2J', hook: 'a=b' });
+  assert.is(lines[2], '2026-01-01T00:00:00.000Z WARN hook request does not match cluster="ns/c1 2026-01-01T00:00:00.000Z ERROR forged [2J" hook="a=b"');
 });
 
 test('metrics: counter and histogram text', () => {

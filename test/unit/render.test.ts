@@ -56,6 +56,12 @@ test('service IP: the 20th address of the first CIDR inside Kubernetes\' static 
   const hosts = readFileSync(join(GOLDEN, 'ipv6', 'expected.yaml'), 'utf8');
   assert.match(hosts, /\[host\."https:\/\/\[fd00:10:96::14\]:443\/v2"\]/);
   assert.is(serviceIp([]), '10.96.0.20', "no service CIDR: kubeadm's default 10.96.0.0/12");
+  // serviceDomain reaches the sync sidecar's Lua and regbot's templates and the certificate: a DNS name or a refusal.
+  assert.is(registryLayout(2, 'corp.internal', ['10.96.0.0/12']).serviceDomain, 'corp.internal');
+  assert.is(registryLayout(2, undefined, ['10.96.0.0/12']).serviceDomain, 'cluster.local');
+  for (const bad of ['cluster.local"; os.execute("id")', '{{ file "/etc/passwd" }}', 'Cluster.Local', 'a..b', '-x.local', `${'a'.repeat(64)}.local`, 'a b']) {
+    assert.throws(() => registryLayout(2, bad, ['10.96.0.0/12']), (e: Error) => e instanceof RenderError && /clusterNetwork\.serviceDomain .* is not a DNS name/.test(e.message), bad);
+  }
   for (const [cidrs, message] of [
     [['10.96.0.0'], /"10\.96\.0\.0" is not a valid CIDR/],
     [['10.96.0.0/33'], /is not a valid CIDR/],

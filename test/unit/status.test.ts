@@ -62,6 +62,19 @@ test('what nodes and workload admission said reaches the terminal as one plain l
   assert.ok(s.problems.includes('node md-1: mirror not-enabled: legacy [31m mirrors set (on the node: /etc/containerd/capi-registry-addon/status)'), s.problems.join(' | '));
 });
 
+test('tenant-written strings (user names in Secrets, the rotation annotation, node names, the mark) reach neither the table nor the JSON with control characters', () => {
+  const esc = '\u001b]0;pwned\u0007\u009b2J';
+  const s = clusterStatus(facts({
+    annotations: { 'capi-registry-addon.io/registry-status': `Retrying: x${esc}`, 'capi-registry-addon.io/registry-cert-not-after': '2028-12-01T00:00:00Z', 'capi-registry-addon.io/rotate-credentials': `r${esc}` },
+    credentials: { node: { username: `node${esc}`, password: 'x', 'previous-username': `old${esc}` }, push: { username: `push\n${esc}`, password: 'y' } },
+    nodes: [node(`md${esc}`, 'not-enabled', 'x'), node(`un${esc}`)],
+  }));
+  const controls = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/;
+  assert.not.match(statusTable([s]), controls);
+  assert.not.match(JSON.stringify(s).replace(/\\u00[0-9a-f]{2}/g, ''), controls, 'JSON output (C1 controls are not escaped by JSON.stringify)');
+  for (const v of [s.registry, s.credentials.node!, s.credentials.push!, ...s.credentials.stillAccepted, s.credentials.rotationPending!, ...s.mirror.notEnabled, ...s.mirror.unreported, ...s.problems]) assert.not.match(v, controls, v);
+});
+
 test('a Cluster just opted in: no release, no StatefulSet, no certificate, no credentials yet', () => {
   const s = clusterStatus(facts({ annotations: {}, releases: [], credentials: {}, statefulSet: undefined, nodes: [] }));
   assert.equal(s.problems, [
