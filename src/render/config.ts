@@ -37,6 +37,14 @@ export interface RegistryConfig {
   garbageCollection: { interval: string; deleteUntagged: boolean };
   /** Distribution's Prometheus metrics on the pod network, reachable (NetworkPolicy) from these namespaces only. */
   metrics: { enabled: boolean; allowFrom: string[] };
+  /** Repository prefixes only Pods in the listed namespaces may run (render/admission.ts). */
+  restrictedRepositories: RestrictedRepository[];
+}
+
+export interface RestrictedRepository {
+  /** A prefix of the repository path as the mirror stores it (`corp/`, `library/internal-`). */
+  prefix: string;
+  namespaces: string[];
 }
 
 export const DEFAULTS = {
@@ -55,7 +63,7 @@ export const DEFAULTS = {
   resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '512Mi' } },
 } as const;
 
-export const LIMITS = { minReplicas: 1, maxReplicas: 10, maxAllowFrom: 16 } as const;
+export const LIMITS = { minReplicas: 1, maxReplicas: 10, maxAllowFrom: 16, maxRestricted: 32 } as const;
 export const PATTERNS = {
   // Kubernetes quantity (binary or decimal suffix), as the API server accepts it.
   quantity: '^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E|m)?$',
@@ -65,6 +73,8 @@ export const PATTERNS = {
   image: '^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$',
   dnsSubdomain: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$',
   namespace: '^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$',
+  // A prefix of a repository path: path components as Distribution names them, ending anywhere.
+  repositoryPrefix: '^[a-z0-9]+([._/-][a-z0-9]+)*[._/-]?$',
 } as const;
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -113,6 +123,28 @@ class Reader {
     }
     return v;
   }
+  restricted(path: string): RestrictedRepository[] {
+    const v = this.at(path);
+    if (v === undefined || v === null) return [];
+    if (!Array.isArray(v) || v.length > LIMITS.maxRestricted) {
+      this.errors.push(`${FIELD}.${path} must be a list of at most ${LIMITS.maxRestricted} {prefix, namespaces}`);
+      return [];
+    }
+    return v.flatMap((item, i) => {
+      const at = `${path}[${i}]`;
+      if (!isObject(item)) {
+        this.errors.push(`${FIELD}.${at} must be an object with prefix and namespaces`);
+        return [];
+      }
+      for (const k of Object.keys(item)) if (k !== 'prefix' && k !== 'namespaces') this.errors.push(`${FIELD}.${at} has an unknown field ${JSON.stringify(k)}: known fields are prefix, namespaces`);
+      const prefix = typeof item.prefix === 'string' && new RegExp(PATTERNS.repositoryPrefix).test(item.prefix) && item.prefix.length <= 255 ? item.prefix : undefined;
+      if (!prefix) this.errors.push(`${FIELD}.${at}.prefix is ${JSON.stringify(item.prefix)}: expected the start of a repository path such as corp/ or library/internal-`);
+      const namespaces = item.namespaces ?? [];
+      const okNamespaces = Array.isArray(namespaces) && namespaces.length <= LIMITS.maxAllowFrom && namespaces.every((n) => typeof n === 'string' && new RegExp(PATTERNS.namespace).test(n));
+      if (!okNamespaces) this.errors.push(`${FIELD}.${at}.namespaces must be a list of at most ${LIMITS.maxAllowFrom} namespace names`);
+      return prefix && okNamespaces ? [{ prefix, namespaces: namespaces as string[] }] : [];
+    });
+  }
   /** Unknown keys are errors: a typo like `replica: 3` must not silently mean the default. */
   known(path: string, keys: readonly string[]): void {
     const v = path ? this.at(path) : this.root;
@@ -128,7 +160,7 @@ class Reader {
  */
 export function readRegistryConfig(value: Record<string, unknown>, images: Images = DEFAULT_IMAGES): RegistryConfig {
   const r = new Reader(value);
-  r.known('', ['provider', 'replicas', 'storage', 'placement', 'syncInterval', 'images', 'resources', 'containerd', 'auth', 'garbageCollection', 'metrics']);
+  r.known('', ['provider', 'replicas', 'storage', 'placement', 'syncInterval', 'images', 'resources', 'containerd', 'auth', 'garbageCollection', 'metrics', 'restrictedRepositories']);
   r.known('garbageCollection', ['interval', 'deleteUntagged']);
   r.known('auth', ['enabled']);
   r.known('metrics', ['enabled', 'allowFrom']);
@@ -169,6 +201,7 @@ export function readRegistryConfig(value: Record<string, unknown>, images: Image
       enabled: r.boolean('metrics.enabled', DEFAULTS.metricsEnabled),
       allowFrom: r.stringList('metrics.allowFrom', DEFAULTS.metricsAllowFrom, LIMITS.maxAllowFrom, { pattern: PATTERNS.namespace, what: 'a namespace name' }),
     },
+    restrictedRepositories: r.restricted('restrictedRepositories'),
   };
   // An air-gapped Cluster that pointed regsync at its own mirror would otherwise pull regbot from ghcr.io.
   if (r.string('images.regsync', undefined, image) !== undefined && r.string('images.regbot', undefined) === undefined) {

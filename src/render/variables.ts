@@ -99,6 +99,19 @@ export const registryVariableSchema = {
         },
       },
     },
+    restrictedRepositories: {
+      type: 'array',
+      description: 'Who may run what the mirror holds. Nodes pull from it with one credential for every Pod (containerd does not pass a Pod\'s pull secret to a mirror), so anything pushed into it is pullable by every Pod on every node. A Pod naming an image whose repository path starts with prefix (from any registry host: the mirror stores docker.io/corp/app and quay.io/corp/app both as corp/app) is admitted only in the namespaces listed (a ValidatingAdmissionPolicy in the workload cluster; Kubernetes 1.30+).',
+      maxItems: LIMITS.maxRestricted,
+      items: {
+        type: 'object',
+        required: ['prefix'],
+        properties: {
+          prefix: { type: 'string', description: 'Start of the repository path, e.g. corp/ (a whole namespace) or library/internal-.', pattern: PATTERNS.repositoryPrefix, maxLength: 255 },
+          namespaces: { type: 'array', description: 'Namespaces whose Pods may run those images (none: no Pod may).', items: { type: 'string', pattern: PATTERNS.namespace, maxLength: 63 }, maxItems: LIMITS.maxAllowFrom },
+        },
+      },
+    },
     containerd: {
       type: 'object',
       description: 'Node-side mirror settings.',

@@ -1,5 +1,6 @@
 // The registry's workload-cluster objects: what the raw chart installs through CAAPH. Secrets are not
 // here: the hooks write them straight to the workload cluster, so no key reaches Helm values.
+import { restrictedRepositoryPolicy } from './admission.ts';
 import type { RegistryConfig } from './config.ts';
 import { distributionConfig } from './distribution.ts';
 import { POD, REGISTRY, type RegistryLayout } from './metadata.ts';
@@ -249,6 +250,7 @@ export async function workloadManifests(input: WorkloadInput): Promise<Obj[]> {
       spec: { maxUnavailable: 1, selector: { matchLabels: selector } },
     },
     ...(metrics ? [metricsPolicy(selector, config.metrics.allowFrom)] : []),
+    ...restrictedRepositoryPolicy(config.restrictedRepositories),
   ];
   return objects;
 }

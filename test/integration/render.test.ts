@@ -73,13 +73,15 @@ test('every workload manifest (1, 2, 3 replicas; every knob) passes server-side 
     replicas: 3, storage: { size: '20Gi', storageClassName: 'fast-ssd' }, placement: 'Any', syncInterval: '30s',
     images: { registry: 'mirror.example.com:5000/library/registry:3.1.2', regbot: 'mirror.example.com:5000/regclient/regbot:v0.11.7' },
     resources: { requests: { cpu: '250m', memory: '256Mi' }, limits: { cpu: '1', memory: '1Gi' } }, containerd: { dialTimeout: '500ms' },
-    metrics: { allowFrom: ['monitoring', 'observability'] },
+    metrics: { allowFrom: ['monitoring', 'observability'] }, restrictedRepositories: [{ prefix: 'corp/', namespaces: ['team-a'] }, { prefix: 'library/internal-' }],
   }, { metrics: { enabled: false } }];
   const paths: Record<string, string> = {
     Namespace: '/api/v1/namespaces', ServiceAccount: '/api/v1/namespaces/capi-registry/serviceaccounts', ConfigMap: '/api/v1/namespaces/capi-registry/configmaps',
     Service: '/api/v1/namespaces/capi-registry/services', Secret: '/api/v1/namespaces/capi-registry/secrets',
     StatefulSet: '/apis/apps/v1/namespaces/capi-registry/statefulsets', PodDisruptionBudget: '/apis/policy/v1/namespaces/capi-registry/poddisruptionbudgets',
     NetworkPolicy: '/apis/networking.k8s.io/v1/namespaces/capi-registry/networkpolicies',
+    ValidatingAdmissionPolicy: '/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicies',
+    ValidatingAdmissionPolicyBinding: '/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicybindings',
   };
   for (const v of variants) {
     const p = await plan(['10.96.0.0/12'], v);
@@ -118,6 +120,44 @@ test('a /24 service CIDR: every dynamic address taken first by other Services, t
   } finally {
     await api.stop();
   }
+});
+
+test('restrictedRepositories: the real API server admits a Pod naming a restricted image only in the namespaces allowed, whatever registry host it names, in containers and initContainers', async () => {
+  const api = env.workload!;
+  const p = await plan(['10.96.0.0/12'], { restrictedRepositories: [{ prefix: 'corp/', namespaces: ['team-a'] }, { prefix: 'library/internal-', namespaces: [] }] });
+  const [policy, binding] = p.workload.filter((o: any) => o.kind.startsWith('ValidatingAdmissionPolicy')) as any[];
+  assert.is((await api.request('POST', '/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicies?fieldValidation=Strict', policy)).status, 201);
+  assert.is((await api.request('POST', '/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicybindings?fieldValidation=Strict', binding)).status, 201);
+  for (const ns of ['team-a', 'team-b']) await api.request('POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
+  const pod = (ns: string, image: string, where: 'containers' | 'initContainers' = 'containers') => api.request('POST', `/api/v1/namespaces/${ns}/pods?dryRun=All`, {
+    apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p' },
+    spec: { containers: [{ name: 'main', image: where === 'containers' ? image : 'docker.io/library/busybox:1.36' }], ...(where === 'initContainers' ? { initContainers: [{ name: 'init', image }] } : {}) },
+  });
+  // The policy is in force once the API server has loaded it.
+  await waitFor('the policy in force', async () => ((await pod('team-b', 'corp/app:1')).status === 403 ? true : undefined), 30_000);
+  const cases: [string, string, 'containers' | 'initContainers', number][] = [
+    ['team-b', 'corp/app:1', 'containers', 403],
+    ['team-b', 'docker.io/corp/app:1', 'containers', 403],
+    ['team-b', 'quay.io/corp/tool@sha256:' + 'a'.repeat(64), 'containers', 403],
+    ['team-b', 'registry.example.com:5000/corp/app:1', 'initContainers', 403],
+    ['team-a', 'corp/app:1', 'containers', 201],
+    ['team-a', 'quay.io/corp/tool:2', 'initContainers', 201],
+    ['team-b', 'docker.io/corpus/app:1', 'containers', 201],
+    ['team-b', 'example.com/team/corp/app:1', 'containers', 201],
+    ['team-a', 'internal-tool:1', 'containers', 403],
+    ['team-a', 'docker.io/library/internal-tool:1', 'containers', 403],
+    ['team-b', 'docker.io/library/busybox:1.36', 'containers', 201],
+  ];
+  const seen = [];
+  for (const [ns, image, where, want] of cases) {
+    const r = await pod(ns, image, where);
+    seen.push(`${ns} ${image} ${where}: ${r.status}`);
+    assert.is(r.status, want, `${ns} ${image} (${where}): ${r.text.slice(0, 300)}`);
+    if (want === 403) assert.match(r.body.message, new RegExp(`image ${image.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} is under the restricted repository prefix (corp/|library/internal-): the registry mirror serves it to every node`));
+  }
+  console.log(`  ${seen.length} Pods: ${seen.filter((s) => s.endsWith('403')).length} refused, the rest admitted`);
+  await api.request('DELETE', `/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicybindings/${binding.metadata.name}`);
+  await api.request('DELETE', `/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicies/${policy.metadata.name}`);
 });
 
 test('the rendered config.yml starts Distribution 3.x and 2.8 over TLS with htpasswd auth: anonymous pull and push 401, push credential pushes, node credential pulls; auth off serves anyone', async () => {

@@ -7,6 +7,7 @@ import * as assert from 'uvu/assert';
 import { clusterRegistry } from '../../src/addon/layout.ts';
 import { registryPlan } from '../../src/addon/plan.ts';
 import { PATTERNS, readRegistryConfig } from '../../src/render/config.ts';
+import { repositoryPattern, restrictedRepositoryPolicy } from '../../src/render/admission.ts';
 import { dumpYaml } from '../../src/render/distribution.ts';
 import { registryLayout, RenderError, serverCertSans, serviceIp, staticBandSize } from '../../src/render/metadata.ts';
 import { toToml } from '../../src/render/toml.ts';
@@ -103,10 +104,32 @@ test('invalid knobs: every problem named, with the allowed values', () => {
     [{ metrics: { allowFrom: 'monitoring' } }, /metrics\.allowFrom must be a list of at most 16 strings/],
     [{ metrics: { allowFrom: ['monitoring', 'Kube System'] } }, /metrics\.allowFrom holds "Kube System": expected a namespace name/],
     [{ metrics: { enabled: 'yes' } }, /metrics\.enabled is "yes": expected true or false/],
+    [{ restrictedRepositories: { prefix: 'corp/' } }, /restrictedRepositories must be a list of at most 32 \{prefix, namespaces\}/],
+    [{ restrictedRepositories: [{ prefix: 'Corp/' }] }, /restrictedRepositories\[0\]\.prefix is "Corp\/": expected the start of a repository path/],
+    [{ restrictedRepositories: [{ prefix: "corp/') || true || ('" }] }, /restrictedRepositories\[0\]\.prefix is .*: expected the start of a repository path/],
+    [{ restrictedRepositories: [{ prefix: 'corp/', namespaces: ['Team A'] }] }, /restrictedRepositories\[0\]\.namespaces must be a list of at most 16 namespace names/],
+    [{ restrictedRepositories: [{ prefix: 'corp/', namespace: ['a'] }] }, /restrictedRepositories\[0\] has an unknown field "namespace"/],
   ];
   for (const [value, message] of cases) assert.throws(() => readRegistryConfig(value), (e: Error) => e instanceof RenderError && message.test(e.message), String(message));
   // Several problems are reported together.
   assert.throws(() => readRegistryConfig({ replicas: 0, placement: 'x' }), /replicas is 0.*; .*placement is "x"/);
+});
+
+test('restrictedRepositories: the pattern matches a repository path under the prefix from any registry host, and Docker Hub short names; the policy is rendered only when set', () => {
+  const matches = (prefix: string, image: string) => new RegExp(repositoryPattern(prefix)).test(image);
+  for (const image of ['corp/app:1', 'docker.io/corp/app', 'quay.io/corp/a/b@sha256:' + 'a'.repeat(64), 'registry.example.com:5000/corp/app', 'localhost:5000/corp/app']) assert.ok(matches('corp/', image), image);
+  for (const image of ['corpus/app', 'example.com/team/corp/app', 'docker.io/library/busybox']) assert.not.ok(matches('corp/', image), image);
+  for (const image of ['internal-app:1', 'docker.io/internal-app', 'docker.io/library/internal-app', 'ghcr.io/library/internal-app']) assert.ok(matches('library/internal-', image), image);
+  assert.not.ok(matches('library/internal-', 'quay.io/internal-app'), 'quay.io/internal-app is the mirror\'s internal-app, not library/internal-app');
+  assert.equal(readRegistryConfig({}).restrictedRepositories, []);
+  const config = readRegistryConfig({ restrictedRepositories: [{ prefix: 'corp/', namespaces: ['team-a'] }, { prefix: 'secret-' }] });
+  assert.equal(config.restrictedRepositories, [{ prefix: 'corp/', namespaces: ['team-a'] }, { prefix: 'secret-', namespaces: [] }]);
+  const [policy, binding] = restrictedRepositoryPolicy(config.restrictedRepositories) as any[];
+  assert.is(policy.spec.validations.length, 2);
+  assert.match(policy.spec.validations[0].expression, /^request\.namespace in \['team-a'\] \|\| !variables\.images\.exists/);
+  assert.match(policy.spec.validations[1].expression, /^request\.namespace in \[\] \|\|/, 'no namespace listed: no Pod may');
+  assert.equal(binding.spec, { policyName: policy.metadata.name, validationActions: ['Deny'] });
+  assert.equal(restrictedRepositoryPolicy([]), []);
 });
 
 test('the schema and the validation agree on defaults, enums and limits', () => {
