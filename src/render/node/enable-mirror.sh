@@ -28,6 +28,7 @@ STEP="reading the arguments"
 TEMPS=
 MODE=enable
 STATUS=
+# shellcheck disable=SC2317 # reached through the EXIT trap
 on_exit() {
   rc=$?
   trap - EXIT
@@ -381,7 +382,7 @@ for ADDR in $ADDRS; do
     \[*) IP=${ADDR#\[}; IP=${IP%%\]*}; PORT=${ADDR##*:}; TOOL=ip6tables; PREFIX=128 ;;
     *) IP=${ADDR%%:*}; PORT=${ADDR##*:}; TOOL=iptables; PREFIX=32 ;;
   esac
-  [ "$FAST_FAIL_SECONDS" -gt 0 ] && [ -n "$UNTIL" ] || break
+  if [ "$FAST_FAIL_SECONDS" -eq 0 ] || [ -z "$UNTIL" ]; then break; fi
   command -v "$TOOL" >/dev/null 2>&1 || continue
   EXISTING=$("$TOOL" -w 5 -S OUTPUT 2>/dev/null | grep -F -- "-d $IP/$PREFIX " | grep -F -- '--comment capi-registry-addon-fast-fail' | sed -n 's/.*--datestop \([0-9T:-]*\).*/\1/p' | head -n 1 || true)
   if [ -n "$EXISTING" ]; then FAST_FAIL="$TOOL until ${EXISTING}Z"; continue; fi
