@@ -160,7 +160,9 @@ export function createAddon(rt: AddonRuntime): Addon {
       if (isHookResult(checked)) return checked;
       let confirmed: ClusterRef | undefined;
       const attempt = withDeps(checked, async (deps) => {
-        const cluster = checked as ClusterRef;
+        // Read again once the lock is ours: another step for this Cluster may have changed it (its marks) meanwhile.
+        const cluster = await confirmations.confirm(hook, checked as ClusterRef, deps);
+        if (isHookResult(cluster)) return cluster;
         const optIn = registryOptIn(cluster.variables);
         if (!optIn.enabled) return success();
         confirmed = cluster;

@@ -3,8 +3,10 @@
 // Cluster's issuer did not sign (after `clusterctl move` the new management cluster has a new root, and
 // mints a new issuer):
 //   0. the issuer the served chain names (the one that signed it) is recorded in the provider namespace,
-//      with the time: the record, not the CA copy, says what older nodes trust. Whoever can write Secrets
-//      in the Cluster's namespace can put any CA into the copy; none of it is ever kept;
+//      with the time, when the CA copy trusts it too (a copy that holds no certificate at all, garbled,
+//      says nothing either way): it takes both the workload cluster's registry-tls and the management
+//      cluster's copy to start one. From then on the record, not the copy, says what older nodes trust:
+//      whoever can write Secrets in the Cluster's namespace can put any CA into the copy; none is kept;
 //   1. the copy becomes a bundle, new issuer first, the recorded one after it (setup.ts): every node
 //      that boots from now on trusts both; the registry keeps its certificate from the old issuer;
 //   2. once every Machine of the Cluster was created after the start (an upgrade replaces them all, the
@@ -52,11 +54,12 @@ export function clampedSince(text: string | undefined, now: Date): Date {
 /**
  * The rollover a Cluster is in, if any. With a record: its issuer while still a valid CA (an expired one
  * ends the rollover: the record goes), its start clamped to now. Without one: when `servedChain` gives
- * the registry's chain and its leaf was signed not by `signer` but by the CA certificate after it, that
+ * the registry's chain and its leaf was signed not by `signer` but by the CA certificate after it, and
+ * the CA copy trusts that CA (`copyTrusts`; undefined when the copy holds no readable certificate), that
  * CA is recorded now and the rollover starts. Before the control plane is initialized there is no chain
  * (and no node): never a rollover.
  */
-export async function currentRollover(cluster: ClusterRef, signer: RootCa, deps: RolloverDeps, servedChain?: () => Promise<string | undefined>): Promise<TrustRollover | undefined> {
+export async function currentRollover(cluster: ClusterRef, signer: RootCa, deps: RolloverDeps, servedChain: (() => Promise<string | undefined>) | undefined, copyTrusts: Anchor[] | undefined): Promise<TrustRollover | undefined> {
   const name = await rolloverRecordSecretName(cluster.namespace, cluster.name);
   const now = deps.now();
   const record = await deps.management.getSecret(deps.providerNamespace, name);
@@ -72,7 +75,7 @@ export async function currentRollover(cluster: ClusterRef, signer: RootCa, deps:
   const candidates = anchorsToKeep(chain.slice(1), signer.certPem, now);
   let issuer: Anchor | undefined;
   for (const a of candidates) if (!issuer && (await signedBy(leaf.certificate, a.certificate))) issuer = a;
-  if (!issuer) return undefined;
+  if (!issuer || (copyTrusts && !copyTrusts.some((t) => t.pem === issuer!.pem))) return undefined;
   // Create-if-absent: concurrent passes agree on one start.
   await deps.management.createSecret({
     name, namespace: deps.providerNamespace, labels: { ...REGISTRY.labels, 'cluster.x-k8s.io/cluster-name': cluster.name, 'capi-registry-addon.io/cluster-namespace': cluster.namespace },
