@@ -41,8 +41,11 @@ export function deployRegistry(cluster: ClusterRef, deps: AddonDeps, opts: Deplo
   return asHookResult(cluster, async () => {
     // One workload client for the pass (CAPI's kubeconfig Secret read once).
     const workload = await workloadClientFor(cluster, deps);
-    // The served chain says whether a trust rollover must start (trust-rollover.ts).
-    const prepared = await prepareCluster(cluster, deps, async () => (await workload.getSecret(REGISTRY.namespace, REGISTRY.tlsSecret))?.['tls.crt']);
+    // registry-tls read once for the pass: the served chain says whether a trust rollover must start
+    // (trust-rollover.ts), and the same read decides about renewal.
+    let served: ReturnType<SecretClient['readSecret']> | undefined;
+    const servedTls = () => (served ??= workload.readSecret(REGISTRY.namespace, REGISTRY.tlsSecret));
+    const prepared = await prepareCluster(cluster, deps, async () => (await servedTls())?.data['tls.crt']);
     if (!prepared) return success();
     if (isHookResult(prepared)) return prepared;
     const { registry, signer, rollover, creds } = prepared;
@@ -50,7 +53,7 @@ export function deployRegistry(cluster: ClusterRef, deps: AddonDeps, opts: Deplo
     // A retried BeforeClusterUpgrade for the same version finds its mark and issues nothing new.
     const upgrade = opts.upgradeTo && currentMarks(cluster).certUpgrade !== opts.upgradeTo ? opts.upgradeTo : undefined;
     const oldTrust = rollover ? await machinesWithOldTrust(cluster, deps.management, apiVersion, rollover.since) : [];
-    const secrets = await writeWorkloadSecrets(cluster, registry.layout, signer, deps, creds, { workload, upgradeTo: upgrade, ...(oldTrust.length ? { keepSignedBy: rollover!.previous } : {}) });
+    const secrets = await writeWorkloadSecrets(cluster, registry.layout, signer, deps, creds, { workload, servedTls, upgradeTo: upgrade, ...(oldTrust.length ? { keepSignedBy: rollover!.previous } : {}) });
     // A storage change the running StatefulSet cannot take is refused, and the running values rendered: everything else still goes.
     const storage = await reconcileStorage(workload, registry.config.storage);
     const rendered = { ...registry, config: { ...registry.config, storage: storage.storage } };

@@ -147,7 +147,7 @@ for (const rt of Object.keys(RUNTIMES)) {
     kc.clusters[0].cluster.server = `https://127.0.0.1:${await freePort()}`;
     await putKubeconfig(env.management!, `closed-${rt}`, 'c1', JSON.stringify(kc));
     const r = await call(full(), 'AfterControlPlaneInitialized', cluster);
-    assert.match(await expectRetrying(env.management!, r, `closed-${rt}`, 'c1'), /^get Namespace capi-registry: the API server could not be reached \(.+\); it is retried$/);
+    assert.match(await expectRetrying(env.management!, r, `closed-${rt}`, 'c1'), /^get Secret capi-registry\/registry-tls: the API server could not be reached \(.+\); it is retried$/);
   });
 }
 

@@ -145,7 +145,7 @@ for (const { version, path } of (() => { try { return components().containerdMat
         assert.is(after, before, `${variant.name}: config.toml untouched`);
       } else {
         assert.is(first.statusFile.state, 'enabled', `${version} ${variant.name}: ${JSON.stringify(first.statusFile)}\n${first.stderr}`);
-        assert.match(second.statusFile.reason!, /config\.toml changed: no$/);
+        assert.match(second.statusFile.reason!, /config\.toml changed: no(; connections to the mirror not yet served by kube-proxy are refused at once until \S+Z)?$/);
       }
       await node.start({ cri: !variant.leftAlone });
       try {
@@ -218,7 +218,7 @@ test('the script under a `set -e` runner: a read-only certs.d, then a full disk;
   const r3 = full.runScript({ setup: fill, after: `${listing}\ncmp /etc/containerd/config.toml ${join(full.etc, 'config.toml')} && echo "config.toml: unchanged"` });
   assert.is(r3.status, 0, r3.stderr);
   assert.match(r3.stdout, /runner: the next command runs/);
-  assert.match(r3.stderr, /capi-registry-addon: failed while (editing a copy of|writing the mirror's hosts\.toml files)/, r3.stderr);
+  assert.match(r3.stderr, /capi-registry-addon: (failed while (editing a copy of|writing the mirror's hosts\.toml files)|mirror not-enabled: \/etc\/containerd\/config\.toml: the config could not be read or the edited copy not written \(a full disk\?\))/, r3.stderr);
   assert.match(r3.stdout, /config\.toml: unchanged/, r3.stdout);
   assert.equal(leftovers(r3.stdout), [], 'no temporary file left on the full disk');
 });

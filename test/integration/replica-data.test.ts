@@ -259,13 +259,13 @@ test('the writer failing mid-pass (503 after its catalog): the standby deletes n
   const failing = await writerFailingAfterCatalog(REGISTRY.containerPort);
   try {
     const sidecar = new SyncSidecar(`${REGISTRY.name}-2-writer-failing`, { config: m.syncConfig!, ca: m.tls['ca.crt'], auth: m.creds.node, hosts: { ...hosts, [NAMES[0]!]: `${SUBNET}.1` } }, podNs[2]);
-    const r = sidecar.once(`${REGISTRY.name}-2.yml`);
+    const r = await sidecar.onceAsync(`${REGISTRY.name}-2.yml`);
     const counts = failing.counts();
-    assert.ok(counts.served >= 1 && counts.failed >= 1, `the catalog went through, then the writer failed: ${JSON.stringify(counts)}`);
+    assert.ok(counts.served >= 1 && counts.failed >= 1, `the catalog went through, then the writer failed: ${JSON.stringify(counts)}\n${r.output.slice(-1500)}`);
     assert.not.ok(r.ok, r.output);
     assert.match(r.output, /the writer did not answer in full \(.*\[http 503\].*\): nothing copied or deleted this pass; the next pass tries again/, r.output);
     assert.not.match(r.output, /tags removed/);
-    const ready = sidecar.once('ready.yml');
+    const ready = await sidecar.onceAsync('ready.yml');
     assert.ok(ready.ok, `a standby that holds content stays Ready while the writer fails: ${ready.output}`);
   } finally {
     await failing.close();

@@ -269,7 +269,8 @@ awk -v section="$SECTION" -v images="$IMAGES" -v ours="$CERTS_D" -v splits="$SPL
     if (needLocal && !wroteLocal) { print ""; print "[" images "]"; print "  use_local_image_pull = true" }
   }
 ' "$CONFIG" "$CONFIG" > "$EDITED" || {
-  reason=$(cat "$DECISION" 2>/dev/null || echo "the config could not be read or the edited copy not written")
+  reason=$(cat "$DECISION" 2>/dev/null || true)
+  [ -n "$reason" ] || reason="the config could not be read or the edited copy not written (a full disk?): nothing changed"
   write_status not-enabled "$CONFIG: $reason"
   exit 0
 }

@@ -1,7 +1,7 @@
 // regbot (github.com/regclient/regclient/cmd/regbot), run as the registry pod's sync sidecar runs it:
 // the rendered ConfigMap at /etc/regbot/config, the CA at /etc/regbot/ca, the credential Secret at
 // /etc/regbot/auth (one file per key), cluster DNS as /etc/hosts; in the pod's network namespace.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { POD } from '../../../src/render/metadata.ts';
@@ -44,6 +44,23 @@ export class SyncSidecar {
     const [cmd, args] = this.command(['once', '-c', `${POD.syncConfigDir}/${file}`, '-v', 'info']);
     const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 300_000, env: SyncSidecar.env() });
     return { ok: r.status === 0, output: `${r.stdout}${r.stderr}`, ms: Date.now() - started };
+  }
+
+  /** `once`, without blocking this process (a server of the test's own, e.g. a fault injector, must keep answering meanwhile). */
+  onceAsync(file: string): Promise<{ ok: boolean; output: string; ms: number }> {
+    const started = Date.now();
+    const [cmd, args] = this.command(['once', '-c', `${POD.syncConfigDir}/${file}`, '-v', 'info']);
+    return new Promise((resolve) => {
+      const child = spawn(cmd, args, { env: SyncSidecar.env(), stdio: ['ignore', 'pipe', 'pipe'] });
+      let output = '';
+      child.stdout.on('data', (d) => (output += d));
+      child.stderr.on('data', (d) => (output += d));
+      const timer = setTimeout(() => child.kill('SIGKILL'), 300_000);
+      child.on('close', (code) => {
+        clearTimeout(timer);
+        resolve({ ok: code === 0, output, ms: Date.now() - started });
+      });
+    });
   }
 
   /** The sidecar's own command: `regbot server -c <pod>.yml`. */
