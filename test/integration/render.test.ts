@@ -128,7 +128,11 @@ test('restrictedRepositories: the real API server admits a Pod naming a restrict
   const [policy, binding] = p.workload.filter((o: any) => o.kind.startsWith('ValidatingAdmissionPolicy')) as any[];
   assert.is((await api.request('POST', '/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicies?fieldValidation=Strict', policy)).status, 201);
   assert.is((await api.request('POST', '/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicybindings?fieldValidation=Strict', binding)).status, 201);
-  for (const ns of ['team-a', 'team-b']) await api.request('POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
+  for (const ns of ['team-a', 'team-b']) {
+    await api.request('POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
+    // What kube-controller-manager's ServiceAccount controller would have made (not running in this suite).
+    await api.request('POST', `/api/v1/namespaces/${ns}/serviceaccounts`, { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'default' } });
+  }
   const pod = (ns: string, image: string, where: 'containers' | 'initContainers' = 'containers') => api.request('POST', `/api/v1/namespaces/${ns}/pods?dryRun=All`, {
     apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p' },
     spec: { containers: [{ name: 'main', image: where === 'containers' ? image : 'docker.io/library/busybox:1.36' }], ...(where === 'initContainers' ? { initContainers: [{ name: 'init', image }] } : {}) },
