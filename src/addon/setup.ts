@@ -102,7 +102,9 @@ export async function ensureClusterCa(cluster: ClusterRef, deps: SetupDeps, serv
   const trustsRoot = trusted.length === 1 && trusted[0]!.pem === bundleAnchors(root.certPem)[0]?.pem;
   // What the copy says beyond that is never believed (trust-rollover.ts): the rollover's record is.
   const publish = async (ca: RootCa): Promise<ClusterCa> => {
-    const rollover = trustsRoot ? undefined : await currentRollover(cluster, ca, deps, servedChain, trusted.length ? trusted : undefined);
+    // What the copy says of the served issuer: it trusts these (or, garbled, nothing readable: no say); no copy at all, no rollover.
+    const copyTrusts = !copy?.['ca.crt'] ? [] : trusted.length ? trusted : undefined;
+    const rollover = trustsRoot ? undefined : await currentRollover(cluster, ca, deps, servedChain, copyTrusts);
     const data: Record<string, string> = rollover ? { 'ca.crt': trustBundle(ca.certPem, rollover.previous), [ROLLOVER_SINCE_KEY]: rollover.since.toISOString() } : { 'ca.crt': ca.certPem };
     await deps.management.ensureSecret({ name: copyName, namespace: cluster.namespace, ...clusterOwned(cluster, deps.clusterApiVersion), data });
     return rollover ? { signer: ca, rollover } : { signer: ca };

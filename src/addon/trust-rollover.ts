@@ -55,8 +55,8 @@ export function clampedSince(text: string | undefined, now: Date): Date {
  * The rollover a Cluster is in, if any. With a record: its issuer while still a valid CA (an expired one
  * ends the rollover: the record goes), its start clamped to now. Without one: when `servedChain` gives
  * the registry's chain and its leaf was signed not by `signer` but by the CA certificate after it, and
- * the CA copy trusts that CA (`copyTrusts`; undefined when the copy holds no readable certificate), that
- * CA is recorded now and the rollover starts. Before the control plane is initialized there is no chain
+ * the CA copy trusts that CA (`copyTrusts`: empty when there is no copy, so no rollover; undefined when
+ * it holds no readable certificate, so it has no say), that CA is recorded now and the rollover starts. Before the control plane is initialized there is no chain
  * (and no node): never a rollover.
  */
 export async function currentRollover(cluster: ClusterRef, signer: RootCa, deps: RolloverDeps, servedChain: (() => Promise<string | undefined>) | undefined, copyTrusts: Anchor[] | undefined): Promise<TrustRollover | undefined> {

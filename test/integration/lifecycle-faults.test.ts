@@ -97,7 +97,8 @@ for (const rt of Object.keys(RUNTIMES)) {
     try {
       const cluster = await readyCluster(`webhook-${rt}`, 'c1', [`10.${70 + index}.0.0/16`]);
       const r = await call(full(), 'AfterControlPlaneInitialized', cluster);
-      assert.match(await expectRetrying(env.management!, r, `webhook-${rt}`, 'c1'), /^(create|patch) Secret capi-registry\/registry-tls: the API server failed \(500\): Internal error occurred: failed calling webhook "broken\.example\.com".*; it is retried$/);
+      const said = await expectRetrying(env.management!, r, `webhook-${rt}`, 'c1');
+      assert.match(said, /^(create|patch) Secret capi-registry\/registry-tls: the API server failed \(500\): Internal error occurred: failed calling webhook "broken\.example\.com".*; it is retried$/, said);
       assert.is((await env.management!.request('GET', `/apis/addons.cluster.x-k8s.io/v1alpha1/namespaces/webhook-${rt}/helmchartproxies/c1-registry`)).status, 404, 'no proxy for a registry without its certificate');
     } finally {
       await workload.request('DELETE', `${hook}/broken`);
@@ -106,7 +107,7 @@ for (const rt of Object.keys(RUNTIMES)) {
     const cluster = (await env.management!.request('GET', `/apis/cluster.x-k8s.io/v1beta2/namespaces/webhook-${rt}/clusters/c1`)).body;
     const fixed = await call(full(), 'AfterControlPlaneInitialized', cluster);
     assert.is(fixed.status, 'Success');
-    assert.match(fixed.message, new RegExp(`^registry-tls issued \\(.+\\); HelmChartProxy webhook-${rt}/c1-registry applied$`));
+    assert.match(fixed.message, new RegExp(`^registry-tls issued \\(.+\\); HelmChartProxy webhook-${rt}/c1-registry applied$`), fixed.message);
     const marked = (await env.management!.request('GET', `/apis/cluster.x-k8s.io/v1beta2/namespaces/webhook-${rt}/clusters/c1`)).body;
     assert.is(marked.metadata.annotations['capi-registry-addon.io/registry-status'], 'Deployed');
   });
