@@ -93,8 +93,11 @@ export async function ensureCredentials(cluster: ClusterRef, layout: RegistryLay
   const rotation = annotations[ROTATE_ANNOTATION] ?? '';
   const nodeName = nodeCredentialSecretName(cluster.name);
   const pushName = pushCredentialSecretName(cluster.name);
-  const node = await ensureCredential(cluster, nodeName, 'node', 'Opaque', rotation, deps);
-  const push = await ensureCredential(cluster, pushName, 'push', 'kubernetes.io/basic-auth', rotation, deps);
+  // Two independent Secrets: read (and, when new, created) at once.
+  const [node, push] = await Promise.all([
+    ensureCredential(cluster, nodeName, 'node', 'Opaque', rotation, deps),
+    ensureCredential(cluster, pushName, 'push', 'kubernetes.io/basic-auth', rotation, deps),
+  ]);
   // hosts.toml is re-rendered on every call (the Service IP or the dial timeout may change); each
   // Secret is written only when its content differs from what was just read.
   const nodeData = { ...node.keep, 'hosts.toml': hostsToml(layout, config, basicAuthorization(credentialOf(node.keep))) };

@@ -88,14 +88,14 @@ export interface ClusterCa {
  * when the hook must stop here.
  */
 export async function ensureClusterCa(cluster: ClusterRef, deps: SetupDeps, servedChain?: () => Promise<string | undefined>): Promise<ClusterCa | HookResult> {
-  const root = await rootCa(deps);
-  if (isHookResult(root)) return root;
   const rootWhere = `Secret ${deps.providerNamespace}/${ROOT_CA_SECRET}`;
   const id = `Cluster ${cluster.namespace}/${cluster.name}`;
   const copyName = clusterCaSecretName(cluster.name);
   const issuerName = await clusterIssuerSecretName(cluster.namespace, cluster.name);
   const issuerWhere = `Secret ${deps.providerNamespace}/${issuerName}`;
-  const copy = await deps.management.getSecret(cluster.namespace, copyName);
+  // The three reads do not depend on each other: one round trip, not three (a hook's answer waits for each).
+  const [root, copy, issuerStored] = await Promise.all([rootCa(deps), deps.management.getSecret(cluster.namespace, copyName), deps.management.getSecret(deps.providerNamespace, issuerName)]);
+  if (isHookResult(root)) return root;
   const trusted = bundleAnchors(copy?.['ca.crt']);
   // Clusters from before per-cluster issuers trust the root itself: the issuer chains to it (the registry
   // serves the chain), so their nodes accept the issuer's certificates without a rollover.
@@ -111,7 +111,7 @@ export async function ensureClusterCa(cluster: ClusterRef, deps: SetupDeps, serv
   };
   if (!rootAllowsIssuers(root)) return publish(root);
 
-  let stored = await deps.management.getSecret(deps.providerNamespace, issuerName);
+  let stored = issuerStored;
   if (!stored) {
     const minted = await mintClusterIssuer(root, { cluster: `${cluster.namespace}/${cluster.name}`, now: deps.now() });
     // Create-if-absent: concurrent first calls agree on one issuer.
@@ -150,10 +150,13 @@ export interface Prepared extends ClusterCa {
 export async function prepareCluster(cluster: ClusterRef, deps: SetupDeps, servedChain?: () => Promise<string | undefined>): Promise<Prepared | HookResult | undefined> {
   const registry = clusterRegistry(cluster, deps.images);
   if (!registry) return undefined;
-  const ca = await ensureClusterCa(cluster, deps, servedChain);
+  // Independent of each other: the CA copy, the node script and the credentials at once.
+  const [ca, , creds] = await Promise.all([
+    ensureClusterCa(cluster, deps, servedChain),
+    ensureNodeScript(cluster, deps),
+    registry.config.auth.enabled ? ensureCredentials(cluster, registry.layout, registry.config, deps) : undefined,
+  ]);
   if (isHookResult(ca)) return ca;
-  await ensureNodeScript(cluster, deps);
-  const creds = registry.config.auth.enabled ? await ensureCredentials(cluster, registry.layout, registry.config, deps) : undefined;
   return { registry, ...ca, ...(creds ? { creds } : {}) };
 }
 

@@ -179,7 +179,7 @@ test('API errors become Failures that say what to do: RBAC 403, no API server li
   const nobody = makeLeaf(api.ca, 'nobody', { client: true, subject: '/CN=nobody' });
   const forbidden = await setupCluster(clusterRef, { ...deps, management: await clientFor(kubeconfigFor(api.url, api.ca.pem, nobody.cert, nobody.key)) });
   assert.is(forbidden.status, 'Failure');
-  assert.match(forbidden.message!, /^Cluster team-a\/c1: get Secret capi-registry-addon-system\/registry-addon-root-ca: forbidden \(403\): grant the extension's ServiceAccount "get" on secrets/);
+  assert.match(forbidden.message!, /^Cluster team-a\/c1: get Secret \S+: forbidden \(403\): grant the extension's ServiceAccount "get" on secrets/);
   const closed = `https://127.0.0.1:${await freePort()}`;
   const down = await setupCluster(clusterRef, { ...deps, management: await clientFor(kubeconfigFor(closed, api.ca.pem, api.admin.cert, api.admin.key)) });
   assert.is(down.status, 'Failure');
