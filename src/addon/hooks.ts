@@ -68,11 +68,13 @@ export interface Addon {
 /** How a lifecycle hook answers when the registry's work fails for a confirmed, opted-in Cluster. */
 type OnTrouble = 'block' | 'background' | 'neverBlock';
 
-/** One lifecycle step at a time per Cluster in this process: hooks and the day-2 queue share it. */
+/** One lifecycle step at a time per Cluster in this process: hooks and the day-2 queue share it. `work` is told whether it waited for another. */
 function keyedLock() {
   const tails = new Map<string, Promise<unknown>>();
-  return <T>(key: string, work: () => Promise<T>): Promise<T> => {
-    const run = (tails.get(key) ?? Promise.resolve()).then(work, work);
+  return <T>(key: string, work: (waited: boolean) => Promise<T>): Promise<T> => {
+    const before = tails.get(key);
+    const go = () => work(before !== undefined);
+    const run = (before ?? Promise.resolve()).then(go, go);
     const tail = run.catch(() => undefined);
     tails.set(key, tail);
     void tail.then(() => tails.get(key) === tail && tails.delete(key));
@@ -109,10 +111,10 @@ export function createAddon(rt: AddonRuntime): Addon {
    * a Success that says what went wrong instead, and no waiting behind the Cluster's lock, which a
    * call to an unreachable workload API server may hold for long.
    */
-  const withDeps = (cluster: ClusterRef, work: (deps: AddonDeps) => Promise<HookResult>, neverBlock = false) => {
-    const run = async () => {
+  const withDeps = (cluster: ClusterRef, work: (deps: AddonDeps, waited: boolean) => Promise<HookResult>, neverBlock = false) => {
+    const run = async (waited = false) => {
       try {
-        return await work(await rt.deps());
+        return await work(await rt.deps(), waited);
       } catch (err) {
         if (!(err instanceof KubeError)) throw err;
         const message = `Cluster ${cluster.namespace}/${cluster.name}: ${err.message}`;
@@ -159,9 +161,9 @@ export function createAddon(rt: AddonRuntime): Addon {
       }
       if (isHookResult(checked)) return checked;
       let confirmed: ClusterRef | undefined;
-      const attempt = withDeps(checked, async (deps) => {
-        // Read again once the lock is ours: another step for this Cluster may have changed it (its marks) meanwhile.
-        const cluster = await confirmations.confirm(hook, checked as ClusterRef, deps);
+      const attempt = withDeps(checked, async (deps, waited) => {
+        // Read again when the lock was held by another step for this Cluster: it may have changed the Cluster (its marks).
+        const cluster = waited ? await confirmations.confirm(hook, checked as ClusterRef, deps) : (checked as ClusterRef);
         if (isHookResult(cluster)) return cluster;
         const optIn = registryOptIn(cluster.variables);
         if (!optIn.enabled) return success();

@@ -9,7 +9,7 @@ import { PkiError } from '../pki/pem.ts';
 import { mintClusterIssuer, rootAllowsIssuers, signedBy } from '../pki/cluster-issuer.ts';
 import { bundleAnchors, trustBundle } from '../pki/trust-bundle.ts';
 import { mintRootCa, parseRootCa, ROOT_CA_SECRET, type RootCa } from '../pki/root-ca.ts';
-import { clusterCaSecretName, clusterIssuerSecretName, ISSUER_LABEL, NODE_SCRIPT_KEY, nodeScriptSecretName, REGISTRY, RenderError, ROLLOVER_SINCE_KEY } from '../render/metadata.ts';
+import { clusterCaSecretName, clusterIssuerSecretName, ISSUER_LABEL, rolloverRecordSecretName, NODE_SCRIPT_KEY, nodeScriptSecretName, REGISTRY, RenderError, ROLLOVER_SINCE_KEY } from '../render/metadata.ts';
 import type { Images } from '../render/config.ts';
 import { enableMirrorScript } from '../render/node-files.ts';
 import { failure, retryLater, success, type ClusterRef, type HookResult } from '../runtime-sdk/types.ts';
@@ -93,8 +93,13 @@ export async function ensureClusterCa(cluster: ClusterRef, deps: SetupDeps, serv
   const copyName = clusterCaSecretName(cluster.name);
   const issuerName = await clusterIssuerSecretName(cluster.namespace, cluster.name);
   const issuerWhere = `Secret ${deps.providerNamespace}/${issuerName}`;
-  // The three reads do not depend on each other: one round trip, not three (a hook's answer waits for each).
-  const [root, copy, issuerStored] = await Promise.all([rootCa(deps), deps.management.getSecret(cluster.namespace, copyName), deps.management.getSecret(deps.providerNamespace, issuerName)]);
+  // The reads do not depend on each other: one round trip, not four (a hook's answer waits for each).
+  const [root, copy, issuerStored, record] = await Promise.all([
+    rootCa(deps),
+    deps.management.getSecret(cluster.namespace, copyName),
+    deps.management.getSecret(deps.providerNamespace, issuerName),
+    deps.management.getSecret(deps.providerNamespace, await rolloverRecordSecretName(cluster.namespace, cluster.name)),
+  ]);
   if (isHookResult(root)) return root;
   const trusted = bundleAnchors(copy?.['ca.crt']);
   // Clusters from before per-cluster issuers trust the root itself: the issuer chains to it (the registry
@@ -104,9 +109,9 @@ export async function ensureClusterCa(cluster: ClusterRef, deps: SetupDeps, serv
   const publish = async (ca: RootCa): Promise<ClusterCa> => {
     // What the copy says of the served issuer: it trusts these (or, garbled, nothing readable: no say); no copy at all, no rollover.
     const copyTrusts = !copy?.['ca.crt'] ? [] : trusted.length ? trusted : undefined;
-    const rollover = trustsRoot ? undefined : await currentRollover(cluster, ca, deps, servedChain, copyTrusts);
+    const rollover = trustsRoot ? undefined : await currentRollover(cluster, ca, deps, servedChain, copyTrusts, record);
     const data: Record<string, string> = rollover ? { 'ca.crt': trustBundle(ca.certPem, rollover.previous), [ROLLOVER_SINCE_KEY]: rollover.since.toISOString() } : { 'ca.crt': ca.certPem };
-    await deps.management.ensureSecret({ name: copyName, namespace: cluster.namespace, ...clusterOwned(cluster, deps.clusterApiVersion), data });
+    await deps.management.ensureSecret({ name: copyName, namespace: cluster.namespace, ...clusterOwned(cluster, deps.clusterApiVersion), data }, copy);
     return rollover ? { signer: ca, rollover } : { signer: ca };
   };
   if (!rootAllowsIssuers(root)) return publish(root);

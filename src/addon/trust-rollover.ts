@@ -56,13 +56,13 @@ export function clampedSince(text: string | undefined, now: Date): Date {
  * ends the rollover: the record goes), its start clamped to now. Without one: when `servedChain` gives
  * the registry's chain and its leaf was signed not by `signer` but by the CA certificate after it, and
  * the CA copy trusts that CA (`copyTrusts`: empty when there is no copy, so no rollover; undefined when
- * it holds no readable certificate, so it has no say), that CA is recorded now and the rollover starts. Before the control plane is initialized there is no chain
+ * it holds no readable certificate, so it has no say), that CA is recorded now and the rollover starts.
+ * `record`: the record as the caller read it (with its other reads, in one round trip). Before the control plane is initialized there is no chain
  * (and no node): never a rollover.
  */
-export async function currentRollover(cluster: ClusterRef, signer: RootCa, deps: RolloverDeps, servedChain: (() => Promise<string | undefined>) | undefined, copyTrusts: Anchor[] | undefined): Promise<TrustRollover | undefined> {
+export async function currentRollover(cluster: ClusterRef, signer: RootCa, deps: RolloverDeps, servedChain: (() => Promise<string | undefined>) | undefined, copyTrusts: Anchor[] | undefined, record: Record<string, string> | undefined): Promise<TrustRollover | undefined> {
   const name = await rolloverRecordSecretName(cluster.namespace, cluster.name);
   const now = deps.now();
-  const record = await deps.management.getSecret(deps.providerNamespace, name);
   if (record) {
     const previous = anchorsToKeep(bundleAnchors(record['ca.crt']), signer.certPem, now);
     if (previous.length) return { since: clampedSince(record.since, now), previous };

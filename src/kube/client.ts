@@ -63,7 +63,7 @@ export interface SecretClient {
    */
   ensureObject(object: KubernetesObject, stored?: Record<string, unknown>): Promise<boolean>;
   /** The same for a Secret: applied only when its stored data differs from `secret.data`. Returns whether it applied. */
-  ensureSecret(secret: SecretObject): Promise<boolean>;
+  ensureSecret(secret: SecretObject, stored?: Record<string, string>): Promise<boolean>;
 }
 
 /** Whether a Secret's stored entries are exactly `desired` (text maps). */
@@ -259,8 +259,8 @@ export async function secretClient(kc: KubeConfig, opts: { timeoutMs?: number; m
       await client.applyObject(object);
       return true;
     },
-    async ensureSecret(secret) {
-      if (sameSecretData(await client.getSecret(secret.namespace, secret.name), secret.data)) return false;
+    async ensureSecret(secret, known) {
+      if (sameSecretData(known ?? (await client.getSecret(secret.namespace, secret.name)), secret.data)) return false;
       await client.applySecret(secret);
       return true;
     },
