@@ -8,11 +8,13 @@
 import type { Logger } from '../observe/log.ts';
 import type { HookName } from '../runtime-sdk/catalog.ts';
 import { parseCluster } from '../runtime-sdk/request.ts';
-import { failure, success, type ClusterRef, type HookResult } from '../runtime-sdk/types.ts';
+import { failure, retryLater, success, type ClusterRef, type HookResult } from '../runtime-sdk/types.ts';
 import type { AddonDeps } from './deploy.ts';
 
 export const MAX_READS = 16;
 export const MAX_WAITING = 512;
+/** How soon CAPI asks again when a BeforeClusterDelete could not be checked. */
+const BUSY_RETRY_SECONDS = 5;
 
 type Stored = Record<string, unknown> | undefined;
 
@@ -68,7 +70,8 @@ export function confirmer(log: Logger, limits = { reads: MAX_READS, waiting: MAX
       if (!pending) {
         const busy = `Cluster ${id}: the extension is checking ${limits.reads + limits.waiting} hook requests against the API server already; not checked now (CAPI retries)`;
         log.warn('hook request not checked: too many waiting', { hook, cluster: id });
-        return hook === 'BeforeClusterDelete' ? success(`${busy}; nothing deleted`) : failure(busy);
+        // A real deletion turned away must not go ahead without us (its registry's volumes would be left): BCD waits and is asked again.
+        return hook === 'BeforeClusterDelete' ? retryLater(BUSY_RETRY_SECONDS, `${busy}; nothing deleted yet`) : failure(busy);
       }
       const stored = await pending;
       if (!stored) return refuse('the request names a Cluster that the management API server does not have');

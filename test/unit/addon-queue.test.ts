@@ -2,6 +2,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { converger, type ConvergeOutcome } from '../../src/addon/converge.ts';
+import { confirmer } from '../../src/addon/confirm.ts';
 import { leaseMembership, liveHolder, liveMembers, MAX_LEASE_SECONDS, MAX_MEMBERS, memberLeaseName, ownerOf, staleLease } from '../../src/addon/membership.ts';
 import { workloadClientCache } from '../../src/kube/workload-clients.ts';
 import type { SecretClient } from '../../src/kube/client.ts';
@@ -274,6 +275,36 @@ test('member Leases are checked, not believed: a future renewTime, a name that i
   assert.is(members.length, MAX_MEMBERS, 'bounded');
   assert.ok(members.includes('self-1'), 'always itself');
   assert.ok(members.includes('planted-0') && !members.includes('planted-199'), 'the newest renewals win');
+});
+
+test('confirmations: bodies naming one Cluster share one read; at most `reads` names are read at once and `waiting` wait; past that an answer at once (BeforeClusterDelete: wait and ask again)', async () => {
+  const gets: string[] = [];
+  const pending: (() => void)[] = [];
+  const management = { getObject: (ref: any) => (gets.push(ref.name), new Promise((resolve) => pending.push(() => resolve({ metadata: { name: ref.name, namespace: ref.namespace, uid: `uid-${ref.name}` }, spec: {} })))) };
+  const deps = { management, clusterApiVersion: 'cluster.x-k8s.io/v1beta2' } as any;
+  const c = confirmer(log, { reads: 2, waiting: 2 });
+  const claim = (name: string, uid = `uid-${name}`) => ({ namespace: 'ns', name, uid, variables: [], raw: {} }) as any;
+  const same = Array.from({ length: 50 }, (_, i) => c.confirm('BeforeClusterCreate', claim('real', i ? `forged-${i}` : 'uid-real'), deps));
+  const tick = () => new Promise((r) => setTimeout(r, 0));
+  await tick();
+  assert.equal(gets, ['real'], 'fifty bodies for one name: one read');
+  const others = ['a', 'b', 'c', 'd', 'e'].map((n) => c.confirm('BeforeClusterCreate', claim(n), deps));
+  const deletion = c.confirm('BeforeClusterDelete', claim('f'), deps);
+  await tick();
+  assert.equal(c.load(), { reading: 2, waiting: 2 });
+  const busy = await Promise.race([others[3]!, new Promise((r) => setTimeout(() => r('still waiting'), 50))]) as any;
+  assert.is(busy.status, 'Failure');
+  assert.match(busy.message, /checking 4 hook requests against the API server already; not checked now \(CAPI retries\)/);
+  const deleted = (await deletion) as any;
+  assert.equal([deleted.status, deleted.retryAfterSeconds], ['Success', 5], 'a deletion waits and is asked again, never waved through');
+  while (pending.length) pending.shift()!();
+  await new Promise((r) => setTimeout(r, 10));
+  while (pending.length) pending.shift()!();
+  const results = await Promise.all(same);
+  assert.ok(!('status' in (results[0] as object)), 'the real body: its Cluster');
+  assert.ok(results.slice(1).every((r: any) => r.status === 'Failure' && /metadata\.uid "forged-\d+" is not the Cluster's \(uid-real\)/.test(r.message)));
+  assert.ok(!('status' in ((await others[0]!) as object)) && !('status' in ((await others[2]!) as object)), 'the waiting ones were read in turn');
+  assert.equal(c.load(), { reading: 0, waiting: 0 });
 });
 
 test('workload clients: reused while the kubeconfig Secret resourceVersion stays, rebuilt when it changes, a failed build not cached', async () => {
