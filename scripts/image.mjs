@@ -7,12 +7,10 @@
 // Output: dist/image/<runtime>/oci/ (an OCI image layout) and dist/image/capi-registry-addon[-deno|-bun].oci.tar
 // (the same, archived, for `ctr images import`, `skopeo copy oci-archive:`, `podman load`).
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { gzipSync } from 'node:zlib';
-import { tar } from '../src/render/tar.ts';
+import { dir, ociImage } from './lib/oci.mjs';
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
 const GLIBC = ['libc.so.6', 'libm.so.6', 'libdl.so.2', 'libpthread.so.0', 'ld-linux-x86-64.so.2'];
@@ -71,25 +69,21 @@ const lib = (name) => {
 };
 
 const text = (s) => new TextEncoder().encode(s);
-const dir = (name, mode = 0o755) => ({ name: `${name}/`, content: new Uint8Array(), mode, dir: true });
-const layerTar = Buffer.from(tar([
-  dir('app'), { name: 'app/capi-registry-addon.mjs', content: bundle },
-  dir('etc'), { name: 'etc/group', content: text('root:x:0:\nnonroot:x:65532:\n') },
-  { name: 'etc/passwd', content: text('root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n') },
-  dir('home'), dir('home/nonroot', 0o700),
-  dir('lib'), dir('lib/x86_64-linux-gnu'),
-  ...rt.libs.filter((l) => !l.startsWith('ld-')).map((l) => ({ name: `lib/x86_64-linux-gnu/${l}`, content: lib(l), mode: 0o755 })),
-  // The ELF interpreter path every x86-64 binary names.
-  dir('lib64'), { name: 'lib64/ld-linux-x86-64.so.2', content: lib('ld-linux-x86-64.so.2'), mode: 0o755 },
-  dir('tmp', 0o1777),
-  dir('usr'), dir('usr/local'), dir('usr/local/bin'), { name: `usr/local/bin/${runtime}`, content: binary, mode: 0o755 },
-]));
-const layer = gzipSync(layerTar, { level: 9 });
-
-const sha = (b) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
-const config = Buffer.from(JSON.stringify({
-  architecture: 'amd64',
-  os: 'linux',
+const image = ociImage({
+  name: NAME,
+  refName: `${pkg.version}${suffix}`,
+  entries: [
+    dir('app'), { name: 'app/capi-registry-addon.mjs', content: bundle },
+    dir('etc'), { name: 'etc/group', content: text('root:x:0:\nnonroot:x:65532:\n') },
+    { name: 'etc/passwd', content: text('root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n') },
+    dir('home'), dir('home/nonroot', 0o700),
+    dir('lib'), dir('lib/x86_64-linux-gnu'),
+    ...rt.libs.filter((l) => !l.startsWith('ld-')).map((l) => ({ name: `lib/x86_64-linux-gnu/${l}`, content: lib(l), mode: 0o755 })),
+    // The ELF interpreter path every x86-64 binary names.
+    dir('lib64'), { name: 'lib64/ld-linux-x86-64.so.2', content: lib('ld-linux-x86-64.so.2'), mode: 0o755 },
+    dir('tmp', 0o1777),
+    dir('usr'), dir('usr/local'), dir('usr/local/bin'), { name: `usr/local/bin/${runtime}`, content: binary, mode: 0o755 },
+  ],
   config: {
     User: '65532:65532',
     Entrypoint: [`/usr/local/bin/${runtime}`, ...rt.run, '/app/capi-registry-addon.mjs'],
@@ -103,31 +97,14 @@ const config = Buffer.from(JSON.stringify({
       'io.capi-registry-addon.debian': Object.entries(versions).map(([k, v]) => `${k}=${v}`).join(' '),
     },
   },
-  rootfs: { type: 'layers', diff_ids: [sha(layerTar)] },
-}));
-const manifest = Buffer.from(JSON.stringify({
-  schemaVersion: 2,
-  mediaType: 'application/vnd.oci.image.manifest.v1+json',
-  config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha(config), size: config.length },
-  layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: sha(layer), size: layer.length }],
-}));
-const index = Buffer.from(JSON.stringify({
-  schemaVersion: 2,
-  mediaType: 'application/vnd.oci.image.index.v1+json',
-  manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: sha(manifest), size: manifest.length,
-    annotations: { 'io.containerd.image.name': NAME, 'org.opencontainers.image.ref.name': `${pkg.version}${suffix}` } }],
-}));
-const layoutFile = text('{"imageLayoutVersion":"1.0.0"}');
-const blobs = [config, layer, manifest].map((b) => ({ name: `blobs/sha256/${sha(b).slice(7)}`, content: b }));
+});
 
 const layout = join(out, runtime, 'oci');
 rmSync(layout, { recursive: true, force: true });
 mkdirSync(join(layout, 'blobs', 'sha256'), { recursive: true });
-writeFileSync(join(layout, 'oci-layout'), layoutFile);
-writeFileSync(join(layout, 'index.json'), index);
-for (const b of blobs) writeFileSync(join(layout, b.name), b.content);
-writeFileSync(join(out, `capi-registry-addon${suffix}.oci.tar`), tar([
-  { name: 'oci-layout', content: layoutFile }, { name: 'index.json', content: index }, dir('blobs'), dir('blobs/sha256'), ...blobs,
-]));
+writeFileSync(join(layout, 'oci-layout'), image.layoutFile);
+writeFileSync(join(layout, 'index.json'), image.index);
+for (const b of image.blobs) writeFileSync(join(layout, b.name), b.content);
+writeFileSync(join(out, `capi-registry-addon${suffix}.oci.tar`), image.archive);
 const mib = (n) => `${(n / 2 ** 20).toFixed(1)} MiB`;
-console.log(`image ${NAME} ${sha(manifest)}: layer ${mib(layer.length)} compressed, ${mib(layerTar.length)} unpacked (${runtime} ${mib(binary.length)}, bundle ${mib(bundle.length)}); Debian ${Object.entries(versions).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+console.log(`image ${NAME} ${image.digest}: layer ${mib(image.layerBytes)} compressed, ${mib(image.unpackedBytes)} unpacked (${runtime} ${mib(binary.length)}, bundle ${mib(bundle.length)}); Debian ${Object.entries(versions).map(([k, v]) => `${k} ${v}`).join(', ')}`);
