@@ -14,6 +14,9 @@ export const GC_AT_POD_ANNOTATION = 'capi-registry-addon/gc-at';
 /** Pod-template annotation: the served certificate's SHA-256 (a renewal rolls the pods; a rollover reads which one they serve). */
 export const TLS_SHA_POD_ANNOTATION = 'capi-registry-addon/tls-sha256';
 
+/** The garbage-collection init container's script: `registry garbage-collect "$@"` once something was stored. */
+export const GC_SCRIPT = `if [ -d ${POD.dataDir}/docker/registry/v2/repositories ]; then exec registry garbage-collect "$@"; fi; echo "garbage-collect: nothing stored yet, nothing to collect"`;
+
 const meta = (name: string, extra: Obj = {}) => ({ name, namespace: REGISTRY.namespace, labels: { ...REGISTRY.labels }, ...extra });
 
 const hardened = {
@@ -132,7 +135,10 @@ export async function workloadManifests(input: WorkloadInput): Promise<Obj[]> {
   const gcContainer = {
     name: 'garbage-collect',
     image: config.images.registry,
-    command: ['registry', 'garbage-collect', ...(config.garbageCollection.deleteUntagged ? ['--delete-untagged'] : []), POD.configFile],
+    // Through the image's shell: `registry garbage-collect` exits 1 on a volume nothing was ever pushed
+    // to ("Path not found: /docker/registry/v2/repositories"), and a new replica would never start (first
+    // seen when a real kubelet ran the chart). With no repository there is no garbage either.
+    command: ['/bin/sh', '-c', GC_SCRIPT, 'garbage-collect', ...(config.garbageCollection.deleteUntagged ? ['--delete-untagged'] : []), POD.configFile],
     env: [{ name: 'OTEL_TRACES_EXPORTER', value: 'none' }],
     resources: config.resources,
     securityContext: hardened,

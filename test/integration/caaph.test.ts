@@ -8,17 +8,17 @@ import { realSuite } from './env/suite.ts';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { dirname } from 'node:path';
 import { clusterRegistry } from '../../src/addon/layout.ts';
 import { registryPlan } from '../../src/addon/plan.ts';
 import { chartManifests } from '../../src/render/chart.ts';
+import { GC_SCRIPT } from '../../src/render/workload.ts';
 import { parseCluster } from '../../src/runtime-sdk/request.ts';
 import { freePort, startProcess, StopWaiting, waitFor } from './env/base.ts';
 import {
   createCluster, ensureNamespace, extensionKubeconfig, HOOK_PATHS, lifecycleRequest, markControlPlaneInitialized, ok, putKubeconfig, startDeleting,
 } from './env/capi.ts';
-import { components } from './env/components.ts';
-import { BUNDLE, makePki, RUNTIMES, startExtension } from './env/extension.ts';
+import { startCaaph } from './env/caaph.ts';
+import { BUNDLE, RUNTIMES, startExtension } from './env/extension.ts';
 import { startEnv } from './env/index.ts';
 import { makeCa, makeLeaf } from './env/pki.ts';
 import { createHash } from 'node:crypto';
@@ -69,14 +69,7 @@ test('BCC + ACPI over HTTPS → HelmChartProxy → CAAPH → release on the work
     await putKubeconfig(mgmt, 'default', 'c1', readFileSync(workload.kubeconfig, 'utf8'));
     await hook('AfterControlPlaneInitialized');
 
-    // CAAPH's webhook server must start (it needs a certificate), though no webhook configuration points
-    // at it here: the API server applies the CRD schema defaults instead.
-    const webhookDir = dirname(makePki('caaph-webhook').certFile);
-    const caaph = startProcess('caaph', components().caaph.path, [
-      `--kubeconfig=${mgmt.kubeconfig}`, '--leader-elect=false', `--health-addr=127.0.0.1:${await freePort()}`,
-      `--diagnostics-address=127.0.0.1:${await freePort()}`, '--insecure-diagnostics', `--webhook-port=${await freePort()}`, `--webhook-cert-dir=${webhookDir}`,
-      '--sync-period=30s', '--v=2',
-    ], { env: { PATH: process.env.PATH ?? '', HOME: '/tmp' } });
+    const caaph = await startCaaph(mgmt);
     stops.unshift(() => caaph.stop());
 
     const paths: Record<string, string> = {
@@ -214,7 +207,7 @@ test('BCC + ACPI over HTTPS → HelmChartProxy → CAAPH → release on the work
     await hook('AfterControlPlaneInitialized', await registryVariable({ replicas: 2, storage: { size: '200Gi' } }));
     assert.is(await proxyGcAt(), gcAfter);
     await waitFor('CAAPH upgrades with the new collection time', async () => ((await statefulSet()).body?.spec?.template?.metadata?.annotations?.['capi-registry-addon/gc-at'] === gcAfter ? true : undefined), 120_000, caaph.logFile);
-    assert.equal((await statefulSet()).body.spec.template.spec.initContainers.map((c: any) => c.command), [['registry', 'garbage-collect', '--delete-untagged', '/etc/distribution/config.yml']]);
+    assert.equal((await statefulSet()).body.spec.template.spec.initContainers.map((c: any) => c.command), [['/bin/sh', '-c', GC_SCRIPT, 'garbage-collect', '--delete-untagged', '/etc/distribution/config.yml']]);
     const restarted = await waitFor('registry-1 restarted first', async () => {
       const now = await podGcAt();
       return now['registry-1'] && now['registry-1'][0] !== podsAtGc['registry-1']?.[0] && now['registry-1'][1] === gcAfter ? now : undefined;

@@ -4,7 +4,7 @@
 // pulling through the CRI with the rendered hosts.toml. Services are what kube-proxy makes of them: a
 // DNAT in each node to the writer (registry-0) and to the node's standby replica (ClientIP affinity
 // pins a node to one). Pushes go to the writer Service's only endpoint.
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import https from 'node:https';
@@ -12,8 +12,9 @@ import * as assert from 'uvu/assert';
 import { basicAuthorization, htpasswdFor } from '../../src/addon/credentials.ts';
 import { POD, podHost, REGISTRY } from '../../src/render/metadata.ts';
 import { syncConfigs } from '../../src/render/sync.ts';
+import { GC_SCRIPT } from '../../src/render/workload.ts';
 import { realSuite } from './env/suite.ts';
-import { startProcess, waitFor } from './env/base.ts';
+import { startProcess, waitFor, workDir } from './env/base.ts';
 import { components } from './env/components.ts';
 import { clusterMirror } from './env/mirror.ts';
 import { nodeDir, TestNode, type NetNs } from './env/node.ts';
@@ -284,15 +285,18 @@ test('garbage collection as each pod runs it, before its registry starts: the vo
   syncAll();
   const statefulSet = m.plan.workload.find((o: any) => o.kind === 'StatefulSet') as any;
   const [command, ...args] = statefulSet.spec.template.spec.initContainers[0].command as string[];
-  assert.equal([command, ...args], ['registry', 'garbage-collect', '--delete-untagged', '/etc/distribution/config.yml']);
+  assert.equal([command, ...args], ['/bin/sh', '-c', GC_SCRIPT, 'garbage-collect', '--delete-untagged', '/etc/distribution/config.yml']);
+  // The image's `registry` on the PATH, as in the pod.
+  const gcBin = workDir('gc-bin');
+  if (!existsSync(join(gcBin, 'registry'))) symlinkSync(components().registry.path, join(gcBin, 'registry'));
   for (const i of [0, 1]) {
     const pod = pods[i]!;
     const referenced = await referencedBlobs(pod);
     const before = blobsOnDisk(pod.dataDir);
     // The pod restarts: its registry stops, the init container collects, then the registry starts again.
     await pod.stop();
-    const [cmd, argv] = inRenderedPod(`data-${i}`, components().registry.path, args, podNs[i]);
-    const gc = startProcess(`gc-${i}`, cmd, argv, { env: { PATH: process.env.PATH ?? '', OTEL_TRACES_EXPORTER: 'none' } });
+    const [cmd, argv] = inRenderedPod(`data-${i}`, command!, args, podNs[i]);
+    const gc = startProcess(`gc-${i}`, cmd, argv, { env: { PATH: `${gcBin}:${process.env.PATH ?? ''}`, OTEL_TRACES_EXPORTER: 'none' } });
     const started = performance.now();
     const pulls = nodes.map(({ node }) => freshPull(node, 'race'));
     const exit = await new Promise<number | null>((resolve) => (gc.proc.exitCode !== null ? resolve(gc.proc.exitCode) : gc.proc.once('exit', resolve)));
