@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Brings every real component the integration tests run, from package registries only:
-#   Go module proxy: kube-apiserver, kube-controller-manager and kubectl (k8s.io/kubernetes), etcd, Distribution v3, regbot, zlint, helm, CAAPH, clusterctl,
-#                    containerd 1.7, 2.0, 2.2, 2.3, 2.4 (CRI included), crictl, and the
+#   Go module proxy: kube-apiserver, kube-controller-manager and kubectl (k8s.io/kubernetes), etcd,
+#                    for the real-node suite a second Kubernetes (API server, controller manager, scheduler,
+#                    kubelet, kube-proxy, kubectl, the pause program), CNI plugins, CoreDNS and CAPI's kubeadm bootstrap provider, Distribution v3, regbot, zlint, helm, CAAPH, clusterctl,
+#                    containerd 1.7, 2.0, 2.1, 2.2, 2.3, 2.4 (CRI included), crictl, and the
 #                    module sources that carry the CRDs of CAPI, CAAPH and cert-manager;
-#   Debian:          containerd 1.6, docker-registry (Distribution 2.8), openssl, shellcheck, iptables.
+#   Debian:          containerd 1.6, docker-registry (Distribution 2.8), openssl, shellcheck, iptables,
+#                    busybox-static (the shell of the registry image the real-node suite builds), gcc's libc.a (pause).
 # Built binaries are cached per machine under $COMPONENTS_CACHE/bin/<name>-<version>, so a second run
 # (even from a fresh clone) builds nothing. Writes $COMPONENTS_CACHE/components.json for the harness.
 set -euo pipefail
@@ -22,9 +25,14 @@ ZLINT_VERSION=${ZLINT_VERSION:-v3.7.3}
 # The containerd matrix the node tests pull through (CRI + crictl): every line a CAPI user runs today.
 # 1.6 is Debian's package; the rest are built from the Go module proxy. 2.2.1 is the last release whose
 # `config default` writes the colon-separated config_path list.
-CONTAINERD_MATRIX=${CONTAINERD_MATRIX:-"v1.7.35 v2.0.14 v2.2.1 v2.2.9 v2.3.7 v2.4.2"}
+CONTAINERD_MATRIX=${CONTAINERD_MATRIX:-"v1.7.35 v2.0.14 v2.1.9 v2.2.1 v2.2.9 v2.3.7 v2.4.2"}
 CRI_TOOLS_VERSION=${CRI_TOOLS_VERSION:-v1.37.0}
 HELM_VERSION=${HELM_VERSION:-v3.20.2}
+# The real-node suite's workload cluster and kubelets: the newest Kubernetes the Go module proxy serves.
+NODE_KUBE_VERSION=${NODE_KUBE_VERSION:-v1.37.2}
+CNI_PLUGINS_VERSION=${CNI_PLUGINS_VERSION:-v1.10.0}
+COREDNS_VERSION=${COREDNS_VERSION:-v1.15.0}
+LOCAL_PATH_PROVISIONER_VERSION=${LOCAL_PATH_PROVISIONER_VERSION:-v0.0.30}
 
 CACHE=${COMPONENTS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/capi-registry-addon}
 BIN=$CACHE/bin
@@ -68,7 +76,8 @@ module_dir() {
   go mod download -json "$1@$2" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p'
 }
 
-kube_ldflags="-X k8s.io/component-base/version.gitVersion=$KUBE_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$(echo "${KUBE_VERSION#v1.}" | cut -d. -f1)"
+kube_ldflags_of() { echo "-X k8s.io/component-base/version.gitVersion=$1 -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$(echo "${1#v1.}" | cut -d. -f1)"; }
+kube_ldflags=$(kube_ldflags_of "$KUBE_VERSION")
 go_build etcd "$ETCD_VERSION" go.etcd.io/etcd/server/v3 go.etcd.io/etcd/server/v3
 go_build kube-apiserver "$KUBE_VERSION" k8s.io/kubernetes k8s.io/kubernetes/cmd/kube-apiserver "$kube_ldflags"
 # The StatefulSet, PV binder, PVC protection and garbage collector controllers (claims deleted with their StatefulSet).
@@ -99,6 +108,32 @@ go_build clusterctl "$CAPI14_VERSION" sigs.k8s.io/cluster-api sigs.k8s.io/cluste
 # crictl: the kubelet's door into containerd (CRI over the socket), for the node pull tests.
 go_build crictl "$CRI_TOOLS_VERSION" sigs.k8s.io/cri-tools sigs.k8s.io/cri-tools/cmd/crictl
 
+# The real-node suite: CAPI's kubeadm bootstrap provider (CABPK) of the core manager's release renders each
+# Machine's cloud-init; the workload cluster and its nodes run NODE_KUBE_VERSION.
+go_build capi-kubeadm-bootstrap "$CAPI14_VERSION" sigs.k8s.io/cluster-api sigs.k8s.io/cluster-api/bootstrap/kubeadm "" "" sigs.k8s.io/cluster-api/api
+node_ldflags=$(kube_ldflags_of "$NODE_KUBE_VERSION")
+for cmd in kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl; do
+  go_build "$cmd" "$NODE_KUBE_VERSION" k8s.io/kubernetes "k8s.io/kubernetes/cmd/$cmd" "$node_ldflags"
+done
+for plugin in bridge host-local loopback portmap; do
+  case $plugin in host-local) dir=ipam ;; portmap) dir=meta ;; *) dir=main ;; esac
+  go_build "cni-$plugin" "$CNI_PLUGINS_VERSION" github.com/containernetworking/plugins "github.com/containernetworking/plugins/plugins/$dir/$plugin"
+done
+# containerd's runc shim of the worker node's line (Debian's containerd 1.6 package carries its own).
+NODE_CONTAINERD_VERSION=${CONTAINERD_MATRIX##* }
+go_build containerd-shim-runc-v2 "$NODE_CONTAINERD_VERSION" github.com/containerd/containerd/v2 github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2 "" "no_btrfs no_devmapper no_zfs"
+go_build coredns "$COREDNS_VERSION" github.com/coredns/coredns github.com/coredns/coredns
+# A real volume provisioner for the nodes (k3s's default): local volumes, whose ownership the kubelet sets from fsGroup.
+go_build local-path-provisioner "$LOCAL_PATH_PROVISIONER_VERSION" github.com/rancher/local-path-provisioner github.com/rancher/local-path-provisioner
+# The sandbox ("pause") program, from the Kubernetes module's own C source, built as its Makefile builds it.
+pause_src=$(module_dir k8s.io/kubernetes "$NODE_KUBE_VERSION")/build/pause
+pause_tag=$(sed -n 's/^TAG ?= //p' "$pause_src/Makefile")
+if [ ! -x "$BIN/pause-$pause_tag" ]; then
+  log "building pause $pause_tag from k8s.io/kubernetes $NODE_KUBE_VERSION"
+  gcc -Os -Wall -Werror -static -DVERSION="v$pause_tag-capi-registry-addon" -o "$BIN/pause-$pause_tag.tmp" "$pause_src/linux/pause.c"
+  mv "$BIN/pause-$pause_tag.tmp" "$BIN/pause-$pause_tag"
+fi
+
 capi=$(module_dir sigs.k8s.io/cluster-api "$CAPI_VERSION")
 capi14=$(module_dir sigs.k8s.io/cluster-api "$CAPI14_VERSION")
 caaph=$(module_dir sigs.k8s.io/cluster-api-addon-provider-helm "$CAAPH_VERSION")
@@ -113,6 +148,7 @@ command -v docker-registry >/dev/null || missing+=(docker-registry)
 command -v openssl >/dev/null || missing+=(openssl)
 command -v shellcheck >/dev/null || missing+=(shellcheck)
 command -v iptables >/dev/null || missing+=(iptables)
+[ -x /bin/busybox ] || missing+=(busybox-static)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     log "installing Debian packages: ${missing[*]}"
@@ -153,6 +189,18 @@ $(for v in $CONTAINERD_MATRIX; do printf '    {"version": "%s", "path": "%s"},\n
     {"version": "$CAPI_VERSION", "path": "$BIN/capi-manager-$CAPI_VERSION",
      "crds": ["$capi/config/crd/bases", "$capi/bootstrap/kubeadm/config/crd/bases", "$capi/controlplane/kubeadm/config/crd/bases"]}
   ],
+  "nodeKube": {"version": "$NODE_KUBE_VERSION",
+    "kubeApiserver": "$BIN/kube-apiserver-$NODE_KUBE_VERSION", "kubeControllerManager": "$BIN/kube-controller-manager-$NODE_KUBE_VERSION",
+    "kubeScheduler": "$BIN/kube-scheduler-$NODE_KUBE_VERSION", "kubelet": "$BIN/kubelet-$NODE_KUBE_VERSION",
+    "kubeProxy": "$BIN/kube-proxy-$NODE_KUBE_VERSION", "kubectl": "$BIN/kubectl-$NODE_KUBE_VERSION",
+    "pause": {"tag": "$pause_tag", "path": "$BIN/pause-$pause_tag"}},
+  "cniPlugins": {"version": "$CNI_PLUGINS_VERSION", "bridge": "$BIN/cni-bridge-$CNI_PLUGINS_VERSION", "host-local": "$BIN/cni-host-local-$CNI_PLUGINS_VERSION",
+    "loopback": "$BIN/cni-loopback-$CNI_PLUGINS_VERSION", "portmap": "$BIN/cni-portmap-$CNI_PLUGINS_VERSION"},
+  "containerdShim": {"version": "$NODE_CONTAINERD_VERSION", "path": "$BIN/containerd-shim-runc-v2-$NODE_CONTAINERD_VERSION", "debian": "$(command -v containerd-shim-runc-v2)"},
+  "coredns": {"version": "$COREDNS_VERSION", "path": "$BIN/coredns-$COREDNS_VERSION"},
+  "localPathProvisioner": {"version": "$LOCAL_PATH_PROVISIONER_VERSION", "path": "$BIN/local-path-provisioner-$LOCAL_PATH_PROVISIONER_VERSION"},
+  "capiKubeadmBootstrap": {"version": "$CAPI14_VERSION", "path": "$BIN/capi-kubeadm-bootstrap-$CAPI14_VERSION"},
+  "busybox": {"version": "$(dpkg-query -W -f '${Version}' busybox-static 2>/dev/null)", "path": "/bin/busybox"},
   "crds": {
     "capi": {"version": "$CAPI_VERSION", "dirs": ["$capi/config/crd/bases", "$capi/bootstrap/kubeadm/config/crd/bases", "$capi/controlplane/kubeadm/config/crd/bases"]},
     "caaph": {"version": "$CAAPH_VERSION", "dirs": ["$caaph/config/crd/bases"]},

@@ -25,6 +25,20 @@ export interface Components {
   /** The CAPI core managers the real-CAPI suite runs, with the CRD folders of each version. */
   capiManagers: { version: string; path: string; crds: string[] }[];
   crds: Record<'capi' | 'caaph' | 'certManager', { version: string; dirs: string[] }>;
+  /** The real-node suite's workload cluster and kubelets (the newest Kubernetes served), and the sandbox program. */
+  nodeKube: {
+    version: string; kubeApiserver: string; kubeControllerManager: string; kubeScheduler: string; kubelet: string; kubeProxy: string; kubectl: string;
+    pause: { tag: string; path: string };
+  };
+  cniPlugins: { version: string; bridge: string; 'host-local': string; loopback: string; portmap: string };
+  /** containerd's runc shim for the real-node suite's worker line (`debian`: the one Debian's containerd 1.6 ships). */
+  containerdShim: { version: string; path: string; debian: string };
+  coredns: { version: string; path: string };
+  localPathProvisioner: { version: string; path: string };
+  /** CAPI's kubeadm bootstrap provider, of the current CAPI release. */
+  capiKubeadmBootstrap: { version: string; path: string };
+  /** Debian's busybox-static: the registry image's /bin/sh. */
+  busybox: { version: string; path: string };
 }
 
 let cached: Components | undefined;
@@ -47,6 +61,8 @@ export function loadComponents(cache: string): Components {
   for (const [what, list] of [['containerd', c.containerdMatrix], ['CAPI manager', c.capiManagers]] as const) {
     for (const e of list ?? []) if (!existsSync(e.path)) throw new Error(`${what} ${e.version} is missing at ${e.path}: run 'bash scripts/components.sh'`);
   }
+  const nested = [c.nodeKube && Object.values(c.nodeKube).filter((v) => typeof v === 'string' && v.startsWith('/')), c.nodeKube && [c.nodeKube.pause.path], c.cniPlugins && Object.values(c.cniPlugins).slice(1)];
+  for (const path of nested.flat()) if (path && !existsSync(path as string)) throw new Error(`a real-node component is missing at ${path}: run 'bash scripts/components.sh'`);
   for (const [name, crd] of Object.entries(c.crds)) {
     for (const dir of crd.dirs) if (!existsSync(dir)) throw new Error(`CRDs of ${name} ${crd.version} are missing at ${dir}: run 'bash scripts/components.sh'`);
   }
