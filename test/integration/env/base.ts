@@ -94,6 +94,9 @@ export function cleanup(): void {
   rmSync(WORK, { recursive: true, force: true });
 }
 process.once('exit', () => (process.env.KEEP_TEST_WORK ? undefined : cleanup()));
+// A signal ends the process without 'exit': turned into an exit, so every cleanup above and in the
+// environment (nodes, their containers, network namespaces) still runs.
+for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.once(signal, () => process.exit(128 + (signal === 'SIGINT' ? 2 : signal === 'SIGHUP' ? 1 : 15)));
 
 /** Ports outside the kernel's ephemeral band, never handed out twice in one run: scripts/lib/ports.mjs. */
 export { freePort } from '../../../scripts/lib/ports.mjs';

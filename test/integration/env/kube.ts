@@ -33,6 +33,7 @@ export class KubeApi {
     readonly serviceCidr: string,
     private readonly processes: Started[],
     readonly auditLog: string,
+    readonly port: number,
   ) {
     this.agent = new https.Agent({ keepAlive: true, ca: ca.pem, cert: admin.cert, key: admin.key });
   }
@@ -109,13 +110,19 @@ export class KubeApi {
    * collector, PV binder (with the in-tree hostPath provisioner and deleter: a StorageClass with
    * provisioner kubernetes.io/host-path gets volumes under /tmp), PVC and PV protection controllers.
    */
-  startControllerManager(): Started {
-    const kcm = startProcess(`${this.name}-kube-controller-manager`, components().kubeControllerManager.path, [
+  startControllerManager(binary = components().kubeControllerManager.path): Started {
+    const kcm = startProcess(`${this.name}-kube-controller-manager`, binary, [
       `--kubeconfig=${this.kubeconfig}`, '--leader-elect=false', '--secure-port=0', '--enable-hostpath-provisioner',
       '--use-service-account-credentials=false', '--v=2',
     ]);
     this.processes.push(kcm);
     return kcm;
+  }
+
+  /** A process that lives and dies with this API server (the scheduler, CoreDNS...). */
+  adopt(process: Started): Started {
+    this.processes.push(process);
+    return process;
   }
 
   async stop(): Promise<void> {
@@ -125,11 +132,23 @@ export class KubeApi {
   }
 }
 
+/** The first address of a service CIDR: the `kubernetes` Service's. */
+const firstServiceIp = (cidr: string) => cidr.replace(/\.\d+\/\d+$/, '.1');
+
 /** Starts etcd and kube-apiserver for one cluster; resolves when /readyz answers ok. */
 let started = 0;
 
-/** `nodeAuthorization`: the Node authorizer and NodeRestriction admission, as kubeadm clusters run them (kubelets may change only their own Node). */
-export async function startKube(name: string, opts: { serviceCidr: string; nodeAuthorization?: boolean }): Promise<KubeApi> {
+export interface KubeOptions {
+  serviceCidr: string;
+  /** The Node authorizer and NodeRestriction admission, as kubeadm clusters run them (kubelets may change only their own Node). */
+  nodeAuthorization?: boolean;
+  /** Another kube-apiserver binary (the real-node suite's Kubernetes version). */
+  apiserver?: string;
+  /** Nodes reach the API server here (also a SAN of its certificate; the `kubernetes` Service's endpoint); it then listens on every address. */
+  advertiseAddress?: string;
+}
+
+export async function startKube(name: string, opts: KubeOptions): Promise<KubeApi> {
   const c = components();
   // A fresh folder (and so a fresh etcd) per start: suites must not see each other's objects.
   const dir = workDir('kube', `${name}-${++started}`);
@@ -142,7 +161,8 @@ export async function startKube(name: string, opts: { serviceCidr: string; nodeA
   ]);
 
   const ca = makeCa(`${name}-${started}-kube`); // per start: a leftover process must never see a later CA
-  const serving = makeLeaf(ca, 'apiserver', { sans: ['IP:127.0.0.1', 'DNS:localhost', 'DNS:kubernetes.default.svc'] });
+  const advertise = opts.advertiseAddress ? [`IP:${opts.advertiseAddress}`, `IP:${firstServiceIp(opts.serviceCidr)}`] : [];
+  const serving = makeLeaf(ca, 'apiserver', { sans: ['IP:127.0.0.1', 'DNS:localhost', 'DNS:kubernetes.default.svc', ...advertise] });
   const admin = makeLeaf(ca, 'admin', { client: true, subject: '/O=system:masters/CN=kubernetes-admin' });
   openssl(['genrsa', '-out', 'sa.key', '2048'], dir);
   openssl(['rsa', '-in', 'sa.key', '-pubout', '-out', 'sa.pub'], dir);
@@ -150,10 +170,14 @@ export async function startKube(name: string, opts: { serviceCidr: string; nodeA
   // Every request in an audit log (written as it happens): tests count who wrote what.
   writeFileSync(join(dir, 'audit-policy.yaml'), 'apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n  - level: Metadata\n');
   const auditLog = join(dir, 'audit.log');
-  const apiserver = startProcess(`${name}-kube-apiserver`, c.kubeApiserver.path, [
+  const apiserver = startProcess(`${name}-kube-apiserver`, opts.apiserver ?? c.kubeApiserver.path, [
     `--audit-policy-file=${join(dir, 'audit-policy.yaml')}`, `--audit-log-path=${auditLog}`, '--audit-log-mode=blocking', '--audit-log-maxsize=0',
     `--etcd-servers=http://127.0.0.1:${etcdClient}`,
-    '--bind-address=127.0.0.1', '--advertise-address=127.0.0.1', `--secure-port=${apiPort}`,
+    ...(opts.advertiseAddress
+      // The API server reaches kubelets (logs, exec) as the admin: authorized by each kubelet's webhook.
+      ? ['--bind-address=0.0.0.0', `--advertise-address=${opts.advertiseAddress}`, `--kubelet-client-certificate=${admin.certFile}`, `--kubelet-client-key=${admin.keyFile}`, '--kubelet-preferred-address-types=InternalIP']
+      : ['--bind-address=127.0.0.1', '--advertise-address=127.0.0.1']),
+    `--secure-port=${apiPort}`,
     `--tls-cert-file=${serving.certFile}`, `--tls-private-key-file=${serving.keyFile}`, `--client-ca-file=${ca.certFile}`,
     `--service-account-issuer=https://kubernetes.default.svc`, `--service-account-key-file=${join(dir, 'sa.pub')}`,
     `--service-account-signing-key-file=${join(dir, 'sa.key')}`,
@@ -172,7 +196,7 @@ export async function startKube(name: string, opts: { serviceCidr: string; nodeA
     users: [{ name: 'admin', user: { 'client-certificate-data': b64(admin.cert), 'client-key-data': b64(admin.key) } }],
     contexts: [{ name, context: { cluster: name, user: 'admin' } }],
   }, null, 2));
-  const api = new KubeApi(name, url, ca, admin, kubeconfig, opts.serviceCidr, [etcd, apiserver], auditLog);
+  const api = new KubeApi(name, url, ca, admin, kubeconfig, opts.serviceCidr, [etcd, apiserver], auditLog, apiPort);
   try {
     await waitFor(`${name} kube-apiserver /readyz`, async () => {
       if (apiserver.proc.exitCode !== null) throw new StopWaiting(`kube-apiserver exited with ${apiserver.proc.exitCode}`);

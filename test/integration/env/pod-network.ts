@@ -12,12 +12,16 @@ const run = (args: string[]) => {
   return r.stdout;
 };
 
+const networks = new Set<PodNetwork>();
+process.once('exit', () => { for (const n of networks) n.remove(); });
+
 export class PodNetwork {
   private readonly members: NetNs[] = [];
   private readonly bridge: NetNs;
   private count = 0;
 
   constructor(private readonly prefix: string, readonly subnet: string) {
+    networks.add(this);
     spawnSync('ip', ['link', 'del', `${prefix}h`]);
     this.bridge = NetNs.create(`${prefix}-net`, [['link', 'add', 'br0', 'type', 'bridge'], ['link', 'set', 'br0', 'up']]);
     // The test process's own leg: host side <subnet>.1, peer enslaved to the bridge.
@@ -51,6 +55,7 @@ export class PodNetwork {
   }
 
   remove(): void {
+    networks.delete(this);
     for (const ns of this.members) ns.remove();
     this.bridge.remove();
     spawnSync('ip', ['link', 'del', `${this.prefix}h`]);
