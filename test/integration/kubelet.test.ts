@@ -2,10 +2,11 @@
 // the mirror. A workload cluster of the newest Kubernetes served (kube-apiserver, controller manager,
 // scheduler, CoreDNS, a local-path provisioner) with two nodes on different containerd lines: cp1
 // (Debian's containerd 1.6, the control plane, where the chart's affinity places the registry) and w1
-// (containerd 2.4). Each node gets the extension's own GeneratePatches output as cloud-init would run it
-// (files, preKubeadmCommands, the kubelet, postKubeadmCommands). Only the infrastructure images
-// (pause, registry, regbot, the provisioner's busybox) are pre-loaded; workload images come only through
-// the mirror (upstream names resolve to a closed port).
+// (containerd 2.4). CAPI's kubeadm bootstrap provider renders each Machine's cloud-init from the
+// KubeadmConfigSpec the extension's GeneratePatches made; the node runs it as cloud-init would (kubeadm
+// aside: the kubelet starts with a kubeconfig). Only the infrastructure images (pause, registry, regbot,
+// the provisioner's busybox) are pre-loaded; workload images come only through the mirror (upstream
+// names resolve to a closed port).
 import { realSuite } from './env/suite.ts';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
@@ -19,7 +20,8 @@ import { components } from './env/components.ts';
 import { BUNDLE, RUNTIMES, startExtension, type Extension } from './env/extension.ts';
 import { startEnv, type Env } from './env/index.ts';
 import { NodeCluster, NODE_HOST, SERVICE_CIDR } from './env/node-cluster.ts';
-import { renderedBootstrap, runCloudConfig, startCabpk } from './env/bootstrap.ts';
+import { isKubeadmStep, renderedBootstrap, runCloudConfig, startCabpk } from './env/bootstrap.ts';
+import * as yaml from 'js-yaml';
 import type { KubeNode } from './env/kube-node.ts';
 import { appImage } from './env/node-images.ts';
 import { makeCa, makeLeaf } from './env/pki.ts';
@@ -41,6 +43,7 @@ let cp: KubeNode;
 let worker: KubeNode;
 let workload: KubeApi;
 const figures: Record<string, number> = {};
+let acpiAt = 0;
 const mgmt = () => env.management!;
 
 /** Applies JSON Patch add/replace operations (what CAPI does with a GeneratePatches answer). */
@@ -132,11 +135,10 @@ test.before(async () => {
     figures.bootPullFailMs = timed(() => (bootPull = worker.run(['crictl', 'pull', 'docker.io/library/app:1.0'])));
     assert.is.not(bootPull.status, 0, 'nothing serves app:1.0 yet');
 
-    const acpiAt = Date.now();
+    caaph = await startCaaph(mgmt());
+    acpiAt = Date.now();
     const acpi = (await ext.post(HOOK_PATHS.AfterControlPlaneInitialized, lifecycleRequest('AfterControlPlaneInitialized', c1))).json();
     assert.is(acpi.status, 'Success', acpi.message);
-    caaph = await startCaaph(mgmt());
-    figures.acpiAt = acpiAt;
   } catch (err) {
     await cluster.stop();
     await env.stop();
@@ -159,18 +161,35 @@ const timed = (fn: () => unknown) => {
   return Date.now() - started;
 };
 
+test('CABPK rendered each node\'s cloud-init with our files (contentFrom resolved) and our script before kubeadm, the report after', () => {
+  for (const [name, cloudConfig] of Object.entries(cloudConfigs)) {
+    const config = yaml.load(cloudConfig) as { write_files: { path: string; content: string }[]; runcmd: string[] };
+    const files = Object.fromEntries(config.write_files.map((f) => [f.path, f.content]));
+    assert.match(files['/etc/containerd/capi-registry-addon/hosts.toml'] ?? '', /\[host\."https:\/\/10\.96\.0\.20:443\/v2"\]/, `${name}: hosts.toml from the node Secret`);
+    assert.match(files['/etc/containerd/capi-registry-addon/ca.crt'] ?? '', /BEGIN CERTIFICATE/, `${name}: the issuer from the CA copy`);
+    assert.match(files['/etc/containerd/capi-registry-addon/enable-mirror.sh'] ?? '', /^#!\/bin\/sh/, `${name}: the script from its Secret`);
+    const kubeadm = config.runcmd.findIndex(isKubeadmStep);
+    assert.is(config.runcmd[0], '/etc/containerd/capi-registry-addon/enable-mirror.sh', `${name}: our script first`);
+    assert.ok(kubeadm > 0, `${name}: kubeadm after it`);
+    assert.is(config.runcmd.at(-1), '/etc/containerd/capi-registry-addon/enable-mirror.sh report', `${name}: the report last`);
+  }
+  assert.equal(Object.keys(cloudConfigs).sort(), ['cp1', 'w1']);
+  assert.match(cloudConfigs.cp1!, /kubeadm init/, 'the control plane machine is an init');
+  assert.match(cloudConfigs.w1!, /kubeadm join/, 'the worker joins');
+});
+
 test('CAAPH installs the chart; the scheduler places both replicas on the control plane; volumes provisioned with fsGroup; registry-0 then registry-1 Ready', async () => {
   const writer = await waitFor('registry-0 Ready', async () => {
     if (caaph.proc.exitCode !== null) throw new StopWaiting(`CAAPH exited ${caaph.proc.exitCode}`);
     const p = (await pod('registry-0')).body;
     return ready(p) ? p : undefined;
   }, 300_000, join(workDir('logs'), 'cp1-kubelet.log'));
-  figures.acpiToWriterReadyMs = Date.now() - figures.acpiAt!;
+  figures.acpiToWriterReadyMs = Date.now() - acpiAt;
   const standby = await waitFor('registry-1 Ready', async () => {
     const p = (await pod('registry-1')).body;
     return ready(p) ? p : undefined;
   }, 300_000, join(workDir('logs'), 'cp1-kubelet.log'));
-  figures.acpiToStandbyReadyMs = Date.now() - figures.acpiAt!;
+  figures.acpiToStandbyReadyMs = Date.now() - acpiAt;
   for (const p of [writer, standby]) {
     assert.is(p.spec.nodeName, 'cp1', `${p.metadata.name} on the control-plane node`);
     const gc = p.status.initContainerStatuses.find((s: any) => s.name === 'garbage-collect');

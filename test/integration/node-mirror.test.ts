@@ -1,5 +1,5 @@
 // Every node uses the mirror: the node-side script and the rendered files on every containerd a CAPI
-// user runs (Debian's 1.6, and 1.7, 2.0, 2.2.1, 2.2.x, 2.3, 2.4 built from the Go module proxy), each
+// user runs (Debian's 1.6, and 1.7, 2.0, 2.1, 2.2.1, 2.2.x, 2.3, 2.4 built from the Go module proxy), each
 // with the config shapes nodes really have, proven the way the kubelet pulls: through the CRI (crictl),
 // with the registry's access log as evidence and upstream names that lead nowhere.
 import { chmodSync, chownSync, readFileSync, writeFileSync } from 'node:fs';
