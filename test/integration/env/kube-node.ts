@@ -83,7 +83,8 @@ export class KubeNode {
     spawnSync('ip', ['netns', 'exec', netns.name, 'sysctl', '-qw', 'net.ipv4.ip_forward=1', 'net.bridge.bridge-nf-call-iptables=1']);
     const binds = [...Object.entries(BINDS).map(([from, to]) => [join(this.dir, from), to]), [join(this.dir, 'hosts'), '/etc/hosts'], [join(this.dir, 'resolv.conf'), '/etc/resolv.conf']];
     const script = [
-      ...binds.map(([from, to]) => `mkdir -p ${to} 2>/dev/null; mount --bind ${from} ${to}`),
+      // A mount point missing on this machine is made (as a folder: the file binds exist everywhere); a failed bind stops the node.
+      ...binds.map(([from, to]) => `{ mkdir -p ${to} 2>/dev/null; mount --bind ${from} ${to}; }`),
       `hostname ${name}`, `echo $$ > ${join('/sys/fs/cgroup/pids', this.cgroupRoot, 'node', 'cgroup.procs')}`, `echo $$ > ${join(this.dir, 'holder.pid')}`, 'exec sleep 86400',
     ].join(' && ');
     // nsenter, not `ip netns exec`: that remounts /sys, and the kubelet would find no cgroup mounts.
