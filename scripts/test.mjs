@@ -35,7 +35,7 @@ need(nodeMajor >= 22, `node_modules/.bin/node is Node ${nodeMajor}; a supported 
 const MINUTE = 60_000;
 // TEST_STEP_MINUTES / COMPONENTS_STEP_MINUTES override the limits (e.g. to see the watchdog work).
 const STEP_MS = Number(process.env.TEST_STEP_MINUTES ?? 25) * MINUTE;
-const COMPONENTS_MS = Number(process.env.COMPONENTS_STEP_MINUTES ?? 60) * MINUTE;
+const COMPONENTS_MS = Number(process.env.COMPONENTS_STEP_MINUTES ?? 80) * MINUTE;
 const step = (title, cmd, argv, { env = {}, timeoutMs = STEP_MS } = {}) =>
   new Promise((resolve) => {
     console.log(`\n=== ${title}`);
