@@ -98,7 +98,7 @@ test.before(async () => {
   try {
     workload = await cluster.start();
     const matrix = components().containerdMatrix;
-    cp = await cluster.addNode({ name: 'cp1', containerd: matrix[0]!, controlPlane: true });
+    cp = await cluster.addNode({ name: 'cp1', containerd: matrix[0]! });
     worker = await cluster.addNode({ name: 'w1', containerd: matrix.find((m) => m.version.startsWith('v2.4'))! });
 
     // The extension as installed: a root CA as cert-manager makes it, the extension's certificate from it, the chart served to CAAPH.

@@ -25,7 +25,6 @@ export const STORAGE_CLASS = 'local-path';
 export interface NodeSpec {
   name: string;
   containerd: { version: string; path: string };
-  controlPlane?: boolean;
 }
 
 const ok = <R extends { status: number; text: string }>(r: R, what: string): R => {
