@@ -6,15 +6,12 @@
 import { dirname } from 'node:path';
 import * as yaml from 'js-yaml';
 import { freePort, startProcess, StopWaiting, waitFor, type Started } from './base.ts';
+import { ok } from './capi.ts';
 import { components } from './components.ts';
 import { makePki } from './extension.ts';
 import type { KubeApi } from './kube.ts';
 import type { KubeNode } from './kube-node.ts';
 
-const ok = <R extends { status: number; text: string }>(r: R, what: string): R => {
-  if (r.status < 200 || r.status >= 300) throw new Error(`${what}: ${r.status} ${r.text.slice(0, 300)}`);
-  return r;
-};
 
 export async function startCabpk(management: KubeApi): Promise<Started> {
   const pki = makePki('cabpk-webhook');

@@ -6,6 +6,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort, startProcess, StopWaiting, waitFor, workDir } from './base.ts';
+import { ok } from './capi.ts';
 import { components } from './components.ts';
 import { startKube, type KubeApi } from './kube.ts';
 import { KubeNode, CLUSTER_DNS } from './kube-node.ts';
@@ -27,10 +28,6 @@ export interface NodeSpec {
   containerd: { version: string; path: string };
 }
 
-const ok = <R extends { status: number; text: string }>(r: R, what: string): R => {
-  if (r.status < 200 || r.status >= 300) throw new Error(`${what}: ${r.status} ${r.text.slice(0, 300)}`);
-  return r;
-};
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 
 export class NodeCluster {
