@@ -21,7 +21,7 @@ const secretPlaceholder = (name: string, namespace: string, type: string, string
   apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace }, type, stringData,
 });
 
-export async function registryPlan(cluster: ClusterRef, registry: ClusterRegistry, opts: { tlsCertSha256?: string; authSha256?: string; gcAt?: string } = {}): Promise<RegistryPlan> {
+export async function registryPlan(cluster: ClusterRef, registry: ClusterRegistry, opts: { tlsCertSha256?: string; authSha256?: string; gcAt?: string; sourcesSha256?: string } = {}): Promise<RegistryPlan> {
   const sans = serverCertSans(registry.layout);
   const auth = registry.config.auth.enabled;
   return {
@@ -44,7 +44,7 @@ export async function registryPlan(cluster: ClusterRef, registry: ClusterRegistr
         ]
       : [])],
     workload: [
-      ...(await workloadManifests({ layout: registry.layout, config: registry.config, tlsCertSha256: opts.tlsCertSha256 ?? PLACEHOLDER_TLS_SHA, authSha256: opts.authSha256, gcAt: opts.gcAt })),
+      ...(await workloadManifests({ layout: registry.layout, config: registry.config, tlsCertSha256: opts.tlsCertSha256 ?? PLACEHOLDER_TLS_SHA, authSha256: opts.authSha256, gcAt: opts.gcAt, sourcesSha256: opts.sourcesSha256 })),
       secretPlaceholder(REGISTRY.tlsSecret, REGISTRY.namespace, 'kubernetes.io/tls', {
         'tls.crt': `<server certificate: CN=${sans.commonName}; DNS ${sans.dnsNames.join(', ')}; IP ${sans.ipAddresses.join(', ')}; then the Cluster's issuer>`,
         'tls.key': '<private key, written only to the workload cluster>',

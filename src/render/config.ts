@@ -2,6 +2,7 @@
 // also yields the OpenAPI schema CAPI validates with (render/variables.ts). Validation here repeats
 // CAPI's on purpose: hook requests may come from a ClusterClass whose schema is older than ours.
 import { RenderError } from './metadata.ts';
+import { readSources, type SourceConfig } from './sources.ts';
 
 export const PROVIDERS = ['CNCF Distribution'] as const;
 export const PLACEMENTS = ['ControlPlane', 'Any'] as const;
@@ -39,6 +40,8 @@ export interface RegistryConfig {
   metrics: { enabled: boolean; allowFrom: string[] };
   /** Repository prefixes only Pods in the listed namespaces may run (render/admission.ts). */
   restrictedRepositories: RestrictedRepository[];
+  /** Registries the writer copies from; undefined: the platform's default source (if any), [] none. */
+  sources?: SourceConfig[];
 }
 
 export interface RestrictedRepository {
@@ -145,6 +148,9 @@ class Reader {
       return prefix && okNamespaces ? [{ prefix, namespaces: namespaces as string[] }] : [];
     });
   }
+  sources(path: string): SourceConfig[] | undefined {
+    return readSources(this.at(path), `${FIELD}.${path}`, this.errors);
+  }
   /** Unknown keys are errors: a typo like `replica: 3` must not silently mean the default. */
   known(path: string, keys: readonly string[]): void {
     const v = path ? this.at(path) : this.root;
@@ -160,7 +166,7 @@ class Reader {
  */
 export function readRegistryConfig(value: Record<string, unknown>, images: Images = DEFAULT_IMAGES): RegistryConfig {
   const r = new Reader(value);
-  r.known('', ['provider', 'replicas', 'storage', 'placement', 'syncInterval', 'images', 'resources', 'containerd', 'auth', 'garbageCollection', 'metrics', 'restrictedRepositories']);
+  r.known('', ['provider', 'replicas', 'storage', 'placement', 'syncInterval', 'images', 'resources', 'containerd', 'auth', 'garbageCollection', 'metrics', 'restrictedRepositories', 'sources']);
   r.known('garbageCollection', ['interval', 'deleteUntagged']);
   r.known('auth', ['enabled']);
   r.known('metrics', ['enabled', 'allowFrom']);
@@ -202,6 +208,7 @@ export function readRegistryConfig(value: Record<string, unknown>, images: Image
       allowFrom: r.stringList('metrics.allowFrom', DEFAULTS.metricsAllowFrom, LIMITS.maxAllowFrom, { pattern: PATTERNS.namespace, what: 'a namespace name' }),
     },
     restrictedRepositories: r.restricted('restrictedRepositories'),
+    ...optional('sources', r.sources('sources')),
   };
   // An air-gapped Cluster that pointed regsync at its own mirror would otherwise pull regbot from ghcr.io.
   if (r.string('images.regsync', undefined, image) !== undefined && r.string('images.regbot', undefined) === undefined) {

@@ -21,6 +21,8 @@ export const REGISTRY = {
   authRealm: 'capi-registry',
   configMap: 'registry-config',
   syncConfigMap: 'registry-sync',
+  /** The sources' CAs and credentials (`<source>.ca.crt`, `<source>.username`, `<source>.password`), written by the hooks, read by the writer's sidecar. */
+  sourcesSecret: 'registry-sources',
   /** The port nodes use (Service) and the container port Distribution listens on. */
   servicePort: 443,
   containerPort: 5000,
@@ -54,6 +56,9 @@ export const POD = {
   authDir: '/etc/registry-auth',
   htpasswdFile: '/etc/registry-auth/htpasswd',
   syncAuthDir: '/etc/regbot/auth',
+  sourcesDir: '/etc/regbot/sources',
+  /** When each source was last copied from (one file per source and setting): an emptyDir, so a new pod copies at once. */
+  sourceStateDir: '/tmp',
   httpSecretKey: 'secret',
   debugPort: 5001,
   metricsPath: '/metrics',

@@ -3,8 +3,11 @@
 // exact copy of it every syncInterval: tags that are new or moved are copied, tags the writer no longer
 // lists are deleted, and a manifest the writer no longer holds goes with them. regsync copies but never
 // deletes, so a delete came back from the peers; regbot's scripts can do both.
-// The writer's own file runs no script: it is the source of truth and syncs from nobody.
+// The writer's own file runs only the copy from the Cluster's source registries (render/source-sync.ts),
+// if it has any: it is the source of truth for its replicas and syncs from none of them.
 import type { RegistryConfig } from './config.ts';
+import { sourceEntry, sourcesScript } from './source-sync.ts';
+import type { SourceConfig } from './sources.ts';
 import { dumpYaml } from './distribution.ts';
 import { hostPort, podNames, POD, REGISTRY, writerAddress, type RegistryLayout } from './metadata.ts';
 
@@ -125,7 +128,25 @@ end
 if missing ~= nil then error("not in sync yet: " .. missing, 0) end
 `;
 
-/** `<pod>.yml` per pod (the sidecar's server config) and `ready.yml` (its startup probe), keyed by file name. `catalogPage`: for tests. */
+/** Whether the pods run the sync sidecar: standbys to follow the writer, or sources for the writer to copy from. */
+export const runsSidecar = (layout: RegistryLayout, config: RegistryConfig) => layout.replicas > 1 || (config.sources?.length ?? 0) > 0;
+
+/** A source's file in the sources Secret (`<source>.<key>`) as regbot's template reads it. */
+const sourceFile = (s: SourceConfig, key: string) => `{{ file "${POD.sourcesDir}/${s.name}.${key}" }}`;
+
+/** regbot's credentials for a source host: its CA and login from the mounted Secret, when it has them. */
+const sourceCred = (s: SourceConfig) => ({
+  registry: s.host,
+  tls: s.tls ? 'enabled' : 'disabled',
+  ...(s.caSecretRef ? { regcert: sourceFile(s, 'ca.crt') } : {}),
+  ...(s.credentialsSecretRef ? { user: sourceFile(s, 'username'), pass: sourceFile(s, 'password') } : {}),
+  reqConcurrent: 3,
+});
+
+/**
+ * `<pod>.yml` per pod (the sidecar's server config) and `ready.yml` (its startup probe), keyed by file
+ * name. `catalogPage`: for tests.
+ */
 export function syncConfigs(layout: RegistryLayout, config: RegistryConfig, catalogPage = CATALOG_PAGE): Record<string, string> {
   const writer = writerAddress(layout.serviceDomain);
   // regbot's own templating reads the credential from the mounted Secret: it never sits in the ConfigMap.
@@ -133,16 +154,21 @@ export function syncConfigs(layout: RegistryLayout, config: RegistryConfig, cata
     ? { user: `{{ file "${POD.syncAuthDir}/username" }}`, pass: `{{ file "${POD.syncAuthDir}/password" }}` }
     : {};
   const cred = (registry: string) => ({ registry, tls: 'enabled', regcert: `{{ file "${POD.syncCaFile}" }}`, ...login, reqConcurrent: 3 });
-  const file = (scripts: { name: string; script: string }[]) => dumpYaml({
+  const sources = config.sources ?? [];
+  const file = (scripts: { name: string; script: string; interval?: string }[], withSources = false) => dumpYaml({
     version: 1,
-    creds: [cred(LOCAL), cred(writer)],
+    creds: [cred(LOCAL), cred(writer), ...(withSources ? sources.map(sourceCred) : [])],
     // A first sync of a large registry takes long; a timeout ends a run that hangs, the next run resumes.
     defaults: { parallel: 2, interval: config.syncInterval, timeout: '1h', skipDockerConfig: true },
     scripts,
   });
   const out: Record<string, string> = {};
+  // Every minute: each source keeps its own interval inside the script.
+  const copy = { name: 'copy from the sources', interval: '1m', script: sourcesScript(prelude(writer, catalogPage), sources.map(sourceEntry)) };
   for (const pod of podNames(layout.replicas)) {
-    out[`${pod}.yml`] = file(pod === REGISTRY.writerPod ? [] : [{ name: 'mirror the writer', script: mirrorScript(writer, catalogPage) }]);
+    out[`${pod}.yml`] = pod === REGISTRY.writerPod
+      ? file(sources.length ? [copy] : [], true)
+      : file([{ name: 'mirror the writer', script: mirrorScript(writer, catalogPage) }]);
   }
   out['ready.yml'] = file([{ name: 'holds what the writer holds', script: readyScript(writer, catalogPage) }]);
   return out;

@@ -8,6 +8,7 @@
 // present, because its presence is the opt-in.
 import { DEFAULT_IMAGES, DEFAULTS, LIMITS, PATTERNS, PLACEMENTS, PROVIDERS } from './config.ts';
 import { POD } from './metadata.ts';
+import { sourcesSchema } from './sources.ts';
 
 const quantity = (description: string, def?: string) => ({ type: 'string', description, pattern: PATTERNS.quantity, maxLength: 64, ...(def ? { default: def } : {}) });
 const resourceList = (description: string) => ({
@@ -112,6 +113,7 @@ export const registryVariableSchema = {
         },
       },
     },
+    sources: sourcesSchema,
     containerd: {
       type: 'object',
       description: 'Node-side mirror settings.',
@@ -147,7 +149,7 @@ export const clusterConfigVariable = {
 
 const PATTERN_NAMES: Record<string, string> = { quantity: 'a Kubernetes quantity', duration: 'a Go duration', image: 'an image reference', dnsSubdomain: 'a DNS subdomain name', namespace: 'namespace names' };
 
-type SchemaNode = { type?: string; description?: string; default?: unknown; enum?: readonly unknown[]; minimum?: number; maximum?: number; pattern?: string; items?: SchemaNode; properties?: Record<string, SchemaNode> };
+type SchemaNode = { type?: string; maxItems?: number; description?: string; default?: unknown; enum?: readonly unknown[]; minimum?: number; maximum?: number; pattern?: string; items?: SchemaNode; properties?: Record<string, SchemaNode> };
 
 /** The configuration reference as a Markdown table, one row per leaf field of `addons.registry`: the README's table is this output. */
 export function variableReference(schema: SchemaNode = registryVariableSchema): string {
@@ -156,6 +158,11 @@ export function variableReference(schema: SchemaNode = registryVariableSchema): 
     if (node.properties) {
       for (const [key, child] of Object.entries(node.properties)) walk(child, path ? `${path}.${key}` : key);
       return;
+    }
+    // A list of objects: its own row, then one row per field of an item.
+    if (node.items?.properties) {
+      rows.push(`| \`${path}\` | array | – | at most ${node.maxItems} | ${(node.description ?? '').replace(/\|/g, '\\|')} |`);
+      return walk(node.items, `${path}[]`);
     }
     const allowed = node.enum ? node.enum.map((v) => `\`${String(v)}\``).join(', ')
       : node.minimum !== undefined ? `${node.minimum}–${node.maximum}`

@@ -4,7 +4,7 @@ import { restrictedRepositoryPolicy } from './admission.ts';
 import type { RegistryConfig } from './config.ts';
 import { distributionConfig } from './distribution.ts';
 import { POD, REGISTRY, type RegistryLayout } from './metadata.ts';
-import { syncConfigs } from './sync.ts';
+import { runsSidecar, syncConfigs } from './sync.ts';
 import { sha256Hex } from './digest.ts';
 
 type Obj = Record<string, unknown>;
@@ -36,6 +36,8 @@ export interface WorkloadInput {
   authSha256?: string;
   /** When garbage collection was last due (RFC 3339): a new value rolls the pods, and each collects before it serves. */
   gcAt?: string;
+  /** SHA-256 of the sources Secret (the sources' CAs and credentials): a changed one rolls the pods, and the writer copies at once. */
+  sourcesSha256?: string;
 }
 
 const placement = (config: RegistryConfig): Obj => {
@@ -70,7 +72,9 @@ export async function workloadManifests(input: WorkloadInput): Promise<Obj[]> {
   const auth = config.auth.enabled;
   const metrics = config.metrics.enabled;
   const registryConfig = distributionConfig({ auth, metrics });
-  const sync = layout.replicas > 1 ? syncConfigs(layout, config) : {};
+  const sidecar = runsSidecar(layout, config);
+  const sources = (config.sources?.length ?? 0) > 0;
+  const sync = sidecar ? syncConfigs(layout, config) : {};
   const configSha = await sha256Hex(registryConfig + Object.entries(sync).map(([k, v]) => `${k}\n${v}`).join('\n'));
   const selector = { ...REGISTRY.labels };
   const probe = (path: string, period: number) => ({
@@ -127,6 +131,7 @@ export async function workloadManifests(input: WorkloadInput): Promise<Obj[]> {
       // Only ca.crt: the sidecar verifies the writer and needs no private key.
       { name: 'sync-ca', mountPath: POD.syncCaFile.replace(/\/[^/]+$/, ''), readOnly: true },
       ...(auth ? [{ name: 'sync-auth', mountPath: POD.syncAuthDir, readOnly: true }] : []),
+      ...(sources ? [{ name: 'sync-sources', mountPath: POD.sourcesDir, readOnly: true }] : []),
       { name: 'tmp', mountPath: '/tmp' },
     ],
   };
@@ -149,11 +154,12 @@ export async function workloadManifests(input: WorkloadInput): Promise<Obj[]> {
     { name: 'tls', secret: { secretName: REGISTRY.tlsSecret, items: [{ key: 'tls.crt', path: 'tls.crt' }, { key: 'tls.key', path: 'tls.key' }] } },
     { name: 'tmp', emptyDir: {} },
     ...(auth ? [{ name: 'auth', secret: { secretName: REGISTRY.authSecret, items: [{ key: 'htpasswd', path: 'htpasswd' }] } }] : []),
-    ...(layout.replicas > 1
+    ...(sidecar
       ? [
           { name: 'sync-config', configMap: { name: REGISTRY.syncConfigMap } },
           { name: 'sync-ca', secret: { secretName: REGISTRY.tlsSecret, items: [{ key: 'ca.crt', path: 'ca.crt' }] } },
           ...(auth ? [{ name: 'sync-auth', secret: { secretName: REGISTRY.syncAuthSecret } }] : []),
+          ...(sources ? [{ name: 'sync-sources', secret: { secretName: REGISTRY.sourcesSecret } }] : []),
         ]
       : []),
   ];
@@ -162,7 +168,7 @@ export async function workloadManifests(input: WorkloadInput): Promise<Obj[]> {
     { apiVersion: 'v1', kind: 'Namespace', metadata: { name: REGISTRY.namespace, labels: { ...REGISTRY.labels } } },
     { apiVersion: 'v1', kind: 'ServiceAccount', metadata: meta(REGISTRY.serviceAccount), automountServiceAccountToken: false },
     { apiVersion: 'v1', kind: 'ConfigMap', metadata: meta(REGISTRY.configMap), data: { 'config.yml': registryConfig } },
-    ...(layout.replicas > 1 ? [{ apiVersion: 'v1', kind: 'ConfigMap', metadata: meta(REGISTRY.syncConfigMap), data: sync }] : []),
+    ...(sidecar ? [{ apiVersion: 'v1', kind: 'ConfigMap', metadata: meta(REGISTRY.syncConfigMap), data: sync }] : []),
     {
       apiVersion: 'v1',
       kind: 'Service',
@@ -220,6 +226,7 @@ export async function workloadManifests(input: WorkloadInput): Promise<Obj[]> {
               'capi-registry-addon/config-sha256': configSha,
               [TLS_SHA_POD_ANNOTATION]: input.tlsCertSha256,
               ...(auth ? { 'capi-registry-addon/auth-sha256': input.authSha256 ?? '0'.repeat(64) } : {}),
+              ...(sources ? { 'capi-registry-addon/sources-sha256': input.sourcesSha256 ?? '0'.repeat(64) } : {}),
               ...(input.gcAt ? { [GC_AT_POD_ANNOTATION]: input.gcAt } : {}),
               // The de facto scrape annotations (Prometheus' kubernetes_sd examples, many Helm charts' defaults).
               ...(metrics ? { 'prometheus.io/scrape': 'true', 'prometheus.io/port': String(POD.debugPort), 'prometheus.io/path': POD.metricsPath } : {}),
@@ -233,7 +240,7 @@ export async function workloadManifests(input: WorkloadInput): Promise<Obj[]> {
             securityContext: { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, fsGroup: 65532, seccompProfile: { type: 'RuntimeDefault' } },
             ...placement(config),
             initContainers: [gcContainer],
-            containers: layout.replicas > 1 ? [registryContainer, syncContainer] : [registryContainer],
+            containers: sidecar ? [registryContainer, syncContainer] : [registryContainer],
             volumes,
           },
         },

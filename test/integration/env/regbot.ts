@@ -2,7 +2,7 @@
 // the rendered ConfigMap at /etc/regbot/config, the CA at /etc/regbot/ca, the credential Secret at
 // /etc/regbot/auth (one file per key), cluster DNS as /etc/hosts; in the pod's network namespace.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { POD } from '../../../src/render/metadata.ts';
 import { inMountNamespace, startProcess, workDir, type Started } from './base.ts';
@@ -14,25 +14,45 @@ export interface SidecarFiles {
   config: Record<string, string>;
   ca: string;
   auth?: { username: string; password: string };
+  /** The sources Secret (`<source>.ca.crt`, `<source>.username`, `<source>.password`), as the writer mounts it. */
+  sources?: Record<string, string>;
   /** name -> address, what cluster DNS answers. */
   hosts: Record<string, string>;
 }
 
 export class SyncSidecar {
   private readonly etc: string;
+  /** The pod's emptyDir at /tmp (the sources' last-pass files live there). */
+  private readonly tmp: string;
   constructor(readonly pod: string, files: SidecarFiles, private readonly netns?: NetNs) {
     this.etc = workDir('sidecar', pod, 'etc');
+    this.tmp = workDir('sidecar', pod, 'tmp');
     const at = (path: string) => join(this.etc, path.replace(/^\/etc\//, ''));
     for (const dir of [POD.syncConfigDir, POD.syncCaFile.replace(/\/[^/]+$/, ''), POD.syncAuthDir]) mkdirSync(at(dir), { recursive: true });
     for (const [name, text] of Object.entries(files.config)) writeFileSync(join(at(POD.syncConfigDir), name), text);
     writeFileSync(at(POD.syncCaFile), files.ca);
     for (const [key, value] of Object.entries(files.auth ?? {})) writeFileSync(join(at(POD.syncAuthDir), key), value);
+    this.writeSources(files.sources ?? {});
     writeFileSync(join(this.etc, 'hosts'), `127.0.0.1 localhost\n${Object.entries(files.hosts).map(([name, ip]) => `${ip} ${name}`).join('\n')}\n`);
     writeFileSync(join(this.etc, 'nsswitch.conf'), 'hosts: files\n');
   }
 
+  /** Empties /tmp, as a new pod finds it: every source is due at once. */
+  newPod(): void {
+    rmSync(this.tmp, { recursive: true, force: true });
+    mkdirSync(this.tmp, { recursive: true });
+  }
+
+  /** Replaces the mounted sources Secret (a new Secret, as the hooks write it). */
+  writeSources(files: Record<string, string>): void {
+    const dir = join(this.etc, POD.sourcesDir.replace(/^\/etc\//, ''));
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { recursive: true });
+    for (const [key, value] of Object.entries(files)) writeFileSync(join(dir, key), value);
+  }
+
   private command(args: string[]): [string, string[]] {
-    const [cmd, argv] = inMountNamespace([[this.etc, '/etc']], components().regbot.path, args);
+    const [cmd, argv] = inMountNamespace([[this.etc, '/etc'], [this.tmp, '/tmp']], components().regbot.path, args);
     return this.netns ? this.netns.wrap(cmd, argv) : [cmd, argv];
   }
 
