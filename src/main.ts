@@ -6,6 +6,7 @@ import { status, STATUS, UNHEALTHY_EXIT } from './cli/status.ts';
 import { DEFAULT_ALLOW_FROM, installYaml } from './render/install.ts';
 import { CLUSTERCTL, clusterctlComponentsYaml, clusterctlMetadataYaml, clusterctlVariableReference } from './render/clusterctl.ts';
 import { DEFAULT_IMAGES, PATTERNS } from './render/config.ts';
+import { platformSource } from './render/sources.ts';
 import { clusterConfigVariable, variableReference } from './render/variables.ts';
 import { helpText, parseFlags, parseListen, parsePositiveInt, UsageError, type CommandSpec } from './cli/args.ts';
 import { createLogger, LOG_LEVELS, type LogFormat, type LogLevel } from './observe/log.ts';
@@ -47,6 +48,12 @@ const SERVE: CommandSpec = {
     { name: 'chart-ca-secret', value: 'NS/NAME', help: 'Secret (key ca.crt) CAAPH trusts for the chart server; default the root CA Secret in the provider namespace (the root signs this server in the shipped manifests)' },
     { name: 'converge-interval', value: 'SECONDS', help: 'background loop: time between two passes over one opted-in Cluster', default: '600' },
     { name: 'volume-release-timeout', value: 'SECONDS', help: 'BeforeClusterDelete: how long deletion of a Cluster may wait for its registry\'s volumes to be deleted in the workload cluster (an unreachable workload API server: at most 120)', default: '600' },
+    { name: 'default-source', value: 'URL', help: 'a source registry every opted-in Cluster that names no `sources` copies from, e.g. the management cluster\'s own (https://host[:port]); empty: none', default: '' },
+    { name: 'default-source-ca-secret', value: 'NAME', help: 'Secret in the provider namespace with ca.crt, the only CA trusted for the default source' },
+    { name: 'default-source-credentials-secret', value: 'NAME', help: 'Secret in the provider namespace with username and password for the default source' },
+    { name: 'default-source-repositories', value: 'GLOB,GLOB', help: 'repositories copied from the default source', default: '*' },
+    { name: 'default-source-tags', value: 'GLOB,GLOB', help: 'tags copied from the default source', default: '*' },
+    { name: 'default-source-interval', value: 'DURATION', help: 'how often the default source is copied from', default: '10m' },
     { name: 'no-seed', help: 'do not list the Clusters at start: the background loop then learns of them from hooks and GeneratePatches only' },
   ],
 };
@@ -108,6 +115,15 @@ async function runServe(argv: string[]): Promise<void> {
     if (!new RegExp(PATTERNS.image).test(str(flag)!)) throw new UsageError(`--${flag} must be an image reference such as registry.example.com/mirror/registry:3.1.2`);
   }
   const chartCaSecret = caParts ? { namespace: caParts[0]!, name: caParts[1]! } : undefined;
+  let defaultSource;
+  try {
+    defaultSource = platformSource({
+      url: str('default-source'), caSecret: str('default-source-ca-secret'), credentialsSecret: str('default-source-credentials-secret'),
+      repositories: str('default-source-repositories'), tags: str('default-source-tags'), interval: str('default-source-interval'),
+    }, providerNamespace);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
   if (target.newerThanKnown) log.warn('--capi-version is newer than this build knows; advertising the newest known catalog', { known: `v1.${NEWEST_CAPI_MINOR}` });
   await serve({
     version: VERSION,
@@ -130,6 +146,7 @@ async function runServe(argv: string[]): Promise<void> {
       convergeIntervalSeconds: parsePositiveInt('converge-interval', str('converge-interval')!),
       volumeReleaseTimeoutSeconds: parsePositiveInt('volume-release-timeout', str('volume-release-timeout')!),
       seed: flags['no-seed'] !== true,
+      ...(defaultSource ? { defaultSource } : {}),
     },
   });
 }

@@ -15,6 +15,8 @@ import {
   NODE_MIRROR_SUMMARY_ANNOTATION,
   REGISTRY_RETRYING,
   REGISTRY_STATUS_ANNOTATION,
+  SOURCES_ANNOTATION,
+  SOURCES_COUNTED_ANNOTATION,
   VOLUMES_RELEASE_ANNOTATION,
 } from '../render/helmchartproxy.ts';
 import { redact } from '../observe/log.ts';
@@ -32,6 +34,10 @@ export interface ClusterMarks {
   credentials?: string;
   /** What the nodes reported of the mirror, `enabled=5,not-enabled=1,unreported=0`. */
   nodeMirror?: string;
+  /** Per source registry: the last pass (what was copied, when, what failed); ` | ` between sources. */
+  sources?: string;
+  /** The newest source pass already counted in the metrics and Events (unix seconds). */
+  sourcesCountedUntil?: string;
 }
 
 /** The marks and the annotations that carry them. */
@@ -42,6 +48,8 @@ const MARK_ANNOTATIONS: Record<keyof ClusterMarks, string> = {
   volumesReleaseStarted: VOLUMES_RELEASE_ANNOTATION,
   credentials: CREDENTIALS_ANNOTATION,
   nodeMirror: NODE_MIRROR_SUMMARY_ANNOTATION,
+  sources: SOURCES_ANNOTATION,
+  sourcesCountedUntil: SOURCES_COUNTED_ANNOTATION,
 };
 
 const MAX_STATUS = 1024;

@@ -20,6 +20,9 @@ import { reconcileStorage } from './storage.ts';
 import { checkRelease } from './release-state.ts';
 import { durationMs } from '../lib/duration.ts';
 import { advanceRollover, machinesWithOldTrust } from './trust-rollover.ts';
+import { gatherSourceFiles, readSourceProgress, writeSourcesSecret, type SourceFiles } from './sources.ts';
+import type { SourceResult } from '../observe/source-progress.ts';
+import type { SourceConfig } from '../render/sources.ts';
 
 export interface AddonDeps extends SetupDeps {
   workloadClients: WorkloadClients;
@@ -27,6 +30,8 @@ export interface AddonDeps extends SetupDeps {
   chart: { repoUrl: string; version: string; caSecret?: { name: string; namespace: string } };
   /** BeforeClusterDelete's bound on waiting for the registry's volumes (default VOLUME_RELEASE.timeoutMs). */
   volumeReleaseTimeoutMs?: number;
+  /** Source passes the writer reported since the last count (metrics, Events); called once they are marked as counted. */
+  onSourceResults?: (cluster: ClusterRef, results: SourceResult[]) => void;
 }
 
 const HCP_API_VERSION = 'addons.cluster.x-k8s.io/v1alpha1';
@@ -54,13 +59,16 @@ export function deployRegistry(cluster: ClusterRef, deps: AddonDeps, opts: Deplo
     const upgrade = opts.upgradeTo && currentMarks(cluster).certUpgrade !== opts.upgradeTo ? opts.upgradeTo : undefined;
     const oldTrust = rollover ? await machinesWithOldTrust(cluster, deps.management, apiVersion, rollover.since) : [];
     const secrets = await writeWorkloadSecrets(cluster, registry.layout, signer, deps, creds, { workload, servedTls, upgradeTo: upgrade, ...(oldTrust.length ? { keepSignedBy: rollover!.previous } : {}) });
+    const sources = registry.config.sources ?? [];
+    const sourceFiles = await gatherSourceFiles(cluster, sources, deps.management, deps.providerNamespace);
+    const sourcesSha256 = await writeSourcesSecret(workload, sourceFiles, sources.length > 0);
     // A storage change the running StatefulSet cannot take is refused, and the running values rendered: everything else still goes.
     const storage = await reconcileStorage(workload, registry.config.storage);
     const rendered = { ...registry, config: { ...registry.config, storage: storage.storage } };
     // The deployed proxy remembers when collection was last due (what the pods carry); no second copy to drift.
     const deployedProxy = await deps.management.getObject({ apiVersion: HCP_API_VERSION, kind: 'HelmChartProxy', namespace: cluster.namespace, name: helmChartProxyName(cluster.name) });
     const gcAt = garbageCollectionDue(deployedGcAt(deployedProxy), registry.config.garbageCollection.interval, deps.now());
-    const plan = await registryPlan(cluster, rendered, { tlsCertSha256: secrets.tlsCertSha256, authSha256: secrets.authSha256, gcAt });
+    const plan = await registryPlan(cluster, rendered, { tlsCertSha256: secrets.tlsCertSha256, authSha256: secrets.authSha256, gcAt, sourcesSha256 });
     // CAAPH verifies the chart server (signed by the root in the shipped manifests) against the root's ca.crt.
     const chart: ChartSource = { ...deps.chart, caSecret: deps.chart.caSecret ?? { name: ROOT_CA_SECRET, namespace: deps.providerNamespace } };
     const proxy = helmChartProxy({ cluster: { ...cluster, apiVersion }, chart, workload: plan.workload });
@@ -74,7 +82,9 @@ export function deployRegistry(cluster: ClusterRef, deps: AddonDeps, opts: Deplo
     // A proxy just changed has not been acted on by CAAPH yet; otherwise its verdict on the release counts.
     const broken = changed ? undefined : await checkRelease(cluster, deps.management, helmChartProxyName(cluster.name));
     if (broken) return failure(`Cluster ${cluster.namespace}/${cluster.name}: ${broken}`);
-    await markCluster(cluster, deps.management, deps.clusterApiVersion, { ...certMarks, status: REGISTRY_DEPLOYED, ...(await reportedMarks(workload, creds)) });
+    const progress = await sourceMarks(cluster, workload, sources, sourceFiles);
+    await markCluster(cluster, deps.management, deps.clusterApiVersion, { ...certMarks, status: REGISTRY_DEPLOYED, ...(await reportedMarks(workload, creds)), ...progress.marks });
+    if (progress.fresh.length) deps.onSourceResults?.(cluster, progress.fresh);
     const renewed = secrets.renewal.renew ? `registry-tls issued (${secrets.renewal.reasons.join('; ')}); ` : '';
     const trust = rollover
       ? await advanceRollover(cluster, { management: deps.management, providerNamespace: deps.providerNamespace, workload, clusterApiVersion: deps.clusterApiVersion, signer, tlsCrt: secrets.tlsCrt, rollover, oldTrust, issuedNow: secrets.renewal.renew })
@@ -100,6 +110,18 @@ async function reportedMarks(workload: SecretClient, creds: Credentials | undefi
     if (err instanceof KubeError) return { credentials };
     throw err;
   }
+}
+
+/**
+ * What the writer's sidecar reported of the sources (its log, read once per pass); the marks drop away
+ * with the last source. `fresh`: the passes not counted before (the mark keeps the newest counted).
+ */
+async function sourceMarks(cluster: ClusterRef, workload: SecretClient, sources: SourceConfig[], files: SourceFiles): Promise<{ marks: Partial<ClusterMarks>; fresh: SourceResult[] }> {
+  if (!sources.length) return { marks: { sources: undefined, sourcesCountedUntil: undefined }, fresh: [] };
+  const counted = Number(currentMarks(cluster).sourcesCountedUntil ?? 0);
+  const progress = await readSourceProgress(workload, sources, files.problems, Number.isSafeInteger(counted) ? counted : 0);
+  if (!progress) return { marks: {}, fresh: [] };
+  return { marks: { sources: progress.mark, sourcesCountedUntil: String(progress.countedUntil) }, fresh: progress.fresh };
 }
 
 /** The garbage-collection time the deployed HelmChartProxy's StatefulSet carries, if any. */

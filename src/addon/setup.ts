@@ -16,6 +16,7 @@ import { failure, retryLater, success, type ClusterRef, type HookResult } from '
 import { clusterRegistry, type ClusterRegistry } from './layout.ts';
 import { clusterOwned, ensureCredentials, type Credentials } from './credentials.ts';
 import { currentRollover, type TrustRollover } from './trust-rollover.ts';
+import type { SourceConfig } from '../render/sources.ts';
 
 export interface SetupDeps {
   management: SecretClient;
@@ -26,6 +27,8 @@ export interface SetupDeps {
   clusterApiVersion: string;
   /** The images a Cluster that names none runs (default DEFAULT_IMAGES). */
   images?: Images;
+  /** The platform's default source registry (--default-source), for a Cluster that names no `sources`. */
+  defaultSource?: SourceConfig;
   now: () => Date;
 }
 
@@ -153,7 +156,7 @@ export interface Prepared extends ClusterCa {
  * has not opted in; a HookResult when the hook must stop here.
  */
 export async function prepareCluster(cluster: ClusterRef, deps: SetupDeps, servedChain?: () => Promise<string | undefined>): Promise<Prepared | HookResult | undefined> {
-  const registry = clusterRegistry(cluster, deps.images);
+  const registry = clusterRegistry(cluster, deps.images, deps.defaultSource);
   if (!registry) return undefined;
   // Independent of each other: the CA copy, the node script and the credentials at once.
   const [ca, , creds] = await Promise.all([

@@ -40,4 +40,21 @@ export class MetadataListApi extends KubernetesObjectApi {
     if (list.kind !== 'PartialObjectMetadataList') throw new Error(`the API server answered a metadata list with ${String(list.kind)}`);
     return { items: list.items ?? [], ...(list.metadata?.continue ? { continue: list.metadata.continue } : {}) };
   }
+
+  /** The last lines of one container's log (pods/log), at most `limitBytes` of them. */
+  async podLog(namespace: string, pod: string, container: string, tailLines: number, limitBytes: number): Promise<string> {
+    const config = this.configuration;
+    let request = config.baseServer.makeRequestContext(`/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(pod)}/log`, 'GET');
+    request.setQueryParam('container', container);
+    request.setQueryParam('tailLines', String(tailLines));
+    request.setQueryParam('limitBytes', String(limitBytes));
+    await config.authMethods.BearerToken?.applySecurityAuthentication(request);
+    await config.authMethods.default?.applySecurityAuthentication(request);
+    for (const m of config.middleware) request = await m.pre(request).toPromise();
+    let response = await config.httpApi.send(request).toPromise();
+    for (const m of config.middleware) response = await m.post(response).toPromise();
+    const text = await response.body.text();
+    if (response.httpStatusCode < 200 || response.httpStatusCode > 299) throw Object.assign(new Error(`HTTP ${response.httpStatusCode}`), { code: response.httpStatusCode, body: text });
+    return text;
+  }
 }

@@ -64,6 +64,8 @@ export interface SecretClient {
   ensureObject(object: KubernetesObject, stored?: Record<string, unknown>): Promise<boolean>;
   /** The same for a Secret: applied only when its stored data differs from `secret.data`. Returns whether it applied. */
   ensureSecret(secret: SecretObject, stored?: Record<string, string>): Promise<boolean>;
+  /** The last `tailLines` lines of a container's log, at most `limitBytes`; undefined when the pod does not exist. */
+  podLog(namespace: string, pod: string, container: string, opts: { tailLines: number; limitBytes: number }): Promise<string | undefined>;
 }
 
 /** Whether a Secret's stored entries are exactly `desired` (text maps). */
@@ -263,6 +265,14 @@ export async function secretClient(kc: KubeConfig, opts: { timeoutMs?: number; m
       if (sameSecretData(known ?? (await client.getSecret(secret.namespace, secret.name)), secret.data)) return false;
       await client.applySecret(secret);
       return true;
+    },
+    async podLog(namespace, pod, container, { tailLines, limitBytes }) {
+      try {
+        return await api.podLog(namespace, pod, container, tailLines, limitBytes);
+      } catch (err) {
+        if (codeOf(err) === 404) return undefined;
+        throw explain('get', 'Pod log', `${namespace}/${pod} (${container})`, err);
+      }
     },
   };
   return client;

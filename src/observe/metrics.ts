@@ -78,6 +78,9 @@ export class Histogram {
 /** Room for 2,500 Clusters' hook outcomes; past that the least recently updated Cluster's series go first. */
 export const MAX_CLUSTER_SERIES = 20_000;
 
+/** Distinct source names in the source metrics' label. */
+export const MAX_SOURCE_LABELS = 32;
+
 /** The extension's metrics; one instance per server. */
 export class HookMetrics {
   readonly requests = new Counter('capi_registry_addon_hook_requests_total', 'Hook requests answered, by hook and response status.');
@@ -98,8 +101,21 @@ export class HookMetrics {
   );
   readonly chartRequests = new Counter('capi_registry_addon_chart_requests_total', 'Requests to the chart OCI endpoint (/v2/), by method (GET, HEAD or other) and HTTP status.');
   readonly shed = new Counter('capi_registry_addon_requests_shed_total', 'Requests answered 503 at once because the in-flight limit was reached.');
+  readonly sourceImages = new Counter('capi_registry_addon_source_images_copied_total', 'Tags the writers copied from source registries, by source name (every Cluster\'s sources of that name together).');
+  readonly sourceBytes = new Counter('capi_registry_addon_source_bytes_copied_total', 'Bytes of the images copied from source registries (configs and layers, every platform), by source name.');
+  readonly sourceFailures = new Counter('capi_registry_addon_source_failures_total', 'Source passes that failed or had failed copies, by source name.');
+  /** Source names seen, for a bounded label: past MAX_SOURCE_LABELS names the rest count as `other`. */
+  private readonly sourceNames = new Set<string>();
+  /** One source pass the writer reported. */
+  countSource(r: { source: string; copied: number; bytes: number; error: string }): void {
+    if (!this.sourceNames.has(r.source) && this.sourceNames.size < MAX_SOURCE_LABELS) this.sourceNames.add(r.source);
+    const labels = { source: this.sourceNames.has(r.source) ? r.source : 'other' };
+    this.sourceImages.inc(labels, r.copied);
+    this.sourceBytes.inc(labels, r.bytes);
+    if (r.error) this.sourceFailures.inc(labels);
+  }
   render(): string {
-    return `${[this.requests.render(), this.failures.render(), this.latency.render(), this.clusterResults.render(), this.chartRequests.render(), this.shed.render()].join('\n')}\n`;
+    return `${[this.requests.render(), this.failures.render(), this.latency.render(), this.clusterResults.render(), this.chartRequests.render(), this.shed.render(), this.sourceImages.render(), this.sourceBytes.render(), this.sourceFailures.render()].join('\n')}\n`;
   }
 }
 

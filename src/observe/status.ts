@@ -5,7 +5,7 @@
 import { ROTATE_ANNOTATION } from '../addon/credentials.ts';
 import { READY_CONDITION, type Condition } from '../addon/release-state.ts';
 import { oneLine } from '../lib/text.ts';
-import { CERT_NOT_AFTER_ANNOTATION, REGISTRY_DEPLOYED, REGISTRY_STATUS_ANNOTATION } from '../render/helmchartproxy.ts';
+import { CERT_NOT_AFTER_ANNOTATION, REGISTRY_DEPLOYED, REGISTRY_STATUS_ANNOTATION, SOURCES_ANNOTATION } from '../render/helmchartproxy.ts';
 import { NODE, NODE_MIRROR_ANNOTATION, NODE_MIRROR_REASON_ANNOTATION } from '../render/metadata.ts';
 
 /** Days before expiry from which a certificate counts as a problem: renewal runs 30 days ahead, so by 25 it is failing. */
@@ -40,6 +40,8 @@ export interface ClusterStatus {
   /** What each node's script reported after joining; `unreported`: nodes without kubectl, or built before the report existed. */
   mirror: { enabled: number; nodes: number; notEnabled: string[]; unreported: string[] };
   credentials: { node?: string; push?: string; stillAccepted: string[]; rotationPending?: string };
+  /** Per source registry, the writer's last pass as the addon last read it (the Cluster's mark). */
+  sources: string[];
   problems: string[];
 }
 
@@ -142,6 +144,9 @@ export function clusterStatus(f: StatusFacts): ClusterStatus {
   if (isError(f.credentials)) problems.push(`credential Secrets unreadable: ${f.credentials.error}`);
   else if (f.authEnabled && !(node?.username && push?.username)) problems.push('registry credentials not made yet (BeforeClusterCreate or the next pass makes them)');
   const stillAccepted = [node, push].flatMap((d) => (d?.['previous-username'] ? [d['previous-username']] : []));
+  // The mark quotes the workload cluster's sidecar log: bounded, one line each.
+  const sources = (f.annotations[SOURCES_ANNOTATION] ?? '').split(' | ').filter(Boolean).map((t) => oneLine(t, 600));
+  for (const t of sources) if (/; (FAILED|Secret problem)/.test(t)) problems.push(`source ${t}`);
   const asked = f.annotations[ROTATE_ANNOTATION];
   const rotationPending = asked && node && node.rotation !== asked ? asked : undefined;
   return {
@@ -159,18 +164,25 @@ export function clusterStatus(f: StatusFacts): ClusterStatus {
       stillAccepted: stillAccepted.map((u) => oneLine(u, NAME_MAX)),
       ...(rotationPending ? { rotationPending: oneLine(rotationPending, NAME_MAX) } : {}),
     },
+    sources,
     problems: problems.map((p) => oneLine(p, 2048)),
   };
 }
 
+const sourcesCell = (sources: string[]) => {
+  const failing = sources.filter((t) => /; (FAILED|Secret problem)/.test(t)).length;
+  return sources.length ? `${sources.length - failing}/${sources.length} ok` : '-';
+};
+
 /** The table `status` prints: one line per Cluster, then each unhealthy Cluster's problems. */
 export function statusTable(rows: ClusterStatus[]): string {
-  const head = ['CLUSTER', 'HEALTHY', 'RELEASE', 'REPLICAS', 'NODE-MIRROR', 'CERT-EXPIRES', 'CREDENTIALS'];
+  const head = ['CLUSTER', 'HEALTHY', 'RELEASE', 'REPLICAS', 'NODE-MIRROR', 'CERT-EXPIRES', 'CREDENTIALS', 'SOURCES'];
   const cells = rows.map((r) => [
     r.cluster, r.healthy ? 'yes' : 'NO', r.release, r.replicas,
     `${r.mirror.enabled}/${r.mirror.nodes}${r.mirror.unreported.length ? ` (${r.mirror.unreported.length} unreported)` : ''}`,
     r.certificate.notAfter ? `${r.certificate.notAfter.slice(0, 10)} (${r.certificate.daysLeft}d)` : '-',
     [r.credentials.node, r.credentials.push].filter(Boolean).join(',') + (r.credentials.stillAccepted.length ? ` (+${r.credentials.stillAccepted.join(',')})` : '') + (r.credentials.rotationPending ? ` rotation "${r.credentials.rotationPending}" pending` : '') || 'auth off',
+    sourcesCell(r.sources),
   ]);
   // Every cell and problem once more through oneLine: what reaches the terminal has no control characters, whoever wrote it.
   const safe = cells.map((c) => c.map((v) => oneLine(v, 400)));

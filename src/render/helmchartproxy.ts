@@ -29,6 +29,11 @@ export const CREDENTIALS_ANNOTATION = 'capi-registry-addon.io/registry-credentia
 /** Annotation on the Cluster: what its nodes reported of the mirror at the last pass, `enabled=5,not-enabled=1,unreported=0`. */
 export const NODE_MIRROR_SUMMARY_ANNOTATION = 'capi-registry-addon.io/node-mirror';
 
+/** Annotation on the Cluster: per source registry, what the writer last copied, when, and what failed. */
+export const SOURCES_ANNOTATION = 'capi-registry-addon.io/sources';
+/** Annotation on the Cluster: the newest source pass (unix seconds) already counted in the metrics and Events. */
+export const SOURCES_COUNTED_ANNOTATION = 'capi-registry-addon.io/sources-counted-until';
+
 /** Annotation on a Cluster being deleted: when BeforeClusterDelete began releasing the registry's volumes
  * (RFC 3339), so the bounded wait holds across retries, restarts and replicas. */
 export const VOLUMES_RELEASE_ANNOTATION = 'capi-registry-addon.io/volumes-release-started';

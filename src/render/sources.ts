@@ -6,6 +6,8 @@
 export interface SecretRef {
   name: string;
   namespace?: string;
+  /** Set only for the platform's default source (the extension's own flags): no host annotation needed. */
+  platform?: true;
 }
 
 export interface SourceConfig {
@@ -41,7 +43,9 @@ export const SOURCE_PATTERNS = {
   secretName: '^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$',
 } as const;
 const SOURCE_FIELDS = ['name', 'url', 'caSecretRef', 'credentialsSecretRef', 'repositories', 'tags', 'maxTags', 'interval', 'removeUnselected'];
-const DURATION = /^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$/;
+// The same text as PATTERNS.duration (render/config.ts imports this module).
+const DURATION_PATTERN = '^([0-9]+(\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$';
+const DURATION = new RegExp(DURATION_PATTERN);
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
@@ -138,6 +142,28 @@ function readSecretRef(v: unknown, at: string, errors: string[]): SecretRef | un
   return { name: v.name as string, ...(typeof v.namespace === 'string' ? { namespace: v.namespace } : {}) };
 }
 
+/**
+ * The platform's default source from `serve --default-source*` (its Secrets in the provider namespace);
+ * undefined without a URL. Throws an Error naming the flag when a value is not one a Cluster could give.
+ */
+export function platformSource(flags: { url?: string; caSecret?: string; credentialsSecret?: string; repositories?: string; tags?: string; interval?: string }, providerNamespace: string): SourceConfig | undefined {
+  if (!flags.url) return undefined;
+  const list = (v: string | undefined) => (v ? v.split(',').map((g) => g.trim()).filter(Boolean) : undefined);
+  const ref = (name: string | undefined) => (name ? { name, namespace: providerNamespace } : undefined);
+  const errors: string[] = [];
+  const [source] = readSources([{
+    name: 'default', url: flags.url,
+    ...(flags.caSecret ? { caSecretRef: ref(flags.caSecret) } : {}),
+    ...(flags.credentialsSecret ? { credentialsSecretRef: ref(flags.credentialsSecret) } : {}),
+    ...(list(flags.repositories) ? { repositories: list(flags.repositories) } : {}),
+    ...(list(flags.tags) ? { tags: list(flags.tags) } : {}),
+    ...(flags.interval ? { interval: flags.interval } : {}),
+  }], '--default-source', errors) ?? [];
+  if (errors.length || !source) throw new Error(errors.join('; ').replace(/--default-source\[0\]\.(\w+)/g, (_, f: string) => `--default-source (${f})`));
+  for (const r of [source.caSecretRef, source.credentialsSecretRef]) if (r) r.platform = true;
+  return source;
+}
+
 /** The schema of `sources`, for DiscoverVariables (the same limits as readSources). */
 export const sourcesSchema = (() => {
   const ref = (what: string) => ({
@@ -169,7 +195,7 @@ export const sourcesSchema = (() => {
         repositories: globs('Repositories to copy: globs (* any run of characters including /, ? one). An entry without wildcards is read directly; wildcards need the source\'s catalog.', SOURCE_DEFAULTS.repositories),
         tags: globs('Tags to copy, as globs.', SOURCE_DEFAULTS.tags),
         maxTags: { type: 'integer', description: 'The most tags one pass selects; the rest wait, and the mark says the selection was capped.', minimum: 1, maximum: SOURCE_LIMITS.maxTags, default: SOURCE_DEFAULTS.maxTags },
-        interval: { type: 'string', description: 'How often to copy (Go duration).', pattern: DURATION.source, default: SOURCE_DEFAULTS.interval },
+        interval: { type: 'string', description: 'How often to copy (Go duration).', pattern: DURATION_PATTERN, default: SOURCE_DEFAULTS.interval },
         removeUnselected: { type: 'boolean', description: 'Delete the writer\'s copy of a tag this source no longer selects (a pattern taken out), but only while it still holds the source\'s digest (what was pushed over it stays). Default: nothing copied is ever deleted.', default: SOURCE_DEFAULTS.removeUnselected },
       },
     },

@@ -11,6 +11,9 @@ import { workloadClientCache } from '../kube/workload-clients.ts';
 import { clusterGauges } from '../observe/cluster-gauges.ts';
 import { renderGauge } from '../observe/metrics.ts';
 import type { Images } from '../render/config.ts';
+import type { SourceConfig } from '../render/sources.ts';
+import type { SourceResult } from '../observe/source-progress.ts';
+import type { ClusterRef } from '../runtime-sdk/types.ts';
 import { failureEvents } from '../observe/events.ts';
 import type { CapiTarget } from '../runtime-sdk/catalog.ts';
 import { loadKubeConfig, locateKubeConfig } from '../kube/connection.ts';
@@ -47,6 +50,8 @@ export interface ServeConfig {
     chartRepoUrl: string;
     chartCaSecret?: { name: string; namespace: string };
     images?: Images;
+    /** The platform's default source registry (--default-source). */
+    defaultSource?: SourceConfig;
     convergeIntervalSeconds: number;
     volumeReleaseTimeoutSeconds?: number;
     /** List the Clusters at start to fill the background loop. */
@@ -123,6 +128,13 @@ export async function serve(config: ServeConfig): Promise<RunningServer> {
       mintRootCa: config.addon.mintRootCa,
       clusterApiVersion,
       ...(config.addon.images ? { images: config.addon.images } : {}),
+      ...(config.addon.defaultSource ? { defaultSource: config.addon.defaultSource } : {}),
+      onSourceResults: (cluster: ClusterRef, results: SourceResult[]) => {
+        for (const r of results) {
+          metrics.countSource(r);
+          if (r.error) events.record(cluster, 'Source', `source ${r.source}: ${r.error}`);
+        }
+      },
       chart: { repoUrl: config.addon.chartRepoUrl, version: config.version, caSecret: config.addon.chartCaSecret },
       ...(config.addon.volumeReleaseTimeoutSeconds ? { volumeReleaseTimeoutMs: config.addon.volumeReleaseTimeoutSeconds * 1000 } : {}),
       now: () => new Date(),

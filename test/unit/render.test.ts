@@ -24,9 +24,9 @@ async function renderCase(dir: string): Promise<string> {
   return dumpYaml(await registryPlan(parsed.value, clusterRegistry(parsed.value)!));
 }
 
-test('golden: IPv4, IPv6, dual-stack, 1 and 3 replicas, every knob, auth off', async () => {
+test('golden: IPv4, IPv6, dual-stack, 1 and 3 replicas, every knob, auth off, sources on one replica', async () => {
   const cases = readdirSync(GOLDEN).sort();
-  assert.equal(cases, ['auth-off', 'dual-stack', 'every-knob', 'ipv4-defaults', 'ipv6', 'one-replica', 'three-replicas']);
+  assert.equal(cases, ['auth-off', 'dual-stack', 'every-knob', 'ipv4-defaults', 'ipv6', 'one-replica', 'sources', 'three-replicas']);
   for (const name of cases) {
     const dir = join(GOLDEN, name);
     const out = await renderCase(dir);

@@ -3,7 +3,9 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readRegistryConfig } from '../../src/render/config.ts';
-import { globToLuaPattern, readSources, sourceAddress } from '../../src/render/sources.ts';
+import { clusterRegistry } from '../../src/addon/layout.ts';
+import { parseCluster } from '../../src/runtime-sdk/request.ts';
+import { globToLuaPattern, platformSource, readSources, sourceAddress } from '../../src/render/sources.ts';
 import { describeSource, latestBySource, sourceResults } from '../../src/observe/source-progress.ts';
 import { SOURCE_RESULT_PREFIX } from '../../src/render/source-sync.ts';
 
@@ -45,6 +47,23 @@ test('refused: credentials in the URL, paths, bad globs, duplicate names, one ho
   }
   assert.throws(() => readRegistryConfig({ sources: [{ url: 'https://u:p@x.example' }] }), /clusterConfig\.addons\.registry\.sources\[0\]\.url/);
   assert.is(sourceAddress('docker.io')?.host, 'docker.io');
+});
+
+test('the default source from serve flags: provider-namespace Secrets marked as the platform\'s; bad values name the flag', () => {
+  assert.is(platformSource({ url: '' }, 'ns'), undefined);
+  const s = platformSource({ url: 'https://mgmt.example:5000', caSecret: 'ca', credentialsSecret: 'login', repositories: 'library/*, corp/*', interval: '30m' }, 'capi-registry-addon-system')!;
+  assert.equal(s, { name: 'default', host: 'mgmt.example:5000', tls: true, caSecretRef: { name: 'ca', namespace: 'capi-registry-addon-system', platform: true }, credentialsSecretRef: { name: 'login', namespace: 'capi-registry-addon-system', platform: true }, repositories: ['library/*', 'corp/*'], tags: ['*'], maxTags: 1000, interval: '30m', removeUnselected: false });
+  assert.throws(() => platformSource({ url: 'https://u:p@mgmt.example' }, 'ns'), /--default-source \(url\)/);
+  assert.throws(() => platformSource({ url: 'mgmt.example', interval: 'often' }, 'ns'), /--default-source \(interval\)/);
+  // A Cluster's own sources replace the default; `[]` opts out of it.
+  const withDefault = (registry: unknown) => {
+    const parsed = parseCluster({ metadata: { name: 'c1', namespace: 'default' }, spec: { topology: { variables: [{ name: 'clusterConfig', value: { addons: { registry } } }] } } });
+    assert.ok(parsed.ok);
+    return clusterRegistry(parsed.value, undefined, s)!.config.sources!;
+  };
+  assert.equal(withDefault({}).map((x) => x.name), ['default']);
+  assert.equal(withDefault({ sources: [] }), []);
+  assert.equal(withDefault({ sources: [{ url: 'own.example' }] }).map((x) => x.name), ['own-example']);
 });
 
 test('globs become anchored Lua patterns: * spans /, ? one character, Lua magic characters are literal', () => {
