@@ -2,7 +2,7 @@
 # Brings every real component the integration tests run, from package registries only:
 #   Go module proxy: kube-apiserver, kube-controller-manager and kubectl (k8s.io/kubernetes), etcd,
 #                    for the real-node suite a second Kubernetes (API server, controller manager, scheduler,
-#                    kubelet, kube-proxy, kubectl, the pause program), CNI plugins, CoreDNS and CAPI's kubeadm bootstrap provider, Distribution v3, regbot, zlint, helm, CAAPH, clusterctl,
+#                    kubelet, kube-proxy, kubectl, the pause program), CNI plugins, CoreDNS and CAPI's kubeadm bootstrap provider, Distribution v3, regbot, regctl, zlint, helm, CAAPH, clusterctl,
 #                    containerd 1.7, 2.0, 2.1, 2.2, 2.3, 2.4 (CRI included), crictl, and the
 #                    module sources that carry the CRDs of CAPI, CAAPH and cert-manager;
 #   Debian:          containerd 1.6, docker-registry (Distribution 2.8), openssl, shellcheck, iptables,
@@ -87,6 +87,8 @@ go_build kubectl "$KUBE_VERSION" k8s.io/kubernetes k8s.io/kubernetes/cmd/kubectl
 go_build registry "$DISTRIBUTION_VERSION" github.com/distribution/distribution/v3 github.com/distribution/distribution/v3/cmd/registry \
   "-X github.com/distribution/distribution/v3/version.version=$DISTRIBUTION_VERSION"
 go_build regbot "$REGCLIENT_VERSION" github.com/regclient/regclient github.com/regclient/regclient/cmd/regbot
+# regctl, regbot's sibling: the copy-throughput baseline the sources and seed figures are measured against.
+go_build regctl "$REGCLIENT_VERSION" github.com/regclient/regclient github.com/regclient/regclient/cmd/regctl
 go_build zlint "$ZLINT_VERSION" github.com/zmap/zlint/v3 github.com/zmap/zlint/v3/cmd/zlint
 # Helm: the client CAAPH embeds (v0.6.4 links Helm v3.20.2), to pull our chart over OCI and template it.
 go_build helm "$HELM_VERSION" helm.sh/helm/v3 helm.sh/helm/v3/cmd/helm
@@ -172,6 +174,7 @@ cat > "$CACHE/components.json" <<JSON
   "kubectl": {"version": "$KUBE_VERSION", "path": "$BIN/kubectl-$KUBE_VERSION"},
   "registry": {"version": "$DISTRIBUTION_VERSION", "path": "$BIN/registry-$DISTRIBUTION_VERSION"},
   "regbot": {"version": "$REGCLIENT_VERSION", "path": "$BIN/regbot-$REGCLIENT_VERSION"},
+  "regctl": {"version": "$REGCLIENT_VERSION", "path": "$BIN/regctl-$REGCLIENT_VERSION"},
   "zlint": {"version": "$ZLINT_VERSION", "path": "$BIN/zlint-$ZLINT_VERSION"},
   "helm": {"version": "$HELM_VERSION", "path": "$BIN/helm-$HELM_VERSION"},
   "caaph": {"version": "$CAAPH_VERSION", "path": "$BIN/caaph-$CAAPH_VERSION"},

@@ -3,6 +3,7 @@ import process from 'node:process';
 import { certInspect, certIssue, certMintCa, CERT_INSPECT, CERT_ISSUE, CERT_MINT_CA } from './cli/cert.ts';
 import { render, RENDER } from './cli/render.ts';
 import { status, STATUS, UNHEALTHY_EXIT } from './cli/status.ts';
+import { seed, SEED } from './cli/seed.ts';
 import { DEFAULT_ALLOW_FROM, installYaml } from './render/install.ts';
 import { CLUSTERCTL, clusterctlComponentsYaml, clusterctlMetadataYaml, clusterctlVariableReference } from './render/clusterctl.ts';
 import { DEFAULT_IMAGES, PATTERNS } from './render/config.ts';
@@ -76,7 +77,7 @@ const VARIABLES: CommandSpec = {
   summary: 'Print the clusterConfig variable schema (as DiscoverVariables publishes it) or its reference table.',
   flags: [{ name: 'output', value: 'json|markdown', help: 'json: the ClusterClass variable; markdown: the configuration reference table', default: 'json' }],
 };
-const COMMANDS = [SERVE, RENDER, MANIFESTS, STATUS, VARIABLES, CERT_CMD, VERSION_CMD];
+const COMMANDS = [SERVE, RENDER, MANIFESTS, STATUS, SEED, VARIABLES, CERT_CMD, VERSION_CMD];
 
 const usage = () =>
   [
@@ -202,6 +203,15 @@ export async function main(argv: string[]): Promise<void> {
         const report = await status(flags);
         process.stdout.write(report.text);
         if (!report.healthy) process.exitCode = UNHEALTHY_EXIT;
+      }
+    } else if (command === 'seed') {
+      const paths: string[] = [];
+      const flags = parseFlags(SEED, rest, paths);
+      if (flags.help) process.stdout.write(helpText(PROGRAM, SEED).replace('[flags]', '[flags] PATH...'));
+      else {
+        const result = await seed(flags, paths);
+        process.stdout.write(`${result.summary}\n`);
+        process.exitCode = result.code;
       }
     } else if (command === 'variables') {
       const flags = parseFlags(VARIABLES, rest.map((a) => (a === '-o' ? '--output' : a)));

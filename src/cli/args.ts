@@ -19,7 +19,8 @@ export type ParsedFlags = Record<string, string | boolean | undefined>;
 
 export class UsageError extends Error {}
 
-export function parseFlags(spec: CommandSpec, argv: readonly string[]): ParsedFlags {
+/** `positionals`: where arguments that are not flags go (a command that takes files); without it they are errors. */
+export function parseFlags(spec: CommandSpec, argv: readonly string[], positionals?: string[]): ParsedFlags {
   const out: ParsedFlags = {};
   for (const f of spec.flags) if (f.default !== undefined) out[f.name] = f.default;
   for (let i = 0; i < argv.length; i++) {
@@ -28,7 +29,11 @@ export function parseFlags(spec: CommandSpec, argv: readonly string[]): ParsedFl
       out.help = true;
       continue;
     }
-    if (!arg.startsWith('--')) throw new UsageError(`${spec.name}: unexpected argument ${JSON.stringify(arg)}`);
+    if (!arg.startsWith('--')) {
+      if (!positionals) throw new UsageError(`${spec.name}: unexpected argument ${JSON.stringify(arg)}`);
+      positionals.push(arg);
+      continue;
+    }
     const eq = arg.indexOf('=');
     const name = arg.slice(2, eq < 0 ? undefined : eq);
     const flag = spec.flags.find((f) => f.name === name);

@@ -3,6 +3,9 @@
 import { KubernetesObjectApi, type KubeConfig } from '@kubernetes/client-node';
 
 export { KubeConfig, KubernetesObjectApi, PatchStrategy, setHeaderMiddleware } from '@kubernetes/client-node';
+// Not in client-node's index (its package has no exports map): `seed`'s port-forward speaks the
+// WebSocket protocol itself (seed/port-forward.ts), through client-node's authenticated connect.
+export { WebSocketHandler } from '@kubernetes/client-node/dist/web-socket-handler.js';
 
 export interface MetadataPage {
   items: Record<string, unknown>[];

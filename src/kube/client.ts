@@ -142,6 +142,11 @@ function toObject(s: SecretObject): KubernetesObject & { data: Record<string, st
  * paths or proxies.
  */
 export async function clientFromKubeconfig(config: WorkloadKubeconfig): Promise<SecretClient> {
+  return secretClient(kubeConfigFor(config), { maxResponseBytes: MAX_WORKLOAD_RESPONSE_BYTES });
+}
+
+/** client-node's KubeConfig for a checked workload kubeconfig (also `seed`'s port-forward). */
+export function kubeConfigFor(config: WorkloadKubeconfig): KubeConfig {
   const { KubeConfig } = clientNode();
   const kc = new KubeConfig();
   kc.loadFromOptions({
@@ -150,7 +155,7 @@ export async function clientFromKubeconfig(config: WorkloadKubeconfig): Promise<
     contexts: [{ name: 'workload', cluster: 'workload', user: 'workload' }],
     currentContext: 'workload',
   });
-  return secretClient(kc, { maxResponseBytes: MAX_WORKLOAD_RESPONSE_BYTES });
+  return kc;
 }
 
 /** Longest wait for one API request: a hung API server must not hold a Cluster's lock or a background slot for long. */

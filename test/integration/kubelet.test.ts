@@ -9,8 +9,8 @@
 // names resolve to a closed port).
 import { realSuite } from './env/suite.ts';
 import * as assert from 'uvu/assert';
-import { spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { copyFileSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { freePort, ROOT, StopWaiting, waitFor, workDir, type Started } from './env/base.ts';
@@ -23,9 +23,12 @@ import { NodeCluster, NODE_HOST, SERVICE_CIDR } from './env/node-cluster.ts';
 import { isKubeadmStep, renderedBootstrap, runCloudConfig, startCabpk } from './env/bootstrap.ts';
 import * as yaml from 'js-yaml';
 import type { KubeNode } from './env/kube-node.ts';
-import { appImage } from './env/node-images.ts';
+import { appImage, writeLayoutDirectory } from './env/node-images.ts';
 import { makeCa, makeLeaf } from './env/pki.ts';
 import type { KubeApi } from './env/kube.ts';
+import { startRegistry, type Registry } from './env/registry.ts';
+import { sha256 } from './env/oci.ts';
+import { htpasswdFor, newPassword } from '../../src/addon/credentials.ts';
 
 const test = realSuite('real nodes: kubelets run the registry and pull through the mirror');
 const PROVIDER = 'capi-registry-addon-system';
@@ -45,6 +48,34 @@ let workload: KubeApi;
 const figures: Record<string, number> = {};
 let acpiAt = 0;
 const mgmt = () => env.management!;
+// The platform's default source (serve --default-source): a Distribution with its own CA and htpasswd on the test's address.
+let source: Registry;
+const sourceLogin = { username: 'mirror', password: newPassword() };
+const WRONG_PASSWORD = `wrong-${newPassword()}`;
+const SEEDED = 'docker.io/library/seeded:1.0';
+
+/** The source registry: its own CA, a certificate for the test's address, htpasswd; `library/seeded:1.0` in it. */
+async function startSource(): Promise<Registry> {
+  const ca = makeCa('source-ca', 'ec', 30);
+  const leaf = makeLeaf(ca, 'source', { sans: [`IP:${NODE_HOST}`] });
+  const htpasswd = join(workDir('source'), 'htpasswd');
+  writeFileSync(htpasswd, htpasswdFor({ node: sourceLogin, push: { username: 'unused', password: newPassword() }, previous: [] }, undefined));
+  const registry = await startRegistry('default-source', { certFile: leaf.certFile, keyFile: leaf.keyFile, ca: ca.pem }, {
+    host: NODE_HOST,
+    config: (addr, data) => [
+      'version: 0.1', 'log: {level: info, accesslog: {disabled: false}}', `storage: {filesystem: {rootdirectory: ${data}}}`,
+      `auth: {htpasswd: {realm: source, path: ${htpasswd}}}`, `http: {addr: "${addr}", secret: s, tls: {certificate: ${leaf.certFile}, key: ${leaf.keyFile}}}`,
+    ].join('\n'),
+  });
+  const image = appImage('seeded 1.0');
+  const mediaTypes = JSON.parse(image.manifest.toString());
+  const blob = (mediaType: string, bytes: Buffer) => ({ digest: sha256(bytes), mediaType, bytes });
+  await registry.push('library/seeded', '1.0', { manifest: blob(mediaTypes.mediaType, image.manifest), config: blob(mediaTypes.config.mediaType, image.config), layers: [blob(mediaTypes.layers[0].mediaType, image.layer)] }, `Basic ${b64(`${sourceLogin.username}:${sourceLogin.password}`)}`);
+  // The Secrets the platform team makes in the provider namespace (a password file's trailing newline included).
+  ok(await mgmt().request('POST', `/api/v1/namespaces/${PROVIDER}/secrets`, { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'source-ca' }, data: { 'ca.crt': b64(ca.pem) } }), 'source CA Secret');
+  ok(await mgmt().request('POST', `/api/v1/namespaces/${PROVIDER}/secrets`, { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'source-login' }, data: { username: b64(sourceLogin.username), password: b64(`${sourceLogin.password}\n`) } }), 'source login Secret');
+  return registry;
+}
 
 /** Applies JSON Patch add/replace operations (what CAPI does with a GeneratePatches answer). */
 function applyPatch(doc: any, ops: { op: string; path: string; value: unknown }[]) {
@@ -107,12 +138,15 @@ test.before(async () => {
     ok(await mgmt().request('POST', `/api/v1/namespaces/${PROVIDER}/secrets`, { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'registry-addon-root-ca' }, type: 'kubernetes.io/tls',
       data: { 'tls.crt': b64(root.pem), 'tls.key': b64(readFileSync(root.keyFile, 'utf8')), 'ca.crt': b64(root.pem) } }), 'root CA');
     const serving = makeLeaf(root, 'nodes-extension', { sans: ['DNS:localhost', 'IP:127.0.0.1'] });
+    source = await startSource();
     const port = await freePort();
     ext = await startExtension('node', {
       port,
       pki: { caFile: root.certFile, ca: root.pem, certFile: serving.certFile, keyFile: serving.keyFile },
       args: ['--no-seed', '--kubeconfig', await extensionKubeconfig(mgmt(), 'capi-registry-addon', { providerNamespaces: [PROVIDER] }), '--capi-version', 'v1.13',
-        '--provider-namespace', PROVIDER, '--chart-repo-url', `oci://127.0.0.1:${port}/charts`, '--converge-interval', '5'],
+        '--provider-namespace', PROVIDER, '--chart-repo-url', `oci://127.0.0.1:${port}/charts`, '--converge-interval', '5',
+        '--default-source', `https://${source.host}`, '--default-source-ca-secret', 'source-ca', '--default-source-credentials-secret', 'source-login',
+        '--default-source-repositories', 'library/seeded', '--default-source-interval', '1m'],
     });
     const c1 = await createCluster(mgmt(), 'default', 'c1', { services: [SERVICE_CIDR], registry: {} });
     const bcc = (await ext.post(HOOK_PATHS.BeforeClusterCreate, lifecycleRequest('BeforeClusterCreate', c1))).json();
@@ -150,6 +184,7 @@ test.after(async () => {
   await caaph?.stop();
   await cabpk?.stop();
   await ext?.stop();
+  await source?.stop();
   await cluster?.stop();
   await env?.stop();
   console.log(`[real nodes] figures: ${JSON.stringify(figures)}`);
@@ -360,7 +395,9 @@ test('BeforeClusterUpgrade renews the certificate: the Pods roll and serve it; n
   const bcu = (await ext.post(HOOK_PATHS.BeforeClusterUpgrade, lifecycleRequest('BeforeClusterUpgrade', c1))).json();
   assert.is(bcu.status, 'Success', bcu.message);
   const renewed = await waitFor('registry-tls renewed', async () => { const t = await tls(); return t !== old ? t : undefined; }, 120_000);
-  const fingerprint = (pem: string) => createHash('sha256').update(Buffer.from(pem.replace(/-----[^-]+-----|\s/g, ''), 'base64')).digest('hex');
+  // The leaf only (tls.crt is leaf then issuer): the whole chain's base64 decoded at once gave the leaf's
+  // hash only when the leaf's base64 ended in padding, and hung this test otherwise.
+  const fingerprint = (pem: string) => createHash('sha256').update(Buffer.from(pem.split('-----END CERTIFICATE-----')[0]!.replace(/-----[^-]+-----|\s/g, ''), 'base64')).digest('hex');
   const want = fingerprint(text(renewed));
   await waitFor('both replicas serve the renewed certificate and are Ready', async () => {
     for (const name of ['registry-0', 'registry-1']) {
@@ -374,6 +411,133 @@ test('BeforeClusterUpgrade renews the certificate: the Pods roll and serve it; n
   const digest = await push(worker, 'app', '1.2', 'app 1.2');
   const after = await runPod('app-cp1-renewed', 'docker.io/library/app:1.2', cp);
   assert.match(after.pod.status.containerStatuses[0].imageID, new RegExp(digest.slice(7)));
+});
+
+const sourcesMark = async () => (await mgmt().request('GET', '/apis/cluster.x-k8s.io/v1beta2/namespaces/default/clusters/c1')).body.metadata.annotations?.['capi-registry-addon.io/sources'] as string | undefined;
+
+test('the platform\'s default source fills the registry: a Pod runs the copied image; the mark, status and metrics say so', async () => {
+  // The writer's sidecar copies within a minute of starting; the next pass reads its result.
+  const mark = await waitFor('the sources mark reports a pass', async () => {
+    const m = await sourcesMark();
+    return m && !m.includes('no pass reported yet') ? m : undefined;
+  }, 240_000);
+  assert.match(mark, /^default at \S+: [01] of 1 selected tag\(s\) copied/, mark);
+  assert.not.match(mark, /FAILED|Secret problem/);
+  const seeded = await runPod('seeded-w1', SEEDED, worker);
+  figures.seededPodMs = seeded.ms;
+  const metrics = (await ext.request('GET', '/metrics')).text;
+  const copied = Number(/capi_registry_addon_source_images_copied_total\{source="default"\} (\d+)/.exec(metrics)?.[1]);
+  assert.ok(copied >= 1, `images copied counted: ${copied}`);
+  const { report } = status();
+  assert.equal(report.sources, [mark]);
+});
+
+test('a wrong source password: the pass fails, nothing copied is removed; the mark, an Event and status name the source; no password anywhere', async () => {
+  ok(await mgmt().request('PATCH', `/api/v1/namespaces/${PROVIDER}/secrets/source-login`, JSON.stringify({ data: { password: b64(WRONG_PASSWORD) } }), 'application/merge-patch+json'), 'wrong password');
+  // The sources Secret changes, the pods roll (regbot reads its logins at start), the new writer's pass fails.
+  const mark = await waitFor('the mark names the failing source', async () => {
+    const m = await sourcesMark();
+    return m && /FAILED/.test(m) ? m : undefined;
+  }, 600_000, caaph.logFile);
+  assert.match(mark, /^default at \S+: 0 of 0 selected tag\(s\) copied .*; FAILED: listing 10\.250\.0\.1:\d+ failed, nothing copied or removed: .*(401|unauthorized)/i);
+  // The Event is written just after the mark (off the pass's path).
+  await waitFor('a RegistryAddonSourceFailed Event on c1', async () => {
+    const events = (await mgmt().request('GET', '/api/v1/namespaces/default/events')).body.items.filter((e: any) => e.reason === 'RegistryAddonSourceFailed');
+    return events.some((e: any) => /^source default: listing .* failed/.test(e.message) && e.involvedObject.name === 'c1') ? true : undefined;
+  }, 30_000);
+  const failures = Number(/capi_registry_addon_source_failures_total\{source="default"\} (\d+)/.exec((await ext.request('GET', '/metrics')).text)?.[1]);
+  assert.ok(failures >= 1, `failed passes counted: ${failures}`);
+  const after = status();
+  assert.is(after.code, 3, after.output);
+  assert.ok(after.report.problems.some((p: string) => p.startsWith('source default at')), after.output);
+  // Nothing removed: the copy is still pulled (on the other node now).
+  await runPod('seeded-cp1', SEEDED, cp);
+  // The passwords: only in the Secrets that hold them.
+  const proxy = JSON.stringify((await mgmt().request('GET', '/apis/addons.cluster.x-k8s.io/v1alpha1/namespaces/default/helmchartproxies')).body);
+  const cluster1 = JSON.stringify((await mgmt().request('GET', '/apis/cluster.x-k8s.io/v1beta2/namespaces/default/clusters/c1')).body);
+  const eventText = JSON.stringify((await mgmt().request('GET', '/api/v1/namespaces/default/events')).body);
+  const sidecarLog = String((await workload.request('GET', '/api/v1/namespaces/capi-registry/pods/registry-0/log?container=sync')).text ?? '');
+  for (const [where, body] of Object.entries({ 'HelmChartProxy (Helm values)': proxy, 'Cluster (marks)': cluster1, Events: eventText, 'extension log': ext.logs, metrics: (await ext.request('GET', '/metrics')).text, 'status output': after.output, 'sidecar log': sidecarLog })) {
+    for (const secret of [sourceLogin.password, WRONG_PASSWORD]) assert.not.ok(body.includes(secret) || body.includes(b64(secret)), `a source password in the ${where}`);
+  }
+  const stored = (await workload.request('GET', '/api/v1/namespaces/capi-registry/secrets/registry-sources')).body.data;
+  assert.is(text(stored['default.password']), WRONG_PASSWORD, 'the workload Secret carries the current one, trailing newline dropped');
+});
+
+/** `seed` from the bundle on `runtime`, with the management kubeconfig, into c1. */
+function seedRun(runtime: string, paths: string[]) {
+  const [cmd, ...pre] = RUNTIMES[runtime]!;
+  const started = Date.now();
+  const run = spawnSync(cmd!, [...pre, BUNDLE, 'seed', '--kubeconfig', mgmt().kubeconfig, '--cluster', 'default/c1', ...paths], {
+    encoding: 'utf8', timeout: 600_000, env: { PATH: process.env.PATH ?? '', HOME: workDir('seed-home') },
+  });
+  return { code: run.status, stdout: run.stdout, stderr: run.stderr, ms: Date.now() - started, output: `exit ${run.status}\n${run.stdout}${run.stderr}` };
+}
+
+test('seed on Node, Deno and Bun: an oci-archive and a layout directory over the port-forward; a second run pushes nothing; Pods run what was seeded', async () => {
+  for (const runtime of Object.keys(RUNTIMES)) {
+    const dir = workDir('seed', runtime);
+    const archived = appImage(`archived-${runtime}`, { name: `docker.io/library/seeded-archive:${runtime}` });
+    writeFileSync(join(dir, 'images.oci.tar'), archived.archive);
+    writeLayoutDirectory(join(dir, 'layout'), [appImage(`layout-${runtime}`, { name: `docker.io/team/seeded-layout:${runtime}` })]);
+    const paths = [join(dir, 'images.oci.tar'), join(dir, 'layout')];
+    const first = seedRun(runtime, paths);
+    assert.is(first.code, 0, first.output);
+    assert.match(first.stderr, new RegExp(`default/c1  library/seeded-archive:${runtime}  done: 2 blob\\(s\\) pushed`), first.output);
+    assert.match(first.stderr, new RegExp(`default/c1  team/seeded-layout:${runtime}  done: `), first.output);
+    assert.match(first.stdout, /^seed: 2 image\(s\) into 1 Cluster\(s\): 4 blob\(s\) pushed .*; 0 failed$/m, first.output);
+    const again = seedRun(runtime, paths);
+    assert.is(again.code, 0, again.output);
+    assert.is(again.stderr.match(/unchanged \(already there\)/g)?.length, 2, again.output);
+    assert.match(again.stdout, /: 0 blob\(s\) pushed/, again.output);
+    figures[`seed${runtime}Ms`] = first.ms;
+    await runPod(`seeded-${runtime}`, `docker.io/library/seeded-archive:${runtime}`, worker);
+    await runPod(`seeded-layout-${runtime}`, `docker.io/team/seeded-layout:${runtime}`, cp);
+  }
+});
+
+test('seed refuses a truncated archive before pushing anything; throughput next to regctl over kubectl port-forward', async () => {
+  const dir = workDir('seed', 'bulk');
+  const size = 64 * 1024 * 1024;
+  const bulk = appImage('bulk', { name: 'docker.io/library/seeded-bulk:1', padding: size });
+  const whole = join(dir, 'bulk.oci.tar');
+  writeFileSync(whole, bulk.archive);
+  const cut = join(dir, 'bulk-cut.oci.tar');
+  copyFileSync(whole, cut);
+  truncateSync(cut, Math.floor(statSync(whole).size / 2));
+  const refused = seedRun('node', [cut]);
+  assert.is(refused.code, 4, refused.output);
+  assert.match(refused.stdout, new RegExp(`seed: refused, nothing pushed: ${cut.replace(/[/.]/g, '\\$&')}: truncated at blobs/sha256/`), refused.output);
+  const writerIp = (await pod('registry-0')).body.status.podIP;
+  const { user } = await nodeAccess();
+  const head = cp.run(['curl', '-sk', '-o', '/dev/null', '-w', '%{http_code}', '-u', user, '-H', 'accept: application/vnd.oci.image.manifest.v1+json', `https://${writerIp}:5000/v2/library/seeded-bulk/manifests/1`]);
+  assert.is(head.stdout, '404', 'nothing of the truncated archive is pullable');
+
+  const seeded = seedRun('node', [whole]);
+  assert.is(seeded.code, 0, seeded.output);
+  // The baseline: regctl image copy from the same layout, over kubectl port-forward, same run.
+  writeLayoutDirectory(join(dir, 'layout'), [bulk]);
+  const forward = spawn(components().nodeKube.kubectl, ['--kubeconfig', workload.kubeconfig, '-n', 'capi-registry', 'port-forward', 'pod/registry-0', ':5000'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  try {
+    let said = '';
+    forward.stdout.on('data', (d) => (said += d));
+    const port = await waitFor('kubectl port-forward', async () => /127\.0\.0\.1:(\d+) -> 5000/.exec(said)?.[1], 30_000);
+    const push = (await mgmt().request('GET', '/api/v1/namespaces/default/secrets/c1-registry-addon-push')).body.data;
+    const ca = text((await mgmt().request('GET', '/api/v1/namespaces/default/secrets/c1-registry-addon-ca')).body.data['ca.crt']);
+    const home = workDir('seed', 'regctl');
+    writeFileSync(join(home, 'config.json'), JSON.stringify({ hosts: { [`127.0.0.1:${port}`]: { tls: 'enabled', regcert: ca, user: text(push.username), pass: text(push.password) } } }));
+    const started = Date.now();
+    const copy = spawnSync(components().regctl.path, ['image', 'copy', `ocidir://${join(dir, 'layout')}:bulk`, `127.0.0.1:${port}/library/regctl-bulk:1`], { encoding: 'utf8', timeout: 600_000, env: { PATH: process.env.PATH ?? '', HOME: home, REGCTL_CONFIG: join(home, 'config.json') } });
+    const regctlMs = Date.now() - started;
+    assert.is(copy.status, 0, `${copy.stdout}${copy.stderr}`);
+    const mibs = (ms: number) => Number(((bulk.layerBytes / 1048576) / (ms / 1000)).toFixed(1));
+    figures.seedBulkMiBps = mibs(seeded.ms);
+    figures.regctlBulkMiBps = mibs(regctlMs);
+    console.log(`  ${(bulk.layerBytes / 1048576).toFixed(1)} MiB layer: seed (Node, its own WebSocket port-forward, process start included) ${seeded.ms} ms = ${mibs(seeded.ms)} MiB/s; regctl image copy over kubectl port-forward ${regctlMs} ms = ${mibs(regctlMs)} MiB/s; ratio ${(seeded.ms / regctlMs).toFixed(2)}`);
+  } finally {
+    forward.kill();
+  }
+  await runPod('seeded-bulk', 'docker.io/library/seeded-bulk:1', worker);
 });
 
 test.run();

@@ -263,6 +263,31 @@ test('a pattern taken out removes nothing by default; with removeUnselected the 
   await writerPass(writerConfig([sourceEntry()]));
 });
 
+test('throughput: one sync pass of a 128 MiB set next to regctl image copy of the same set, same run', async () => {
+  const tags = ['1', '2', '3', '4'];
+  const size = 32 * 1024 * 1024;
+  for (const t of tags) await source.push('perf/set', t, makeBulkImage(size), sourceAuth);
+  const pass = await writerPass(writerConfig([sourceEntry({ repositories: ['perf/set'], tags: ['*'] })]));
+  const r = pass.results[0]!;
+  assert.is(r.error, '', pass.output);
+  assert.is(r.copied, tags.length);
+  assert.ok(r.bytes >= tags.length * size);
+  // regctl (the same library, its CLI) from the writer's network namespace, into a repository of its own.
+  const home = workDir('regctl-home');
+  const login = (user: string, pass: string, ca: string) => ({ tls: 'enabled', regcert: ca, user, pass });
+  writeFileSync(join(home, 'config.json'), JSON.stringify({ hosts: { [`${SOURCE_HOST}:${sourcePort}`]: login(sourceUser.username, sourceUser.password, sourceTls.ca), [`${podIp(0)}:${REGISTRY.containerPort}`]: login(m.creds.push.username, m.creds.push.password, m.tls['ca.crt']) } }));
+  const started = Date.now();
+  for (const t of tags) {
+    const [cmd, args] = podNs[0]!.wrap(components().regctl.path, ['image', 'copy', `${SOURCE_HOST}:${sourcePort}/perf/set:${t}`, `${podIp(0)}:${REGISTRY.containerPort}/perf/regctl:${t}`]);
+    const run = spawnSync(cmd, args, { encoding: 'utf8', timeout: 300_000, env: { PATH: process.env.PATH ?? '', HOME: home, REGCTL_CONFIG: join(home, 'config.json') } });
+    assert.is(run.status, 0, `${run.stdout}${run.stderr}`);
+  }
+  const regctlMs = Date.now() - started;
+  assert.equal(await tagsOn(pods[0]!, 'perf/regctl', pull), tags);
+  const mibs = (ms: number) => ((tags.length * size) / 1048576 / (ms / 1000)).toFixed(1);
+  console.log(`  ${tags.length} × 32 MiB from the source: the sync pass ${pass.ms} ms (${mibs(pass.ms)} MiB/s, regbot start and selection included); regctl image copy of the same set ${regctlMs} ms (${mibs(regctlMs)} MiB/s, one process per tag); ratio ${(pass.ms / regctlMs).toFixed(2)}`);
+});
+
 test('a wrong password and a source gone mid-copy remove nothing; the result names the source and why', async () => {
   const before = { multi: await tagsOn(pods[0]!, 'library/multi', pull), tool: await tagsOn(pods[0]!, 'team/tool', pull) };
   const config = writerConfig([sourceEntry({ removeUnselected: true })]);

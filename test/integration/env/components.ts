@@ -14,6 +14,7 @@ export interface Components {
   /** Debian's docker-registry (Distribution 2.8): the rendered config must work on 2.8 and 3.x. */
   registry2: { version: string; path: string };
   regbot: { version: string; path: string };
+  regctl: { version: string; path: string };
   zlint: { version: string; path: string };
   helm: { version: string; path: string };
   caaph: { version: string; path: string };

@@ -12,7 +12,8 @@
 //   /usr/local/bin, /lua-mods, LUA_PATH, USER appuser, ENTRYPOINT ["/regbot"]). Its two Lua libraries
 //   downloaded from GitHub at build time are left out (no package registry has them; the chart runs none).
 // - docker.io/library/busybox: the local-path provisioner's helper (mkdir and rm of a volume's folder).
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { dir, ociImage } from '../../../scripts/lib/oci.mjs';
 import { components } from './components.ts';
@@ -101,10 +102,23 @@ export function infrastructureImages(): NodeImage[] {
 
 export const BUSYBOX_IMAGE = 'docker.io/library/busybox:capi-registry-addon-helper';
 
-/** A workload image (pushed by the test, pulled by kubelets through the mirror): a long-running program and a file naming it. */
-export function appImage(label: string) {
+/**
+ * A workload image (pushed by the test, pulled by kubelets through the mirror): a long-running program
+ * and a file naming it. `name`: the image name its oci-archive carries; `padding`: bytes of incompressible
+ * data in one more file (transfer figures).
+ */
+export function appImage(label: string, opts: { name?: string; padding?: number } = {}) {
   const c = components();
-  return ociImage({ name: `app:${label}`, refName: label, level: 1,
-    entries: [exe('app', c.nodeKube.pause.path), file('label.txt', text(`${label}\n`))],
+  return ociImage({ name: opts.name ?? `app:${label}`, refName: label, level: 1,
+    entries: [exe('app', c.nodeKube.pause.path), file('label.txt', text(`${label}\n`)), ...(opts.padding ? [file('padding.bin', randomBytes(opts.padding))] : [])],
     config: { Entrypoint: ['/app'], Env: [DEFAULT_PATH] } });
+}
+
+/** Images as an installer carries them: an OCI image layout directory holding all of `builds`. */
+export function writeLayoutDirectory(dir: string, builds: ReturnType<typeof appImage>[]): void {
+  mkdirSync(join(dir, 'blobs', 'sha256'), { recursive: true });
+  writeFileSync(join(dir, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
+  const manifests = builds.flatMap((b) => JSON.parse(b.index.toString()).manifests);
+  writeFileSync(join(dir, 'index.json'), JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests }));
+  for (const b of builds) for (const blob of b.blobs) writeFileSync(join(dir, blob.name), blob.content);
 }
