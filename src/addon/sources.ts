@@ -10,6 +10,7 @@ import { KubeError, type SecretClient } from '../kube/client.ts';
 import { textFromBase64 } from '../lib/bytes.ts';
 import { decodeCertificate, PkiError } from '../pki/inspect.ts';
 import { describeSource, latestBySource, sourceResults, type SourceResult } from '../observe/source-progress.ts';
+import { redact } from '../observe/log.ts';
 import { REGISTRY } from '../render/metadata.ts';
 import { sha256Hex } from '../render/digest.ts';
 import type { SecretRef, SourceConfig } from '../render/sources.ts';
@@ -126,5 +127,6 @@ export async function readSourceProgress(workload: Pick<SecretClient, 'podLog'>,
     return problems[s.name] ? `${seen}; Secret problem: ${problems[s.name]}` : seen;
   });
   const fresh = results.filter((r) => r.at > countedUntil);
-  return { mark: parts.join(' | ').slice(0, MAX_MARK), fresh, countedUntil: Math.max(countedUntil, ...results.map((r) => r.at)) };
+  // Redacted like a log line: the text quotes the workload's sidecar.
+  return { mark: redact(parts.join(' | ')).slice(0, MAX_MARK), fresh, countedUntil: Math.max(countedUntil, ...results.map((r) => r.at)) };
 }

@@ -25,32 +25,26 @@ export class MetadataListApi extends KubernetesObjectApi {
   }
 
   async listMetadataPage(ref: { apiVersion: string; kind: string; namespace?: string }, labelSelector: string, limit: number, continueToken?: string): Promise<MetadataPage> {
-    const config = this.configuration;
     const path = await this.specUriPath({ apiVersion: ref.apiVersion, kind: ref.kind, metadata: { namespace: ref.namespace } }, 'list');
-    let request = config.baseServer.makeRequestContext(path, 'GET');
-    request.setHeaderParam('Accept', 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1');
-    if (labelSelector) request.setQueryParam('labelSelector', labelSelector);
-    request.setQueryParam('limit', String(limit));
-    if (continueToken) request.setQueryParam('continue', continueToken);
-    await config.authMethods.BearerToken?.applySecurityAuthentication(request);
-    await config.authMethods.default?.applySecurityAuthentication(request);
-    for (const m of config.middleware) request = await m.pre(request).toPromise();
-    let response = await config.httpApi.send(request).toPromise();
-    for (const m of config.middleware) response = await m.post(response).toPromise();
-    const text = await response.body.text();
-    if (response.httpStatusCode < 200 || response.httpStatusCode > 299) throw Object.assign(new Error(`HTTP ${response.httpStatusCode}`), { code: response.httpStatusCode, body: text });
+    const text = await this.send(path, {
+      ...(labelSelector ? { labelSelector } : {}), limit: String(limit), ...(continueToken ? { continue: continueToken } : {}),
+    }, 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1');
     const list = JSON.parse(text) as { kind?: string; items?: Record<string, unknown>[]; metadata?: { continue?: string } };
     if (list.kind !== 'PartialObjectMetadataList') throw new Error(`the API server answered a metadata list with ${String(list.kind)}`);
     return { items: list.items ?? [], ...(list.metadata?.continue ? { continue: list.metadata.continue } : {}) };
   }
 
   /** The last lines of one container's log (pods/log), at most `limitBytes` of them. */
-  async podLog(namespace: string, pod: string, container: string, tailLines: number, limitBytes: number): Promise<string> {
+  podLog(namespace: string, pod: string, container: string, tailLines: number, limitBytes: number): Promise<string> {
+    return this.send(`/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(pod)}/log`, { container, tailLines: String(tailLines), limitBytes: String(limitBytes) });
+  }
+
+  /** A GET through the same authentication and middleware as every other call; the body as text, or an error carrying the status. */
+  private async send(path: string, query: Record<string, string>, accept?: string): Promise<string> {
     const config = this.configuration;
-    let request = config.baseServer.makeRequestContext(`/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(pod)}/log`, 'GET');
-    request.setQueryParam('container', container);
-    request.setQueryParam('tailLines', String(tailLines));
-    request.setQueryParam('limitBytes', String(limitBytes));
+    let request = config.baseServer.makeRequestContext(path, 'GET');
+    if (accept) request.setHeaderParam('Accept', accept);
+    for (const [k, v] of Object.entries(query)) request.setQueryParam(k, v);
     await config.authMethods.BearerToken?.applySecurityAuthentication(request);
     await config.authMethods.default?.applySecurityAuthentication(request);
     for (const m of config.middleware) request = await m.pre(request).toPromise();

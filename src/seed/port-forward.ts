@@ -3,7 +3,7 @@
 // of each channel carries the port, uint16 little-endian; channel 1 reports errors as text). Our own
 // bridge rather than client-node's PortForward, which has no backpressure (a fast writer buffers a
 // whole blob), never closes the local socket when the WebSocket closes, and drops the error channel
-// (../shared/reference/seed-transport.md). It needs only API server -> kubelet, the path `kubectl
+// (what the project gathered on seed transport). It needs only API server -> kubelet, the path `kubectl
 // logs` takes, and TLS to the registry stays end to end inside the tunnel.
 import net from 'node:net';
 import type { KubeConfig } from '@kubernetes/client-node';

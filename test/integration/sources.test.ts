@@ -272,13 +272,13 @@ test('throughput: one sync pass of a 128 MiB set next to regctl image copy of th
   assert.is(r.error, '', pass.output);
   assert.is(r.copied, tags.length);
   assert.ok(r.bytes >= tags.length * size);
-  // regctl (the same library, its CLI) from the writer's network namespace, into a repository of its own.
+  // regctl (the same library, its CLI) from the writer's network namespace (the registry at 127.0.0.1, as the sidecar reaches it), into a repository of its own.
   const home = workDir('regctl-home');
   const login = (user: string, pass: string, ca: string) => ({ tls: 'enabled', regcert: ca, user, pass });
-  writeFileSync(join(home, 'config.json'), JSON.stringify({ hosts: { [`${SOURCE_HOST}:${sourcePort}`]: login(sourceUser.username, sourceUser.password, sourceTls.ca), [`${podIp(0)}:${REGISTRY.containerPort}`]: login(m.creds.push.username, m.creds.push.password, m.tls['ca.crt']) } }));
+  writeFileSync(join(home, 'config.json'), JSON.stringify({ hosts: { [`${SOURCE_HOST}:${sourcePort}`]: login(sourceUser.username, sourceUser.password, sourceTls.ca), [`127.0.0.1:${REGISTRY.containerPort}`]: login(m.creds.push.username, m.creds.push.password, m.tls['ca.crt']) } }));
   const started = Date.now();
   for (const t of tags) {
-    const [cmd, args] = podNs[0]!.wrap(components().regctl.path, ['image', 'copy', `${SOURCE_HOST}:${sourcePort}/perf/set:${t}`, `${podIp(0)}:${REGISTRY.containerPort}/perf/regctl:${t}`]);
+    const [cmd, args] = podNs[0]!.wrap(components().regctl.path, ['image', 'copy', `${SOURCE_HOST}:${sourcePort}/perf/set:${t}`, `127.0.0.1:${REGISTRY.containerPort}/perf/regctl:${t}`]);
     const run = spawnSync(cmd, args, { encoding: 'utf8', timeout: 300_000, env: { PATH: process.env.PATH ?? '', HOME: home, REGCTL_CONFIG: join(home, 'config.json') } });
     assert.is(run.status, 0, `${run.stdout}${run.stderr}`);
   }

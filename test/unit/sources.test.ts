@@ -8,6 +8,10 @@ import { parseCluster } from '../../src/runtime-sdk/request.ts';
 import { globToLuaPattern, platformSource, readSources, sourceAddress } from '../../src/render/sources.ts';
 import { describeSource, latestBySource, sourceResults } from '../../src/observe/source-progress.ts';
 import { SOURCE_RESULT_PREFIX } from '../../src/render/source-sync.ts';
+import { gatherSourceFiles } from '../../src/addon/sources.ts';
+import { mintRootCa } from '../../src/pki/root-ca.ts';
+
+const makeCaPem = async () => (await mintRootCa({ now: new Date() }))['ca.crt'] as string;
 
 const test = suite('sources');
 const read = (v: unknown) => {
@@ -96,6 +100,38 @@ test('result lines: parsed from regbot\'s text log; forged, cut or mistyped line
   assert.is(describeSource(all[0]!), 'corp at 2026-12-04T20:00:00Z: 2 of 3 selected tag(s) copied (3.0 MiB), last library/app:1.0');
   const long = sourceResults(line(JSON.stringify({ ...result, error: 'x'.repeat(5000) })))[0]!;
   assert.is(long.error.length, 300, 'bounded');
+});
+
+test('source Secrets: the Cluster\'s namespace, or a provider-namespace Secret that lists the host; bad ones leave empty entries and say why', async () => {
+  // The Secrets as the API server would return them (an in-memory table: this is the decision, not the I/O).
+  const ca = makeCaPem();
+  const secret = (data: Record<string, string>, annotations?: Record<string, string>) => ({ metadata: { ...(annotations ? { annotations } : {}) }, data: Object.fromEntries(Object.entries(data).map(([k, v]) => [k, Buffer.from(v).toString('base64')])) });
+  const objects: Record<string, unknown> = {
+    'team-a/corp': secret({ 'ca.crt': await ca, username: 'mirror', password: 'p4ss\n' }),
+    'system/platform': secret({ username: 'plat', password: 'x' }, { 'capi-registry-addon.io/source-hosts': 'mgmt.example:5000, other.example' }),
+    'team-a/garbled': secret({ 'ca.crt': 'not a certificate' }),
+  };
+  const management = { getObject: async (ref: { namespace?: string; name: string }) => objects[`${ref.namespace}/${ref.name}`] as Record<string, unknown> | undefined };
+  const cluster = { namespace: 'team-a', name: 'c1' } as Parameters<typeof gatherSourceFiles>[0];
+  const sources = readSources([
+    { name: 'corp', url: 'corp.example', caSecretRef: { name: 'corp' }, credentialsSecretRef: { name: 'corp' } },
+    { name: 'plat', url: 'mgmt.example:5000', credentialsSecretRef: { name: 'platform', namespace: 'system' } },
+    { name: 'stolen', url: 'attacker.example', credentialsSecretRef: { name: 'platform', namespace: 'system' } },
+    { name: 'elsewhere', url: 'e.example', credentialsSecretRef: { name: 'x', namespace: 'team-b' } },
+    { name: 'garbled', url: 'g.example', caSecretRef: { name: 'garbled' } },
+    { name: 'missing', url: 'm.example', credentialsSecretRef: { name: 'nope' } },
+  ], 'sources', [])!;
+  const files = await gatherSourceFiles(cluster, sources, management as never, 'system');
+  assert.is(files.data['corp.password'], 'p4ss', 'one trailing newline dropped');
+  assert.is(files.data['corp.username'], 'mirror');
+  assert.is(files.data['plat.username'], 'plat');
+  assert.equal([files.data['stolen.username'], files.data['stolen.password']], ['', '']);
+  assert.match(files.problems.stolen!, /Secret system\/platform may not be used for attacker\.example: its annotation capi-registry-addon\.io\/source-hosts does not list it/);
+  assert.match(files.problems.elsewhere!, /must be in the Cluster's namespace team-a or the provider namespace system/);
+  assert.match(files.problems.garbled!, /ca\.crt holds no PEM CERTIFICATE/);
+  assert.is(files.data['garbled.ca.crt'], '');
+  assert.match(files.problems.missing!, /Secret team-a\/nope not found/);
+  assert.equal(Object.keys(files.problems).sort(), ['elsewhere', 'garbled', 'missing', 'stolen']);
 });
 
 test.run();
