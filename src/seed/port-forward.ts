@@ -22,6 +22,14 @@ export interface Forwarded {
 
 type Socket = { send(data: Buffer, cb: (err?: Error) => void): void; close(): void; readyState: number; on(event: string, fn: (...args: unknown[]) => void): void };
 
+/** ws reports a failed handshake as an event whose `error` or `message` says why. */
+const describe = (err: unknown): string => {
+  if (err instanceof Error) return err.message;
+  const e = err as { error?: unknown; message?: unknown } | undefined;
+  if (e?.error instanceof Error) return e.error.message;
+  return typeof e?.message === 'string' && e.message ? e.message : String(err);
+};
+
 export async function forwardPort(kc: KubeConfig, namespace: string, pod: string, remotePort: number): Promise<Forwarded> {
   const { WebSocketHandler } = clientNode();
   const handler = new WebSocketHandler(kc);
@@ -32,8 +40,14 @@ export async function forwardPort(kc: KubeConfig, namespace: string, pod: string
   const server = net.createServer((local) => {
     sockets.add(local);
     local.pause();
-    const seen = [false, false];
     let ws: Socket | undefined;
+    // The client side sees the failure as a closed connection; the reason is kept for its message.
+    local.on('error', () => ws?.close());
+    local.on('close', () => {
+      sockets.delete(local);
+      ws?.close();
+    });
+    const seen = [false, false];
     const fail = (err: Error) => {
       lastError ??= err.message;
       local.destroy(err);
@@ -53,7 +67,7 @@ export async function forwardPort(kc: KubeConfig, namespace: string, pod: string
     }).then((socket) => {
       ws = socket as unknown as Socket;
       ws.on('close', () => local.destroy());
-      ws.on('error', (err) => fail(err as Error));
+      ws.on('error', (err) => fail(new Error(describe(err))));
       let pending = 0;
       local.on('data', (chunk: Buffer) => {
         pending += chunk.length;
@@ -64,13 +78,9 @@ export async function forwardPort(kc: KubeConfig, namespace: string, pod: string
           if (pending < LOW_WATER && local.isPaused()) local.resume();
         });
       });
-      local.on('close', () => {
-        sockets.delete(local);
-        ws!.close();
-      });
-      local.on('error', () => ws!.close());
-      local.resume();
-    }, (err: unknown) => fail(new Error(`port-forward to ${namespace}/${pod}:${remotePort} refused: ${err instanceof Error ? err.message : String(err)}`)));
+      if (local.destroyed) ws.close();
+      else local.resume();
+    }, (err: unknown) => fail(new Error(`port-forward to ${namespace}/${pod}:${remotePort} refused: ${describe(err)}`)));
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

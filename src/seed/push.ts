@@ -25,7 +25,10 @@ export class RegistryClient {
   private readonly agent: https.Agent;
   constructor(private readonly target: RegistryTarget) {
     // allowPartialTrustChain: the issuer alone anchors the chain (Node and Bun need it; Deno's TLS does so anyway).
-    this.agent = new https.Agent({ keepAlive: true, maxSockets: 4, ca: target.ca, servername: target.servername, allowPartialTrustChain: true } as https.AgentOptions);
+    // No keep-alive: Deno 2.9.6 never answers a second request on a kept-alive connection after a streamed
+    // request body (reproduced without the tunnel, plain node:https). A connection per request costs one
+    // WebSocket and one TLS handshake; blobs stream as before.
+    this.agent = new https.Agent({ keepAlive: false, ca: target.ca, servername: target.servername, allowPartialTrustChain: true } as https.AgentOptions);
   }
 
   private request(method: string, path: string, headers: Record<string, string> = {}, body?: Buffer | Readable): Promise<Reply> {

@@ -6,7 +6,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { realSuite } from './env/suite.ts';
 import * as assert from 'uvu/assert';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import bcryptjs from 'bcryptjs';
 import { mintRootCa } from '../../src/pki/root-ca.ts';
 import { openssl, waitFor, workDir } from './env/base.ts';
@@ -84,7 +84,11 @@ function opensslFacts(certPem: string, caPem: string) {
 /** One opted-in Cluster from BCC to delete; `services` picks IPv4 or IPv6. */
 async function clusterLifecycle(ext: Extension, o: { ns: string; provider: string; name: string; services: string[]; serviceIp: string; sanIp: string }) {
   const { ns, name } = o;
-  const cluster = await createCluster(mgmt(), ns, name, { services: o.services, registry: { replicas: 2 } });
+  // A source registry whose login the Cluster names by Secret (in its own namespace).
+  const corpPassword = `corp-${randomBytes(12).toString('hex')}`;
+  await ensureNamespace(mgmt(), ns);
+  ok(await mgmt().request('POST', `/api/v1/namespaces/${ns}/secrets`, { apiVersion: 'v1', kind: 'Secret', metadata: { name: `${name}-corp-login` }, data: { username: b64('mirror'), password: b64(`${corpPassword}\n`) } }), 'source login');
+  const cluster = await createCluster(mgmt(), ns, name, { services: o.services, registry: { replicas: 2, sources: [{ name: 'corp', url: 'https://registry.corp.example:5000', credentialsSecretRef: { name: `${name}-corp-login` } }] } });
 
   // BeforeClusterCreate: five concurrent first calls.
   const bcc = await Promise.all(Array.from({ length: 5 }, () => call(ext, 'BeforeClusterCreate', lifecycleRequest('BeforeClusterCreate', cluster))));
@@ -169,6 +173,14 @@ async function clusterLifecycle(ext: Extension, o: { ns: string; provider: strin
   const sts = JSON.parse(proxy.spec.valuesTemplate).manifests.find((m: any) => m.kind === 'StatefulSet');
   assert.is(sts.spec.template.metadata.annotations['capi-registry-addon/auth-sha256'], createHash('sha256').update(htpasswd).digest('hex'));
   assert.is(sts.spec.template.metadata.annotations['capi-registry-addon/tls-sha256'], createHash('sha256').update(text(tls.data['tls.crt'])).digest('hex'), 'pods roll when the certificate changes');
+  // The source's login: in the workload Secret the writer's sidecar mounts (trailing newline dropped), nowhere else.
+  const sourcesSecret = await wsecret('registry-sources');
+  assert.equal([text(sourcesSecret.data['corp.username']), text(sourcesSecret.data['corp.password'])], ['mirror', corpPassword]);
+  assert.is(sts.spec.template.metadata.annotations['capi-registry-addon/sources-sha256'].length, 64, 'a changed login rolls the pods');
+  assert.is(marks['capi-registry-addon.io/sources'], 'corp: no pass reported yet', 'no kubelet here: no sidecar log yet');
+  for (const [where, body] of Object.entries({ 'Helm values': proxy.spec.valuesTemplate, Cluster: JSON.stringify(await getCluster(mgmt(), ns, name)), 'extension log': ext.logs, metrics })) {
+    assert.not.ok(body.includes(corpPassword), `the source password in the ${where}`);
+  }
 
   // Repeated ACPI: the same objects, not one new write.
   const versions = async () => [(await hcp(ns, name)).body.metadata.resourceVersion, (await wsecret('registry-tls')).metadata.resourceVersion,
