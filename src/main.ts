@@ -49,7 +49,7 @@ const SERVE: CommandSpec = {
     { name: 'chart-ca-secret', value: 'NS/NAME', help: 'Secret (key ca.crt) CAAPH trusts for the chart server; default the root CA Secret in the provider namespace (the root signs this server in the shipped manifests)' },
     { name: 'converge-interval', value: 'SECONDS', help: 'background loop: time between two passes over one opted-in Cluster', default: '600' },
     { name: 'volume-release-timeout', value: 'SECONDS', help: 'BeforeClusterDelete: how long deletion of a Cluster may wait for its registry\'s volumes to be deleted in the workload cluster (an unreachable workload API server: at most 120)', default: '600' },
-    { name: 'default-source', value: 'URL', help: 'a source registry every opted-in Cluster that names no `sources` copies from, e.g. the management cluster\'s own (https://host[:port]); empty: none', default: '' },
+    { name: 'default-source', value: 'URL', help: 'a source registry every opted-in Cluster that names no `sources` copies from, e.g. the management cluster\'s own (https://host[:port]); none: no default source', default: 'none' },
     { name: 'default-source-ca-secret', value: 'NAME', help: 'Secret in the provider namespace with ca.crt, the only CA trusted for the default source' },
     { name: 'default-source-credentials-secret', value: 'NAME', help: 'Secret in the provider namespace with username and password for the default source' },
     { name: 'default-source-repositories', value: 'GLOB,GLOB', help: 'repositories copied from the default source', default: '*' },

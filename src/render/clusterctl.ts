@@ -31,9 +31,10 @@ export const CLUSTERCTL_VARIABLES = {
   namespace: { name: 'CAPI_REGISTRY_ADDON_NAMESPACE', default: 'capi-registry-addon-system', help: 'the provider namespace (use this, not `clusterctl init --target-namespace`: the ExtensionConfig and the serving certificate name it too)' },
   registryImage: { name: 'CAPI_REGISTRY_ADDON_REGISTRY_IMAGE', default: DEFAULT_IMAGES.registry, help: 'the Distribution image of every Cluster that names none (`serve --registry-image`)' },
   regbotImage: { name: 'CAPI_REGISTRY_ADDON_REGBOT_IMAGE', default: DEFAULT_IMAGES.regbot, help: 'the regbot sync sidecar image of every Cluster that names none (`serve --regbot-image`)' },
-  defaultSource: { name: 'CAPI_REGISTRY_ADDON_DEFAULT_SOURCE', default: '', help: 'a source registry every opted-in Cluster that names no `sources` copies from, e.g. the management cluster\'s (`serve --default-source`; empty: none)' },
-  defaultSourceCaSecret: { name: 'CAPI_REGISTRY_ADDON_DEFAULT_SOURCE_CA_SECRET', default: '', help: 'Secret in the provider namespace with the default source\'s ca.crt (`serve --default-source-ca-secret`)' },
-  defaultSourceCredentialsSecret: { name: 'CAPI_REGISTRY_ADDON_DEFAULT_SOURCE_CREDENTIALS_SECRET', default: '', help: 'Secret in the provider namespace with username and password for the default source (`serve --default-source-credentials-secret`)' },
+  // `none`, not empty: clusterctl counts a variable whose default is empty as required.
+  defaultSource: { name: 'CAPI_REGISTRY_ADDON_DEFAULT_SOURCE', default: 'none', help: 'a source registry every opted-in Cluster that names no `sources` copies from, e.g. the management cluster\'s (`serve --default-source`; `none`: no default source)' },
+  defaultSourceCaSecret: { name: 'CAPI_REGISTRY_ADDON_DEFAULT_SOURCE_CA_SECRET', default: 'none', help: 'Secret in the provider namespace with the default source\'s ca.crt (`serve --default-source-ca-secret`)' },
+  defaultSourceCredentialsSecret: { name: 'CAPI_REGISTRY_ADDON_DEFAULT_SOURCE_CREDENTIALS_SECRET', default: 'none', help: 'Secret in the provider namespace with username and password for the default source (`serve --default-source-credentials-secret`)' },
   defaultSourceRepositories: { name: 'CAPI_REGISTRY_ADDON_DEFAULT_SOURCE_REPOSITORIES', default: '*', help: 'repositories copied from the default source, comma-separated globs (`serve --default-source-repositories`)' },
   chartRepoUrl: { name: 'CAPI_REGISTRY_ADDON_CHART_REPO_URL', default: 'oci://capi-registry-addon.<provider-namespace>.svc:443/charts', help: 'where CAAPH pulls the registry chart (`serve --chart-repo-url`; by default the extension serves it itself, so nothing leaves the cluster)' },
 } as const satisfies Record<string, ClusterctlVariable>;
@@ -75,6 +76,6 @@ export function clusterctlMetadataYaml(version: string): string {
 
 /** The README's table of the variables (`manifests --format clusterctl-variables`). */
 export function clusterctlVariableReference(): string {
-  const rows = Object.values(CLUSTERCTL_VARIABLES).map((v: ClusterctlVariable) => `| \`${v.name}\` | ${v.default === undefined ? 'required' : v.default === '' ? 'empty (none)' : `\`${v.default}\``} | ${v.help} |`);
+  const rows = Object.values(CLUSTERCTL_VARIABLES).map((v: ClusterctlVariable) => `| \`${v.name}\` | ${v.default === undefined ? 'required' : `\`${v.default}\``} | ${v.help} |`);
   return ['| variable | default | what it sets |', '| --- | --- | --- |', ...rows].join('\n');
 }

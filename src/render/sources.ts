@@ -144,9 +144,12 @@ function readSecretRef(v: unknown, at: string, errors: string[]): SecretRef | un
 
 /**
  * The platform's default source from `serve --default-source*` (its Secrets in the provider namespace);
- * undefined without a URL. Throws an Error naming the flag when a value is not one a Cluster could give.
+ * undefined without a URL (`none` or empty). Throws an Error naming the flag when a value is not one a Cluster could give.
  */
 export function platformSource(flags: { url?: string; caSecret?: string; credentialsSecret?: string; repositories?: string; tags?: string; interval?: string }, providerNamespace: string): SourceConfig | undefined {
+  // `none` (the clusterctl default) or empty: not set.
+  const set = (v: string | undefined) => (v && v !== 'none' ? v : undefined);
+  flags = { ...flags, url: set(flags.url), caSecret: set(flags.caSecret), credentialsSecret: set(flags.credentialsSecret) };
   if (!flags.url) return undefined;
   const list = (v: string | undefined) => (v ? v.split(',').map((g) => g.trim()).filter(Boolean) : undefined);
   const ref = (name: string | undefined) => (name ? { name, namespace: providerNamespace } : undefined);

@@ -134,7 +134,7 @@ test('BCC + ACPI over HTTPS → HelmChartProxy → CAAPH → release on the work
     assert.equal(report.problems, ['2 of 2 registry replica(s) not Ready (kubectl -n capi-registry get pods)']);
     const table = spawnSync(RUNTIMES.node![0]!, [BUNDLE, 'status', '--kubeconfig', mgmt.kubeconfig, '--namespace', 'default', '--cluster', 'c1'], { encoding: 'utf8', timeout: 60_000 });
     assert.equal(report.mirror, { enabled: 0, nodes: 0, notEnabled: [], unreported: [] }, 'no kubelet here: no Nodes');
-    assert.match(table.stdout, /^default\/c1 +NO +deployed \(revision 1\) +0\/2 +0\/0 +20\d\d-\d\d-\d\d \(7\d\dd\) +node,push$/m);
+    assert.match(table.stdout, /^default\/c1 +NO +deployed \(revision 1\) +0\/2 +0\/0 +20\d\d-\d\d-\d\d \(7\d\dd\) +node,push +-$/m);
 
     // The StatefulSet controller made a claim per replica; the provisioner bound a volume to each.
     const claims = async () => (await workload.request('GET', '/api/v1/namespaces/capi-registry/persistentvolumeclaims')).body.items as any[];

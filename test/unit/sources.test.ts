@@ -55,6 +55,8 @@ test('refused: credentials in the URL, paths, bad globs, duplicate names, one ho
 
 test('the default source from serve flags: provider-namespace Secrets marked as the platform\'s; bad values name the flag', () => {
   assert.is(platformSource({ url: '' }, 'ns'), undefined);
+  assert.is(platformSource({ url: 'none', caSecret: 'none' }, 'ns'), undefined, 'the clusterctl default');
+  assert.equal(platformSource({ url: 'mgmt.example', caSecret: 'none', credentialsSecret: 'none' }, 'ns')!.caSecretRef, undefined);
   const s = platformSource({ url: 'https://mgmt.example:5000', caSecret: 'ca', credentialsSecret: 'login', repositories: 'library/*, corp/*', interval: '30m' }, 'capi-registry-addon-system')!;
   assert.equal(s, { name: 'default', host: 'mgmt.example:5000', tls: true, caSecretRef: { name: 'ca', namespace: 'capi-registry-addon-system', platform: true }, credentialsSecretRef: { name: 'login', namespace: 'capi-registry-addon-system', platform: true }, repositories: ['library/*', 'corp/*'], tags: ['*'], maxTags: 1000, interval: '30m', removeUnselected: false });
   assert.throws(() => platformSource({ url: 'https://u:p@mgmt.example' }, 'ns'), /--default-source \(url\)/);
