@@ -45,6 +45,9 @@ export interface ClusterStatus {
   problems: string[];
 }
 
+/** A source's part of the mark (observe/source-progress.ts describeSource, addon/sources.ts) that reports a failure. */
+const SOURCE_FAILING = /; (FAILED|Secret problem)/;
+
 /** The most of others' words (a node's report, a workload admission message via CAAPH) one problem line quotes. */
 const QUOTED = 300;
 /** Longest user name or annotation value quoted. */
@@ -146,7 +149,7 @@ export function clusterStatus(f: StatusFacts): ClusterStatus {
   const stillAccepted = [node, push].flatMap((d) => (d?.['previous-username'] ? [d['previous-username']] : []));
   // The mark quotes the workload cluster's sidecar log: bounded, one line each.
   const sources = (f.annotations[SOURCES_ANNOTATION] ?? '').split(' | ').filter(Boolean).map((t) => oneLine(t, 600));
-  for (const t of sources) if (/; (FAILED|Secret problem)/.test(t)) problems.push(`source ${t}`);
+  for (const t of sources) if (SOURCE_FAILING.test(t)) problems.push(`source ${t}`);
   const asked = f.annotations[ROTATE_ANNOTATION];
   const rotationPending = asked && node && node.rotation !== asked ? asked : undefined;
   return {
@@ -170,7 +173,7 @@ export function clusterStatus(f: StatusFacts): ClusterStatus {
 }
 
 const sourcesCell = (sources: string[]) => {
-  const failing = sources.filter((t) => /; (FAILED|Secret problem)/.test(t)).length;
+  const failing = sources.filter((t) => SOURCE_FAILING.test(t)).length;
   return sources.length ? `${sources.length - failing}/${sources.length} ok` : '-';
 };
 
