@@ -5,7 +5,7 @@
 // They live on the Cluster, not in memory, so a restarted or moved extension (and the metrics) read
 // them at once. Written by server-side apply with our field manager: every write carries the whole
 // set, because a mark left out of an apply is removed.
-import { holds, type SecretClient } from '../kube/client.ts';
+import { holds, type KubeClient } from '../kube/client.ts';
 import {
   CERT_NOT_AFTER_ANNOTATION,
   CERT_UPGRADE_ANNOTATION,
@@ -77,7 +77,7 @@ export function retryingStatus(cluster: ClusterRef, message: string): string {
  * `cluster.raw` is brought up to date with what was written, so a later mark in the same attempt
  * carries it too (an apply without it would remove it).
  */
-export async function markCluster(cluster: ClusterRef, management: Pick<SecretClient, 'applyObject'>, clusterApiVersion: string, change: Partial<ClusterMarks>): Promise<void> {
+export async function markCluster(cluster: ClusterRef, management: Pick<KubeClient, 'applyObject'>, clusterApiVersion: string, change: Partial<ClusterMarks>): Promise<void> {
   const marks = { ...currentMarks(cluster), ...change };
   const annotations: Record<string, string> = Object.fromEntries(Object.entries(MARK_ANNOTATIONS).flatMap(([mark, key]) => {
     const value = marks[mark as keyof ClusterMarks];

@@ -35,6 +35,12 @@ export interface ConvergeOptions {
   timers?: Timers;
   /** Whether this replica does the periodic passes for a Cluster (membership.ts); all of them when absent. */
   owns?: (key: string) => boolean;
+  /** Told of every finished pass (metrics). */
+  onPass?: (status: HookResult['status'] | 'Threw') => void;
+  /** How soon a nudged Cluster runs (events come in bursts: one pass for a burst). */
+  nudgeMs?: number;
+  /** Least time between nudged passes of one Cluster (a pass's own writes come back as events). */
+  nudgeGapMs?: number;
 }
 
 export interface Converger {
@@ -48,6 +54,12 @@ export interface Converger {
   request(namespace: string, name: string, state?: string): void;
   /** Converge this (confirmed) Cluster again after the retry delay, whatever the interval says (a hook's attempt failed, or its marks may be lost). */
   retrySoon(namespace: string, name: string): void;
+  /**
+   * Something of the Cluster's changed or went (a watch event): its pass runs within `nudgeMs`, on the
+   * replica that owns it, at most once per `nudgeGapMs`; during a pass, once more after it (the pass may
+   * have read before the change).
+   */
+  nudge(namespace: string, name: string): void;
   /** Keeps an opted-in Cluster in the loop (from a list of them): its periodic passes start now, on the replica that owns it. No-op when already watched. */
   watch(namespace: string, name: string): void;
   /** The replicas changed: runs at once the watched Clusters this replica now owns and did not. */
@@ -91,6 +103,12 @@ export function converger(opts: ConvergeOptions): Converger {
   const active = new Set<string>();
   /** Watched Clusters another replica does the periodic passes for. */
   const notOurs = new Set<string>();
+  const nudgeMs = opts.nudgeMs ?? 200;
+  const nudgeGapMs = opts.nudgeGapMs ?? 1_000;
+  /** When each Cluster's last nudged pass was due. */
+  const nudged = new Map<string, number>();
+  /** Clusters nudged during their pass: once more after it. */
+  const again = new Set<string>();
   let waiters: (() => void)[] = [];
 
   const settle = () => {
@@ -134,6 +152,7 @@ export function converger(opts: ConvergeOptions): Converger {
       lastState.set(key, outcome.state);
       if (claim !== undefined && claim !== outcome.state) doubted.set(key, now() + retryMs);
     }
+    opts.onPass?.(outcome?.result.status ?? 'Threw');
     const failed = !outcome || outcome.result.status === 'Failure';
     const count = failed ? (failures.get(key) ?? 0) + 1 : 0;
     const delay = failed ? Math.min(retryMs * 2 ** Math.min(count - 1, 20), intervalMs) : intervalMs;
@@ -142,7 +161,8 @@ export function converger(opts: ConvergeOptions): Converger {
     else failures.delete(key);
     // A Failure is retried whatever `watch` says (it may have come before the Cluster could be read),
     // but unconfirmed names never hold more than `maxQueued` timers.
-    if (outcome?.watch || (failed && scheduled.size < maxQueued)) schedule(key, delay, failed);
+    if (again.delete(key)) schedule(key, nudgeMs, true);
+    else if (outcome?.watch || (failed && scheduled.size < maxQueued)) schedule(key, delay, failed);
     else unschedule(key);
   };
   // Clusters whose last run failed (a hung workload API server holds a slot until the request timeout)
@@ -204,6 +224,15 @@ export function converger(opts: ConvergeOptions): Converger {
       if (active.has(key) || queue.includes(key)) return;
       schedule(key, Math.min(retryMs * 2 ** Math.min(failures.get(key) ?? 0, 20), intervalMs), true);
     },
+    nudge(namespace, name) {
+      const key = `${namespace}/${name}`;
+      if (opts.owns && !opts.owns(key)) return;
+      if (active.has(key)) return void again.add(key);
+      if (queue.includes(key)) return;
+      const due = Math.max(now() + nudgeMs, (nudged.get(key) ?? 0) + nudgeGapMs);
+      nudged.set(key, due);
+      schedule(key, due - now(), true);
+    },
     watch(namespace, name) {
       const key = `${namespace}/${name}`;
       if (active.has(key) || queue.includes(key) || scheduled.has(key) || scheduled.size >= maxQueued) return;
@@ -229,6 +258,8 @@ export function converger(opts: ConvergeOptions): Converger {
       claimed.delete(key);
       doubted.delete(key);
       failures.delete(key);
+      nudged.delete(key);
+      again.delete(key);
     },
     stop() {
       for (const key of [...scheduled.keys()]) unschedule(key);

@@ -4,7 +4,7 @@
 // Both live in the Cluster's namespace, owned by the Cluster and labelled for `clusterctl move`. The
 // workload cluster gets only bcrypt hashes (htpasswd) and the sync sidecars' copy of the node credential.
 // Passwords are made once (create-if-absent: concurrent first calls agree) and never logged.
-import { KubeError, sameSecretData, type SecretClient, type SecretObject } from '../kube/client.ts';
+import { KubeError, sameSecretData, type KubeClient, type SecretObject } from '../kube/client.ts';
 import { base64FromBytes, base64FromText } from '../lib/bytes.ts';
 import { sha256Hex } from '../render/digest.ts';
 import { nodeCredentialSecretName, pushCredentialSecretName, REGISTRY, type RegistryLayout } from '../render/metadata.ts';
@@ -49,7 +49,7 @@ export function newPassword(): string {
 export const basicAuthorization = (c: Credential) => `Basic ${base64FromText(`${c.username}:${c.password}`)}`;
 
 export interface CredentialDeps {
-  management: SecretClient;
+  management: KubeClient;
   clusterApiVersion: string;
 }
 
@@ -133,7 +133,7 @@ export function htpasswdFor(creds: Credentials, current: string | undefined): st
 }
 
 /** Writes the workload-side auth Secrets; returns the htpasswd checksum for the pod annotation. */
-export async function writeWorkloadAuth(workload: SecretClient, creds: Credentials): Promise<string> {
+export async function writeWorkloadAuth(workload: KubeClient, creds: Credentials): Promise<string> {
   const current = await workload.getSecret(REGISTRY.namespace, REGISTRY.authSecret);
   const htpasswd = htpasswdFor(creds, current?.htpasswd);
   if (htpasswd !== current?.htpasswd) {

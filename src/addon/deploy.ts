@@ -3,7 +3,7 @@
 //   deploy  (ACPI, BCU, day 2)        prepare, workload Secrets, Cluster label, ONE HelmChartProxy
 //   remove  (BeforeClusterDelete)     what we created in the management cluster (proxy, CA copy, credentials)
 // Each converges: calling it again with the same input writes nothing new.
-import { KubeError, type SecretClient } from '../kube/client.ts';
+import { KubeError, type KubeClient } from '../kube/client.ts';
 import type { WorkloadClients } from '../kube/workload-clients.ts';
 import { helmChartProxy, helmChartProxyName, REGISTRY_DEPLOYED, type ChartSource } from '../render/helmchartproxy.ts';
 import { GC_AT_POD_ANNOTATION } from '../render/workload.ts';
@@ -48,7 +48,7 @@ export function deployRegistry(cluster: ClusterRef, deps: AddonDeps, opts: Deplo
     const workload = await workloadClientFor(cluster, deps);
     // registry-tls read once for the pass: the served chain says whether a trust rollover must start
     // (trust-rollover.ts), and the same read decides about renewal.
-    let served: ReturnType<SecretClient['readSecret']> | undefined;
+    let served: ReturnType<KubeClient['readSecret']> | undefined;
     const servedTls = () => (served ??= workload.readSecret(REGISTRY.namespace, REGISTRY.tlsSecret));
     const prepared = await prepareCluster(cluster, deps, async () => (await servedTls())?.data['tls.crt']);
     if (!prepared) return success();
@@ -76,7 +76,7 @@ export function deployRegistry(cluster: ClusterRef, deps: AddonDeps, opts: Deplo
     // without its proxy too. `Deployed` only once the proxy is applied.
     const certMarks = { notAfter: kubernetesTime(secrets.notAfter), ...(upgrade ? { certUpgrade: upgrade } : {}) };
     await markCluster(cluster, deps.management, deps.clusterApiVersion, certMarks);
-    const changed = await deps.management.ensureObject(proxy as Parameters<SecretClient['ensureObject']>[0], deployedProxy);
+    const changed = await deps.management.ensureObject(proxy as Parameters<KubeClient['ensureObject']>[0], deployedProxy);
     // A refused storage change is this attempt's answer (the Cluster is then marked Retrying with it, not Deployed).
     if (storage.refused) return failure(`Cluster ${cluster.namespace}/${cluster.name}: ${storage.refused}`);
     // A proxy just changed has not been acted on by CAAPH yet; otherwise its verdict on the release counts.
@@ -100,7 +100,7 @@ export function deployRegistry(cluster: ClusterRef, deps: AddonDeps, opts: Deplo
  * cluster per pass: metadata only, in pages, each answer bounded; a list that fails keeps the last mark,
  * one too large to read says so).
  */
-async function reportedMarks(workload: SecretClient, creds: Credentials | undefined): Promise<Partial<ClusterMarks>> {
+async function reportedMarks(workload: KubeClient, creds: Credentials | undefined): Promise<Partial<ClusterMarks>> {
   const credentials = creds ? `${creds.node.username},${creds.push.username}` : 'none (auth off)';
   try {
     const nodes = await workload.listMetadata({ apiVersion: 'v1', kind: 'Node' }, '', nodeMirrorFacts);
@@ -116,7 +116,7 @@ async function reportedMarks(workload: SecretClient, creds: Credentials | undefi
  * What the writer's sidecar reported of the sources (its log, read once per pass); the marks drop away
  * with the last source. `fresh`: the passes not counted before (the mark keeps the newest counted).
  */
-async function sourceMarks(cluster: ClusterRef, workload: SecretClient, sources: SourceConfig[], files: SourceFiles): Promise<{ marks: Partial<ClusterMarks>; fresh: SourceResult[] }> {
+async function sourceMarks(cluster: ClusterRef, workload: KubeClient, sources: SourceConfig[], files: SourceFiles): Promise<{ marks: Partial<ClusterMarks>; fresh: SourceResult[] }> {
   if (!sources.length) return { marks: { sources: undefined, sourcesCountedUntil: undefined }, fresh: [] };
   const counted = Number(currentMarks(cluster).sourcesCountedUntil ?? 0);
   const progress = await readSourceProgress(workload, sources, files.problems, Number.isSafeInteger(counted) ? counted : 0);

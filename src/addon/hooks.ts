@@ -12,18 +12,17 @@
 //   BeforeClusterDelete   blocks only while the registry's volumes are being deleted in the workload
 //                         cluster, for a bounded time (volumes.ts); never for anything else.
 import { KubeError } from '../kube/client.ts';
-import { CLUSTER_SELECTOR_LABEL, REGISTRY_RETRYING, REGISTRY_STATUS_ANNOTATION } from '../render/helmchartproxy.ts';
-import type { Logger } from '../observe/log.ts';
+import { REGISTRY_STATUS_ANNOTATION } from '../render/helmchartproxy.ts';
 import type { HookName } from '../runtime-sdk/catalog.ts';
-import { parseCluster, type HookRequest, type LifecycleRequest } from '../runtime-sdk/request.ts';
+import type { HookRequest, LifecycleRequest } from '../runtime-sdk/request.ts';
 import { failure, success, type ClusterRef, type HookResult } from '../runtime-sdk/types.ts';
 import type { HookContext } from '../runtime-sdk/wrapper.ts';
 import { RenderError } from '../render/metadata.ts';
 import { clusterConfigVariable } from '../render/variables.ts';
-import { converger, type ConvergeOutcome } from './converge.ts';
-import { markCluster, retryingStatus } from './cluster-marks.ts';
-import { deployRegistry, optOutRegistry, removeRegistry, type AddonDeps, type DeployOptions } from './deploy.ts';
-import { registryOptIn, registryState } from './opt-in.ts';
+import { attempts, troubled, type AddonRuntime } from './attempts.ts';
+import { backgroundLoop } from './background/loop.ts';
+import { removeRegistry, type AddonDeps } from './deploy.ts';
+import { registryOptIn } from './opt-in.ts';
 import { generatePatches as patchesFor, patchedCluster } from './patches.ts';
 import { isHookResult, setupCluster } from './setup.ts';
 import { releaseRegistryVolumes } from './volumes.ts';
@@ -33,32 +32,20 @@ import { confirmer } from './confirm.ts';
 
 export type AddonHandler = (request: HookRequest, ctx: HookContext) => Promise<HookResult>;
 
-export interface AddonRuntime {
-  /** The management-cluster side; rejects with a KubeError when no connection is configured. */
-  deps(): Promise<AddonDeps>;
-  log: Logger;
-  /** Day-2 queue tuning (tests shorten it). */
-  convergeIntervalMs?: number;
-  /** Whether this replica does a Cluster's periodic passes (membership.ts); every Cluster when absent. */
-  owns?: (key: string) => boolean;
-  /** Told when a Cluster's registry was (re)deployed: its certificate expiry may have changed. */
-  onDeployed?: (cluster: ClusterRef) => void;
-  /** Told of every failed step for a confirmed, opted-in Cluster (Events): a hook's name, or `Converge` for the background loop. */
-  onFailure?: (cluster: ClusterRef, step: HookName | 'Converge', message: string) => void;
-  /** Told of every answer for a confirmed, opted-in Cluster (per-Cluster metrics: never a name only a body claimed). */
-  onResult?: (cluster: ClusterRef, hook: HookName, status: HookResult['status']) => void;
-  /** Told when a Cluster is gone (BeforeClusterDelete, or the day-2 queue found it deleted). */
-  onGone?: (namespace: string, name: string) => void;
-}
+export type { AddonRuntime } from './attempts.ts';
+export { controlPlaneInitialized } from './background/loop.ts';
 
 export interface Addon {
   handlers: Record<HookName, AddonHandler>;
   /**
-   * Puts every opted-in (or still labelled) Cluster into the background loop, from one list of the
-   * Clusters: after a start or a restart nothing waits for CAPI's next resync; repeated every interval,
-   * it also finds Clusters whose hooks went to another replica. Returns how many.
+   * Puts every Cluster of ours into the background loop, from the watch cache's first list: after a
+   * start or a restart nothing waits for CAPI's next resync. Returns how many.
    */
-  seed(): Promise<number>;
+  seed(clusters: Record<string, unknown>[]): number;
+  /** The Cluster cache saw a Cluster appear, change or go (undefined). */
+  clusterChanged(namespace: string, name: string, raw: Record<string, unknown> | undefined): void;
+  /** Something of ours beside the Cluster changed or went: its pass runs at once (on the replica that owns it). */
+  nudge(namespace: string, name: string): void;
   /** The replicas changed: pass now over the Clusters this one now owns. */
   rebalance(): void;
   /** Cancels the background loop's timers. */
@@ -67,28 +54,6 @@ export interface Addon {
 
 /** How a lifecycle hook answers when the registry's work fails for a confirmed, opted-in Cluster. */
 type OnTrouble = 'block' | 'background' | 'neverBlock';
-
-/** One lifecycle step at a time per Cluster in this process: hooks and the day-2 queue share it. `work` is told whether it waited for another. */
-function keyedLock() {
-  const tails = new Map<string, Promise<unknown>>();
-  return <T>(key: string, work: (waited: boolean) => Promise<T>): Promise<T> => {
-    const before = tails.get(key);
-    const go = () => work(before !== undefined);
-    const run = (before ?? Promise.resolve()).then(go, go);
-    const tail = run.catch(() => undefined);
-    tails.set(key, tail);
-    void tail.then(() => tails.get(key) === tail && tails.delete(key));
-    return run;
-  };
-}
-
-/** Cluster status in both shapes: v1beta2 `initialization.controlPlaneInitialized`, v1beta1 `controlPlaneReady` or the condition. */
-export function controlPlaneInitialized(raw: Record<string, unknown>): boolean {
-  const status = (raw.status ?? {}) as Record<string, any>;
-  if (status.initialization?.controlPlaneInitialized === true || status.controlPlaneReady === true) return true;
-  const conditions = [...(status.conditions ?? []), ...(status.v1beta2?.conditions ?? [])];
-  return conditions.some((c: any) => c?.type === 'ControlPlaneInitialized' && c?.status === 'True');
-}
 
 /**
  * The version a BeforeClusterUpgrade body names, if it is the Cluster's own topology version (CAPI sends
@@ -100,49 +65,12 @@ function upgradeTarget(cluster: ClusterRef, claimed: string | undefined): string
 }
 
 export function createAddon(rt: AddonRuntime): Addon {
-  const serialize = keyedLock();
-  const deploy = async (cluster: ClusterRef, deps: AddonDeps, opts?: DeployOptions) => {
-    const result = await deployRegistry(cluster, deps, opts);
-    if (result.status === 'Success' && !result.retryAfterSeconds) rt.onDeployed?.(cluster);
-    return result;
-  };
-  /**
-   * Runs `work` with the management side; without one, a Failure. `neverBlock` (BeforeClusterDelete):
-   * a Success that says what went wrong instead, and no waiting behind the Cluster's lock, which a
-   * call to an unreachable workload API server may hold for long.
-   */
-  const withDeps = (cluster: ClusterRef, work: (deps: AddonDeps, waited: boolean) => Promise<HookResult>, neverBlock = false) => {
-    const run = async (waited = false) => {
-      try {
-        return await work(await rt.deps(), waited);
-      } catch (err) {
-        if (!(err instanceof KubeError)) throw err;
-        const message = `Cluster ${cluster.namespace}/${cluster.name}: ${err.message}`;
-        return neverBlock ? success(message) : failure(message);
-      }
-    };
-    return neverBlock ? run() : serialize(`${cluster.namespace}/${cluster.name}`, run);
-  };
-
+  const a = attempts(rt);
+  const loop = backgroundLoop(rt, a);
+  const queue = loop.queue;
   const confirmations = confirmer(rt.log);
 
-  /**
-   * A failed (or retry-later) attempt for a confirmed, opted-in Cluster that must not block: the Cluster
-   * is marked `Retrying: …` (best effort), an Event is recorded, the background loop takes over, and
-   * the hook answers Success with the same words.
-   */
-  const inBackground = async (cluster: ClusterRef, step: HookName | 'Converge', result: HookResult, deps: AddonDeps | undefined): Promise<HookResult> => {
-    const reason = result.message ?? 'not ready yet';
-    rt.onFailure?.(cluster, step, reason);
-    const status = retryingStatus(cluster, reason);
-    if (deps) {
-      await markCluster(cluster, deps.management, deps.clusterApiVersion, { status }).catch((err: unknown) =>
-        rt.log.warn('cannot mark the Cluster', { cluster: `${cluster.namespace}/${cluster.name}`, error: err instanceof Error ? err.message : String(err) }));
-    }
-    return success(`registry not deployed yet (${status.slice(REGISTRY_RETRYING.length)}); capi-registry-addon retries in the background: see the Cluster's annotation ${REGISTRY_STATUS_ANNOTATION} and its Events`);
-  };
   const stillWorking = success(`registry deployment still in progress as CAPI's timeout nears; capi-registry-addon finishes it in the background: see the Cluster's annotation ${REGISTRY_STATUS_ANNOTATION} and its Events`);
-  const troubled = (r: HookResult) => r.status === 'Failure' || !!r.retryAfterSeconds;
 
   const lifecycle = (hook: HookName, work: (cluster: ClusterRef, deps: AddonDeps, request: LifecycleRequest, signal: AbortSignal) => Promise<HookResult>, onTrouble: OnTrouble): AddonHandler =>
     async (request, ctx) => {
@@ -161,7 +89,7 @@ export function createAddon(rt: AddonRuntime): Addon {
       }
       if (isHookResult(checked)) return checked;
       let confirmed: ClusterRef | undefined;
-      const attempt = withDeps(checked, async (deps, waited) => {
+      const attempt = a.withDeps(checked, async (deps, waited) => {
         // Read again when the lock was held by another step for this Cluster: it may have changed the Cluster (its marks).
         const cluster = waited ? await confirmations.confirm(hook, checked as ClusterRef, deps) : (checked as ClusterRef);
         if (isHookResult(cluster)) return cluster;
@@ -177,7 +105,7 @@ export function createAddon(rt: AddonRuntime): Addon {
         // before calling us, which drops every annotation when its pending-hooks one was the last, ours
         // (written during the call) included. The next pass puts the marks back.
         queue.retrySoon(cluster.namespace, cluster.name);
-        return troubled(outcome) ? inBackground(cluster, hook, outcome, deps) : outcome;
+        return troubled(outcome) ? a.inBackground(cluster, hook, outcome, deps) : outcome;
       }, onTrouble === 'neverBlock');
       // Work that is still going when CAPI's timeout nears goes on in the background (it marks the
       // Cluster if it fails); the hook does not wait for it.
@@ -188,43 +116,6 @@ export function createAddon(rt: AddonRuntime): Addon {
       }
       return result;
     };
-
-  const converge = async (namespace: string, name: string): Promise<ConvergeOutcome> => {
-    let deps: AddonDeps;
-    let raw: Record<string, unknown> | undefined;
-    try {
-      deps = await rt.deps();
-      raw = await deps.management.getObject({ apiVersion: deps.clusterApiVersion, kind: 'Cluster', namespace, name });
-    } catch (err) {
-      if (err instanceof KubeError) return { result: failure(`Cluster ${namespace}/${name}: ${err.message}`), watch: false };
-      throw err;
-    }
-    if (!raw || (raw.metadata as Record<string, unknown> | undefined)?.deletionTimestamp) {
-      rt.onGone?.(namespace, name);
-      return { result: success(), watch: false };
-    }
-    const parsed = parseCluster(raw);
-    if (!parsed.ok) return { result: failure(`Cluster ${namespace}/${name}: ${parsed.message}`), watch: false };
-    const cluster = parsed.value;
-    const labels = ((raw.metadata ?? {}) as { labels?: Record<string, string> }).labels ?? {};
-    const optIn = registryOptIn(cluster.variables);
-    const state = registryState(optIn);
-    if (optIn.enabled === false) {
-      // Not opted in: nothing to do, unless it was (our label is there): it opted out. A clusterConfig
-      // that does not parse is not an opt-out: a typo must not remove a registry.
-      if (!(CLUSTER_SELECTOR_LABEL in labels)) return { result: success(), watch: false, state };
-      rt.onGone?.(namespace, name);
-      return { result: await withDeps(cluster, (d) => optOutRegistry(cluster, d)), watch: false, state };
-    }
-    const initialized = controlPlaneInitialized(raw);
-    const result = await withDeps(cluster, async (d) => {
-      const attempt = optIn.enabled === 'invalid' ? failure(`Cluster ${namespace}/${name}: ${optIn.message}`) : initialized ? await deploy(cluster, d) : await setupCluster(cluster, d);
-      // Before initialization the hooks (BCC) speak for the Cluster; after it, the marks do.
-      return initialized && troubled(attempt) ? { ...(await inBackground(cluster, 'Converge', attempt, d)), status: 'Failure' as const } : attempt;
-    });
-    return { result, watch: true, state };
-  };
-  const queue = converger({ log: rt.log, intervalMs: rt.convergeIntervalMs, run: converge, ...(rt.owns ? { owns: rt.owns } : {}) });
 
   const generatePatches: AddonHandler = async (request) => {
     if (request.kind !== 'generatePatches') throw new TypeError(`GeneratePatches got a ${request.kind} request`);
@@ -244,8 +135,8 @@ export function createAddon(rt: AddonRuntime): Addon {
   return {
     handlers: {
       BeforeClusterCreate: lifecycle('BeforeClusterCreate', setupCluster, 'block'),
-      AfterControlPlaneInitialized: lifecycle('AfterControlPlaneInitialized', (cluster, deps) => deploy(cluster, deps), 'background'),
-      BeforeClusterUpgrade: lifecycle('BeforeClusterUpgrade', (cluster, deps, request) => deploy(cluster, deps, { upgradeTo: upgradeTarget(cluster, request.fields.toKubernetesVersion) }), 'background'),
+      AfterControlPlaneInitialized: lifecycle('AfterControlPlaneInitialized', (cluster, deps) => a.deploy(cluster, deps), 'background'),
+      BeforeClusterUpgrade: lifecycle('BeforeClusterUpgrade', (cluster, deps, request) => a.deploy(cluster, deps, { upgradeTo: upgradeTarget(cluster, request.fields.toKubernetesVersion) }), 'background'),
       BeforeClusterDelete: lifecycle('BeforeClusterDelete', async (cluster, deps, _request, signal) => {
         queue.forget(cluster.namespace, cluster.name);
         rt.onGone?.(cluster.namespace, cluster.name);
@@ -259,20 +150,9 @@ export function createAddon(rt: AddonRuntime): Addon {
       GeneratePatches: generatePatches,
       DiscoverVariables: async () => success(undefined, { variables: [clusterConfigVariable] }),
     },
-    async seed() {
-      const deps = await rt.deps();
-      const clusters = await deps.management.listObjects({ apiVersion: deps.clusterApiVersion, kind: 'Cluster' }, '');
-      let seeded = 0;
-      for (const raw of clusters) {
-        const parsed = parseCluster(raw);
-        if (!parsed.ok) continue;
-        const labels = ((raw.metadata ?? {}) as { labels?: Record<string, string> }).labels ?? {};
-        if (registryOptIn(parsed.value.variables).enabled === false && !(CLUSTER_SELECTOR_LABEL in labels)) continue;
-        queue.watch(parsed.value.namespace, parsed.value.name);
-        seeded++;
-      }
-      return seeded;
-    },
+    seed: (clusters) => loop.seed(clusters),
+    clusterChanged: (namespace, name, raw) => loop.clusterChanged(namespace, name, raw),
+    nudge: (namespace, name) => queue.nudge(namespace, name),
     rebalance: () => queue.rebalance(),
     stop: () => queue.stop(),
   };

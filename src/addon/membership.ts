@@ -11,7 +11,7 @@
 // is the one its holder would write, its renewTime is not in the future (beyond the skew allowed) and its
 // duration is at most MAX_LEASE_SECONDS; at most MAX_MEMBERS count. Anything else carrying our label is
 // deleted, so a planted Lease can neither live forever nor starve a share of the Clusters.
-import type { SecretClient } from '../kube/client.ts';
+import type { KubeClient } from '../kube/client.ts';
 import type { Logger } from '../observe/log.ts';
 import { defaultTimers, type Timers } from './converge.ts';
 
@@ -97,7 +97,7 @@ export function staleLease(lease: Record<string, unknown>, now: number, skewMs: 
 const microTime = (d: Date) => d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
 
 export interface MembershipOptions {
-  client: SecretClient;
+  client: KubeClient;
   namespace: string;
   /** This replica, unique per process start (a restarted replica is a new member; its old Lease expires). */
   identity: string;
@@ -136,7 +136,7 @@ export function leaseMembership(o: MembershipOptions): Membership {
         ...LEASE_API,
         metadata: { name: leaseName, namespace: o.namespace, labels: { [MEMBER_LABEL]: '' } },
         spec: { holderIdentity: o.identity, leaseDurationSeconds: Math.ceil(durationMs / 1000), renewTime: microTime(new Date(now())) },
-      } as Parameters<SecretClient['applyObject']>[0]);
+      } as Parameters<KubeClient['applyObject']>[0]);
       const leases = await o.client.listObjects({ ...LEASE_API, namespace: o.namespace }, MEMBER_LABEL);
       const next = liveMembers(leases, o.identity, now(), renewMs);
       // A replica killed without its shutdown (OOM, node loss) leaves its Lease: gone for long, it is

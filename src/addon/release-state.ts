@@ -3,7 +3,7 @@
 // quota, an admission webhook), and it records that on the HelmReleaseProxy it made for the Cluster.
 // Such a failure is reported on the Cluster like any other (annotation, Event, metric), not hidden
 // behind "applied".
-import { KubeError, type SecretClient } from '../kube/client.ts';
+import { KubeError, type KubeClient } from '../kube/client.ts';
 import type { ClusterRef } from '../runtime-sdk/types.ts';
 import { oneLine } from '../lib/text.ts';
 
@@ -17,7 +17,7 @@ const FAILED_REASON = 'HelmInstallOrUpgradeFailed';
 export interface Condition { type?: unknown; status?: unknown; reason?: unknown; message?: unknown }
 
 /** The HelmReleaseProxies CAAPH made for a HelmChartProxy (one per Cluster it selects). */
-export const listReleases = (management: SecretClient, namespace: string, proxyName: string) =>
+export const listReleases = (management: KubeClient, namespace: string, proxyName: string) =>
   management.listObjects({ ...HRP, namespace }, `${PROXY_LABEL}=${proxyName}`);
 
 /**
@@ -47,7 +47,7 @@ export function releaseFailure(releases: Record<string, unknown>[], cluster: Clu
  * 404) is no verdict: only CAAPH's own report of a failure turns the Cluster's mark, so the mark never
  * flips on a transient error.
  */
-export async function checkRelease(cluster: ClusterRef, management: SecretClient, proxyName: string): Promise<string | undefined> {
+export async function checkRelease(cluster: ClusterRef, management: KubeClient, proxyName: string): Promise<string | undefined> {
   try {
     return releaseFailure(await listReleases(management, cluster.namespace, proxyName), cluster);
   } catch (err) {

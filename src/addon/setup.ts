@@ -4,7 +4,7 @@
 // carries it; and the node script beside it. A registry still served by another issuer (after
 // `clusterctl move`) keeps that issuer in the copy beside the new one until every node has both
 // (trust-rollover.ts); nothing else anyone writes into the copy is kept.
-import { KubeError, type SecretClient } from '../kube/client.ts';
+import { KubeError, type KubeClient } from '../kube/client.ts';
 import { PkiError } from '../pki/pem.ts';
 import { mintClusterIssuer, rootAllowsIssuers, signedBy } from '../pki/cluster-issuer.ts';
 import { bundleAnchors, trustBundle } from '../pki/trust-bundle.ts';
@@ -19,7 +19,7 @@ import { currentRollover, type TrustRollover } from './trust-rollover.ts';
 import type { SourceConfig } from '../render/sources.ts';
 
 export interface SetupDeps {
-  management: SecretClient;
+  management: KubeClient;
   /** Where the root CA Secret lives (the extension's own namespace). */
   providerNamespace: string;
   mintRootCa: boolean;

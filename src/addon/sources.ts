@@ -6,7 +6,7 @@
 // send the platform's registry password to a host of their choosing). What a referenced Secret holds is
 // checked; a Secret that is missing, not allowed or malformed leaves that source's entries empty, so the
 // source fails visibly (401 or TLS) and the problem is in the mark, while the registry stays up.
-import { KubeError, type SecretClient } from '../kube/client.ts';
+import { KubeError, type KubeClient } from '../kube/client.ts';
 import { textFromBase64 } from '../lib/bytes.ts';
 import { decodeCertificate, PkiError } from '../pki/inspect.ts';
 import { describeSource, latestBySource, sourceResults, type SourceResult } from '../observe/source-progress.ts';
@@ -32,7 +32,7 @@ export interface SourceFiles {
 }
 
 /** Reads each Secret a source names (once per pass each) and builds the workload Secret's entries. */
-export async function gatherSourceFiles(cluster: ClusterRef, sources: SourceConfig[], management: Pick<SecretClient, 'getObject'>, providerNamespace: string): Promise<SourceFiles> {
+export async function gatherSourceFiles(cluster: ClusterRef, sources: SourceConfig[], management: Pick<KubeClient, 'getObject'>, providerNamespace: string): Promise<SourceFiles> {
   const read = new Map<string, Promise<Record<string, unknown> | undefined>>();
   const secretOf = (ns: string, name: string) => {
     const key = `${ns}/${name}`;
@@ -88,7 +88,7 @@ const where = (cluster: ClusterRef, ref: SecretRef) => `${ref.namespace ?? clust
  * The workload Secret, converged (read, and written only when it differs); deleted once the Cluster has
  * no source, so no credential is left behind. Returns its digest (the pod annotation), or undefined.
  */
-export async function writeSourcesSecret(workload: SecretClient, files: SourceFiles, anySource: boolean): Promise<string | undefined> {
+export async function writeSourcesSecret(workload: KubeClient, files: SourceFiles, anySource: boolean): Promise<string | undefined> {
   if (!anySource) {
     if (await workload.getSecret(REGISTRY.namespace, REGISTRY.sourcesSecret)) await workload.deleteObject({ apiVersion: 'v1', kind: 'Secret', namespace: REGISTRY.namespace, name: REGISTRY.sourcesSecret });
     return undefined;
@@ -110,7 +110,7 @@ export interface SourceProgress {
  * What the writer's sidecar reported, per source the Cluster names now. undefined when the log cannot
  * be read (no writer pod yet, API server unreachable): the last mark stays.
  */
-export async function readSourceProgress(workload: Pick<SecretClient, 'podLog'>, sources: SourceConfig[], problems: Record<string, string>, countedUntil: number): Promise<SourceProgress | undefined> {
+export async function readSourceProgress(workload: Pick<KubeClient, 'podLog'>, sources: SourceConfig[], problems: Record<string, string>, countedUntil: number): Promise<SourceProgress | undefined> {
   let log: string | undefined;
   try {
     log = await workload.podLog(REGISTRY.namespace, REGISTRY.writerPod, SOURCE_LOG.container, SOURCE_LOG);

@@ -6,7 +6,7 @@
 //   - a smaller size or another StorageClass is refused: the running values are rendered instead (so
 //     every other change still reaches the cluster) and the refusal is reported on the Cluster.
 // The workload cluster's StatefulSet is the truth about what runs, whatever schema the request came under.
-import type { SecretClient } from '../kube/client.ts';
+import type { KubeClient } from '../kube/client.ts';
 import { quantityValue } from '../lib/quantity.ts';
 import type { RegistryConfig } from '../render/config.ts';
 import { REGISTRY, REGISTRY_SELECTOR, STATEFULSET_REF } from '../render/metadata.ts';
@@ -25,7 +25,7 @@ export interface StorageVerdict {
 }
 
 
-export async function reconcileStorage(workload: SecretClient, wanted: Storage): Promise<StorageVerdict> {
+export async function reconcileStorage(workload: KubeClient, wanted: Storage): Promise<StorageVerdict> {
   const stored = (await workload.getObject(STATEFULSET_REF)) as { spec?: { volumeClaimTemplates?: Claim[] } } | undefined;
   const template = stored?.spec?.volumeClaimTemplates?.[0]?.spec;
   // Nothing runs yet (or it was replaced and CAAPH has not created it again): the wanted storage goes as is.
@@ -56,7 +56,7 @@ export async function reconcileStorage(workload: SecretClient, wanted: Storage):
   }
   for (const claim of small) {
     const grown = { apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name: claim.metadata!.name!, namespace: REGISTRY.namespace }, spec: { resources: { requests: { storage: wanted.size } } } };
-    await workload.applyObject(grown as Parameters<SecretClient['applyObject']>[0]);
+    await workload.applyObject(grown as Parameters<KubeClient['applyObject']>[0]);
   }
   await workload.deleteObject(STATEFULSET_REF, { propagationPolicy: 'Orphan' });
   return { storage: wanted, done: `registry volumes expanded to ${wanted.size} (${small.length} claims); StatefulSet replaced, its pods and claims kept` };

@@ -14,7 +14,7 @@
 //   3. once the registry's pods serve it (their template carries its checksum and the StatefulSet has
 //      rolled), the old issuer is dropped from the copy and the record deleted.
 // Upgrades are never held back: BeforeClusterUpgrade answers Success throughout.
-import type { SecretClient } from '../kube/client.ts';
+import type { KubeClient } from '../kube/client.ts';
 import { clusterCaSecretName, REGISTRY, rolloverRecordSecretName, STATEFULSET_REF } from '../render/metadata.ts';
 import { anchorsToKeep, bundleAnchors, type Anchor } from '../pki/trust-bundle.ts';
 import { signedBy } from '../pki/cluster-issuer.ts';
@@ -40,7 +40,7 @@ export interface TrustRollover {
 export const ROLLOVER_SKEW_MS = 10_000;
 
 export interface RolloverDeps {
-  management: SecretClient;
+  management: KubeClient;
   providerNamespace: string;
   now: () => Date;
 }
@@ -98,7 +98,7 @@ export function machinesBefore(machines: Record<string, unknown>[], since: Date)
 }
 
 /** The Cluster's Machines that may still trust only the old issuer. */
-export async function machinesWithOldTrust(cluster: ClusterRef, management: SecretClient, apiVersion: string, since: Date): Promise<string[]> {
+export async function machinesWithOldTrust(cluster: ClusterRef, management: KubeClient, apiVersion: string, since: Date): Promise<string[]> {
   const machines = await management.listObjects({ apiVersion, kind: 'Machine', namespace: cluster.namespace }, `cluster.x-k8s.io/cluster-name=${cluster.name}`);
   return machinesBefore(machines, since);
 }
@@ -120,10 +120,10 @@ export async function previousSigner(tlsCrt: string | undefined, previous: Ancho
 export const someNames = (names: string[], shown = 3): string => names.slice(0, shown).join(', ') + (names.length > shown ? ` and ${names.length - shown} more` : '');
 
 export interface RolloverPass {
-  management: SecretClient;
+  management: KubeClient;
   providerNamespace: string;
   /** The workload cluster: where the registry's pods show which certificate they serve. */
-  workload: SecretClient;
+  workload: KubeClient;
   /** The Cluster's API version for the copy's owner reference. */
   clusterApiVersion: string;
   /** The new issuer: what the copy holds once the rollover is over. */
@@ -141,7 +141,7 @@ export interface RolloverPass {
  * Whether the registry's pods serve `tlsCrt`: their template carries its checksum and the StatefulSet has
  * rolled every replica to that template and they are Ready. Else what is still missing, in words.
  */
-export async function servedBy(workload: SecretClient, tlsCrt: string): Promise<string | undefined> {
+export async function servedBy(workload: KubeClient, tlsCrt: string): Promise<string | undefined> {
   const set = (await workload.getObject(STATEFULSET_REF)) as { metadata?: { generation?: number }; spec?: { replicas?: number; template?: { metadata?: { annotations?: Record<string, string> } } }; status?: Record<string, unknown> } | undefined;
   if (!set) return 'the registry StatefulSet is not there yet';
   if (set.spec?.template?.metadata?.annotations?.[TLS_SHA_POD_ANNOTATION] !== (await sha256Hex(tlsCrt))) return 'the registry\'s pod template does not carry the new certificate yet (CAAPH has not upgraded the release)';

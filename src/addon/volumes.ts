@@ -5,7 +5,7 @@
 // held back (retryAfterSeconds) while that can still make progress, for a bounded time that holds across
 // retries, restarts and replicas (it starts from an annotation on the Cluster). Volumes with a Retain
 // policy are the user's choice: named in the answer, not waited for.
-import { KubeError, type SecretClient } from '../kube/client.ts';
+import { KubeError, type KubeClient } from '../kube/client.ts';
 import { REGISTRY, REGISTRY_SELECTOR, STATEFULSET_REF } from '../render/metadata.ts';
 import { kubernetesTime, success, type ClusterRef, type HookResult } from '../runtime-sdk/types.ts';
 import { currentMarks, markCluster } from './cluster-marks.ts';
@@ -19,7 +19,7 @@ export const VOLUME_RELEASE = { timeoutMs: 600_000, unreachableMs: 120_000, retr
 type Obj = { metadata?: { name?: string; deletionTimestamp?: string }; spec?: { claimRef?: { namespace?: string }; persistentVolumeReclaimPolicy?: string } };
 
 /** Deletes the StatefulSet and the registry's claims; says what is still there (waited for) and what stays by policy. */
-async function deleteRegistryVolumes(workload: SecretClient): Promise<{ remaining: string[]; retained: string[] }> {
+async function deleteRegistryVolumes(workload: KubeClient): Promise<{ remaining: string[]; retained: string[] }> {
   await workload.deleteObject(STATEFULSET_REF);
   const claims = (await workload.listObjects({ apiVersion: 'v1', kind: 'PersistentVolumeClaim', namespace: REGISTRY.namespace }, REGISTRY_SELECTOR)) as Obj[];
   for (const claim of claims) {

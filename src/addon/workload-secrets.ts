@@ -2,7 +2,7 @@
 // registry's TLS Secret, issued by the root CA, and the HTTP secret all replicas share. Written straight
 // to the workload cluster through CAPI's kubeconfig Secret, so no key passes through Helm values or the
 // management cluster.
-import { KubeError, type SecretClient, type StoredSecret } from '../kube/client.ts';
+import { KubeError, type KubeClient, type StoredSecret } from '../kube/client.ts';
 import type { WorkloadClients } from '../kube/workload-clients.ts';
 import { endpointMismatch, KubeconfigRefused, readWorkloadKubeconfig, type WorkloadKubeconfig } from '../kube/workload-kubeconfig.ts';
 import { writeWorkloadAuth, type Credentials } from './credentials.ts';
@@ -17,7 +17,7 @@ import type { Anchor } from '../pki/trust-bundle.ts';
 import { previousSigner } from './trust-rollover.ts';
 
 export interface WorkloadDeps {
-  management: SecretClient;
+  management: KubeClient;
   workloadClients: WorkloadClients;
   now: () => Date;
 }
@@ -37,7 +37,7 @@ export interface WorkloadSecretsResult {
 export const kubeconfigSecret = (cluster: string) => `${cluster}-kubeconfig`;
 
 /** A client for the Cluster's workload API server, from CAPI's kubeconfig Secret. */
-export async function workloadClientFor(cluster: ClusterRef, deps: Pick<WorkloadDeps, 'management' | 'workloadClients'>): Promise<SecretClient> {
+export async function workloadClientFor(cluster: ClusterRef, deps: Pick<WorkloadDeps, 'management' | 'workloadClients'>): Promise<KubeClient> {
   const name = kubeconfigSecret(cluster.name);
   const stored = await deps.management.readSecret(cluster.namespace, name);
   if (!stored?.data.value) {
@@ -62,7 +62,7 @@ export interface WorkloadSecretsOptions {
   /** A trust rollover runs: a sound certificate from one of these earlier issuers is kept (not renewed, not even for an upgrade). */
   keepSignedBy?: Anchor[];
   /** The workload client this pass already made (else it is made from CAPI's kubeconfig Secret). */
-  workload?: SecretClient;
+  workload?: KubeClient;
   /** registry-tls as this pass already read it (the trust rollover looks at the served chain first): no second read. */
   servedTls?: () => Promise<StoredSecret | undefined>;
 }

@@ -7,7 +7,7 @@
 import process from 'node:process';
 import { clusterRegistry } from '../addon/layout.ts';
 import { kubeconfigSecret } from '../addon/workload-secrets.ts';
-import { kubeConfigFor, KubeError, secretClient, type SecretClient } from '../kube/client.ts';
+import { kubeConfigFor, KubeError, kubeClient, type KubeClient } from '../kube/client.ts';
 import { loadKubeConfig, locateKubeConfig } from '../kube/connection.ts';
 import { readWorkloadKubeconfig } from '../kube/workload-kubeconfig.ts';
 import { CLUSTER_SELECTOR_LABEL } from '../render/helmchartproxy.ts';
@@ -58,7 +58,7 @@ export async function seed(flags: ParsedFlags, paths: string[], say: (line: stri
 
   const location = locateKubeConfig({ kubeconfig: typeof flags.kubeconfig === 'string' ? flags.kubeconfig : undefined, env: process.env });
   if (!location.ok) throw new UsageError(`seed: no management cluster kubeconfig (${location.reason})`);
-  const management = await secretClient(await loadKubeConfig(location));
+  const management = await kubeClient(await loadKubeConfig(location));
   const clusters = await targets(management, namespace && name ? { namespace, name } : undefined);
   const images = inputs.flatMap((i) => i.plans.map((plan) => ({ layout: i.layout, plan })));
   let failed = 0;
@@ -85,7 +85,7 @@ export async function seed(flags: ParsedFlags, paths: string[], say: (line: stri
 
 class SeedError extends Error {}
 
-async function targets(management: SecretClient, one: { namespace: string; name: string } | undefined): Promise<ClusterRef[]> {
+async function targets(management: KubeClient, one: { namespace: string; name: string } | undefined): Promise<ClusterRef[]> {
   const raws = one
     ? [await management.getObject({ apiVersion: 'cluster.x-k8s.io/v1beta2', kind: 'Cluster', namespace: one.namespace, name: one.name })]
     : await management.listObjects({ apiVersion: 'cluster.x-k8s.io/v1beta2', kind: 'Cluster' }, CLUSTER_SELECTOR_LABEL);
@@ -98,7 +98,7 @@ async function targets(management: SecretClient, one: { namespace: string; name:
   });
 }
 
-async function seedCluster(management: SecretClient, cluster: ClusterRef, images: { layout: ImageLayout; plan: ImagePlan }[], say: (line: string) => void) {
+async function seedCluster(management: KubeClient, cluster: ClusterRef, images: { layout: ImageLayout; plan: ImagePlan }[], say: (line: string) => void) {
   const auth = clusterRegistry(cluster)?.config.auth.enabled ?? true;
   const [push, ca, kubeconfig] = await Promise.all([
     auth ? management.getSecret(cluster.namespace, pushCredentialSecretName(cluster.name)) : undefined,

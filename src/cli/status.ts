@@ -3,7 +3,7 @@
 import { clusterRegistry } from '../addon/layout.ts';
 import { listReleases } from '../addon/release-state.ts';
 import { workloadClientFor } from '../addon/workload-secrets.ts';
-import { KubeError, secretClient, type SecretClient } from '../kube/client.ts';
+import { KubeError, kubeClient, type KubeClient } from '../kube/client.ts';
 import { loadKubeConfig, locateKubeConfig } from '../kube/connection.ts';
 import { workloadClientCache, type WorkloadClients } from '../kube/workload-clients.ts';
 import { clusterStatus, nodeMirrorFacts, statusTable, type ClusterStatus } from '../observe/status.ts';
@@ -42,7 +42,7 @@ async function orError<T>(read: () => Promise<T>): Promise<T | { error: string }
 const CONCURRENCY = 8;
 
 /** The status of every opted-in Cluster the management client sees (optionally one namespace or one Cluster), in the listed order. */
-export async function gatherStatus(management: SecretClient, opts: { namespace?: string; cluster?: string; now?: () => Date } = {}): Promise<ClusterStatus[]> {
+export async function gatherStatus(management: KubeClient, opts: { namespace?: string; cluster?: string; now?: () => Date } = {}): Promise<ClusterStatus[]> {
   const listed = await management.listObjects({ apiVersion: 'cluster.x-k8s.io/v1beta2', kind: 'Cluster', ...(opts.namespace ? { namespace: opts.namespace } : {}) }, CLUSTER_SELECTOR_LABEL);
   const clusters = listed.flatMap((raw) => {
     const parsed = parseCluster(raw);
@@ -58,7 +58,7 @@ export async function gatherStatus(management: SecretClient, opts: { namespace?:
   return rows;
 }
 
-async function statusOf(cluster: ClusterRef, management: SecretClient, workloadClients: WorkloadClients, now: Date): Promise<ClusterStatus> {
+async function statusOf(cluster: ClusterRef, management: KubeClient, workloadClients: WorkloadClients, now: Date): Promise<ClusterStatus> {
   let authEnabled = true;
   try {
     authEnabled = clusterRegistry(cluster)?.config.auth.enabled ?? true;
@@ -88,7 +88,7 @@ export async function status(flags: ParsedFlags): Promise<{ text: string; health
   if (!kube.ok) throw new UsageError(`no management cluster connection: ${kube.reason}`);
   let rows: ClusterStatus[];
   try {
-    rows = await gatherStatus(await secretClient(await loadKubeConfig(kube)), { namespace: str('namespace'), cluster: str('cluster') });
+    rows = await gatherStatus(await kubeClient(await loadKubeConfig(kube)), { namespace: str('namespace'), cluster: str('cluster') });
   } catch (err) {
     throw new KubeError(`cannot list the opted-in Clusters: ${reason(err)}`);
   }

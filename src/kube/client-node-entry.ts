@@ -12,6 +12,21 @@ export interface MetadataPage {
   continue?: string;
 }
 
+export interface ObjectPage extends MetadataPage {
+  resourceVersion: string;
+}
+
+/** What a list or watch selects: label and field selectors as the API server takes them ('' for none). */
+export interface Selectors {
+  labelSelector?: string;
+  fieldSelector?: string;
+}
+
+const selectorQuery = (s: Selectors): Record<string, string> => ({
+  ...(s.labelSelector ? { labelSelector: s.labelSelector } : {}),
+  ...(s.fieldSelector ? { fieldSelector: s.fieldSelector } : {}),
+});
+
 /**
  * The object API plus one call client-node lacks: a page of a list as PartialObjectMetadataList, so the
  * API server sends metadata only (no spec, no status) and nothing is deserialized into typed models.
@@ -39,8 +54,32 @@ export class MetadataListApi extends KubernetesObjectApi {
     return this.send(`/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(pod)}/log`, { container, tailLines: String(tailLines), limitBytes: String(limitBytes) });
   }
 
+  /** A page of full objects (a cache's first list), with the list's resourceVersion to watch from. */
+  async listPage(ref: { apiVersion: string; kind: string; namespace?: string }, selectors: Selectors, limit: number, continueToken?: string): Promise<ObjectPage> {
+    const path = await this.specUriPath({ apiVersion: ref.apiVersion, kind: ref.kind, metadata: { namespace: ref.namespace } }, 'list');
+    const list = JSON.parse(await this.send(path, { ...selectorQuery(selectors), limit: String(limit), ...(continueToken ? { continue: continueToken } : {}) })) as { items?: Record<string, unknown>[]; metadata?: { continue?: string; resourceVersion?: string } };
+    return { items: list.items ?? [], resourceVersion: list.metadata?.resourceVersion ?? '', ...(list.metadata?.continue ? { continue: list.metadata.continue } : {}) };
+  }
+
+  /**
+   * A watch from `resourceVersion`: the answer's body, one JSON event per line. The server ends it after
+   * `timeoutSeconds` (the request's own deadline is that plus a margin: see the middleware in client.ts).
+   */
+  async watch(ref: { apiVersion: string; kind: string; namespace?: string }, selectors: Selectors, resourceVersion: string, timeoutSeconds: number): Promise<ReadableStream<Uint8Array>> {
+    const path = await this.specUriPath({ apiVersion: ref.apiVersion, kind: ref.kind, metadata: { namespace: ref.namespace } }, 'list');
+    const response = await this.open(path, { ...selectorQuery(selectors), watch: 'true', allowWatchBookmarks: 'true', resourceVersion, timeoutSeconds: String(timeoutSeconds) });
+    const stream = response.body.stream();
+    if (!stream) throw new Error('the watch answer has no body');
+    return stream;
+  }
+
   /** A GET through the same authentication and middleware as every other call; the body as text, or an error carrying the status. */
   private async send(path: string, query: Record<string, string>, accept?: string): Promise<string> {
+    return (await this.open(path, query, accept)).body.text();
+  }
+
+  /** The answer to a GET, its status checked (an error carries the status and the server's words); the body unread. */
+  private async open(path: string, query: Record<string, string>, accept?: string) {
     const config = this.configuration;
     let request = config.baseServer.makeRequestContext(path, 'GET');
     if (accept) request.setHeaderParam('Accept', accept);
@@ -50,8 +89,10 @@ export class MetadataListApi extends KubernetesObjectApi {
     for (const m of config.middleware) request = await m.pre(request).toPromise();
     let response = await config.httpApi.send(request).toPromise();
     for (const m of config.middleware) response = await m.post(response).toPromise();
-    const text = await response.body.text();
-    if (response.httpStatusCode < 200 || response.httpStatusCode > 299) throw Object.assign(new Error(`HTTP ${response.httpStatusCode}`), { code: response.httpStatusCode, body: text });
-    return text;
+    if (response.httpStatusCode < 200 || response.httpStatusCode > 299) {
+      const body = await response.body.text().catch(() => '');
+      throw Object.assign(new Error(`HTTP ${response.httpStatusCode}`), { code: response.httpStatusCode, body });
+    }
+    return response;
   }
 }

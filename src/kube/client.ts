@@ -5,11 +5,12 @@ import { base64FromText, textFromBase64 } from '../lib/bytes.ts';
 import { clientNode } from './client-node.ts';
 import type { WorkloadKubeconfig } from './workload-kubeconfig.ts';
 import { boundBody, MAX_WORKLOAD_RESPONSE_BYTES, TooLargeError, WORKLOAD_PAGE_SIZE } from './bounded.ts';
-import { KubeError } from './errors.ts';
+import { explain, KubeError, REQUEST_TIMEOUT_MS } from './errors.ts';
+import type { ObjectPage, Selectors } from './client-node-entry.ts';
 
 export const FIELD_MANAGER = 'capi-registry-addon';
 
-export { KubeError } from './errors.ts';
+export { KubeError, REQUEST_TIMEOUT_MS } from './errors.ts';
 
 export interface SecretObject {
   name: string;
@@ -30,12 +31,21 @@ export interface ObjectRef {
   name: string;
 }
 
+/** A kind, in one namespace or (none given) in all. */
+export interface KindRef {
+  apiVersion: string;
+  kind: string;
+  namespace?: string;
+}
+
+export type { ObjectPage, Selectors } from './client-node-entry.ts';
+
 export interface StoredSecret {
   data: Record<string, string>;
   resourceVersion: string;
 }
 
-export interface SecretClient {
+export interface KubeClient {
   /** The Secret's entries as text; undefined when it does not exist. */
   getSecret(namespace: string, name: string): Promise<Record<string, string> | undefined>;
   /** Like getSecret, with the resourceVersion (for caches keyed on it). */
@@ -64,6 +74,10 @@ export interface SecretClient {
   ensureObject(object: KubernetesObject, stored?: Record<string, unknown>): Promise<boolean>;
   /** The same for a Secret: applied only when its stored data differs from `secret.data`. Returns whether it applied. */
   ensureSecret(secret: SecretObject, stored?: Record<string, string>): Promise<boolean>;
+  /** A page of whole objects of one kind (a cache's list), with the list's resourceVersion to watch from. */
+  listPage(ref: KindRef, selectors: Selectors, limit: number, continueToken?: string): Promise<ObjectPage>;
+  /** Watch events after `resourceVersion`, one JSON object per line; the server ends the stream after `timeoutSeconds`. */
+  watch(ref: KindRef, selectors: Selectors, resourceVersion: string, timeoutSeconds: number): Promise<ReadableStream<Uint8Array>>;
   /** The last `tailLines` lines of a container's log, at most `limitBytes`; undefined when the pod does not exist. */
   podLog(namespace: string, pod: string, container: string, opts: { tailLines: number; limitBytes: number }): Promise<string | undefined>;
 }
@@ -86,42 +100,7 @@ export function holds(stored: unknown, desired: unknown): boolean {
 }
 
 
-/** The API server's own words (Status.message), short: they name the field a 422 is about. */
-function serverMessage(err: unknown): string {
-  const body = (err as { body?: unknown }).body;
-  try {
-    const msg = (typeof body === 'string' ? JSON.parse(body) : body)?.message;
-    return typeof msg === 'string' ? `: ${msg.slice(0, 300)}` : '';
-  } catch {
-    return '';
-  }
-}
-
-function explain(verb: string, kind: string, what: string, err: unknown): KubeError {
-  const status = typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : undefined;
-  const lower = kind.toLowerCase();
-  const resource = lower.endsWith('y') ? `${lower.slice(0, -1)}ies` : lower.endsWith('s') ? `${lower}es` : `${lower}s`;
-  const text = (err as Error)?.message?.split('\n')[0] ?? String(err);
-  const reason = (() => {
-    switch (status) {
-      case 401: return 'unauthorized (401): the extension\'s credentials were rejected; check its kubeconfig or ServiceAccount token';
-      case 403: return `forbidden (403): grant the extension's ServiceAccount "${verb}" on ${resource} in that namespace (see the RBAC rules in 'capi-registry-addon manifests')`;
-      // Server-side apply creates what is missing, so a 404 on it means the kind or the namespace is not there.
-      case 404: return verb === 'patch'
-        ? `not found (404): the API server does not serve ${resource} (install the provider that defines it${kind === 'HelmChartProxy' ? ': clusterctl init --addon helm' : ''}) or the namespace does not exist`
-        : 'not found (404)';
-      case 409: return 'conflict (409): it was changed at the same time; it is retried';
-      case 422: return `rejected as invalid (422)${serverMessage(err)}`;
-      case undefined:
-        if ((err as Error)?.name === 'TimeoutError' || /operation was aborted|timed? ?out/i.test(text)) return `the API server did not answer within ${REQUEST_TIMEOUT_MS / 1000} s; it is retried`;
-        // client-node's discovery found no such kind: the CRD is not installed.
-        if (/Unrecognized API version and kind/.test(text)) return `this API server does not serve ${kind}: install the provider that defines it (for HelmChartProxy: clusterctl init --addon helm)`;
-        return `the API server could not be reached (${text}); it is retried`;
-      default: return status >= 500 ? `the API server failed (${status})${serverMessage(err)}; it is retried` : `failed with HTTP ${status}${serverMessage(err)}`;
-    }
-  })();
-  return new KubeError(`${verb} ${kind} ${what}: ${reason}`, status);
-}
+const selected = (s: Selectors) => `(selector ${[s.labelSelector, s.fieldSelector].filter(Boolean).join(' ')})`;
 
 function toObject(s: SecretObject): KubernetesObject & { data: Record<string, string>; type: string } {
   return {
@@ -141,8 +120,8 @@ function toObject(s: SecretObject): KubernetesObject & { data: Record<string, st
  * (readWorkloadKubeconfig): built from options, so client-node never sees exec, auth-provider, file
  * paths or proxies.
  */
-export async function clientFromKubeconfig(config: WorkloadKubeconfig): Promise<SecretClient> {
-  return secretClient(kubeConfigFor(config), { maxResponseBytes: MAX_WORKLOAD_RESPONSE_BYTES });
+export async function clientFromKubeconfig(config: WorkloadKubeconfig): Promise<KubeClient> {
+  return kubeClient(kubeConfigFor(config), { maxResponseBytes: MAX_WORKLOAD_RESPONSE_BYTES });
 }
 
 /** client-node's KubeConfig for a checked workload kubeconfig (also `seed`'s port-forward). */
@@ -158,21 +137,21 @@ export function kubeConfigFor(config: WorkloadKubeconfig): KubeConfig {
   return kc;
 }
 
-/** Longest wait for one API request: a hung API server must not hold a Cluster's lock or a background slot for long. */
-export const REQUEST_TIMEOUT_MS = 15_000;
 declare const __VERSION__: string;
 const USER_AGENT = `capi-registry-addon/${typeof __VERSION__ === 'string' ? __VERSION__ : 'dev'}`;
 
 /** `maxResponseBytes`: the largest answer read (workload clusters: MAX_WORKLOAD_RESPONSE_BYTES); none for the management cluster. */
-export async function secretClient(kc: KubeConfig, opts: { timeoutMs?: number; maxResponseBytes?: number } = {}): Promise<SecretClient> {
+export async function kubeClient(kc: KubeConfig, opts: { timeoutMs?: number; maxResponseBytes?: number } = {}): Promise<KubeClient> {
   const { MetadataListApi, PatchStrategy, setHeaderMiddleware } = clientNode();
   const api = MetadataListApi.fromKubeConfig(kc);
   // Every request: our name in the API server's audit log, and a deadline (client-node's transport would wait minutes).
   const timeoutMs = opts.timeoutMs ?? REQUEST_TIMEOUT_MS;
   const named = setHeaderMiddleware('User-Agent', USER_AGENT);
   (api as unknown as { configuration: { middleware: unknown[] } }).configuration.middleware.push({
-    pre: (request: { setSignal(signal: AbortSignal): void }) => {
-      request.setSignal(AbortSignal.timeout(timeoutMs));
+    pre: (request: { setSignal(signal: AbortSignal): void; getUrl(): string }) => {
+      // A watch lasts as long as it asked the server to (timeoutSeconds), and a little more.
+      const watchSeconds = Number(/[?&]watch=true.*?[?&]timeoutSeconds=(\d+)|[?&]timeoutSeconds=(\d+).*?[?&]watch=true/.exec(request.getUrl())?.slice(1).find(Boolean));
+      request.setSignal(AbortSignal.timeout(watchSeconds ? (watchSeconds + 30) * 1000 : timeoutMs));
       return named.pre(request as never);
     },
     post: (response: Parameters<typeof boundBody>[0]) => named.post((opts.maxResponseBytes ? boundBody(response, opts.maxResponseBytes) : response) as never),
@@ -191,7 +170,7 @@ export async function secretClient(kc: KubeConfig, opts: { timeoutMs?: number; m
       throw explain('get', 'Secret', `${namespace}/${name}`, err);
     }
   };
-  const client: SecretClient = {
+  const client: BaseClient = {
     readSecret,
     async getSecret(namespace, name) {
       return (await readSecret(namespace, name))?.data;
@@ -259,6 +238,39 @@ export async function secretClient(kc: KubeConfig, opts: { timeoutMs?: number; m
         throw explain('patch', String(object.kind), where(object.metadata ?? {}), err);
       }
     },
+    async listPage(ref, selectors, limit, continueToken) {
+      try {
+        return await api.listPage(ref, selectors, limit, continueToken);
+      } catch (err) {
+        throw explain('list', ref.kind, selected(selectors), err);
+      }
+    },
+    async watch(ref, selectors, resourceVersion, timeoutSeconds) {
+      try {
+        return await api.watch(ref, selectors, resourceVersion, timeoutSeconds);
+      } catch (err) {
+        throw explain('watch', ref.kind, selected(selectors), err);
+      }
+    },
+    async podLog(namespace, pod, container, { tailLines, limitBytes }) {
+      try {
+        return await api.podLog(namespace, pod, container, tailLines, limitBytes);
+      } catch (err) {
+        if (codeOf(err) === 404) return undefined;
+        throw explain('get', 'Pod log', `${namespace}/${pod} (${container})`, err);
+      }
+    },
+  };
+  return withEnsure(client);
+}
+
+/** A client without the read-then-apply helpers, which withEnsure adds over its own reads and writes. */
+export type BaseClient = Omit<KubeClient, 'ensureObject' | 'ensureSecret'>;
+
+/** ensureObject and ensureSecret over a client's own get and apply (so a cached client's reads serve them too). */
+export function withEnsure(client: BaseClient): KubeClient {
+  return {
+    ...client,
     async ensureObject(object, known) {
       const ref = { apiVersion: String(object.apiVersion), kind: String(object.kind), name: String(object.metadata?.name), namespace: object.metadata?.namespace };
       const stored = known ?? (await client.getObject(ref));
@@ -271,14 +283,5 @@ export async function secretClient(kc: KubeConfig, opts: { timeoutMs?: number; m
       await client.applySecret(secret);
       return true;
     },
-    async podLog(namespace, pod, container, { tailLines, limitBytes }) {
-      try {
-        return await api.podLog(namespace, pod, container, tailLines, limitBytes);
-      } catch (err) {
-        if (codeOf(err) === 404) return undefined;
-        throw explain('get', 'Pod log', `${namespace}/${pod} (${container})`, err);
-      }
-    },
   };
-  return client;
 }

@@ -1,21 +1,21 @@
 // Clients for workload clusters, built from CAPI's `<cluster>-kubeconfig` Secrets and cached by that
 // Secret's resourceVersion: a rotated kubeconfig (new resourceVersion) gets a new client, an unchanged
 // one reuses the parsed config and its connection pool across hooks.
-import { clientFromKubeconfig, type SecretClient } from './client.ts';
+import { clientFromKubeconfig, type KubeClient } from './client.ts';
 import type { WorkloadKubeconfig } from './workload-kubeconfig.ts';
 
 export interface WorkloadClients<C = WorkloadKubeconfig> {
   /** The client for the (checked) kubeconfig stored in Secret `namespace/name` at `resourceVersion`. */
-  get(key: { namespace: string; name: string; resourceVersion: string }, kubeconfig: C): Promise<SecretClient>;
+  get(key: { namespace: string; name: string; resourceVersion: string }, kubeconfig: C): Promise<KubeClient>;
   /** Forgets a cluster's client (its Cluster is being deleted). */
   forget(namespace: string, name: string): void;
 }
 
-export function workloadClientCache<C = WorkloadKubeconfig>(opts: { max?: number; build?: (kubeconfig: C) => Promise<SecretClient> } = {}): WorkloadClients<C> {
+export function workloadClientCache<C = WorkloadKubeconfig>(opts: { max?: number; build?: (kubeconfig: C) => Promise<KubeClient> } = {}): WorkloadClients<C> {
   const max = opts.max ?? 1000;
-  const build = opts.build ?? (clientFromKubeconfig as unknown as (kubeconfig: C) => Promise<SecretClient>);
+  const build = opts.build ?? (clientFromKubeconfig as unknown as (kubeconfig: C) => Promise<KubeClient>);
   // Map keeps insertion order: re-inserting on use makes the first entry the least recently used.
-  const cache = new Map<string, { resourceVersion: string; client: Promise<SecretClient> }>();
+  const cache = new Map<string, { resourceVersion: string; client: Promise<KubeClient> }>();
   return {
     get(key, kubeconfig) {
       const id = `${key.namespace}/${key.name}`;

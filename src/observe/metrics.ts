@@ -105,6 +105,7 @@ export class HookMetrics {
   readonly sourceBytes = new Counter('capi_registry_addon_source_bytes_copied_total', 'Bytes of the images copied from source registries (configs and layers, every platform), by source name.');
   readonly sourceFailures = new Counter('capi_registry_addon_source_failures_total', 'Source passes that failed or had failed copies, by source name.');
   /** Source names seen, for a bounded label: past MAX_SOURCE_LABELS names the rest count as `other`. */
+  readonly passes = new Counter('capi_registry_addon_background_passes_total', 'Background passes over a Cluster, by result status.');
   private readonly sourceNames = new Set<string>();
   /** One source pass the writer reported. */
   countSource(r: { source: string; copied: number; bytes: number; error: string }): void {
@@ -115,7 +116,7 @@ export class HookMetrics {
     if (r.error) this.sourceFailures.inc(labels);
   }
   render(): string {
-    return `${[this.requests.render(), this.failures.render(), this.latency.render(), this.clusterResults.render(), this.chartRequests.render(), this.shed.render(), this.sourceImages.render(), this.sourceBytes.render(), this.sourceFailures.render()].join('\n')}\n`;
+    return `${[this.requests.render(), this.failures.render(), this.latency.render(), this.clusterResults.render(), this.chartRequests.render(), this.shed.render(), this.sourceImages.render(), this.sourceBytes.render(), this.sourceFailures.render(), this.passes.render()].join('\n')}\n`;
   }
 }
 

@@ -27,23 +27,23 @@ export const EXTENSION = { name: 'capi-registry-addon', servingSecret: 'capi-reg
  */
 export const RBAC_RULES = [
   {
-    rule: { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'create', 'patch', 'delete'] },
-    why: 'read the root CA and CAPI\'s <cluster>-kubeconfig; create the root CA when minting and each Cluster\'s issuer; apply <cluster>-registry-addon-ca, the node script and the credentials; delete them at BeforeClusterDelete',
+    rule: { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'list', 'watch', 'create', 'patch', 'delete'] },
+    why: 'read the root CA and CAPI\'s <cluster>-kubeconfig; create the root CA when minting and each Cluster\'s issuer; apply <cluster>-registry-addon-ca, the node script and the credentials; delete them at BeforeClusterDelete. List and watch keep the background loop\'s caches: only our labelled Secrets, the root CA by name and CAPI\'s kubeconfig Secrets (by its label and type) are selected',
     scope: 'cluster',
   },
   {
-    rule: { apiGroups: ['addons.cluster.x-k8s.io'], resources: ['helmchartproxies'], verbs: ['get', 'create', 'patch', 'delete'] },
-    why: 'apply the one HelmChartProxy per Cluster (server-side apply creates it), delete it at BeforeClusterDelete',
+    rule: { apiGroups: ['addons.cluster.x-k8s.io'], resources: ['helmchartproxies'], verbs: ['get', 'list', 'watch', 'create', 'patch', 'delete'] },
+    why: 'apply the one HelmChartProxy per Cluster (server-side apply creates it), delete it at BeforeClusterDelete; list and watch ours (by label), so one deleted or changed is put back at once',
     scope: 'cluster',
   },
   {
-    rule: { apiGroups: ['addons.cluster.x-k8s.io'], resources: ['helmreleaseproxies'], verbs: ['list'] },
+    rule: { apiGroups: ['addons.cluster.x-k8s.io'], resources: ['helmreleaseproxies'], verbs: ['list', 'watch'] },
     why: 'read what CAAPH reports of the Cluster\'s release: a failed install or upgrade is reported on the Cluster, not hidden behind "applied"',
     scope: 'cluster',
   },
   {
-    rule: { apiGroups: ['cluster.x-k8s.io'], resources: ['clusters'], verbs: ['get', 'list', 'patch'] },
-    why: 'day 2: read a Cluster that opted in after creation; label an opted-in Cluster so that its HelmChartProxy selects it and annotate it with its certificate expiry; list the labelled Clusters for the expiry metric',
+    rule: { apiGroups: ['cluster.x-k8s.io'], resources: ['clusters'], verbs: ['get', 'list', 'watch', 'patch'] },
+    why: 'day 2: watch the Clusters, so one that opts in after creation (or changes) is acted on at once; label an opted-in Cluster so that its HelmChartProxy selects it and annotate it with its certificate expiry; list the labelled Clusters for the expiry metric',
     scope: 'cluster',
   },
   {

@@ -3,10 +3,12 @@
 import { readFileSync } from 'node:fs';
 import process from 'node:process';
 import { createAddon } from '../addon/hooks.ts';
+import { managementWatches, type ManagementWatches } from '../addon/background/watches.ts';
+import { watchMetrics } from '../observe/watch-metrics.ts';
 import { leaseMembership, type Membership } from '../addon/membership.ts';
 import { hexFromBytes } from '../lib/bytes.ts';
 import type { AddonDeps } from '../addon/deploy.ts';
-import { KubeError, secretClient } from '../kube/client.ts';
+import { KubeError, kubeClient } from '../kube/client.ts';
 import { workloadClientCache } from '../kube/workload-clients.ts';
 import { clusterGauges } from '../observe/cluster-gauges.ts';
 import { renderGauge } from '../observe/metrics.ts';
@@ -119,10 +121,16 @@ export async function serve(config: ServeConfig): Promise<RunningServer> {
   const clusterApiVersion = config.target.minor <= 10 ? 'cluster.x-k8s.io/v1beta1' : 'cluster.x-k8s.io/v1beta2';
   // The management client is made on first use (client-node's load cost stays out of cold start).
   let deps: Promise<AddonDeps> | undefined;
+  // With the background loop on, the management side is read through watch caches (one list, then events).
+  let watches: ManagementWatches | undefined;
   const addonDeps = (): Promise<AddonDeps> => {
     if (!kube.ok) return Promise.reject(new KubeError(`no management cluster connection (${kube.reason}): run the extension in the management cluster or give --kubeconfig`));
     deps ??= loadKubeConfig(kube).then(async (kc) => ({
-      management: await secretClient(kc),
+      management: await kubeClient(kc).then((direct) => {
+        if (!config.addon.seed) return direct;
+        watches ??= managementWatches(direct, { providerNamespace: config.addon.providerNamespace, clusterApiVersion, onError: (message) => log.warn(message) });
+        return watches.client;
+      }),
       workloadClients: workloadClientCache(),
       providerNamespace: config.addon.providerNamespace,
       mintRootCa: config.addon.mintRootCa,
@@ -165,13 +173,14 @@ export async function serve(config: ServeConfig): Promise<RunningServer> {
     onResult: (c, hook, status) => metrics.clusterResults.inc({ cluster: clusterLabel(c.namespace, c.name), hook, status }),
     onGone: (namespace, name) => metrics.clusterResults.remove((l) => l.cluster === clusterLabel(namespace, name)),
     onDeployed: () => gauges?.invalidate(),
+    onPass: (status) => metrics.passes.inc({ status }),
   });
   let accepting = false;
   const app = createApp({
     chart: await chartArtifact(chartTgz, config.version),
     target: config.target,
     handlers: addon.handlers,
-    extraMetrics: async () => [gauges ? await gauges.render() : '', memoryGauge()].filter(Boolean).join('\n'),
+    extraMetrics: async () => [gauges ? await gauges.render() : '', memoryGauge(), watches ? watchMetrics(watches) : ''].filter(Boolean).join('\n'),
     log,
     metrics,
     maxBodyBytes: config.maxBodyBytes,
@@ -192,20 +201,23 @@ export async function serve(config: ServeConfig): Promise<RunningServer> {
   log.info('serving', { runtime: server.runtime, address: `${config.hostname}:${server.port}`, capiMinor: config.target.minor });
   let seedTimer: ReturnType<typeof setTimeout> | undefined;
   if (kube.ok && config.addon.seed) {
-    // Every opted-in Cluster into the background loop now, not at CAPI's next resync, and again every
-    // interval (Clusters whose hooks went to another replica); a failed list is tried again in 60 s.
-    const intervalMs = config.addon.convergeIntervalSeconds * 1000;
-    const seed = () =>
-      addon.seed().then(
-        (clusters) => {
-          log.info('background loop seeded', { clusters, replicas: members?.members().length ?? 1 });
-          seedTimer = setTimeout(seed, intervalMs);
-        },
-        (err: unknown) => {
-          log.warn('cannot list Clusters for the background loop; trying again in 60 s', { error: err instanceof Error ? err.message : String(err) });
-          seedTimer = setTimeout(seed, Math.min(60_000, intervalMs));
-        },
-      );
+    // Every Cluster of ours into the background loop as soon as the Clusters are listed (not at CAPI's
+    // next resync); after that the watches tell the loop of every change. No management connection yet:
+    // tried again in 60 s.
+    const startLoop = async (): Promise<void> => {
+      try {
+        await addonDeps();
+      } catch (err) {
+        log.warn('cannot reach the management cluster for the background loop; trying again in 60 s', { error: err instanceof Error ? err.message : String(err) });
+        seedTimer = setTimeout(() => void startLoop(), 60_000);
+        return;
+      }
+      const w = watches!;
+      await w.whenSynced();
+      log.info('background loop seeded', { clusters: addon.seed(w.clusters.list()), replicas: members?.members().length ?? 1 });
+      w.clusters.onChange((e) => addon.clusterChanged(e.namespace, e.name, e.type === 'DELETED' ? undefined : e.object));
+      w.onOwnedChange((cluster) => addon.nudge(cluster.namespace, cluster.name));
+    };
     const identity = `${process.env.POD_NAME ?? 'replica'}-${hexFromBytes(crypto.getRandomValues(new Uint8Array(4)))}`;
     void addonDeps()
       .then(async ({ management }) => {
@@ -213,7 +225,7 @@ export async function serve(config: ServeConfig): Promise<RunningServer> {
         await members.start();
       })
       .catch((err: unknown) => log.warn('background loop runs alone: no member Lease', { error: err instanceof Error ? err.message : String(err) }))
-      .finally(() => void seed());
+      .finally(() => void startLoop());
   }
 
   let reloadTimer: ReturnType<typeof setInterval> | undefined;
@@ -254,6 +266,7 @@ export async function serve(config: ServeConfig): Promise<RunningServer> {
     log.info('shutting down', { signal });
     await server.close(10_000);
     addon.stop();
+    watches?.stop();
     await members?.stop();
     process.exit(0);
   };

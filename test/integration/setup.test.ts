@@ -5,7 +5,7 @@ import { realSuite } from './env/suite.ts';
 import * as assert from 'uvu/assert';
 import { setupCluster, type SetupDeps } from '../../src/addon/setup.ts';
 import { loadKubeConfig } from '../../src/kube/connection.ts';
-import { secretClient } from '../../src/kube/client.ts';
+import { kubeClient } from '../../src/kube/client.ts';
 import { mintRootCa } from '../../src/pki/root-ca.ts';
 import { clusterIssuerSecretName, rolloverRecordSecretName } from '../../src/render/metadata.ts';
 import { ok } from './env/capi.ts';
@@ -28,7 +28,7 @@ const kubeconfigFor = (server: string, ca: string, cert: string, key: string) =>
     users: [{ name: 'u', user: { 'client-certificate-data': b(cert), 'client-key-data': b(key) } }], contexts: [{ name: 'c', context: { cluster: 'c', user: 'u' } }] }));
   return file;
 };
-const clientFor = async (file: string) => secretClient(await loadKubeConfig({ ok: true, kind: 'file', source: file }));
+const clientFor = async (file: string) => kubeClient(await loadKubeConfig({ ok: true, kind: 'file', source: file }));
 
 test.before(async () => {
   env = await startEnv({ management: true });

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { realSuite } from './env/suite.ts';
 import * as assert from 'uvu/assert';
 import { writeWorkloadSecrets, type WorkloadDeps } from '../../src/addon/workload-secrets.ts';
-import { secretClient } from '../../src/kube/client.ts';
+import { kubeClient } from '../../src/kube/client.ts';
 import { workloadClientCache } from '../../src/kube/workload-clients.ts';
 import { loadKubeConfig } from '../../src/kube/connection.ts';
 import { certificateFacts, decodeCertificate } from '../../src/pki/inspect.ts';
@@ -34,7 +34,7 @@ const putKubeconfig = async (text: string) => {
 test.before(async () => {
   env = await startEnv({ management: true, workload: true });
   await env.management!.request('POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'team-a' } });
-  deps = { management: await secretClient(await loadKubeConfig({ ok: true, kind: 'file', source: env.management!.kubeconfig })), workloadClients: workloadClientCache(), now: () => new Date() };
+  deps = { management: await kubeClient(await loadKubeConfig({ ok: true, kind: 'file', source: env.management!.kubeconfig })), workloadClients: workloadClientCache(), now: () => new Date() };
 });
 test.after(async () => {
   await env?.stop();

@@ -5,7 +5,7 @@ import { converger, type ConvergeOutcome } from '../../src/addon/converge.ts';
 import { confirmer } from '../../src/addon/confirm.ts';
 import { leaseMembership, liveHolder, liveMembers, MAX_LEASE_SECONDS, MAX_MEMBERS, memberLeaseName, ownerOf, staleLease } from '../../src/addon/membership.ts';
 import { workloadClientCache } from '../../src/kube/workload-clients.ts';
-import type { SecretClient } from '../../src/kube/client.ts';
+import type { KubeClient } from '../../src/kube/client.ts';
 import { createLogger } from '../../src/observe/log.ts';
 import { failure, success, type HookResult } from '../../src/runtime-sdk/types.ts';
 
@@ -235,7 +235,7 @@ test('member Leases: each replica renews its own, sees the others, deletes one l
     applyObject: async (o: any) => void leases.set(o.metadata.name, structuredClone(o)),
     listObjects: async () => [...leases.values()],
     deleteObject: async (ref: any) => (leases.delete(ref.name) ? 'deleted' : 'absent'),
-  } as unknown as SecretClient;
+  } as unknown as KubeClient;
   let now = Date.parse('2026-12-02T12:00:00Z');
   leases.set('killed', { metadata: { name: 'killed' }, spec: { holderIdentity: 'old-pod', renewTime: '2026-12-02T11:00:00.000000Z', leaseDurationSeconds: 30 } });
   let changes = 0;
@@ -314,7 +314,7 @@ test('workload clients: reused while the kubeconfig Secret resourceVersion stays
     build: async (kubeconfig) => {
       built.push(kubeconfig);
       if (kubeconfig === 'bad') throw new Error('cannot parse');
-      return { kubeconfig } as unknown as SecretClient;
+      return { kubeconfig } as unknown as KubeClient;
     },
   });
   const key = (name: string, resourceVersion: string) => ({ namespace: 'ns', name, resourceVersion });

@@ -1,0 +1,95 @@
+// A management client whose reads come from list+watch caches (cache.ts) where one covers them, and
+// from the API server otherwise; writes always go to the API server. After a write the object is read
+// from the API server until the watch has brought the change (a short, bounded while), so a pass never
+// acts on its own stale copy: create-if-absent followed by a read sees what was created.
+import { textFromBase64 } from '../lib/bytes.ts';
+import type { ObjectCache, Stored } from './cache.ts';
+import { withEnsure, type BaseClient, type KindRef, type KubeClient, type ObjectRef, type StoredSecret } from './client.ts';
+
+export interface CacheScope {
+  cache: ObjectCache;
+  /** Whether the cache holds this object if it exists. */
+  covers(ref: ObjectRef): boolean;
+  /** Whether a miss means the object does not exist (false: a miss is read from the API server, e.g. objects another controller labels). */
+  authoritative: boolean;
+  /** Whether a list of this kind and selector is answered from the cache. */
+  lists?(ref: KindRef, labelSelector: string): boolean;
+}
+
+export interface CachedClientOptions {
+  /** How long after a write an object is read from the API server when no watch event came first. */
+  freshMs?: number;
+  now?: () => number;
+}
+
+const keyOf = (ref: { apiVersion?: string; kind: string; namespace?: string; name?: string }) => `${ref.kind}/${ref.namespace ?? ''}/${ref.name ?? ''}`;
+
+/** The counts of reads answered by a cache and by the API server (the bench prints them). */
+export interface ReadCounts { cached: number; direct: number }
+
+export function cachedClient(direct: KubeClient, scopes: CacheScope[], opts: CachedClientOptions = {}): KubeClient & { reads: ReadCounts } {
+  const freshMs = opts.freshMs ?? 10_000;
+  const now = opts.now ?? Date.now;
+  /** Objects written lately: read from the API server until their watch event or `freshMs`. */
+  const written = new Map<string, number>();
+  const reads: ReadCounts = { cached: 0, direct: 0 };
+  for (const scope of scopes) {
+    scope.cache.onChange((e) => written.delete(keyOf({ kind: scope.cache.spec.ref.kind, namespace: e.namespace, name: e.name })));
+  }
+  /** Runs a write; afterwards (also when it failed: a conflict says the object changed) the object is read from the API server for a while. */
+  const writing = async <T>(ref: { kind: string; namespace?: string; name?: string }, write: () => Promise<T>): Promise<T> => {
+    try {
+      return await write();
+    } finally {
+      if (written.size > 10_000) for (const [k, t] of written) if (t <= now()) written.delete(k);
+      written.set(keyOf(ref), now() + freshMs);
+    }
+  };
+  /** The scope that answers a read of `ref`, if any. */
+  const scopeFor = (ref: ObjectRef) => {
+    const until = written.get(keyOf(ref));
+    if (until !== undefined && until > now()) return undefined;
+    return scopes.find((s) => s.cache.synced() && s.covers(ref));
+  };
+  const cachedRead = (ref: ObjectRef): { hit: boolean; object?: Stored } => {
+    const scope = scopeFor(ref);
+    const object = scope?.cache.get(ref.namespace ?? '', ref.name);
+    if (scope && (object || scope.authoritative)) {
+      reads.cached++;
+      return { hit: true, ...(object ? { object } : {}) };
+    }
+    reads.direct++;
+    return { hit: false };
+  };
+  const asSecret = (object: Stored): StoredSecret => ({
+    data: Object.fromEntries(Object.entries((object.data ?? {}) as Record<string, string>).map(([k, v]) => [k, textFromBase64(v)])),
+    resourceVersion: String((object.metadata as { resourceVersion?: unknown } | undefined)?.resourceVersion ?? ''),
+  });
+  const readSecret = async (namespace: string, name: string) => {
+    const read = cachedRead({ apiVersion: 'v1', kind: 'Secret', namespace, name });
+    return read.hit ? read.object && asSecret(read.object) : direct.readSecret(namespace, name);
+  };
+  const base: BaseClient = {
+    ...direct,
+    readSecret,
+    getSecret: async (namespace, name) => (await readSecret(namespace, name))?.data,
+    async getObject(ref) {
+      const read = cachedRead(ref);
+      return read.hit ? read.object : direct.getObject(ref);
+    },
+    async listObjects(ref, labelSelector) {
+      const scope = scopes.find((s) => s.cache.synced() && s.lists?.(ref, labelSelector));
+      if (!scope) {
+        reads.direct++;
+        return direct.listObjects(ref, labelSelector);
+      }
+      reads.cached++;
+      return scope.cache.list(ref.namespace, labelSelector);
+    },
+    deleteObject: (ref, o) => writing(ref, () => direct.deleteObject(ref, o)),
+    createSecret: (secret) => writing({ kind: 'Secret', ...secret }, () => direct.createSecret(secret)),
+    applySecret: (secret) => writing({ kind: 'Secret', ...secret }, () => direct.applySecret(secret)),
+    applyObject: (object) => writing({ kind: String(object.kind), namespace: object.metadata?.namespace, name: object.metadata?.name }, () => direct.applyObject(object)),
+  };
+  return { ...withEnsure(base), reads };
+}
