@@ -229,7 +229,8 @@ export function converger(opts: ConvergeOptions): Converger {
       if (opts.owns && !opts.owns(key)) return;
       if (active.has(key)) return void again.add(key);
       if (queue.includes(key)) return;
-      const due = Math.max(now() + nudgeMs, (nudged.get(key) ?? 0) + nudgeGapMs);
+      const last = nudged.get(key);
+      const due = Math.max(now() + nudgeMs, last === undefined ? 0 : last + nudgeGapMs);
       nudged.set(key, due);
       schedule(key, due - now(), true);
     },

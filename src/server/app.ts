@@ -7,7 +7,7 @@ import { HookMetrics } from '../observe/metrics.ts';
 import { hooksFor, pathSegment, type CapiTarget, type HookName } from '../runtime-sdk/catalog.ts';
 import { discoveryEndpoint } from '../runtime-sdk/discovery.ts';
 import { parseHookRequest, type HookRequest } from '../runtime-sdk/request.ts';
-import { BodyBudget, defaultBudget, wrapHook } from '../runtime-sdk/wrapper.ts';
+import { BodyBudget, defaultBudget, hookError, hookRoute, type HookVars } from '../runtime-sdk/wrapper.ts';
 import { ociRoutes, type ChartArtifact } from './oci.ts';
 
 export const HOOKS_PREFIX = '/hooks.runtime.cluster.x-k8s.io/v1alpha1';
@@ -35,7 +35,7 @@ const CHART_METHODS = new Set(['GET', 'HEAD']);
 export function createApp(opts: AppOptions) {
   const metrics = opts.metrics ?? new HookMetrics();
   const wrapperOpts = { maxBodyBytes: opts.maxBodyBytes, budget: new BodyBudget(defaultBudget(opts.maxBodyBytes)), log: opts.log, metrics };
-  const app = new Hono();
+  const app = new Hono<{ Variables: HookVars }>();
   const maxInFlight = opts.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
   let inFlight = 0;
   app.use('*', async (c, next) => {
@@ -53,22 +53,15 @@ export function createApp(opts: AppOptions) {
     }
   });
 
-  const discovery = wrapHook(discoveryEndpoint(opts.target), wrapperOpts);
-  app.post(`${HOOKS_PREFIX}/discovery`, (c) => discovery(c.req.raw));
-
+  app.post(`${HOOKS_PREFIX}/discovery`, ...hookRoute(discoveryEndpoint(opts.target), wrapperOpts));
   for (const spec of hooksFor(opts.target)) {
-    const handler = opts.handlers[spec.hook];
-    const serve = wrapHook<HookRequest>(
-      {
-        hook: spec.hook,
-        blocking: spec.blocking,
-        parse: (body) => parseHookRequest(spec, body),
-        handle: handler,
-        clusterOf: (r) => (r.kind === 'lifecycle' ? `${r.cluster.namespace}/${r.cluster.name}` : undefined),
-      },
-      wrapperOpts,
-    );
-    app.post(`${HOOKS_PREFIX}/${pathSegment(spec.hook)}/${spec.handler}`, (c) => serve(c.req.raw));
+    app.post(`${HOOKS_PREFIX}/${pathSegment(spec.hook)}/${spec.handler}`, ...hookRoute<HookRequest>({
+      hook: spec.hook,
+      blocking: spec.blocking,
+      parse: (body) => parseHookRequest(spec, body),
+      handle: opts.handlers[spec.hook],
+      clusterOf: (r) => (r.kind === 'lifecycle' ? `${r.cluster.namespace}/${r.cluster.name}` : undefined),
+    }, wrapperOpts));
   }
 
   if (opts.chart) {
@@ -89,6 +82,8 @@ export function createApp(opts: AppOptions) {
   });
   app.notFound((c) => c.json({ error: `no route for ${c.req.method} ${new URL(c.req.url).pathname}` }, 404));
   app.onError((err, c) => {
+    const hookAnswer = hookError(err, c, wrapperOpts);
+    if (hookAnswer) return hookAnswer;
     opts.log.error('unhandled route error', { error: err.name });
     return c.json({ error: 'internal error' }, 500);
   });

@@ -1,7 +1,7 @@
 // Adapter on Bun.serve. Bun cannot change the certificate of a listening server, so a reload starts
 // a second server on the same port (SO_REUSEPORT) and lets the first one finish its requests.
 import { readFileSync } from 'node:fs';
-import { bodyDrainLimit } from '../runtime-sdk/wrapper.ts';
+import { bodyDrainLimit } from '../runtime-sdk/body.ts';
 import type { Adapter, ServeOptions } from './adapter.ts';
 
 /** OpenSSL's SSL_OP_NO_TLSv1 and SSL_OP_NO_TLSv1_1: TLS 1.2 is the least version served, as on Node and Deno. */

@@ -148,6 +148,41 @@ test('converger: a watched Cluster is converged again every interval without bei
   assert.equal(clock.due(), [], 'stop cancels them all');
 });
 
+test('converger: a nudge (a watch event) runs the Cluster soon whatever the interval, at most once per gap, once more when it came during a pass, and only on its owner', async () => {
+  const clock = manualTimers();
+  let now = 0;
+  let release: (() => void) | undefined;
+  const runs: string[] = [];
+  const q = converger({
+    log, intervalMs: 600_000, nudgeMs: 200, nudgeGapMs: 1_000, timers: clock.timers, now: () => now, owns: (key) => key !== 'ns/theirs',
+    run: async (_, name) => {
+      runs.push(name);
+      if (name === 'slow') await new Promise<void>((r) => (release = r));
+      return { result: success(), watch: true };
+    },
+  });
+  q.request('ns', 'a');
+  await q.idle();
+  assert.equal(clock.due(), [600_000], 'converged: next after the interval');
+  q.nudge('ns', 'a');
+  assert.equal(clock.due(), [200], 'nudged: within nudgeMs, not after the interval');
+  clock.fire();
+  await q.idle();
+  q.nudge('ns', 'a');
+  assert.equal(clock.due(), [1_200], 'a second nudge at once waits for the gap after the first (a pass\'s own writes come back as events)');
+  now = 5_000;
+  q.nudge('ns', 'theirs');
+  assert.equal(clock.due(), [1_200], 'a Cluster another replica owns is left to it');
+  q.request('ns', 'slow');
+  await new Promise((r) => setTimeout(r, 1));
+  q.nudge('ns', 'slow');
+  release!();
+  await q.idle();
+  assert.ok(clock.due().includes(200), 'nudged during its pass: once more soon after it');
+  assert.equal(runs, ['a', 'a', 'slow']);
+  q.stop();
+});
+
 test('converger: Clusters whose last run failed (a hung API server) share one slot of four; the others keep theirs', async () => {
   let now = 0;
   const failing = new Set(['f1', 'f2', 'f3', 'f4']);
