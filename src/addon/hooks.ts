@@ -14,14 +14,14 @@
 import { KubeError } from '../kube/client.ts';
 import { REGISTRY_STATUS_ANNOTATION } from '../render/helmchartproxy.ts';
 import type { HookName } from '../runtime-sdk/catalog.ts';
-import type { HookRequest, LifecycleRequest } from '../runtime-sdk/request.ts';
+import type { BeforeClusterUpgradeRequest, HookRequests, LifecycleRequest } from '../runtime-sdk/request.ts';
 import { failure, success, type ClusterRef, type HookResult } from '../runtime-sdk/types.ts';
 import type { HookContext } from '../runtime-sdk/wrapper.ts';
 import { RenderError } from '../render/metadata.ts';
 import { clusterConfigVariable } from '../render/variables.ts';
 import { attempts, troubled, type AddonRuntime } from './attempts.ts';
 import { backgroundLoop } from './background/loop.ts';
-import { removeRegistry, type AddonDeps } from './deploy.ts';
+import { removeRegistry, type AddonDeps, type DeployOptions } from './deploy.ts';
 import { registryOptIn } from './opt-in.ts';
 import { generatePatches as patchesFor, patchedCluster } from './patches.ts';
 import { isHookResult, setupCluster } from './setup.ts';
@@ -30,13 +30,14 @@ import { kubeconfigSecret } from './workload-secrets.ts';
 import { whenAborted } from '../lib/abort.ts';
 import { confirmer } from './confirm.ts';
 
-export type AddonHandler = (request: HookRequest, ctx: HookContext) => Promise<HookResult>;
+/** One handler per hook, each typed to its own request. */
+export type HookHandlers = { [H in HookName]: (request: HookRequests[H], ctx: HookContext) => Promise<HookResult> };
 
 export type { AddonRuntime } from './attempts.ts';
 export { controlPlaneInitialized } from './background/loop.ts';
 
 export interface Addon {
-  handlers: Record<HookName, AddonHandler>;
+  handlers: HookHandlers;
   /**
    * Puts every Cluster of ours into the background loop, from the watch cache's first list: after a
    * start or a restart nothing waits for CAPI's next resync. Returns how many.
@@ -52,9 +53,6 @@ export interface Addon {
   stop(): void;
 }
 
-/** How a lifecycle hook answers when the registry's work fails for a confirmed, opted-in Cluster. */
-type OnTrouble = 'block' | 'background' | 'neverBlock';
-
 /**
  * The version a BeforeClusterUpgrade body names, if it is the Cluster's own topology version (CAPI sends
  * exactly that): a body naming any other version renews nothing, so forged bodies cannot churn certificates.
@@ -64,65 +62,102 @@ function upgradeTarget(cluster: ClusterRef, claimed: string | undefined): string
   return typeof version === 'string' && version === claimed ? version : undefined;
 }
 
+type LifecycleHook = Exclude<HookName, 'GeneratePatches' | 'DiscoverVariables'>;
+type Work = (cluster: ClusterRef, deps: AddonDeps) => Promise<HookResult>;
+
 export function createAddon(rt: AddonRuntime): Addon {
   const a = attempts(rt);
   const loop = backgroundLoop(rt, a);
   const queue = loop.queue;
   const confirmations = confirmer(rt.log);
-
   const stillWorking = success(`registry deployment still in progress as CAPI's timeout nears; capi-registry-addon finishes it in the background: see the Cluster's annotation ${REGISTRY_STATUS_ANNOTATION} and its Events`);
 
-  const lifecycle = (hook: HookName, work: (cluster: ClusterRef, deps: AddonDeps, request: LifecycleRequest, signal: AbortSignal) => Promise<HookResult>, onTrouble: OnTrouble): AddonHandler =>
-    async (request, ctx) => {
-      if (request.kind !== 'lifecycle') throw new TypeError(`${hook} got a ${request.kind} request`);
-      // A body that does not ask for the registry asks for nothing: no API call (a forged one gains nothing).
-      if (registryOptIn(request.cluster.variables).enabled === false) return success();
-      // The claim is checked before the Cluster's lock is taken (confirm.ts): forged bodies naming a real
-      // Cluster do not queue in front of its real hooks.
-      let checked: ClusterRef | HookResult;
-      try {
-        checked = await confirmations.confirm(hook, request.cluster, await rt.deps());
-      } catch (err) {
-        if (!(err instanceof KubeError)) throw err;
-        const message = `Cluster ${request.cluster.namespace}/${request.cluster.name}: ${err.message}`;
-        return onTrouble === 'neverBlock' ? success(message) : failure(message);
-      }
-      if (isHookResult(checked)) return checked;
-      let confirmed: ClusterRef | undefined;
-      const attempt = a.withDeps(checked, async (deps, waited) => {
-        // Read again when the lock was held by another step for this Cluster: it may have changed the Cluster (its marks).
-        const cluster = waited ? await confirmations.confirm(hook, checked as ClusterRef, deps) : (checked as ClusterRef);
-        if (isHookResult(cluster)) return cluster;
-        const optIn = registryOptIn(cluster.variables);
-        if (!optIn.enabled) return success();
-        confirmed = cluster;
-        // BeforeClusterDelete removes what we made whatever the variable says now: an invalid value must not block deletion.
-        const outcome = optIn.enabled === 'invalid' && hook !== 'BeforeClusterDelete'
-          ? failure(`Cluster ${cluster.namespace}/${cluster.name}: ${optIn.message}`)
-          : await work(cluster, deps, request, ctx.signal);
-        if (onTrouble !== 'background') return outcome;
-        // Also after a success: CAPI marks ACPI done with a merge patch computed from the Cluster it read
-        // before calling us, which drops every annotation when its pending-hooks one was the last, ours
-        // (written during the call) included. The next pass puts the marks back.
+  /**
+   * The body's Cluster as the API server has it, when the body asks for the registry and its claim holds;
+   * else the answer. A body that does not ask asks for nothing: no API call (a forged one gains nothing).
+   * The claim is checked before the Cluster's lock is taken (confirm.ts): forged bodies naming a real
+   * Cluster do not queue in front of its real hooks. `unreachable` words the answer without a connection.
+   */
+  const confirmClaim = async (hook: LifecycleHook, request: LifecycleRequest, unreachable: (message: string) => HookResult): Promise<ClusterRef | HookResult> => {
+    if (registryOptIn(request.cluster.variables).enabled === false) return success();
+    try {
+      return await confirmations.confirm(hook, request.cluster, await rt.deps());
+    } catch (err) {
+      if (!(err instanceof KubeError)) throw err;
+      return unreachable(`Cluster ${request.cluster.namespace}/${request.cluster.name}: ${err.message}`);
+    }
+  };
+
+  /**
+   * `work` under the Cluster's lock (none for `neverBlock`), for a Cluster still opted in: read again
+   * when another step held the lock (it may have changed the Cluster's marks). The answer is told to the
+   * metrics and Events for a confirmed Cluster only. `then` sees every outcome (an invalid opt-in too).
+   */
+  const step = async (hook: LifecycleHook, claimed: ClusterRef, work: Work, opts: { neverBlock?: boolean; then?: (cluster: ClusterRef, deps: AddonDeps, outcome: HookResult) => Promise<HookResult>; signal?: AbortSignal } = {}): Promise<HookResult> => {
+    let confirmed: ClusterRef | undefined;
+    const attempt = a.withDeps(claimed, async (deps, waited) => {
+      const cluster = waited ? await confirmations.confirm(hook, claimed, deps) : claimed;
+      if (isHookResult(cluster)) return cluster;
+      const optIn = registryOptIn(cluster.variables);
+      if (!optIn.enabled) return success();
+      confirmed = cluster;
+      // BeforeClusterDelete removes what we made whatever the variable says now: an invalid value must not block deletion.
+      const outcome = optIn.enabled === 'invalid' && hook !== 'BeforeClusterDelete' ? failure(`Cluster ${cluster.namespace}/${cluster.name}: ${optIn.message}`) : await work(cluster, deps);
+      return opts.then ? opts.then(cluster, deps, outcome) : outcome;
+    }, opts.neverBlock);
+    // Work still going when CAPI's timeout nears goes on in the background (it marks the Cluster if it fails).
+    const result = opts.signal ? await Promise.race([attempt, whenAborted(opts.signal).then(() => stillWorking)]) : await attempt;
+    if (confirmed) {
+      rt.onResult?.(confirmed, hook, result.status);
+      if (result.status === 'Failure') rt.onFailure?.(confirmed, hook, result.message ?? '');
+    }
+    return result;
+  };
+
+  /** BeforeClusterCreate blocks: without the CA copy and node script Secrets node bootstrap would hang; a Failure says what to do. */
+  const beforeClusterCreate = async (request: LifecycleRequest): Promise<HookResult> => {
+    const claimed = await confirmClaim('BeforeClusterCreate', request, failure);
+    return isHookResult(claimed) ? claimed : step('BeforeClusterCreate', claimed, setupCluster);
+  };
+
+  /**
+   * ACPI and BCU never block: trouble is marked on the Cluster and handed to the background loop. Also
+   * after a success the loop passes again soon: CAPI marks ACPI done with a merge patch computed from
+   * the Cluster it read before calling us, which drops every annotation when its pending-hooks one was
+   * the last, ours (written during the call) included.
+   */
+  const deployInBackground = async (hook: 'AfterControlPlaneInitialized' | 'BeforeClusterUpgrade', request: LifecycleRequest, ctx: HookContext, options: (cluster: ClusterRef) => DeployOptions) => {
+    const claimed = await confirmClaim(hook, request, failure);
+    if (isHookResult(claimed)) return claimed;
+    return step(hook, claimed, (cluster, deps) => a.deploy(cluster, deps, options(cluster)), {
+      signal: ctx.signal,
+      then: async (cluster, deps, outcome) => {
         queue.retrySoon(cluster.namespace, cluster.name);
         return troubled(outcome) ? a.inBackground(cluster, hook, outcome, deps) : outcome;
-      }, onTrouble === 'neverBlock');
-      // Work that is still going when CAPI's timeout nears goes on in the background (it marks the
-      // Cluster if it fails); the hook does not wait for it.
-      const result = onTrouble === 'background' ? await Promise.race([attempt, whenAborted(ctx.signal).then(() => stillWorking)]) : await attempt;
-      if (confirmed) {
-        rt.onResult?.(confirmed, hook, result.status);
-        if (result.status === 'Failure') rt.onFailure?.(confirmed, hook, result.message ?? '');
-      }
-      return result;
-    };
+      },
+    });
+  };
 
-  const generatePatches: AddonHandler = async (request) => {
-    if (request.kind !== 'generatePatches') throw new TypeError(`GeneratePatches got a ${request.kind} request`);
+  /** BeforeClusterDelete holds deletion only while the registry's volumes go (bounded); anything else is a Success that says what went wrong. */
+  const beforeClusterDelete = async (request: LifecycleRequest, ctx: HookContext): Promise<HookResult> => {
+    const claimed = await confirmClaim('BeforeClusterDelete', request, success);
+    if (isHookResult(claimed)) return claimed;
+    return step('BeforeClusterDelete', claimed, async (cluster, deps) => {
+      queue.forget(cluster.namespace, cluster.name);
+      rt.onGone?.(cluster.namespace, cluster.name);
+      // The proxy first: CAAPH then uninstalls the release too, and never reinstalls it.
+      const removed = await removeRegistry(cluster, deps);
+      const volumes = await releaseRegistryVolumes(cluster, deps, ctx.signal);
+      // The volumes needed the workload client again: drop it once more, or the cache keeps it for a deleted Cluster.
+      deps.workloadClients.forget(cluster.namespace, kubeconfigSecret(cluster.name));
+      return { ...volumes, message: [removed.message, volumes.message].filter(Boolean).join('; ') || undefined };
+    }, { neverBlock: true });
+  };
+
+  /** GeneratePatches answers from the body alone, and asks the loop to converge the Cluster (opted in or not: an opt-out removes what we made). */
+  const generatePatches: HookHandlers['GeneratePatches'] = async (request) => {
     try {
       const items = patchesFor(request.variables, request.items);
-      // Every Cluster, opted in or not: the queue reads it back (once per interval) to converge it, or to
-      // remove what we made when it opted out.
       const cluster = patchedCluster(request.variables, request.items);
       if (cluster) queue.request(cluster.namespace, cluster.name, cluster.registry);
       return success(undefined, { items });
@@ -134,19 +169,11 @@ export function createAddon(rt: AddonRuntime): Addon {
 
   return {
     handlers: {
-      BeforeClusterCreate: lifecycle('BeforeClusterCreate', setupCluster, 'block'),
-      AfterControlPlaneInitialized: lifecycle('AfterControlPlaneInitialized', (cluster, deps) => a.deploy(cluster, deps), 'background'),
-      BeforeClusterUpgrade: lifecycle('BeforeClusterUpgrade', (cluster, deps, request) => a.deploy(cluster, deps, { upgradeTo: upgradeTarget(cluster, request.fields.toKubernetesVersion) }), 'background'),
-      BeforeClusterDelete: lifecycle('BeforeClusterDelete', async (cluster, deps, _request, signal) => {
-        queue.forget(cluster.namespace, cluster.name);
-        rt.onGone?.(cluster.namespace, cluster.name);
-        // The proxy first: CAAPH then uninstalls the release too, and never reinstalls it.
-        const removed = await removeRegistry(cluster, deps);
-        const volumes = await releaseRegistryVolumes(cluster, deps, signal);
-        // The volumes needed the workload client again: drop it once more, or the cache keeps it for a deleted Cluster.
-        deps.workloadClients.forget(cluster.namespace, kubeconfigSecret(cluster.name));
-        return { ...volumes, message: [removed.message, volumes.message].filter(Boolean).join('; ') || undefined };
-      }, 'neverBlock'),
+      BeforeClusterCreate: beforeClusterCreate,
+      AfterControlPlaneInitialized: (request, ctx) => deployInBackground('AfterControlPlaneInitialized', request, ctx, () => ({})),
+      BeforeClusterUpgrade: (request: BeforeClusterUpgradeRequest, ctx) =>
+        deployInBackground('BeforeClusterUpgrade', request, ctx, (cluster) => ({ upgradeTo: upgradeTarget(cluster, request.fields.toKubernetesVersion) })),
+      BeforeClusterDelete: beforeClusterDelete,
       GeneratePatches: generatePatches,
       DiscoverVariables: async () => success(undefined, { variables: [clusterConfigVariable] }),
     },

@@ -23,6 +23,20 @@ export interface DiscoverVariablesRequest {
   settings: Record<string, string>;
 }
 export type HookRequest = LifecycleRequest | GeneratePatchesRequest | DiscoverVariablesRequest;
+/** BeforeClusterUpgrade carries the versions (its spec's requiredStrings). */
+export interface BeforeClusterUpgradeRequest extends LifecycleRequest {
+  fields: { fromKubernetesVersion: string; toKubernetesVersion: string };
+}
+
+/** Each hook's own request, as parseHookRequest shapes it for that hook's spec. */
+export interface HookRequests {
+  BeforeClusterCreate: LifecycleRequest;
+  AfterControlPlaneInitialized: LifecycleRequest;
+  BeforeClusterUpgrade: BeforeClusterUpgradeRequest;
+  BeforeClusterDelete: LifecycleRequest;
+  GeneratePatches: GeneratePatchesRequest;
+  DiscoverVariables: DiscoverVariablesRequest;
+}
 
 type Json = Record<string, unknown>;
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);

@@ -1,20 +1,21 @@
 // The Hono application: routes only, on web-standard Request/Response. It knows nothing about the
 // runtime; adapters (node-https.ts, bun.ts) put it on a TLS socket.
 import { Hono } from 'hono';
-import type { AddonHandler } from '../addon/hooks.ts';
+import type { HookHandlers } from '../addon/hooks.ts';
 import type { Logger } from '../observe/log.ts';
 import { HookMetrics } from '../observe/metrics.ts';
-import { hooksFor, pathSegment, type CapiTarget, type HookName } from '../runtime-sdk/catalog.ts';
+import { hooksFor, pathSegment, type CapiTarget } from '../runtime-sdk/catalog.ts';
 import { discoveryEndpoint } from '../runtime-sdk/discovery.ts';
 import { parseHookRequest, type HookRequest } from '../runtime-sdk/request.ts';
-import { BodyBudget, defaultBudget, hookError, hookRoute, type HookVars } from '../runtime-sdk/wrapper.ts';
+import { BodyBudget, defaultBudget, hookError, hookRoute, type HookContext, type HookVars } from '../runtime-sdk/wrapper.ts';
+import type { HookResult } from '../runtime-sdk/types.ts';
 import { ociRoutes, type ChartArtifact } from './oci.ts';
 
 export const HOOKS_PREFIX = '/hooks.runtime.cluster.x-k8s.io/v1alpha1';
 
 export interface AppOptions {
   target: CapiTarget;
-  handlers: Record<HookName, AddonHandler>;
+  handlers: HookHandlers;
   log: Logger;
   metrics?: HookMetrics;
   maxBodyBytes: number;
@@ -59,7 +60,8 @@ export function createApp(opts: AppOptions) {
       hook: spec.hook,
       blocking: spec.blocking,
       parse: (body) => parseHookRequest(spec, body),
-      handle: opts.handlers[spec.hook],
+      // parseHookRequest shapes the body for this spec: the request is this hook's own type.
+      handle: opts.handlers[spec.hook] as (request: HookRequest, ctx: HookContext) => Promise<HookResult>,
       clusterOf: (r) => (r.kind === 'lifecycle' ? `${r.cluster.namespace}/${r.cluster.name}` : undefined),
     }, wrapperOpts));
   }
