@@ -17,6 +17,8 @@ import {
   REGISTRY_STATUS_ANNOTATION,
   SOURCES_ANNOTATION,
   SOURCES_COUNTED_ANNOTATION,
+  SOURCES_FAILING_ANNOTATION,
+  GC_AT_ANNOTATION,
   VOLUMES_RELEASE_ANNOTATION,
 } from '../render/helmchartproxy.ts';
 import { redact } from '../observe/log.ts';
@@ -38,6 +40,10 @@ export interface ClusterMarks {
   sources?: string;
   /** The newest source pass already counted in the metrics and Events (unix seconds). */
   sourcesCountedUntil?: string;
+  /** The sources failing now, `a,b` (`status` reads this, not the words of `sources`). */
+  sourcesFailing?: string;
+  /** RFC 3339: when garbage collection was last due. */
+  gcAt?: string;
 }
 
 /** The marks and the annotations that carry them. */
@@ -50,6 +56,8 @@ const MARK_ANNOTATIONS: Record<keyof ClusterMarks, string> = {
   nodeMirror: NODE_MIRROR_SUMMARY_ANNOTATION,
   sources: SOURCES_ANNOTATION,
   sourcesCountedUntil: SOURCES_COUNTED_ANNOTATION,
+  sourcesFailing: SOURCES_FAILING_ANNOTATION,
+  gcAt: GC_AT_ANNOTATION,
 };
 
 const MAX_STATUS = 1024;

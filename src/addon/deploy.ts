@@ -5,24 +5,23 @@
 // Each converges: calling it again with the same input writes nothing new.
 import { KubeError, type KubeClient } from '../kube/client.ts';
 import type { WorkloadClients } from '../kube/workload-clients.ts';
-import { helmChartProxy, helmChartProxyName, REGISTRY_DEPLOYED, type ChartSource } from '../render/helmchartproxy.ts';
+import { helmChartProxyName } from '../render/helmchartproxy.ts';
 import { GC_AT_POD_ANNOTATION } from '../render/workload.ts';
 import { currentMarks, markCluster, type ClusterMarks } from './cluster-marks.ts';
 import type { Credentials } from './credentials.ts';
 import { nodeMirror, nodeMirrorFacts, nodeMirrorSummary } from '../observe/status.ts';
 import { ROOT_CA_SECRET } from '../pki/root-ca.ts';
 import { clusterCaSecretName, clusterIssuerSecretName, REGISTRY, nodeCredentialSecretName, nodeScriptSecretName, pushCredentialSecretName, rolloverRecordSecretName } from '../render/metadata.ts';
-import { clusterApiVersionOf, failure, kubernetesTime, success, type ClusterRef, type HookResult } from '../runtime-sdk/types.ts';
-import { registryPlan } from './plan.ts';
-import { asHookResult, isHookResult, prepareCluster, type SetupDeps } from './setup.ts';
-import { kubeconfigSecret, workloadClientFor, writeWorkloadSecrets } from './workload-secrets.ts';
+import { clusterApiVersionOf, success, type ClusterRef, type HookResult } from '../runtime-sdk/types.ts';
+import { asHookResult, isHookResult, prepareCluster, type Prepared, type SetupDeps } from './setup.ts';
+import { kubeconfigSecret, workloadClientFor, writeWorkloadSecrets, type WorkloadSecretsResult } from './workload-secrets.ts';
 import { reconcileStorage } from './storage.ts';
 import { checkRelease } from './release-state.ts';
-import { durationMs } from '../lib/duration.ts';
 import { advanceRollover, machinesWithOldTrust } from './trust-rollover.ts';
 import { gatherSourceFiles, readSourceProgress, writeSourcesSecret, type SourceFiles } from './sources.ts';
 import type { SourceResult } from '../observe/source-progress.ts';
 import type { SourceConfig } from '../render/sources.ts';
+import { decideDeploy, type DeployDecision, type DeployFacts } from './pass/decide.ts';
 
 export interface AddonDeps extends SetupDeps {
   workloadClients: WorkloadClients;
@@ -41,58 +40,79 @@ export interface DeployOptions {
   upgradeTo?: string;
 }
 
-/** ACPI, BCU and the background loop: everything the registry needs, converged. The message says what changed. */
+/**
+ * ACPI, BCU and the background loop: everything the registry needs, converged, in three steps: gather
+ * the facts (preparing the CA and credentials and converging the workload Secrets on the way: their
+ * outcome is a fact), decide (pass/decide.ts, no I/O), apply what was decided. The message says what changed.
+ */
 export function deployRegistry(cluster: ClusterRef, deps: AddonDeps, opts: DeployOptions = {}): Promise<HookResult> {
   return asHookResult(cluster, async () => {
-    // One workload client for the pass (CAPI's kubeconfig Secret read once).
-    const workload = await workloadClientFor(cluster, deps);
-    // registry-tls read once for the pass: the served chain says whether a trust rollover must start
-    // (trust-rollover.ts), and the same read decides about renewal.
-    let served: ReturnType<KubeClient['readSecret']> | undefined;
-    const servedTls = () => (served ??= workload.readSecret(REGISTRY.namespace, REGISTRY.tlsSecret));
-    const prepared = await prepareCluster(cluster, deps, async () => (await servedTls())?.data['tls.crt']);
-    if (!prepared) return success();
-    if (isHookResult(prepared)) return prepared;
-    const { registry, signer, rollover, creds } = prepared;
-    const apiVersion = clusterApiVersionOf(cluster, deps.clusterApiVersion);
-    // A retried BeforeClusterUpgrade for the same version finds its mark and issues nothing new.
-    const upgrade = opts.upgradeTo && currentMarks(cluster).certUpgrade !== opts.upgradeTo ? opts.upgradeTo : undefined;
-    const oldTrust = rollover ? await machinesWithOldTrust(cluster, deps.management, apiVersion, rollover.since) : [];
-    const secrets = await writeWorkloadSecrets(cluster, registry.layout, signer, deps, creds, { workload, servedTls, upgradeTo: upgrade, ...(oldTrust.length ? { keepSignedBy: rollover!.previous } : {}) });
-    const sources = registry.config.sources ?? [];
-    const sourceFiles = await gatherSourceFiles(cluster, sources, deps.management, deps.providerNamespace);
-    const sourcesSha256 = await writeSourcesSecret(workload, sourceFiles, sources.length > 0);
-    // A storage change the running StatefulSet cannot take is refused, and the running values rendered: everything else still goes.
-    const storage = await reconcileStorage(workload, registry.config.storage);
-    const rendered = { ...registry, config: { ...registry.config, storage: storage.storage } };
-    // The deployed proxy remembers when collection was last due (what the pods carry); no second copy to drift.
-    const deployedProxy = await deps.management.getObject({ apiVersion: HCP_API_VERSION, kind: 'HelmChartProxy', namespace: cluster.namespace, name: helmChartProxyName(cluster.name) });
-    const gcAt = garbageCollectionDue(deployedGcAt(deployedProxy), registry.config.garbageCollection.interval, deps.now());
-    const plan = await registryPlan(cluster, rendered, { tlsCertSha256: secrets.tlsCertSha256, authSha256: secrets.authSha256, gcAt, sourcesSha256 });
-    // CAAPH verifies the chart server (signed by the root in the shipped manifests) against the root's ca.crt.
-    const chart: ChartSource = { ...deps.chart, caSecret: deps.chart.caSecret ?? { name: ROOT_CA_SECRET, namespace: deps.providerNamespace } };
-    const proxy = helmChartProxy({ cluster: { ...cluster, apiVersion }, chart, workload: plan.workload });
-    // The label (with the certificate marks) first: a proxy that selects nothing yet is harmless, a label
-    // without its proxy too. `Deployed` only once the proxy is applied.
-    const certMarks = { notAfter: kubernetesTime(secrets.notAfter), ...(upgrade ? { certUpgrade: upgrade } : {}) };
-    await markCluster(cluster, deps.management, deps.clusterApiVersion, certMarks);
-    const changed = await deps.management.ensureObject(proxy as Parameters<KubeClient['ensureObject']>[0], deployedProxy);
-    // A refused storage change is this attempt's answer (the Cluster is then marked Retrying with it, not Deployed).
-    if (storage.refused) return failure(`Cluster ${cluster.namespace}/${cluster.name}: ${storage.refused}`);
-    // A proxy just changed has not been acted on by CAAPH yet; otherwise its verdict on the release counts.
-    const broken = changed ? undefined : await checkRelease(cluster, deps.management, helmChartProxyName(cluster.name));
-    if (broken) return failure(`Cluster ${cluster.namespace}/${cluster.name}: ${broken}`);
-    const progress = await sourceMarks(cluster, workload, sources, sourceFiles);
-    await markCluster(cluster, deps.management, deps.clusterApiVersion, { ...certMarks, status: REGISTRY_DEPLOYED, ...(await reportedMarks(workload, creds)), ...progress.marks });
-    if (progress.fresh.length) deps.onSourceResults?.(cluster, progress.fresh);
-    const renewed = secrets.renewal.renew ? `registry-tls issued (${secrets.renewal.reasons.join('; ')}); ` : '';
-    const trust = rollover
-      ? await advanceRollover(cluster, { management: deps.management, providerNamespace: deps.providerNamespace, workload, clusterApiVersion: deps.clusterApiVersion, signer, tlsCrt: secrets.tlsCrt, rollover, oldTrust, issuedNow: secrets.renewal.renew })
-      : '';
-    const expanded = storage.done ? `${storage.done}; ` : '';
-    // Say what this pass did: `applied` only when the proxy was written.
-    return success(`${trust}${renewed}${expanded}HelmChartProxy ${cluster.namespace}/${helmChartProxyName(cluster.name)} ${changed ? 'applied' : 'unchanged'}`);
+    const gathered = await gatherDeploy(cluster, deps, opts);
+    if (!gathered) return success();
+    if (isHookResult(gathered)) return gathered;
+    const decision = await decideDeploy(gathered.facts);
+    return applyDeploy(cluster, deps, gathered, decision);
   });
+}
+
+interface Gathered {
+  facts: DeployFacts;
+  workload: KubeClient;
+  prepared: Prepared;
+  secrets: WorkloadSecretsResult;
+  oldTrust: string[];
+}
+
+/** Every fact a deploy pass decides on. Management reads come from the watch caches. */
+async function gatherDeploy(cluster: ClusterRef, deps: AddonDeps, opts: DeployOptions): Promise<Gathered | HookResult | undefined> {
+  // One workload client for the pass (CAPI's kubeconfig Secret read once).
+  const workload = await workloadClientFor(cluster, deps);
+  // registry-tls read once for the pass: the served chain says whether a trust rollover must start
+  // (trust-rollover.ts), and the same read decides about renewal.
+  let served: ReturnType<KubeClient['readSecret']> | undefined;
+  const servedTls = () => (served ??= workload.readSecret(REGISTRY.namespace, REGISTRY.tlsSecret));
+  const prepared = await prepareCluster(cluster, deps, async () => (await servedTls())?.data['tls.crt']);
+  if (!prepared || isHookResult(prepared)) return prepared;
+  const { registry, signer, rollover, creds } = prepared;
+  const apiVersion = clusterApiVersionOf(cluster, deps.clusterApiVersion);
+  const marks = currentMarks(cluster);
+  // A retried BeforeClusterUpgrade for the same version finds its mark and issues nothing new.
+  const upgradeTo = opts.upgradeTo && marks.certUpgrade !== opts.upgradeTo ? opts.upgradeTo : undefined;
+  const oldTrust = rollover ? await machinesWithOldTrust(cluster, deps.management, apiVersion, rollover.since) : [];
+  const secrets = await writeWorkloadSecrets(cluster, registry.layout, signer, deps, creds, { workload, servedTls, upgradeTo, ...(oldTrust.length ? { keepSignedBy: rollover!.previous } : {}) });
+  const sources = registry.config.sources ?? [];
+  const sourceFiles = await gatherSourceFiles(cluster, sources, deps.management, deps.providerNamespace);
+  const sourcesSha256 = await writeSourcesSecret(workload, sourceFiles, sources.length > 0);
+  const storage = await reconcileStorage(workload, registry.config.storage);
+  const proxyName = helmChartProxyName(cluster.name);
+  const deployedProxy = await deps.management.getObject({ apiVersion: HCP_API_VERSION, kind: 'HelmChartProxy', namespace: cluster.namespace, name: proxyName });
+  const facts: DeployFacts = {
+    cluster, clusterApiVersion: apiVersion, now: deps.now(), marks, ...(upgradeTo ? { upgradeTo } : {}),
+    layout: registry.layout, config: registry.config,
+    // CAAPH verifies the chart server (signed by the root in the shipped manifests) against the root's ca.crt.
+    chart: { ...deps.chart, caSecret: deps.chart.caSecret ?? { name: ROOT_CA_SECRET, namespace: deps.providerNamespace } },
+    secrets, sourcesSha256, storage, deployedProxy,
+    // Clusters deployed before the gcAt mark: the time their pods carry, once (the mark keeps it from then on).
+    ...(marks.gcAt ? {} : { legacyGcAt: deployedGcAt(deployedProxy) }),
+    releaseFailure: await checkRelease(cluster, deps.management, proxyName),
+    reported: await reportedMarks(workload, creds),
+    sources: await sourceMarks(cluster, workload, sources, sourceFiles),
+  };
+  return { facts, workload, prepared, secrets, oldTrust };
+}
+
+/** Writes what was decided: the label and certificate marks, the proxy, then (on success) the marks that say so. */
+async function applyDeploy(cluster: ClusterRef, deps: AddonDeps, g: Gathered, d: DeployDecision): Promise<HookResult> {
+  await markCluster(cluster, deps.management, deps.clusterApiVersion, d.certMarks);
+  if (d.proxyChanged) await deps.management.applyObject(d.proxy as Parameters<KubeClient['applyObject']>[0]);
+  if (d.result.status !== 'Success' || !d.doneMarks) return d.result;
+  await markCluster(cluster, deps.management, deps.clusterApiVersion, d.doneMarks);
+  if (d.report.length) deps.onSourceResults?.(cluster, d.report);
+  const { rollover, signer } = g.prepared;
+  const trust = rollover
+    ? await advanceRollover(cluster, { management: deps.management, providerNamespace: deps.providerNamespace, workload: g.workload, clusterApiVersion: deps.clusterApiVersion, signer, tlsCrt: g.secrets.tlsCrt, rollover, oldTrust: g.oldTrust, issuedNow: g.secrets.renewal.renew })
+    : '';
+  return { ...d.result, message: `${trust}${d.result.message ?? ''}` };
 }
 
 /**
@@ -116,15 +136,15 @@ async function reportedMarks(workload: KubeClient, creds: Credentials | undefine
  * What the writer's sidecar reported of the sources (its log, read once per pass); the marks drop away
  * with the last source. `fresh`: the passes not counted before (the mark keeps the newest counted).
  */
-async function sourceMarks(cluster: ClusterRef, workload: KubeClient, sources: SourceConfig[], files: SourceFiles): Promise<{ marks: Partial<ClusterMarks>; fresh: SourceResult[] }> {
-  if (!sources.length) return { marks: { sources: undefined, sourcesCountedUntil: undefined }, fresh: [] };
+async function sourceMarks(cluster: ClusterRef, workload: KubeClient, sources: SourceConfig[], files: SourceFiles): Promise<{ marks: Partial<ClusterMarks>; fresh: SourceResult[] } | undefined> {
+  if (!sources.length) return { marks: { sources: undefined, sourcesCountedUntil: undefined, sourcesFailing: undefined }, fresh: [] };
   const counted = Number(currentMarks(cluster).sourcesCountedUntil ?? 0);
   const progress = await readSourceProgress(workload, sources, files.problems, Number.isSafeInteger(counted) ? counted : 0);
-  if (!progress) return { marks: {}, fresh: [] };
-  return { marks: { sources: progress.mark, sourcesCountedUntil: String(progress.countedUntil) }, fresh: progress.fresh };
+  if (!progress) return undefined;
+  return { marks: { sources: progress.mark, sourcesCountedUntil: String(progress.countedUntil), sourcesFailing: progress.failing.join(',') || undefined }, fresh: progress.fresh };
 }
 
-/** The garbage-collection time the deployed HelmChartProxy's StatefulSet carries, if any. */
+/** The garbage-collection time an older release's HelmChartProxy carries in its StatefulSet, if any (read once per Cluster, for the gcAt mark). */
 function deployedGcAt(proxy: Record<string, unknown> | undefined): string | undefined {
   try {
     const values = JSON.parse(String((proxy?.spec as { valuesTemplate?: unknown } | undefined)?.valuesTemplate ?? '{}')) as { manifests?: { kind?: string; spec?: { template?: { metadata?: { annotations?: Record<string, string> } } } }[] };
@@ -134,18 +154,7 @@ function deployedGcAt(proxy: Record<string, unknown> | undefined): string | unde
   }
 }
 
-/**
- * When garbage collection is due: the last time it was (kept while the interval has not passed), else
- * now. The first deploy records now: its pods collect on empty volumes, which costs nothing. A last time
- * in the future (more than a minute of clock skew) is not a collection that happened: now, so no value
- * written into the proxy can turn collection off.
- */
-export function garbageCollectionDue(last: string | undefined, interval: string, now: Date): string {
-  const every = durationMs(interval) ?? 0;
-  const lastMs = Date.parse(last ?? '');
-  if (!Number.isNaN(lastMs) && lastMs <= now.getTime() + 60_000 && (every === 0 || now.getTime() - lastMs < every)) return last!;
-  return kubernetesTime(now);
-}
+export { garbageCollectionDue } from './pass/decide.ts';
 
 /**
  * BeforeClusterDelete: deletes the HelmChartProxy, the CA copy, the credential and node-script Secrets

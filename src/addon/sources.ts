@@ -100,6 +100,8 @@ export async function writeSourcesSecret(workload: KubeClient, files: SourceFile
 export interface SourceProgress {
   /** The Cluster's `sources` mark. */
   mark: string;
+  /** The sources whose last pass failed or whose Secrets are wrong, by name (the `sourcesFailing` mark). */
+  failing: string[];
   /** Results newer than `countedUntil`, oldest first: what the metrics and Events have not seen yet. */
   fresh: SourceResult[];
   /** The newest result's time (unix seconds): the next pass counts only what is newer. */
@@ -127,6 +129,7 @@ export async function readSourceProgress(workload: Pick<KubeClient, 'podLog'>, s
     return problems[s.name] ? `${seen}; Secret problem: ${problems[s.name]}` : seen;
   });
   const fresh = results.filter((r) => r.at > countedUntil);
+  const failing = sources.filter((s) => problems[s.name] || latest.get(s.name)?.error).map((s) => s.name);
   // Redacted like a log line: the text quotes the workload's sidecar.
-  return { mark: redact(parts.join(' | ')).slice(0, MAX_MARK), fresh, countedUntil: Math.max(countedUntil, ...results.map((r) => r.at)) };
+  return { mark: redact(parts.join(' | ')).slice(0, MAX_MARK), failing, fresh, countedUntil: Math.max(countedUntil, ...results.map((r) => r.at)) };
 }

@@ -5,7 +5,7 @@
 import { ROTATE_ANNOTATION } from '../addon/credentials.ts';
 import { READY_CONDITION, type Condition } from '../addon/release-state.ts';
 import { oneLine } from '../lib/text.ts';
-import { CERT_NOT_AFTER_ANNOTATION, REGISTRY_DEPLOYED, REGISTRY_STATUS_ANNOTATION, SOURCES_ANNOTATION } from '../render/helmchartproxy.ts';
+import { CERT_NOT_AFTER_ANNOTATION, REGISTRY_DEPLOYED, REGISTRY_STATUS_ANNOTATION, SOURCES_ANNOTATION, SOURCES_FAILING_ANNOTATION } from '../render/helmchartproxy.ts';
 import { NODE, NODE_MIRROR_ANNOTATION, NODE_MIRROR_REASON_ANNOTATION } from '../render/metadata.ts';
 
 /** Days before expiry from which a certificate counts as a problem: renewal runs 30 days ahead, so by 25 it is failing. */
@@ -42,11 +42,11 @@ export interface ClusterStatus {
   credentials: { node?: string; push?: string; stillAccepted: string[]; rotationPending?: string };
   /** Per source registry, the writer's last pass as the addon last read it (the Cluster's mark). */
   sources: string[];
+  /** The sources failing now (their own mark: never read out of the words of `sources`). */
+  sourcesFailing: string[];
   problems: string[];
 }
 
-/** A source's part of the mark (observe/source-progress.ts describeSource, addon/sources.ts) that reports a failure. */
-const SOURCE_FAILING = /; (FAILED|Secret problem)/;
 
 /** The most of others' words (a node's report, a workload admission message via CAAPH) one problem line quotes. */
 const QUOTED = 300;
@@ -149,7 +149,8 @@ export function clusterStatus(f: StatusFacts): ClusterStatus {
   const stillAccepted = [node, push].flatMap((d) => (d?.['previous-username'] ? [d['previous-username']] : []));
   // The mark quotes the workload cluster's sidecar log: bounded, one line each.
   const sources = (f.annotations[SOURCES_ANNOTATION] ?? '').split(' | ').filter(Boolean).map((t) => oneLine(t, 600));
-  for (const t of sources) if (SOURCE_FAILING.test(t)) problems.push(`source ${t}`);
+  const sourcesFailing = (f.annotations[SOURCES_FAILING_ANNOTATION] ?? '').split(',').filter(Boolean).map((n) => oneLine(n, NAME_MAX));
+  for (const name of sourcesFailing) problems.push(`source ${sources.find((t) => t.startsWith(`${name} `) || t.startsWith(`${name}:`)) ?? `${name}: failing`}`);
   const asked = f.annotations[ROTATE_ANNOTATION];
   const rotationPending = asked && node && node.rotation !== asked ? asked : undefined;
   return {
@@ -168,12 +169,13 @@ export function clusterStatus(f: StatusFacts): ClusterStatus {
       ...(rotationPending ? { rotationPending: oneLine(rotationPending, NAME_MAX) } : {}),
     },
     sources,
+    sourcesFailing,
     problems: problems.map((p) => oneLine(p, 2048)),
   };
 }
 
-const sourcesCell = (sources: string[]) => {
-  const failing = sources.filter((t) => SOURCE_FAILING.test(t)).length;
+const sourcesCell = (sources: string[], failingNames: string[]) => {
+  const failing = failingNames.length;
   return sources.length ? `${sources.length - failing}/${sources.length} ok` : '-';
 };
 
@@ -185,7 +187,7 @@ export function statusTable(rows: ClusterStatus[]): string {
     `${r.mirror.enabled}/${r.mirror.nodes}${r.mirror.unreported.length ? ` (${r.mirror.unreported.length} unreported)` : ''}`,
     r.certificate.notAfter ? `${r.certificate.notAfter.slice(0, 10)} (${r.certificate.daysLeft}d)` : '-',
     [r.credentials.node, r.credentials.push].filter(Boolean).join(',') + (r.credentials.stillAccepted.length ? ` (+${r.credentials.stillAccepted.join(',')})` : '') + (r.credentials.rotationPending ? ` rotation "${r.credentials.rotationPending}" pending` : '') || 'auth off',
-    sourcesCell(r.sources),
+    sourcesCell(r.sources, r.sourcesFailing),
   ]);
   // Every cell and problem once more through oneLine: what reaches the terminal has no control characters, whoever wrote it.
   const safe = cells.map((c) => c.map((v) => oneLine(v, 400)));

@@ -33,6 +33,10 @@ export const NODE_MIRROR_SUMMARY_ANNOTATION = 'capi-registry-addon.io/node-mirro
 export const SOURCES_ANNOTATION = 'capi-registry-addon.io/sources';
 /** Annotation on the Cluster: the newest source pass (unix seconds) already counted in the metrics and Events. */
 export const SOURCES_COUNTED_ANNOTATION = 'capi-registry-addon.io/sources-counted-until';
+/** The sources whose last pass failed (or whose Secrets are wrong), by name, comma-separated: what `status` reports as problems. */
+export const SOURCES_FAILING_ANNOTATION = 'capi-registry-addon.io/sources-failing';
+/** RFC 3339: when the registry's garbage collection was last due (the pods carry it; a change rolls them and collects). */
+export const GC_AT_ANNOTATION = 'capi-registry-addon.io/gc-at';
 
 /** Annotation on a Cluster being deleted: when BeforeClusterDelete began releasing the registry's volumes
  * (RFC 3339), so the bounded wait holds across retries, restarts and replicas. */

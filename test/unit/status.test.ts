@@ -23,7 +23,7 @@ test('everything in place: healthy, no problems, the password never in the resul
   const s = clusterStatus(facts());
   assert.equal(s, {
     cluster: 'team-a/c1', healthy: true, registry: 'Deployed', release: 'deployed (revision 3)', replicas: '2/2',
-    certificate: { notAfter: '2028-12-01T00:00:00Z', daysLeft: 730 }, mirror: { enabled: 2, nodes: 2, notEnabled: [], unreported: [] }, credentials: { node: 'node', push: 'push', stillAccepted: [] }, sources: [], problems: [],
+    certificate: { notAfter: '2028-12-01T00:00:00Z', daysLeft: 730 }, mirror: { enabled: 2, nodes: 2, notEnabled: [], unreported: [] }, credentials: { node: 'node', push: 'push', stillAccepted: [] }, sources: [], sourcesFailing: [], problems: [],
   });
   assert.not.match(JSON.stringify(s), /"x"|"y"/);
   assert.match(statusTable([s]), /^team-a\/c1 +yes +deployed \(revision 3\) +2\/2 +2\/2 +2028-12-01 \(730d\) +node,push +-$/m);
@@ -88,14 +88,19 @@ test('a Cluster just opted in: no release, no StatefulSet, no certificate, no cr
   assert.match(statusTable([clusterStatus(facts({ authEnabled: false, credentials: {} }))]), /auth off +-$/m);
 });
 
-test('sources: each source\'s last pass shown; a failing one (or a Secret problem) makes the Cluster unhealthy', () => {
+test('sources: each source\'s last pass shown; the sources-failing mark (not the words of the sources mark) says which fail and makes the Cluster unhealthy', () => {
   const ok = 'corp at 2026-12-04T20:00:00Z: 2 of 3 selected tag(s) copied (3.0 MiB), last library/app:1.0';
   const failing = 'mgmt at 2026-12-04T20:00:00Z: 0 of 0 selected tag(s) copied (0.0 MiB); FAILED: listing mgmt.example failed, nothing copied or removed: unauthorized';
   const good = clusterStatus(facts({ annotations: { ...facts().annotations, 'capi-registry-addon.io/sources': ok } }));
   assert.equal(good.sources, [ok]);
   assert.is(good.healthy, true);
-  const bad = clusterStatus(facts({ annotations: { ...facts().annotations, 'capi-registry-addon.io/sources': `${ok} | ${failing}\u001b[2J` } }));
+  const words = clusterStatus(facts({ annotations: { ...facts().annotations, 'capi-registry-addon.io/sources': `${ok} | ${failing}` } }));
+  assert.is(words.healthy, true, 'the text alone says nothing to status: the failing mark does');
+  const bad = clusterStatus(facts({ annotations: { ...facts().annotations, 'capi-registry-addon.io/sources': `${ok} | ${failing}\u001b[2J`, 'capi-registry-addon.io/sources-failing': 'mgmt' } }));
   assert.is(bad.healthy, false);
+  assert.equal(bad.sourcesFailing, ['mgmt']);
+  const secretOnly = clusterStatus(facts({ annotations: { ...facts().annotations, 'capi-registry-addon.io/sources': ok, 'capi-registry-addon.io/sources-failing': 'gone' } }));
+  assert.equal(secretOnly.problems, ['source gone: failing'], 'a failing source the text does not describe is still named');
   assert.is(bad.problems.length, 1);
   assert.match(bad.problems[0]!, /^source mgmt at .*FAILED: listing mgmt\.example failed/);
   assert.not.match(statusTable([bad]), /\u001b/, 'no control characters reach the terminal');

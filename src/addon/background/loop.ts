@@ -78,11 +78,15 @@ export function backgroundLoop(rt: AddonRuntime, a: Attempts): BackgroundLoop {
       rt.onGone?.(namespace, name);
       return { result: await a.withDeps(cluster, (d) => optOutRegistry(cluster, d)), watch: false, state };
     }
-    const initialized = controlPlaneInitialized(raw);
-    const result = await a.withDeps(cluster, async (d) => {
-      const attempt = optIn.enabled === 'invalid' ? failure(`Cluster ${namespace}/${name}: ${optIn.message}`) : initialized ? await a.deploy(cluster, d) : await setupCluster(cluster, d);
+    const result = await a.withDeps(cluster, async (d, waited) => {
+      // Another step held the Cluster's lock (a hook): it may have changed the Cluster's marks, which this
+      // pass writes back whole; read it again (the cached client reads a Cluster it just wrote from the API server).
+      const current = waited ? parseCluster(await d.management.getObject({ apiVersion: d.clusterApiVersion, kind: 'Cluster', namespace, name })) : parsed;
+      if (!current.ok) return success();
+      const initialized = controlPlaneInitialized(current.value.raw);
+      const attempt = optIn.enabled === 'invalid' ? failure(`Cluster ${namespace}/${name}: ${optIn.message}`) : initialized ? await a.deploy(current.value, d) : await setupCluster(current.value, d);
       // Before initialization the hooks (BCC) speak for the Cluster; after it, the marks do.
-      return initialized && troubled(attempt) ? { ...(await a.inBackground(cluster, 'Converge', attempt, d)), status: 'Failure' as const } : attempt;
+      return initialized && troubled(attempt) ? { ...(await a.inBackground(current.value, 'Converge', attempt, d)), status: 'Failure' as const } : attempt;
     });
     return { result, watch: true, state };
   };
