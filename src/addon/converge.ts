@@ -82,188 +82,216 @@ export const defaultTimers: Timers = {
 };
 
 export function converger(opts: ConvergeOptions): Converger {
-  const now = opts.now ?? Date.now;
-  const timers = opts.timers ?? defaultTimers;
-  const intervalMs = opts.intervalMs ?? 10 * 60_000;
-  const retryMs = Math.min(opts.retryMs ?? 60_000, intervalMs);
-  // Eight: a pass mostly waits on API servers, and a Cluster seen for the first time behind a hung one
-  // holds its slot until the request timeout (bench:fleet, 5% frozen: 1.40x the healthy converge time with 4).
-  const concurrency = opts.concurrency ?? 8;
-  const maxQueued = opts.maxQueued ?? 10_000;
-  const notBefore = new Map<string, number>();
-  /** What the last run read of each Cluster's registry settings. */
-  const lastState = new Map<string, string>();
-  /** The state a request claimed when its change let it past the interval. */
-  const claimed = new Map<string, string>();
-  /** Until when claimed changes of a Cluster wait for the interval (a claim the API server did not bear out). */
-  const doubted = new Map<string, number>();
-  const failures = new Map<string, number>();
-  const scheduled = new Map<string, unknown>();
-  const queue: string[] = [];
-  const active = new Set<string>();
-  /** Watched Clusters another replica does the periodic passes for. */
-  const notOurs = new Set<string>();
-  const nudgeMs = opts.nudgeMs ?? 200;
-  const nudgeGapMs = opts.nudgeGapMs ?? 1_000;
-  /** When each Cluster's last nudged pass was due. */
-  const nudged = new Map<string, number>();
-  /** Clusters nudged during their pass: once more after it. */
-  const again = new Set<string>();
-  let waiters: (() => void)[] = [];
+  return new ConvergeQueue(opts);
+}
 
-  const settle = () => {
-    if (queue.length || active.size) return;
-    for (const w of waiters) w();
-    waiters = [];
-  };
-  const unschedule = (key: string) => {
-    if (scheduled.has(key)) timers.clear(scheduled.get(key));
-    scheduled.delete(key);
-  };
-  const enqueue = (key: string) => {
-    unschedule(key);
-    notOurs.delete(key);
-    queue.push(key);
-    pump();
-  };
+class ConvergeQueue implements Converger {
+  private readonly now: () => number;
+  private readonly timers: Timers;
+  private readonly intervalMs: number;
+  private readonly retryMs: number;
+  private readonly concurrency: number;
+  private readonly maxQueued: number;
+  private readonly nudgeMs: number;
+  private readonly nudgeGapMs: number;
+  /** Clusters whose last run failed (a hung workload API server holds a slot until the request timeout) share at most this many slots, so a few broken Clusters cannot starve the fleet. */
+  private readonly suspectSlots: number;
+  private activeSuspects = 0;
+  private readonly notBefore = new Map<string, number>();
+  /** What the last run read of each Cluster's registry settings. */
+  private readonly lastState = new Map<string, string>();
+  /** The state a request claimed when its change let it past the interval. */
+  private readonly claimed = new Map<string, string>();
+  /** Until when claimed changes of a Cluster wait for the interval (a claim the API server did not bear out). */
+  private readonly doubted = new Map<string, number>();
+  private readonly failures = new Map<string, number>();
+  private readonly scheduled = new Map<string, unknown>();
+  private readonly queue: string[] = [];
+  private readonly active = new Set<string>();
+  /** Watched Clusters another replica does the periodic passes for. */
+  private readonly notOurs = new Set<string>();
+  /** When each Cluster's last nudged pass was due. */
+  private readonly nudged = new Map<string, number>();
+  /** Clusters nudged during their pass: once more after it. */
+  private readonly again = new Set<string>();
+  private waiters: (() => void)[] = [];
+
+  constructor(private readonly opts: ConvergeOptions) {
+    this.now = opts.now ?? Date.now;
+    this.timers = opts.timers ?? defaultTimers;
+    this.intervalMs = opts.intervalMs ?? 10 * 60_000;
+    this.retryMs = Math.min(opts.retryMs ?? 60_000, this.intervalMs);
+    // Eight: a pass mostly waits on API servers, and a Cluster seen for the first time behind a hung one
+    // holds its slot until the request timeout (bench:fleet, 5% frozen: 1.40x the healthy converge time with 4).
+    this.concurrency = opts.concurrency ?? 8;
+    this.maxQueued = opts.maxQueued ?? 10_000;
+    this.nudgeMs = opts.nudgeMs ?? 200;
+    this.nudgeGapMs = opts.nudgeGapMs ?? 1_000;
+    this.suspectSlots = Math.max(1, Math.floor(this.concurrency / 4));
+  }
+
+  private busy(key: string): boolean {
+    return this.active.has(key) || this.queue.includes(key);
+  }
+
+  private settle(): void {
+    if (this.queue.length || this.active.size) return;
+    for (const w of this.waiters) w();
+    this.waiters = [];
+  }
+
+  private unschedule(key: string): void {
+    if (this.scheduled.has(key)) this.timers.clear(this.scheduled.get(key));
+    this.scheduled.delete(key);
+  }
+
+  private enqueue(key: string): void {
+    this.unschedule(key);
+    this.notOurs.delete(key);
+    this.queue.push(key);
+    this.pump();
+  }
+
   /**
    * The next run of a watched Cluster; the timer is the only thing that remembers it. A periodic run
    * (`anyOwner` false) happens on the replica that owns the Cluster; the others look again after an
    * interval, or at once when the members change (rebalance). Retries after a Failure or a hook run
    * where they were asked for.
    */
-  const schedule = (key: string, delayMs: number, anyOwner = false) => {
-    unschedule(key);
-    scheduled.set(key, timers.set(() => {
-      scheduled.delete(key);
-      if (active.has(key) || queue.includes(key)) return;
-      if (!anyOwner && opts.owns && !opts.owns(key)) {
-        notOurs.add(key);
-        schedule(key, intervalMs);
+  private schedule(key: string, delayMs: number, anyOwner = false): void {
+    this.unschedule(key);
+    this.scheduled.set(key, this.timers.set(() => {
+      this.scheduled.delete(key);
+      if (this.busy(key)) return;
+      if (!anyOwner && this.opts.owns && !this.opts.owns(key)) {
+        this.notOurs.add(key);
+        this.schedule(key, this.intervalMs);
         return;
       }
-      enqueue(key);
+      this.enqueue(key);
     }, delayMs));
-  };
-  const finished = (key: string, outcome: ConvergeOutcome | undefined) => {
-    const claim = claimed.get(key);
-    claimed.delete(key);
+  }
+
+  private finished(key: string, outcome: ConvergeOutcome | undefined): void {
+    const claim = this.claimed.get(key);
+    this.claimed.delete(key);
     if (outcome?.state !== undefined) {
-      lastState.set(key, outcome.state);
-      if (claim !== undefined && claim !== outcome.state) doubted.set(key, now() + retryMs);
+      this.lastState.set(key, outcome.state);
+      if (claim !== undefined && claim !== outcome.state) this.doubted.set(key, this.now() + this.retryMs);
     }
-    opts.onPass?.(outcome?.result.status ?? 'Threw');
+    this.opts.onPass?.(outcome?.result.status ?? 'Threw');
     const failed = !outcome || outcome.result.status === 'Failure';
-    const count = failed ? (failures.get(key) ?? 0) + 1 : 0;
-    const delay = failed ? Math.min(retryMs * 2 ** Math.min(count - 1, 20), intervalMs) : intervalMs;
-    notBefore.set(key, now() + delay);
-    if (count) failures.set(key, count);
-    else failures.delete(key);
+    const count = failed ? (this.failures.get(key) ?? 0) + 1 : 0;
+    const delay = failed ? Math.min(this.retryMs * 2 ** Math.min(count - 1, 20), this.intervalMs) : this.intervalMs;
+    this.notBefore.set(key, this.now() + delay);
+    if (count) this.failures.set(key, count);
+    else this.failures.delete(key);
     // A Failure is retried whatever `watch` says (it may have come before the Cluster could be read),
     // but unconfirmed names never hold more than `maxQueued` timers.
-    if (again.delete(key)) schedule(key, nudgeMs, true);
-    else if (outcome?.watch || (failed && scheduled.size < maxQueued)) schedule(key, delay, failed);
-    else unschedule(key);
-  };
-  // Clusters whose last run failed (a hung workload API server holds a slot until the request timeout)
-  // share at most this many slots, so a few broken Clusters cannot starve the fleet.
-  const suspectSlots = Math.max(1, Math.floor(concurrency / 4));
-  let activeSuspects = 0;
-  const pump = () => {
-    while (active.size < concurrency && queue.length) {
-      const index = activeSuspects < suspectSlots ? 0 : queue.findIndex((k) => !failures.has(k));
+    if (this.again.delete(key)) this.schedule(key, this.nudgeMs, true);
+    else if (outcome?.watch || (failed && this.scheduled.size < this.maxQueued)) this.schedule(key, delay, failed);
+    else this.unschedule(key);
+  }
+
+  private pump(): void {
+    while (this.active.size < this.concurrency && this.queue.length) {
+      const index = this.activeSuspects < this.suspectSlots ? 0 : this.queue.findIndex((k) => !this.failures.has(k));
       if (index < 0) return;
-      const key = queue.splice(index, 1)[0]!;
-      const suspect = failures.has(key);
-      if (suspect) activeSuspects++;
-      active.add(key);
-      const [namespace, name] = key.split('/') as [string, string];
-      opts
-        .run(namespace, name)
-        .then(
-          (outcome) => {
-            finished(key, outcome);
-            const { status, message } = outcome.result;
-            opts.log[status === 'Failure' ? 'warn' : 'debug']('background convergence', { cluster: key, status, message });
-          },
-          (err) => {
-            finished(key, undefined);
-            opts.log.error('background convergence threw', { cluster: key, error: err instanceof Error ? err.name : typeof err });
-          },
-        )
-        .finally(() => {
-          active.delete(key);
-          if (suspect) activeSuspects--;
-          pump();
-          settle();
-        });
+      this.start(this.queue.splice(index, 1)[0]!);
     }
-  };
-  return {
-    request(namespace, name, state) {
-      const key = `${namespace}/${name}`;
-      const changed = state !== undefined && lastState.has(key) && lastState.get(key) !== state && !((doubted.get(key) ?? 0) > now());
-      if (active.has(key) || queue.includes(key) || (!changed && (notBefore.get(key) ?? 0) > now())) return;
-      if (queue.length >= maxQueued) return; // CAPI calls GeneratePatches again; the Cluster gets its turn then
-      // Remembered intervals that have passed say nothing any more: drop them so forged names do not pile up.
-      if (notBefore.size >= maxQueued) {
-        for (const [k, t] of notBefore) {
-          if (t > now() || scheduled.has(k)) continue;
-          notBefore.delete(k);
-          lastState.delete(k);
-          failures.delete(k);
-          doubted.delete(k);
-        }
-      }
-      if (changed) claimed.set(key, state);
-      else if (state !== undefined && !lastState.has(key)) lastState.set(key, state);
-      enqueue(key);
-    },
-    retrySoon(namespace, name) {
-      const key = `${namespace}/${name}`;
-      if (active.has(key) || queue.includes(key)) return;
-      schedule(key, Math.min(retryMs * 2 ** Math.min(failures.get(key) ?? 0, 20), intervalMs), true);
-    },
-    nudge(namespace, name) {
-      const key = `${namespace}/${name}`;
-      if (opts.owns && !opts.owns(key)) return;
-      if (active.has(key)) return void again.add(key);
-      if (queue.includes(key)) return;
-      const last = nudged.get(key);
-      const due = Math.max(now() + nudgeMs, last === undefined ? 0 : last + nudgeGapMs);
-      nudged.set(key, due);
-      schedule(key, due - now(), true);
-    },
-    watch(namespace, name) {
-      const key = `${namespace}/${name}`;
-      if (active.has(key) || queue.includes(key) || scheduled.has(key) || scheduled.size >= maxQueued) return;
-      schedule(key, 0);
-    },
-    rebalance() {
-      for (const key of notOurs) {
-        if (opts.owns?.(key) && !active.has(key) && !queue.includes(key)) enqueue(key);
-      }
-    },
-    idle() {
-      return new Promise((resolve) => {
-        waiters.push(resolve);
-        settle();
+  }
+
+  private start(key: string): void {
+    const suspect = this.failures.has(key);
+    if (suspect) this.activeSuspects++;
+    this.active.add(key);
+    const [namespace, name] = key.split('/') as [string, string];
+    this.opts
+      .run(namespace, name)
+      .then(
+        (outcome) => {
+          this.finished(key, outcome);
+          const { status, message } = outcome.result;
+          this.opts.log[status === 'Failure' ? 'warn' : 'debug']('background convergence', { cluster: key, status, message });
+        },
+        (err) => {
+          this.finished(key, undefined);
+          this.opts.log.error('background convergence threw', { cluster: key, error: err instanceof Error ? err.name : typeof err });
+        },
+      )
+      .finally(() => {
+        this.active.delete(key);
+        if (suspect) this.activeSuspects--;
+        this.pump();
+        this.settle();
       });
-    },
-    forget(namespace, name) {
-      const key = `${namespace}/${name}`;
-      unschedule(key);
-      notOurs.delete(key);
-      notBefore.delete(key);
-      lastState.delete(key);
-      claimed.delete(key);
-      doubted.delete(key);
-      failures.delete(key);
-      nudged.delete(key);
-      again.delete(key);
-    },
-    stop() {
-      for (const key of [...scheduled.keys()]) unschedule(key);
-    },
-  };
+  }
+
+  /** Remembered intervals that have passed say nothing any more: dropped so forged names do not pile up. */
+  private dropStale(): void {
+    for (const [k, t] of this.notBefore) {
+      if (t > this.now() || this.scheduled.has(k)) continue;
+      this.notBefore.delete(k);
+      this.lastState.delete(k);
+      this.failures.delete(k);
+      this.doubted.delete(k);
+    }
+  }
+
+  request(namespace: string, name: string, state?: string): void {
+    const key = `${namespace}/${name}`;
+    const changed = state !== undefined && this.lastState.has(key) && this.lastState.get(key) !== state && !((this.doubted.get(key) ?? 0) > this.now());
+    if (this.busy(key) || (!changed && (this.notBefore.get(key) ?? 0) > this.now())) return;
+    if (this.queue.length >= this.maxQueued) return; // CAPI calls GeneratePatches again; the Cluster gets its turn then
+    if (this.notBefore.size >= this.maxQueued) this.dropStale();
+    if (changed) this.claimed.set(key, state);
+    else if (state !== undefined && !this.lastState.has(key)) this.lastState.set(key, state);
+    this.enqueue(key);
+  }
+
+  retrySoon(namespace: string, name: string): void {
+    const key = `${namespace}/${name}`;
+    if (this.busy(key)) return;
+    this.schedule(key, Math.min(this.retryMs * 2 ** Math.min(this.failures.get(key) ?? 0, 20), this.intervalMs), true);
+  }
+
+  nudge(namespace: string, name: string): void {
+    const key = `${namespace}/${name}`;
+    if (this.opts.owns && !this.opts.owns(key)) return;
+    if (this.active.has(key)) return void this.again.add(key);
+    if (this.queue.includes(key)) return;
+    const last = this.nudged.get(key);
+    const due = Math.max(this.now() + this.nudgeMs, last === undefined ? 0 : last + this.nudgeGapMs);
+    this.nudged.set(key, due);
+    this.schedule(key, due - this.now(), true);
+  }
+
+  watch(namespace: string, name: string): void {
+    const key = `${namespace}/${name}`;
+    if (this.busy(key) || this.scheduled.has(key) || this.scheduled.size >= this.maxQueued) return;
+    this.schedule(key, 0);
+  }
+
+  rebalance(): void {
+    for (const key of this.notOurs) {
+      if (this.opts.owns?.(key) && !this.busy(key)) this.enqueue(key);
+    }
+  }
+
+  idle(): Promise<void> {
+    return new Promise((resolve) => {
+      this.waiters.push(resolve);
+      this.settle();
+    });
+  }
+
+  forget(namespace: string, name: string): void {
+    const key = `${namespace}/${name}`;
+    this.unschedule(key);
+    for (const state of [this.notOurs, this.notBefore, this.lastState, this.claimed, this.doubted, this.failures, this.nudged, this.again]) state.delete(key);
+  }
+
+  stop(): void {
+    for (const key of [...this.scheduled.keys()]) this.unschedule(key);
+  }
 }

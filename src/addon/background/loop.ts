@@ -42,6 +42,44 @@ function passFingerprint(raw: Stored): string {
   return JSON.stringify([parsed.ok ? registryState(registryOptIn(parsed.value.variables)) : 'unparsed', CLUSTER_SELECTOR_LABEL in labelsOf(raw), controlPlaneInitialized(raw), meta.uid, meta.deletionTimestamp, version]);
 }
 
+/** One pass over one Cluster: read it, then prepare, deploy or (opted out) remove what we made. */
+async function convergeCluster(rt: AddonRuntime, a: Attempts, namespace: string, name: string): Promise<ConvergeOutcome> {
+  let deps: AddonDeps;
+  let raw: Stored | undefined;
+  try {
+    deps = await rt.deps();
+    raw = await deps.management.getObject({ apiVersion: deps.clusterApiVersion, kind: 'Cluster', namespace, name });
+  } catch (err) {
+    if (err instanceof KubeError) return { result: failure(`Cluster ${namespace}/${name}: ${err.message}`), watch: false };
+    throw err;
+  }
+  if (!raw || (raw.metadata as Stored | undefined)?.deletionTimestamp) {
+    rt.onGone?.(namespace, name);
+    return { result: success(), watch: false };
+  }
+  const parsed = parseCluster(raw);
+  if (!parsed.ok) return { result: failure(`Cluster ${namespace}/${name}: ${parsed.message}`), watch: false };
+  const cluster = parsed.value;
+  const optIn = registryOptIn(cluster.variables);
+  const state = registryState(optIn);
+  if (!isOurs(raw)) return { result: success(), watch: false, state };
+  if (optIn.enabled === false) {
+    rt.onGone?.(namespace, name);
+    return { result: await a.withDeps(cluster, (d) => optOutRegistry(cluster, d)), watch: false, state };
+  }
+  const result = await a.withDeps(cluster, async (d, waited) => {
+    // Another step held the Cluster's lock (a hook): it may have changed the Cluster's marks, which this
+    // pass writes back whole; read it again (the cached client reads a Cluster it just wrote from the API server).
+    const current = waited ? parseCluster(await d.management.getObject({ apiVersion: d.clusterApiVersion, kind: 'Cluster', namespace, name })) : parsed;
+    if (!current.ok) return success();
+    const initialized = controlPlaneInitialized(current.value.raw);
+    const attempt = optIn.enabled === 'invalid' ? failure(`Cluster ${namespace}/${name}: ${optIn.message}`) : initialized ? await a.deploy(current.value, d) : await setupCluster(current.value, d);
+    // Before initialization the hooks (BCC) speak for the Cluster; after it, the marks do.
+    return initialized && troubled(attempt) ? { ...(await a.inBackground(current.value, 'Converge', attempt, d)), status: 'Failure' as const } : attempt;
+  });
+  return { result, watch: true, state };
+}
+
 export interface BackgroundLoop {
   queue: Converger;
   /** Puts every Cluster of ours into the loop (from the watch cache's first list). Returns how many. */
@@ -54,43 +92,7 @@ export function backgroundLoop(rt: AddonRuntime, a: Attempts): BackgroundLoop {
   /** Each Cluster's fingerprint as last seen, and whether it was ours. */
   const seen = new Map<string, { print: string; ours: boolean }>();
 
-  const converge = async (namespace: string, name: string): Promise<ConvergeOutcome> => {
-    let deps: AddonDeps;
-    let raw: Stored | undefined;
-    try {
-      deps = await rt.deps();
-      raw = await deps.management.getObject({ apiVersion: deps.clusterApiVersion, kind: 'Cluster', namespace, name });
-    } catch (err) {
-      if (err instanceof KubeError) return { result: failure(`Cluster ${namespace}/${name}: ${err.message}`), watch: false };
-      throw err;
-    }
-    if (!raw || (raw.metadata as Stored | undefined)?.deletionTimestamp) {
-      rt.onGone?.(namespace, name);
-      return { result: success(), watch: false };
-    }
-    const parsed = parseCluster(raw);
-    if (!parsed.ok) return { result: failure(`Cluster ${namespace}/${name}: ${parsed.message}`), watch: false };
-    const cluster = parsed.value;
-    const optIn = registryOptIn(cluster.variables);
-    const state = registryState(optIn);
-    if (!isOurs(raw)) return { result: success(), watch: false, state };
-    if (optIn.enabled === false) {
-      rt.onGone?.(namespace, name);
-      return { result: await a.withDeps(cluster, (d) => optOutRegistry(cluster, d)), watch: false, state };
-    }
-    const result = await a.withDeps(cluster, async (d, waited) => {
-      // Another step held the Cluster's lock (a hook): it may have changed the Cluster's marks, which this
-      // pass writes back whole; read it again (the cached client reads a Cluster it just wrote from the API server).
-      const current = waited ? parseCluster(await d.management.getObject({ apiVersion: d.clusterApiVersion, kind: 'Cluster', namespace, name })) : parsed;
-      if (!current.ok) return success();
-      const initialized = controlPlaneInitialized(current.value.raw);
-      const attempt = optIn.enabled === 'invalid' ? failure(`Cluster ${namespace}/${name}: ${optIn.message}`) : initialized ? await a.deploy(current.value, d) : await setupCluster(current.value, d);
-      // Before initialization the hooks (BCC) speak for the Cluster; after it, the marks do.
-      return initialized && troubled(attempt) ? { ...(await a.inBackground(current.value, 'Converge', attempt, d)), status: 'Failure' as const } : attempt;
-    });
-    return { result, watch: true, state };
-  };
-  const queue = converger({ log: rt.log, intervalMs: rt.convergeIntervalMs, run: converge, ...(rt.owns ? { owns: rt.owns } : {}), ...(rt.onPass ? { onPass: rt.onPass } : {}) });
+  const queue = converger({ log: rt.log, intervalMs: rt.convergeIntervalMs, run: (namespace, name) => convergeCluster(rt, a, namespace, name), ...(rt.owns ? { owns: rt.owns } : {}), ...(rt.onPass ? { onPass: rt.onPass } : {}) });
 
   return {
     queue,
