@@ -24,7 +24,11 @@ const cols = ['clusters', 'frozenClusters', 'convergeSeconds', 'managementReques
 console.log(`| ${cols.join(' | ')} |`);
 console.log(`|${cols.map(() => ' --- ').join('|')}|`);
 for (const row of rows) console.log(`| ${cols.map((c) => (Array.isArray(row[c]) ? row[c].join(' / ') : row[c])).join(' | ')} |`);
-for (const row of rows) console.log(`memory at ${row.clusters} Clusters (MiB, per replica): ${row.memoryMiB.map((m) => Object.entries(m).map(([k, v]) => `${k} ${v}`).join(', ')).join(' | ')}`);
+const pairs = (m) => Object.entries(m).map(([k, v]) => `${k} ${v}`).join(', ');
+for (const row of rows) {
+  console.log(`memory at ${row.clusters} Clusters, ${row.frozenClusters} frozen (MiB, per replica): ${row.memoryMiB.map(pairs).join(' | ')}`);
+  console.log(`  where the RSS is (smaps): ${row.smapsMiB.map(pairs).join(' | ')}`);
+}
 for (const row of rows.filter((r) => r.frozenClusters > 0)) {
   const base = rows.find((r) => r.clusters === row.clusters && r.frozenClusters === 0);
   if (base) console.log(`${row.frozenClusters} of ${row.clusters} Clusters frozen: the others converged in ${row.convergeSeconds} s against ${base.convergeSeconds} s with none (${(row.convergeSeconds / base.convergeSeconds).toFixed(2)}x)`);

@@ -126,7 +126,7 @@ class ConvergeQueue implements Converger {
     this.concurrency = opts.concurrency ?? 8;
     this.maxQueued = opts.maxQueued ?? 10_000;
     this.nudgeMs = opts.nudgeMs ?? 200;
-    this.nudgeGapMs = opts.nudgeGapMs ?? 1_000;
+    this.nudgeGapMs = opts.nudgeGapMs ?? 500;
     this.suspectSlots = Math.max(1, Math.floor(this.concurrency / 4));
   }
 

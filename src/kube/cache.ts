@@ -32,6 +32,8 @@ export interface ObjectCache {
   whenSynced(): Promise<void>;
   /** A copy of the object held (callers may change it), or undefined. */
   get(namespace: string, name: string): Stored | undefined;
+  /** The resourceVersion of the object held (no copy made), or undefined. */
+  version(namespace: string, name: string): string | undefined;
   /** Copies of the objects held, in a namespace or all, matching an equality/existence label selector. */
   list(namespace?: string, labelSelector?: string): Stored[];
   /** Called for every change after it is held. */
@@ -215,6 +217,10 @@ export function objectCache(client: Pick<KubeClient, 'listPage' | 'watch'>, spec
     get: (namespace, name) => {
       const object = held.get(keyOf(namespace, name));
       return object && structuredClone(object);
+    },
+    version: (namespace, name) => {
+      const object = held.get(keyOf(namespace, name));
+      return object && metaOf(object).resourceVersion;
     },
     list: (namespace, labelSelector) =>
       [...held.values()].filter((o) => (namespace === undefined || metaOf(o).namespace === namespace) && labelsMatch(metaOf(o).labels, labelSelector)).map((o) => structuredClone(o)),

@@ -36,13 +36,20 @@ export function cachedClient(direct: KubeClient, scopes: CacheScope[], opts: Cac
   for (const scope of scopes) {
     scope.cache.onChange((e) => written.delete(keyOf({ kind: scope.cache.spec.ref.kind, namespace: e.namespace, name: e.name })));
   }
-  /** Runs a write; afterwards (also when it failed: a conflict says the object changed) the object is read from the API server for a while. */
+  /**
+   * Runs a write; afterwards (also when it failed: a conflict says the object changed) the object is read
+   * from the API server until its watch event comes, unless that event came while the write was answered
+   * (the version held changed meanwhile).
+   */
   const writing = async <T>(ref: { kind: string; namespace?: string; name?: string }, write: () => Promise<T>): Promise<T> => {
+    const scope = scopes.find((s) => s.cache.spec.ref.kind === ref.kind && s.covers({ apiVersion: s.cache.spec.ref.apiVersion, kind: ref.kind, namespace: ref.namespace, name: ref.name ?? '' }));
+    const versionOf = () => scope?.cache.version(ref.namespace ?? '', ref.name ?? '');
+    const before = versionOf();
     try {
       return await write();
     } finally {
       if (written.size > 10_000) for (const [k, t] of written) if (t <= now()) written.delete(k);
-      written.set(keyOf(ref), now() + freshMs);
+      if (!scope || versionOf() === before) written.set(keyOf(ref), now() + freshMs);
     }
   };
   /** The scope that answers a read of `ref`, if any. */

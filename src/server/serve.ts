@@ -221,7 +221,7 @@ export async function serve(config: ServeConfig): Promise<RunningServer> {
     const identity = `${process.env.POD_NAME ?? 'replica'}-${hexFromBytes(crypto.getRandomValues(new Uint8Array(4)))}`;
     void addonDeps()
       .then(async ({ management }) => {
-        members = leaseMembership({ client: management, namespace: config.addon.providerNamespace, identity, log, onChange: () => addon.rebalance() });
+        members = leaseMembership({ client: watches?.direct ?? management, namespace: config.addon.providerNamespace, identity, log, onChange: () => addon.rebalance() });
         await members.start();
       })
       .catch((err: unknown) => log.warn('background loop runs alone: no member Lease', { error: err instanceof Error ? err.message : String(err) }))

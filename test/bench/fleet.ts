@@ -7,7 +7,7 @@
 // share of the Clusters is initialized against one more workload API server that is frozen (SIGSTOP:
 // it accepts connections and answers nothing): the others must converge as fast. Prints one JSON line
 // per size and frozen share.
-import { readFileSync } from 'node:fs';
+import { readFileSync, readlinkSync } from 'node:fs';
 import { sleep, waitFor } from '../integration/env/base.ts';
 import { createCluster, ensureNamespace, extensionKubeconfig, markControlPlaneInitialized, ok, putKubeconfig } from '../integration/env/capi.ts';
 import { startExtension, type Extension } from '../integration/env/extension.ts';
@@ -20,6 +20,29 @@ const INTERVAL_S = Number(process.env.FLEET_INTERVAL_SECONDS ?? 30);
 const FROZEN = (process.env.FLEET_FROZEN ?? '0,5').split(',').map(Number);
 const PROVIDER = 'fleet-provider';
 const rssMiB = (ext: Extension) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${ext.proc.pid}/status`, 'utf8'))![1]) / 1024;
+
+/**
+ * Where a replica's resident memory is, from /proc/PID/smaps: the runtime's own binary (text and data),
+ * other files (libraries), glibc's main heap ([heap], brk), and anonymous mappings (V8's heap, malloc's
+ * other arenas and large allocations, thread stacks). The JavaScript heap's own size comes from the
+ * process-memory gauge beside it.
+ */
+function smapsBreakdown(ext: Extension): Record<string, number> {
+  const out: Record<string, number> = { binary: 0, libraries: 0, brkHeap: 0, anonymous: 0 };
+  let kind = 'anonymous';
+  const exe = readlinkSync(`/proc/${ext.proc.pid}/exe`);
+  for (const line of readFileSync(`/proc/${ext.proc.pid}/smaps`, 'utf8').split('\n')) {
+    const mapping = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (mapping) {
+      const name = mapping[1]!;
+      kind = name === '[heap]' ? 'brkHeap' : name === '' || name.startsWith('[') ? 'anonymous' : name === exe ? 'binary' : 'libraries';
+      continue;
+    }
+    const rss = /^Rss:\s+(\d+) kB/.exec(line);
+    if (rss) out[kind]! += Number(rss[1]) / 1024;
+  }
+  return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, +v.toFixed(1)]));
+}
 const ours = (e: AuditEvent) => (e.userAgent ?? '').startsWith('capi-registry-addon/');
 
 async function pool<T>(items: T[], width: number, work: (item: T) => Promise<void>) {
@@ -101,6 +124,7 @@ async function measure(n: number, frozenPercent: number) {
       workloadWrites: work.filter((e) => WRITE_VERBS.has(e.verb)).length,
       requestsPerPass: +((mgmt.length + work.length) / passes).toFixed(2),
       rssMiB: replicas.map((r) => +rssMiB(r).toFixed(1)),
+      smapsMiB: replicas.map(smapsBreakdown),
       memoryMiB: await Promise.all(replicas.map(async (r) => {
         const text = (await r.request('GET', '/metrics', undefined, false)).text;
         return Object.fromEntries([...text.matchAll(/capi_registry_addon_process_memory_bytes\{kind="(\w+)"\} (\d+)/g)].map((m) => [m[1], +(Number(m[2]) / 1048576).toFixed(1)]));

@@ -139,6 +139,13 @@ test('cached client: covered reads from the cache (a miss is absence only where 
   await tick();
   assert.equal(await client.getSecret('ns', 'c1-registry-addon-ca'), { 'ca.crt': 'NEW' }, 'the watch brought it: from the cache again');
   assert.equal(client.reads, { cached: 5, direct: 3 });
+  // The watch event may come before the write's answer: then the cache is current at once.
+  const eventFirst = cachedClient(withEnsure({ ...base, applySecret: async () => { api.send('MODIFIED', secret('c1-registry-addon-ca', 12, { 'ca.crt': 'TzI=' })); await tick(); } }), [
+    { cache, authoritative: true, covers: (ref) => ref.name.endsWith('-registry-addon-ca') },
+  ]);
+  await eventFirst.applySecret({ name: 'c1-registry-addon-ca', namespace: 'ns', data: { 'ca.crt': 'O2' } });
+  assert.equal(await eventFirst.getSecret('ns', 'c1-registry-addon-ca'), { 'ca.crt': 'O2' }, 'the event came during the write: from the cache');
+  assert.equal(eventFirst.reads, { cached: 1, direct: 0 });
   cache.stop();
 });
 

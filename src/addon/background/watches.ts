@@ -38,6 +38,8 @@ export function clusterProjection(object: Stored): Stored {
 export interface ManagementWatches {
   /** The management client whose reads come from the caches. */
   client: KubeClient & { reads: { cached: number; direct: number } };
+  /** The same connection without the caches (member Leases: their own cadence, counted apart). */
+  direct: KubeClient;
   clusters: ObjectCache;
   /** Resolves when the Clusters are listed (the others may follow: until then their reads go to the API server). */
   whenSynced(): Promise<void>;
@@ -89,6 +91,7 @@ export function managementWatches(direct: KubeClient, opts: { providerNamespace:
   kubeconfigs.onChange(tellOwner('Secret', beside));
   return {
     client: cachedClient(direct, scopes),
+    direct,
     clusters,
     whenSynced: () => clusters.whenSynced(),
     onOwnedChange: (l) => void ownedListeners.push(l),
