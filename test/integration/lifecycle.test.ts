@@ -55,12 +55,16 @@ const putRoot = async (ns: string, data: Record<string, string>) => {
 const hcp = (ns: string, name: string) => mgmt().request('GET', `/apis/addons.cluster.x-k8s.io/v1alpha1/namespaces/${ns}/helmchartproxies/${name}-registry`);
 const wsecret = async (name: string) => (await env.workload!.request('GET', `/api/v1/namespaces/capi-registry/secrets/${name}`)).body;
 
-/** Every hook answer, for the no-credential-leak check. */
-const answers: string[] = [];
+/** One extension under test, with every hook answer it gave (for the no-credential-leak check): made per test. */
+interface Hooks {
+  ext: Extension;
+  answers: string[];
+}
+const hooksOf = (ext: Extension): Hooks => ({ ext, answers: [] });
 
-async function call(ext: Extension, hook: keyof typeof HOOK_PATHS, body: string, query = '?timeout=10s') {
-  const r = await ext.post(HOOK_PATHS[hook], body, query);
-  answers.push(r.text);
+async function call(h: Hooks, hook: keyof typeof HOOK_PATHS, body: string, query = '?timeout=10s') {
+  const r = await h.ext.post(HOOK_PATHS[hook], body, query);
+  h.answers.push(r.text);
   assert.is(r.status, 200, `${hook}: HTTP ${r.status} ${r.text}`);
   const json = r.json();
   assert.is(json.kind, `${hook}Response`);
@@ -82,8 +86,9 @@ function opensslFacts(certPem: string, caPem: string) {
 }
 
 /** One opted-in Cluster from BCC to delete; `services` picks IPv4 or IPv6. */
-async function clusterLifecycle(ext: Extension, o: { ns: string; provider: string; name: string; services: string[]; serviceIp: string; sanIp: string }) {
+async function clusterLifecycle(h: Hooks, o: { ns: string; provider: string; name: string; services: string[]; serviceIp: string; sanIp: string }) {
   const { ns, name } = o;
+  const { ext } = h;
   // A source registry whose login the Cluster names by Secret (in its own namespace).
   const corpPassword = `corp-${randomBytes(12).toString('hex')}`;
   await ensureNamespace(mgmt(), ns);
@@ -91,7 +96,7 @@ async function clusterLifecycle(ext: Extension, o: { ns: string; provider: strin
   const cluster = await createCluster(mgmt(), ns, name, { services: o.services, registry: { replicas: 2, sources: [{ name: 'corp', url: 'https://registry.corp.example:5000', credentialsSecretRef: { name: `${name}-corp-login` } }] } });
 
   // BeforeClusterCreate: five concurrent first calls.
-  const bcc = await Promise.all(Array.from({ length: 5 }, () => call(ext, 'BeforeClusterCreate', lifecycleRequest('BeforeClusterCreate', cluster))));
+  const bcc = await Promise.all(Array.from({ length: 5 }, () => call(h, 'BeforeClusterCreate', lifecycleRequest('BeforeClusterCreate', cluster))));
   for (const r of bcc) assert.equal([r.status, r.retryAfterSeconds], ['Success', 0], JSON.stringify(r));
   const root = (await secret(o.provider, 'registry-addon-root-ca')).body;
   const copy = (await secret(ns, `${name}-registry-addon-ca`)).body;
@@ -113,7 +118,7 @@ async function clusterLifecycle(ext: Extension, o: { ns: string; provider: strin
   for (const s of [node, push]) assert.equal([s.metadata.ownerReferences[0].uid, s.metadata.labels['clusterctl.cluster.x-k8s.io/move']], [cluster.metadata.uid, '']);
 
   // GeneratePatches: pure, node files with the Service IP from builtin.cluster.network.services.
-  const gp = await call(ext, 'GeneratePatches', generatePatchesRequest(ns, name, { services: o.services, registry: { replicas: 2 } }));
+  const gp = await call(h, 'GeneratePatches', generatePatchesRequest(ns, name, { services: o.services, registry: { replicas: 2 } }));
   assert.is(gp.status, 'Success');
   assert.is(gp.items.length, 2, 'KubeadmControlPlaneTemplate and KubeadmConfigTemplate');
   const ops = JSON.parse(text(gp.items[0].patch));
@@ -126,7 +131,7 @@ async function clusterLifecycle(ext: Extension, o: { ns: string; provider: strin
 
   // ACPI before CAPI wrote the kubeconfig: Success (the registry must not hold the Cluster back), saying
   // what is missing, and the Cluster marked for the background loop.
-  const early = await call(ext, 'AfterControlPlaneInitialized', lifecycleRequest('AfterControlPlaneInitialized', cluster));
+  const early = await call(h, 'AfterControlPlaneInitialized', lifecycleRequest('AfterControlPlaneInitialized', cluster));
   assert.match(await expectRetrying(mgmt(), early, ns, name), new RegExp(`^Secret ${ns}/${name}-kubeconfig \\(key value\\) not found`));
   assert.match((await ext.request('GET', '/metrics')).text, new RegExp(`capi_registry_addon_registry_deployed\\{namespace="${ns}",cluster="${name}"\\} 0`));
 
@@ -138,7 +143,7 @@ async function clusterLifecycle(ext: Extension, o: { ns: string; provider: strin
     const r = await env.workload!.request('POST', '/api/v1/nodes', { apiVersion: 'v1', kind: 'Node', metadata: { name: node, annotations } });
     assert.ok(r.status === 201 || r.status === 409, r.text);
   }
-  const acpi = await call(ext, 'AfterControlPlaneInitialized', lifecycleRequest('AfterControlPlaneInitialized', cluster));
+  const acpi = await call(h, 'AfterControlPlaneInitialized', lifecycleRequest('AfterControlPlaneInitialized', cluster));
   assert.is(acpi.status, 'Success', acpi.message);
   assert.match(acpi.message, /registry-tls issued \(/);
 
@@ -188,7 +193,7 @@ async function clusterLifecycle(ext: Extension, o: { ns: string; provider: strin
     (await getCluster(mgmt(), ns, name)).metadata.resourceVersion, (await wsecret('registry-auth')).metadata.resourceVersion,
     (await secret(ns, `${name}-registry-addon-node`)).body.metadata.resourceVersion, (await secret(ns, `${name}-registry-addon-push`)).body.metadata.resourceVersion];
   const first = await versions();
-  for (let i = 0; i < 3; i++) assert.is((await call(ext, 'AfterControlPlaneInitialized', lifecycleRequest('AfterControlPlaneInitialized', cluster))).status, 'Success');
+  for (let i = 0; i < 3; i++) assert.is((await call(h, 'AfterControlPlaneInitialized', lifecycleRequest('AfterControlPlaneInitialized', cluster))).status, 'Success');
   assert.equal(await versions(), first, 'idempotent: resourceVersions unchanged');
 
   // BCU: a fresh certificate for the upgrade (the pods roll to it), once: a retried BCU for the same version writes nothing.
@@ -200,7 +205,7 @@ async function clusterLifecycle(ext: Extension, o: { ns: string; provider: strin
   const copyBefore = (await secret(ns, `${name}-registry-addon-ca`)).body;
   const swappedIn = makeCa(`swapped-${name}-${o.provider}`);
   ok(await mgmt().request('PATCH', `/api/v1/namespaces/${ns}/secrets/${name}-registry-addon-ca`, JSON.stringify({ data: { 'ca.crt': b64(swappedIn.pem) } }), 'application/merge-patch+json'), 'swapped copy');
-  const bcu = await call(ext, 'BeforeClusterUpgrade', lifecycleRequest('BeforeClusterUpgrade', cluster));
+  const bcu = await call(h, 'BeforeClusterUpgrade', lifecycleRequest('BeforeClusterUpgrade', cluster));
   assert.equal([bcu.status, bcu.retryAfterSeconds], ['Success', 0], bcu.message);
   assert.match(bcu.message, /^registry-tls issued \(upgrade to v1\.34\.0: a fresh certificate for every upgrade\); HelmChartProxy .* applied$/);
   assert.is(text((await secret(ns, `${name}-registry-addon-ca`)).body.data['ca.crt']), text(copyBefore.data['ca.crt']), 'the copy trusts the Cluster\'s issuer again, and only it');
@@ -210,7 +215,7 @@ async function clusterLifecycle(ext: Extension, o: { ns: string; provider: strin
     createHash('sha256').update(text(renewed.data['tls.crt'])).digest('hex'), 'the pods roll to it');
   assert.is((await getCluster(mgmt(), ns, name)).metadata.annotations['capi-registry-addon.io/registry-cert-upgrade'], 'v1.34.0');
   const before = await versions();
-  const retried = await call(ext, 'BeforeClusterUpgrade', lifecycleRequest('BeforeClusterUpgrade', cluster));
+  const retried = await call(h, 'BeforeClusterUpgrade', lifecycleRequest('BeforeClusterUpgrade', cluster));
   assert.equal([retried.status, retried.message], ['Success', `HelmChartProxy ${ns}/${name}-registry unchanged`]);
   assert.equal(await versions(), before, 'a retried BCU for the same upgrade: resourceVersions unchanged');
 
@@ -218,12 +223,12 @@ async function clusterLifecycle(ext: Extension, o: { ns: string; provider: strin
   // the upgrade is not held back, nothing is re-issued, and the Cluster says what to do.
   await bump('v1.35.0');
   await putRoot(o.provider, await mintRootCa({ now: new Date() }));
-  const rekeyed = await call(ext, 'BeforeClusterUpgrade', lifecycleRequest('BeforeClusterUpgrade', cluster, { toKubernetesVersion: 'v1.35.0' }));
+  const rekeyed = await call(h, 'BeforeClusterUpgrade', lifecycleRequest('BeforeClusterUpgrade', cluster, { toKubernetesVersion: 'v1.35.0' }));
   assert.match(await expectRetrying(mgmt(), rekeyed, ns, name), /registry-addon-issuer-[0-9a-f]{20} was not issued by Secret .*registry-addon-root-ca \(the root was replaced with another key\?\): put that root back, or delete/);
   const others = (v: string[]) => v.filter((_, i) => i !== 4);
   assert.equal(others(await versions()), others(before), 'a re-keyed root writes nothing but the Cluster\'s status mark');
   await putRoot(o.provider, { 'tls.crt': text(root.data['tls.crt']), 'tls.key': text(root.data['tls.key']), 'ca.crt': text(root.data['ca.crt']) });
-  assert.is((await call(ext, 'BeforeClusterUpgrade', lifecycleRequest('BeforeClusterUpgrade', cluster, { toKubernetesVersion: 'v1.35.0' }))).status, 'Success');
+  assert.is((await call(h, 'BeforeClusterUpgrade', lifecycleRequest('BeforeClusterUpgrade', cluster, { toKubernetesVersion: 'v1.35.0' }))).status, 'Success');
   assert.is((await getCluster(mgmt(), ns, name)).metadata.annotations['capi-registry-addon.io/registry-status'], 'Deployed');
 
   // cert-manager renews the 10-year root before expiry with the same key (rotationPolicy: Never): a new
@@ -241,7 +246,7 @@ async function clusterLifecycle(ext: Extension, o: { ns: string; provider: strin
   await putRoot(o.provider, { 'tls.crt': renewedRoot, 'tls.key': text(root.data['tls.key']), 'ca.crt': renewedRoot });
   try {
     for (const hook of ['AfterControlPlaneInitialized', 'BeforeClusterUpgrade'] as const) {
-      const r = await call(ext, hook, lifecycleRequest(hook, cluster, hook === 'BeforeClusterUpgrade' ? { toKubernetesVersion: 'v1.35.0' } : {}));
+      const r = await call(h, hook, lifecycleRequest(hook, cluster, hook === 'BeforeClusterUpgrade' ? { toKubernetesVersion: 'v1.35.0' } : {}));
       assert.equal([r.status, r.message], ['Success', `HelmChartProxy ${ns}/${name}-registry unchanged`], `${hook} after a same-key root renewal`);
     }
     if (copyIsIssuer) assert.is((await secret(ns, `${name}-registry-addon-ca`)).body.metadata.resourceVersion, caCopy.metadata.resourceVersion, 'the nodes\' CA copy is unchanged');
@@ -251,7 +256,7 @@ async function clusterLifecycle(ext: Extension, o: { ns: string; provider: strin
 
   // No credential anywhere it must not be: hook answers (GeneratePatches included), Helm values, Events, logs.
   const events = (await mgmt().request('GET', `/api/v1/namespaces/${ns}/events`)).text;
-  for (const [where, haystack] of [['hook answers', answers.join('\n')], ['HelmChartProxy', JSON.stringify((await hcp(ns, name)).body)], ['Events', events], ['extension logs', ext.logs]] as const) {
+  for (const [where, haystack] of [['hook answers', h.answers.join('\n')], ['HelmChartProxy', JSON.stringify((await hcp(ns, name)).body)], ['Events', events], ['extension logs', ext.logs]] as const) {
     for (const needle of [creds.node, creds.push, b64(`node:${creds.node}`), b64(`push:${creds.push}`), b64(creds.node), b64(creds.push)]) {
       assert.not.ok(haystack.includes(needle), `a credential leaked into ${where}`);
     }
@@ -260,7 +265,7 @@ async function clusterLifecycle(ext: Extension, o: { ns: string; provider: strin
   // Delete (the Cluster now has a deletionTimestamp): the proxy, the copy, the credentials and the issuer go; a repeat is still Success.
   const deleting = await startDeleting(mgmt(), ns, name);
   for (let i = 0; i < 2; i++) {
-    const del = await call(ext, 'BeforeClusterDelete', lifecycleRequest('BeforeClusterDelete', deleting));
+    const del = await call(h, 'BeforeClusterDelete', lifecycleRequest('BeforeClusterDelete', deleting));
     assert.equal([del.status, del.retryAfterSeconds], ['Success', 0], del.message);
   }
   assert.is((await hcp(ns, name)).status, 404);
@@ -268,11 +273,11 @@ async function clusterLifecycle(ext: Extension, o: { ns: string; provider: strin
   assert.is((await secret(o.provider, issuerName)).status, 404, 'the issuer');
 }
 
-async function prepareRoot(ext: Extension, provider: string, ca: CaKind, ns: string) {
+async function prepareRoot(h: Hooks, provider: string, ca: CaKind, ns: string) {
   if (ca === 'minted') return;
   const probe = await createCluster(mgmt(), ns, 'probe', { services: ['10.96.0.0/12'], registry: {} });
   // Not there yet (cert-manager still issuing): Success that holds creation back and says what is missing.
-  const waiting = await call(ext, 'BeforeClusterCreate', lifecycleRequest('BeforeClusterCreate', probe));
+  const waiting = await call(h, 'BeforeClusterCreate', lifecycleRequest('BeforeClusterCreate', probe));
   assert.equal([waiting.status, waiting.retryAfterSeconds], ['Success', 30]);
   assert.match(waiting.message, new RegExp(`root CA Secret ${provider}/registry-addon-root-ca not found: install cert-manager`));
   await putRoot(provider, certManagerRoot(ca === 'cert-manager-rsa' ? 'rsa' : 'ec'));
@@ -286,20 +291,21 @@ for (const runtime of Object.keys(RUNTIMES)) {
       const ns = `t-${runtime}-${ca}`;
       await bindProviderNamespace(mgmt(), 'capi-registry-addon', provider);
       const ext = await startExtension(runtime, { args: ['--no-seed', '--kubeconfig', kubeconfig, '--log-level', 'debug', '--capi-version', 'v1.13', '--provider-namespace', provider, ...(ca === 'minted' ? ['--mint-root-ca'] : [])] });
+      const h = hooksOf(ext);
       try {
         // Not opted in: Success on every hook and nothing written.
         const plain = await createCluster(mgmt(), ns, 'plain', { services: ['10.96.0.0/12'] });
         for (const hook of ['BeforeClusterCreate', 'AfterControlPlaneInitialized', 'BeforeClusterUpgrade', 'BeforeClusterDelete'] as const) {
-          const r = await call(ext, hook, lifecycleRequest(hook, plain));
+          const r = await call(h, hook, lifecycleRequest(hook, plain));
           assert.equal([r.status, r.message], ['Success', undefined], hook);
         }
-        assert.equal((await call(ext, 'GeneratePatches', generatePatchesRequest(ns, 'plain', { services: ['10.96.0.0/12'] }))).items, []);
+        assert.equal((await call(h, 'GeneratePatches', generatePatchesRequest(ns, 'plain', { services: ['10.96.0.0/12'] }))).items, []);
         assert.is((await secret(ns, 'plain-registry-addon-ca')).status, 404);
         assert.is((await hcp(ns, 'plain')).status, 404);
 
-        await prepareRoot(ext, provider, ca, ns);
-        await clusterLifecycle(ext, { ns, provider, name: 'v4', services: ['10.96.0.0/12'], serviceIp: '10.96.0.20', sanIp: 'IP Address:10.96.0.20' });
-        await clusterLifecycle(ext, { ns, provider, name: 'v6', services: ['fd00:10:96::/108'], serviceIp: 'fd00:10:96::14', sanIp: 'IP Address:FD00:10:96:0:0:0:0:14' });
+        await prepareRoot(h, provider, ca, ns);
+        await clusterLifecycle(h, { ns, provider, name: 'v4', services: ['10.96.0.0/12'], serviceIp: '10.96.0.20', sanIp: 'IP Address:10.96.0.20' });
+        await clusterLifecycle(h, { ns, provider, name: 'v6', services: ['fd00:10:96::/108'], serviceIp: 'fd00:10:96::14', sanIp: 'IP Address:FD00:10:96:0:0:0:0:14' });
       } finally {
         await ext.stop();
       }
@@ -312,16 +318,17 @@ for (const runtime of Object.keys(RUNTIMES)) {
     const provider = `p-day2-${runtime}`;
     await bindProviderNamespace(mgmt(), 'capi-registry-addon', provider);
     const ext = await startExtension(runtime, { args: ['--no-seed', '--kubeconfig', kubeconfig, '--capi-version', 'v1.13', '--provider-namespace', provider, '--mint-root-ca', '--converge-interval', '1'] });
+    const h = hooksOf(ext);
     try {
       const ns = `day2-${runtime}`;
       const created = await createCluster(mgmt(), ns, 'late', { services: ['10.96.0.0/12'] });
-      assert.is((await call(ext, 'AfterControlPlaneInitialized', lifecycleRequest('AfterControlPlaneInitialized', created))).status, 'Success');
+      assert.is((await call(h, 'AfterControlPlaneInitialized', lifecycleRequest('AfterControlPlaneInitialized', created))).status, 'Success');
       await markControlPlaneInitialized(mgmt(), ns, 'late');
       await putKubeconfig(mgmt(), ns, 'late', readFileSync(env.workload!.kubeconfig, 'utf8'));
       assert.is((await hcp(ns, 'late')).status, 404);
       // The user adds the variable; CAPI's next topology reconcile calls GeneratePatches.
       ok(await mgmt().request('PATCH', `/apis/cluster.x-k8s.io/v1beta2/namespaces/${ns}/clusters/late`, JSON.stringify({ spec: { topology: { variables: [{ name: 'clusterConfig', value: { addons: { registry: {} } } }] } } }), 'application/merge-patch+json'), 'opt in');
-      const gp = await call(ext, 'GeneratePatches', generatePatchesRequest(ns, 'late', { services: ['10.96.0.0/12'], registry: {} }));
+      const gp = await call(h, 'GeneratePatches', generatePatchesRequest(ns, 'late', { services: ['10.96.0.0/12'], registry: {} }));
       assert.is(gp.items.length, 2);
       const proxy = await waitFor('the day-2 HelmChartProxy', async () => ((await hcp(ns, 'late')).status === 200 ? (await hcp(ns, 'late')).body : undefined), 20_000);
       assert.is(proxy.spec.chartName, 'capi-registry-addon-registry');
@@ -346,13 +353,14 @@ test('credential rotation through the Cluster annotation: new pair, the replaced
   const provider = 'p-rotate';
   await bindProviderNamespace(mgmt(), 'capi-registry-addon', provider);
   const ext = await startExtension('deno', { args: ['--no-seed', '--kubeconfig', kubeconfig, '--capi-version', 'v1.13', '--provider-namespace', provider, '--mint-root-ca'] });
+  const h = hooksOf(ext);
   try {
     const ns = 'rotate';
     await createCluster(mgmt(), ns, 'r1', { services: ['10.96.0.0/12'], registry: {} });
     await markControlPlaneInitialized(mgmt(), ns, 'r1');
     await putKubeconfig(mgmt(), ns, 'r1', readFileSync(env.workload!.kubeconfig, 'utf8'));
     const hook = async (name: 'AfterControlPlaneInitialized' | 'BeforeClusterUpgrade') => {
-      const r = await call(ext, name, lifecycleRequest(name, await getCluster(mgmt(), ns, 'r1')));
+      const r = await call(h, name, lifecycleRequest(name, await getCluster(mgmt(), ns, 'r1')));
       assert.is(r.status, 'Success', r.message);
     };
     const stored = async (suffix: string): Promise<Record<string, string>> => Object.fromEntries(Object.entries((await secret(ns, `r1-registry-addon-${suffix}`)).body.data).map(([k, v]) => [k, text(v as string)]));

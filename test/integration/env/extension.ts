@@ -5,13 +5,15 @@ import https from 'node:https';
 import { join } from 'node:path';
 import { ROOT, StopWaiting, WORK, freePort, startProcess, waitFor } from './base.ts';
 import { makeCa, makeLeaf } from './pki.ts';
+import RUNTIME_FLAGS from '../../../src/server/runtime-flags.json' with { type: 'json' };
 
 export const BUNDLE = join(ROOT, 'dist', 'capi-registry-addon.mjs');
 const bin = (name: string) => join(ROOT, 'node_modules', '.bin', name);
+/** Each runtime with the flags the image runs the extension with (runtime-flags.json). */
 export const RUNTIMES: Record<string, string[]> = {
-  node: [bin('node')],
-  deno: [bin('deno'), 'run', '--allow-all', '--quiet'],
-  bun: [bin('bun')],
+  node: [bin('node'), ...RUNTIME_FLAGS.node],
+  deno: [bin('deno'), 'run', '--allow-all', '--quiet', ...RUNTIME_FLAGS.deno],
+  bun: [bin('bun'), ...RUNTIME_FLAGS.bun],
 };
 
 export interface Pki { caFile: string; ca: string; certFile: string; keyFile: string }
