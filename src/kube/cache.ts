@@ -194,8 +194,13 @@ export function objectCache(client: Pick<KubeClient, 'listPage' | 'watch'>, spec
     while (!stopped) {
       try {
         if (!resourceVersion) await relist();
+        const began = Date.now();
         await watchOnce();
-        backoff = opts.retryMs ?? 500;
+        // A watch that ends at once without an error (a proxy cutting it) must not spin: wait as after a failure.
+        if (Date.now() - began < 1000) {
+          await pause(backoff);
+          backoff = Math.min(backoff * 2, 30_000);
+        } else backoff = opts.retryMs ?? 500;
       } catch (err) {
         if (stopped) return;
         // Too old a version: the history is gone, a new list tells what changed.

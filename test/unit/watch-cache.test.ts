@@ -47,7 +47,7 @@ function scripted() {
 test('lists, then holds every watch event; managedFields are not held; copies are handed out', async () => {
   const api = scripted();
   api.set([secret('a', 5, { k: 'dg==' })], 10);
-  const cache = objectCache(api.client, { ref: { apiVersion: 'v1', kind: 'Secret' }, selectors: {} });
+  const cache = objectCache(api.client, { ref: { apiVersion: 'v1', kind: 'Secret' }, selectors: {} }, { retryMs: 1 });
   await cache.whenSynced();
   await tick();
   const events: CacheEvent[] = [];
@@ -69,7 +69,7 @@ test('lists, then holds every watch event; managedFields are not held; copies ar
 test('a watch the server ends resumes from the last version; 410 Gone lists again and tells what changed while no watch ran', async () => {
   const api = scripted();
   api.set([secret('a', 5), secret('b', 6)], 10);
-  const cache = objectCache(api.client, { ref: { apiVersion: 'v1', kind: 'Secret' }, selectors: {} });
+  const cache = objectCache(api.client, { ref: { apiVersion: 'v1', kind: 'Secret' }, selectors: {} }, { retryMs: 1 });
   await cache.whenSynced();
   await tick();
   api.send('MODIFIED', secret('a', 20));
@@ -92,7 +92,7 @@ test('a watch the server ends resumes from the last version; 410 Gone lists agai
 test('keep decides what is held; a selector of equality and existence terms matches labels', async () => {
   const api = scripted();
   api.set([secret('x-kubeconfig', 1), secret('x-ca', 2)], 3);
-  const cache = objectCache(api.client, { ref: { apiVersion: 'v1', kind: 'Secret' }, selectors: {}, keep: (o) => (String((o.metadata as Obj).name).endsWith('-kubeconfig') ? o : undefined) });
+  const cache = objectCache(api.client, { ref: { apiVersion: 'v1', kind: 'Secret' }, selectors: {}, keep: (o) => (String((o.metadata as Obj).name).endsWith('-kubeconfig') ? o : undefined) }, { retryMs: 1 });
   await cache.whenSynced();
   assert.equal(cache.list().map((o) => (o.metadata as Obj).name), ['x-kubeconfig']);
   cache.stop();
@@ -106,7 +106,7 @@ test('keep decides what is held; a selector of equality and existence terms matc
 test('cached client: covered reads from the cache (a miss is absence only where authoritative); after a write, from the API server until the watch brings it', async () => {
   const api = scripted();
   api.set([secret('c1-registry-addon-ca', 5, { 'ca.crt': 'UEVN' })], 10);
-  const cache = objectCache(api.client, { ref: { apiVersion: 'v1', kind: 'Secret' }, selectors: {} });
+  const cache = objectCache(api.client, { ref: { apiVersion: 'v1', kind: 'Secret' }, selectors: {} }, { retryMs: 1 });
   await cache.whenSynced();
   await tick();
   const direct: string[] = [];
