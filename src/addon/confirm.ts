@@ -66,7 +66,9 @@ export function confirmer(log: Logger, limits = { reads: MAX_READS, waiting: MAX
         const message = `Cluster ${id}: ${mismatch}`;
         return hook === 'BeforeClusterDelete' ? success(`${message}; nothing deleted`) : failure(message);
       };
-      const pending = read(id, () => deps.management.getObject({ apiVersion: deps.clusterApiVersion, kind: 'Cluster', namespace: claimed.namespace, name: claimed.name }));
+      // From the API server itself, not the watch caches: CAPI calls a hook right after it wrote the Cluster
+      // (BeforeClusterUpgrade after the version bump), and a cache may be a moment behind.
+      const pending = read(id, () => (deps.live ?? deps.management).getObject({ apiVersion: deps.clusterApiVersion, kind: 'Cluster', namespace: claimed.namespace, name: claimed.name }));
       if (!pending) {
         const busy = `Cluster ${id}: the extension is checking ${limits.reads + limits.waiting} hook requests against the API server already; not checked now (CAPI retries)`;
         log.warn('hook request not checked: too many waiting', { hook, cluster: id });

@@ -20,6 +20,8 @@ import type { SourceConfig } from '../render/sources.ts';
 
 export interface SetupDeps {
   management: KubeClient;
+  /** The management API server itself, uncached (management may read through watch caches): what a hook checks a body against. */
+  live?: KubeClient;
   /** Where the root CA Secret lives (the extension's own namespace). */
   providerNamespace: string;
   mintRootCa: boolean;

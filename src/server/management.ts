@@ -35,6 +35,7 @@ export function managementSide(config: ServeConfig, onSourceResults: AddonDeps['
     if (config.addon.seed) watches ??= managementWatches(direct, { providerNamespace: config.addon.providerNamespace, clusterApiVersion, onError: (message) => log.warn(message) });
     return {
       management: watches?.client ?? direct,
+      live: direct,
       workloadClients: workloadClientCache(),
       providerNamespace: config.addon.providerNamespace,
       mintRootCa: config.addon.mintRootCa,

@@ -128,13 +128,12 @@ function capiSuite(capi: { version: string; path: string; crds: string[] }, runt
     await env?.stop();
   }
 
-  async function discovery() {
-    const handlers = await waitFor('ExtensionConfig discovered', async () => {
+  /** The ClusterClass every Cluster here uses, made once CAPI has discovered the extension (its patches name the extension's handlers). */
+  async function classReady() {
+    await waitFor('ExtensionConfig discovered', async () => {
       const ec = (await api().request('GET', '/apis/runtime.cluster.x-k8s.io/v1beta2/extensionconfigs/capi-registry-addon')).body;
-      return ec?.status?.handlers?.length ? ec.status.handlers : undefined;
+      return ec?.status?.handlers?.length ? true : undefined;
     }, 60_000, manager.logFile);
-    assert.equal(handlers.map((h: any) => h.name).sort(), ['after-control-plane-initialized.capi-registry-addon', 'before-cluster-create.capi-registry-addon', 'before-cluster-delete.capi-registry-addon', 'before-cluster-upgrade.capi-registry-addon', 'discover-variables.capi-registry-addon', 'generate-patches.capi-registry-addon']);
-
     await create({ apiVersion: INFRA, kind: 'GenericInfrastructureClusterTemplate', metadata: { name: 'infra' }, spec: { template: { spec: {} } } });
     await create({ apiVersion: INFRA, kind: 'GenericInfrastructureMachineTemplate', metadata: { name: 'machine' }, spec: { template: { spec: {} } } });
     await create({ apiVersion: 'controlplane.cluster.x-k8s.io/v1beta2', kind: 'KubeadmControlPlaneTemplate', metadata: { name: 'cp' }, spec: { template: { spec: { kubeadmConfigSpec: { format: 'cloud-config', preKubeadmCommands: [CLASS_OWN_PRE], postKubeadmCommands: [CLASS_OWN_POST] } } } } });
@@ -149,25 +148,36 @@ function capiSuite(capi: { version: string; path: string; crds: string[] }, runt
         patches: [{ name: 'registry-addon', external: { generatePatchesExtension: 'generate-patches.capi-registry-addon', discoverVariablesExtension: 'discover-variables.capi-registry-addon' } }],
       },
     });
-    const variables = await waitFor('ClusterClass variables from DiscoverVariables', async () => {
+    await waitFor('ClusterClass variables from DiscoverVariables', async () => {
       const cc = await get('cluster.x-k8s.io/v1beta2', 'ClusterClass', 'quick-start');
-      return cc?.status?.variables?.length ? cc.status.variables : undefined;
+      return cc?.status?.variables?.length ? true : undefined;
     }, 60_000, manager.logFile);
+  }
+
+  async function discovery() {
+    const ec = (await api().request('GET', '/apis/runtime.cluster.x-k8s.io/v1beta2/extensionconfigs/capi-registry-addon')).body;
+    assert.equal(ec.status.handlers.map((h: any) => h.name).sort(), ['after-control-plane-initialized.capi-registry-addon', 'before-cluster-create.capi-registry-addon', 'before-cluster-delete.capi-registry-addon', 'before-cluster-upgrade.capi-registry-addon', 'discover-variables.capi-registry-addon', 'generate-patches.capi-registry-addon']);
+    const variables = (await get('cluster.x-k8s.io/v1beta2', 'ClusterClass', 'quick-start')).status.variables;
     assert.equal(variables.map((v: any) => v.name), ['clusterConfig']);
     assert.equal(variables[0].definitions[0].from, 'registry-addon');
   }
 
   const hooksAnswered = (hook: string, cluster: string) => ext.logs.split('\n').filter((l) => l.includes('"msg":"hook answered"') && l.includes(`"hook":"${hook}"`) && l.includes(`"cluster":"${NS}/${cluster}"`));
 
-  async function notOptedIn() {
+  /** A Cluster that has not opted in, once CAPI has made its control plane and infrastructure objects. */
+  async function plainCluster(name: string) {
     await create({
-      apiVersion: 'cluster.x-k8s.io/v1beta2', kind: 'Cluster', metadata: { name: 'plain' },
+      apiVersion: 'cluster.x-k8s.io/v1beta2', kind: 'Cluster', metadata: { name },
       spec: { clusterNetwork: { services: { cidrBlocks: ['10.96.0.0/12'] } }, topology: { classRef: { name: 'quick-start' }, version: 'v1.34.0', controlPlane: { replicas: 1 }, variables: [{ name: 'clusterConfig', value: { addons: {} } }] } },
     });
-    const cluster = await waitFor('the plain Cluster\'s control plane', async () => {
-      const c = await get('cluster.x-k8s.io/v1beta2', 'Cluster', 'plain');
-      return c?.spec?.controlPlaneRef?.name ? c : undefined;
+    return waitFor(`the ${name} Cluster's objects`, async () => {
+      const c = await get('cluster.x-k8s.io/v1beta2', 'Cluster', name);
+      return c?.spec?.controlPlaneRef?.name && c?.spec?.infrastructureRef?.name ? c : undefined;
     }, 60_000, manager.logFile);
+  }
+
+  async function notOptedIn() {
+    const cluster = await plainCluster('plain');
     const kcp = await get('controlplane.cluster.x-k8s.io/v1beta2', 'KubeadmControlPlane', cluster.spec.controlPlaneRef.name);
     assert.not.ok(JSON.stringify(kcp.spec).includes('capi-registry-addon'), 'no node files without the opt-in');
     assert.ok(hooksAnswered('BeforeClusterCreate', 'plain').some((l) => l.includes('"status":"Success"')), 'CAPI called BCC');
@@ -176,39 +186,39 @@ function capiSuite(capi: { version: string; path: string; crds: string[] }, runt
 
   /** The infrastructure and the control plane of `cluster`, played as their controllers would: provisioned, initialized, kubeconfig written. */
   /**
-   * Day 2: the plain Cluster, its control plane up (ACPI answered for a Cluster not opted in), opts in.
-   * CAPI's next topology reconcile calls GeneratePatches, which queues a convergence: the CA copy and the
-   * node script appear, the node files enter its KubeadmControlPlane, and the registry is deployed
-   * without any further lifecycle hook.
+   * Day 2 on a Cluster of its own: initialized without the registry (ACPI answered for a Cluster not opted
+   * in), it opts in. CAPI's next topology reconcile calls GeneratePatches, which queues a convergence: the
+   * CA copy and the node script appear, the node files enter its KubeadmControlPlane, and the registry is
+   * deployed without any further lifecycle hook. Then it opts out: its node files leave the
+   * KubeadmControlPlane, and the proxy, our Secrets and our label go.
    */
-  async function dayTwo() {
-    const cluster = await waitFor('the plain Cluster\'s objects', async () => {
-      const c = await get('cluster.x-k8s.io/v1beta2', 'Cluster', 'plain');
-      return c?.spec?.controlPlaneRef?.name && c?.spec?.infrastructureRef?.name ? c : undefined;
-    }, 60_000, manager.logFile);
+  async function dayTwoInAndOut() {
+    const name = 'late';
+    const cluster = await plainCluster(name);
     const kcpName = cluster.spec.controlPlaneRef.name;
+    const proxyPath = `/apis/addons.cluster.x-k8s.io/v1alpha1/namespaces/${NS}/helmchartproxies/${name}-registry`;
+    const secretPath = (suffix: string) => `/api/v1/namespaces/${NS}/secrets/${name}-registry-addon-${suffix}`;
+    const nodeFiles = async () => JSON.stringify((await get('controlplane.cluster.x-k8s.io/v1beta2', 'KubeadmControlPlane', kcpName)).spec);
+    const variables = (addons: unknown) => JSON.stringify({ spec: { topology: { variables: [{ name: 'clusterConfig', value: { addons } }] } } });
     await playInitialized(cluster, await get('controlplane.cluster.x-k8s.io/v1beta2', 'KubeadmControlPlane', kcpName));
-    await waitFor('ACPI answered for the plain Cluster', async () => (hooksAnswered('AfterControlPlaneInitialized', 'plain').length ? true : undefined), 60_000, manager.logFile);
-    assert.is((await api().request('GET', `/apis/addons.cluster.x-k8s.io/v1alpha1/namespaces/${NS}/helmchartproxies/plain-registry`)).status, 404, 'not opted in: no registry');
-    ok(await api().request('PATCH', path('cluster.x-k8s.io/v1beta2', 'Cluster', 'plain'), JSON.stringify({ spec: { topology: { variables: [{ name: 'clusterConfig', value: { addons: { registry: {} } } }] } } }), 'application/merge-patch+json'), 'opt in');
-    await waitFor('the node files in the KubeadmControlPlane (GeneratePatches)', async () => (JSON.stringify((await get('controlplane.cluster.x-k8s.io/v1beta2', 'KubeadmControlPlane', kcpName)).spec).includes('enable-mirror.sh') ? true : undefined), 60_000, manager.logFile);
-    await waitFor('the day-2 HelmChartProxy', async () => ((await api().request('GET', `/apis/addons.cluster.x-k8s.io/v1alpha1/namespaces/${NS}/helmchartproxies/plain-registry`)).status === 200 ? true : undefined), 60_000, manager.logFile);
-    for (const suffix of ['ca', 'node-script']) assert.is((await api().request('GET', `/api/v1/namespaces/${NS}/secrets/plain-registry-addon-${suffix}`)).status, 200, suffix);
-  }
+    await waitFor(`ACPI answered for ${name}`, async () => (hooksAnswered('AfterControlPlaneInitialized', name).length ? true : undefined), 60_000, manager.logFile);
+    assert.is((await api().request('GET', proxyPath)).status, 404, 'not opted in: no registry');
 
-  /** Opt-out: the same Cluster drops addons.registry. Its node files leave the KubeadmControlPlane, and the proxy, our Secrets and our label go. */
-  async function optOut() {
-    const cluster = await get('cluster.x-k8s.io/v1beta2', 'Cluster', 'plain');
-    assert.ok(cluster.metadata.labels?.['capi-registry-addon.io/helmchartproxy'], 'labelled while opted in');
-    ok(await api().request('PATCH', path('cluster.x-k8s.io/v1beta2', 'Cluster', 'plain'), JSON.stringify({ spec: { topology: { variables: [{ name: 'clusterConfig', value: { addons: {} } }] } } }), 'application/merge-patch+json'), 'opt out');
-    await waitFor('the node files gone from the KubeadmControlPlane', async () => (!JSON.stringify((await get('controlplane.cluster.x-k8s.io/v1beta2', 'KubeadmControlPlane', cluster.spec.controlPlaneRef.name)).spec).includes('capi-registry-addon') ? true : undefined), 60_000, manager.logFile);
-    await waitFor('the proxy removed', async () => ((await api().request('GET', `/apis/addons.cluster.x-k8s.io/v1alpha1/namespaces/${NS}/helmchartproxies/plain-registry`)).status === 404 ? true : undefined), 60_000, manager.logFile);
+    ok(await api().request('PATCH', path('cluster.x-k8s.io/v1beta2', 'Cluster', name), variables({ registry: {} }), 'application/merge-patch+json'), 'opt in');
+    await waitFor('the node files in the KubeadmControlPlane (GeneratePatches)', async () => ((await nodeFiles()).includes('enable-mirror.sh') ? true : undefined), 60_000, manager.logFile);
+    await waitFor('the day-2 HelmChartProxy', async () => ((await api().request('GET', proxyPath)).status === 200 ? true : undefined), 60_000, manager.logFile);
+    for (const suffix of ['ca', 'node-script']) assert.is((await api().request('GET', secretPath(suffix))).status, 200, suffix);
+    assert.ok((await get('cluster.x-k8s.io/v1beta2', 'Cluster', name)).metadata.labels?.['capi-registry-addon.io/helmchartproxy'], 'labelled while opted in');
+
+    ok(await api().request('PATCH', path('cluster.x-k8s.io/v1beta2', 'Cluster', name), variables({}), 'application/merge-patch+json'), 'opt out');
+    await waitFor('the node files gone from the KubeadmControlPlane', async () => (!(await nodeFiles()).includes('capi-registry-addon') ? true : undefined), 60_000, manager.logFile);
+    await waitFor('the proxy removed', async () => ((await api().request('GET', proxyPath)).status === 404 ? true : undefined), 60_000, manager.logFile);
     // The Secrets go right after the proxy, in the same pass.
     for (const suffix of ['ca', 'node', 'push', 'node-script']) {
-      await waitFor(`Secret plain-registry-addon-${suffix} removed`, async () => ((await api().request('GET', `/api/v1/namespaces/${NS}/secrets/plain-registry-addon-${suffix}`)).status === 404 ? true : undefined), 10_000);
+      await waitFor(`Secret ${name}-registry-addon-${suffix} removed`, async () => ((await api().request('GET', secretPath(suffix))).status === 404 ? true : undefined), 10_000);
     }
     await waitFor('the label and annotation removed', async () => {
-      const c = await get('cluster.x-k8s.io/v1beta2', 'Cluster', 'plain');
+      const c = await get('cluster.x-k8s.io/v1beta2', 'Cluster', name);
       return !c.metadata.labels?.['capi-registry-addon.io/helmchartproxy'] && !c.metadata.annotations?.['capi-registry-addon.io/registry-cert-not-after'] ? true : undefined;
     }, 30_000);
   }
@@ -482,12 +492,14 @@ function capiSuite(capi: { version: string; path: string; crds: string[] }, runt
   }
 
   const test = realSuite(`the real CAPI core manager ${capi.version} drives the hooks (extension on ${runtime}${withCaaph ? ', with CAAPH' : ''})`);
-  test.before(() => start(capi, runtime, withCaaph));
+  test.before(async () => {
+    await start(capi, runtime, withCaaph);
+    await classReady();
+  });
   test.after(stop);
   test('discovery and DiscoverVariables through the real controllers', discovery);
   test('a Cluster that has not opted in: BCC answered, no node files, nothing written', notOptedIn);
-  test('day 2: that Cluster, initialized, opts in; GeneratePatches alone brings the node files and the registry', dayTwo);
-  test('opt-out: it drops addons.registry; the node files, the proxy, our Secrets and our label go', optOut);
+  test('day 2: a Cluster initialized without the registry opts in (GeneratePatches alone brings the node files and the registry), then out (the node files, the proxy, our Secrets and our label go)', dayTwoInAndOut);
   test('an opted-in IPv4 Cluster: BCC, GeneratePatches on the real KubeadmControlPlane, ACPI once initialized, BCU before the upgrade, BeforeClusterDelete when deleted', () => optedIn('v4', '10.96.0.0/12', '10.96.0.20'));
   if (runtime === 'node') test('the same for an IPv6 Cluster', () => optedIn('v6', 'fd00:10:96::/108', 'fd00:10:96::14'));
   if (withCaaph) test('BeforeClusterCreate holds creation on purpose while the root CA is missing, with the same message at every retry', creationHeld);

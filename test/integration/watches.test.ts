@@ -29,7 +29,7 @@ test.after(async () => {
 async function extension(provider: string, intervalSeconds: number): Promise<Extension> {
   await ensureNamespace(mgmt(), provider);
   const kubeconfig = await extensionKubeconfig(mgmt(), provider, { providerNamespaces: [provider] });
-  return startExtension('node', { args: ['--kubeconfig', kubeconfig, '--provider-namespace', provider, '--mint-root-ca', '--converge-interval', String(intervalSeconds)] });
+  return startExtension(process.env.WATCH_RUNTIME ?? 'node', { args: ['--kubeconfig', kubeconfig, '--provider-namespace', provider, '--mint-root-ca', '--converge-interval', String(intervalSeconds)] });
 }
 const secretPath = (ns: string, name: string) => `/api/v1/namespaces/${ns}/secrets/${name}`;
 const proxyPath = (ns: string, name: string) => `/apis/addons.cluster.x-k8s.io/v1alpha1/namespaces/${ns}/helmchartproxies/${name}`;

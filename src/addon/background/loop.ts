@@ -70,7 +70,7 @@ async function convergeCluster(rt: AddonRuntime, a: Attempts, namespace: string,
   const result = await a.withDeps(cluster, async (d, waited) => {
     // Another step held the Cluster's lock (a hook): it may have changed the Cluster's marks, which this
     // pass writes back whole; read it again (the cached client reads a Cluster it just wrote from the API server).
-    const current = waited ? parseCluster(await d.management.getObject({ apiVersion: d.clusterApiVersion, kind: 'Cluster', namespace, name })) : parsed;
+    const current = waited ? parseCluster(await (d.live ?? d.management).getObject({ apiVersion: d.clusterApiVersion, kind: 'Cluster', namespace, name })) : parsed;
     if (!current.ok) return success();
     const initialized = controlPlaneInitialized(current.value.raw);
     const attempt = optIn.enabled === 'invalid' ? failure(`Cluster ${namespace}/${name}: ${optIn.message}`) : initialized ? await a.deploy(current.value, d) : await setupCluster(current.value, d);
