@@ -41,15 +41,21 @@ export function cachedClient(direct: KubeClient, scopes: CacheScope[], opts: Cac
    * from the API server until its watch event comes, unless that event came while the write was answered
    * (the version held changed meanwhile).
    */
-  const writing = async <T>(ref: { kind: string; namespace?: string; name?: string }, write: () => Promise<T>): Promise<T> => {
+  const writing = async <T>(ref: { kind: string; namespace?: string; name?: string }, write: () => Promise<T>, unchanged?: (result: T) => boolean): Promise<T> => {
     const scope = scopes.find((s) => s.cache.spec.ref.kind === ref.kind && s.covers({ apiVersion: s.cache.spec.ref.apiVersion, kind: ref.kind, namespace: ref.namespace, name: ref.name ?? '' }));
     const versionOf = () => scope?.cache.version(ref.namespace ?? '', ref.name ?? '');
     const before = versionOf();
+    let result: T | undefined;
+    let done = false;
     try {
-      return await write();
+      result = await write();
+      done = true;
+      return result;
     } finally {
       if (written.size > 10_000) for (const [k, t] of written) if (t <= now()) written.delete(k);
-      if (!scope || versionOf() === before) written.set(keyOf(ref), now() + freshMs);
+      // A create-if-absent that found the object held already changed nothing: the cache is current.
+      const nothingChanged = done && unchanged?.(result as T) && versionOf() !== undefined;
+      if (!nothingChanged && (!scope || versionOf() === before)) written.set(keyOf(ref), now() + freshMs);
     }
   };
   /** The scope that answers a read of `ref`, if any. */
@@ -94,7 +100,7 @@ export function cachedClient(direct: KubeClient, scopes: CacheScope[], opts: Cac
       return scope.cache.list(ref.namespace, labelSelector);
     },
     deleteObject: (ref, o) => writing(ref, () => direct.deleteObject(ref, o)),
-    createSecret: (secret) => writing({ kind: 'Secret', ...secret }, () => direct.createSecret(secret)),
+    createSecret: (secret) => writing({ kind: 'Secret', ...secret }, () => direct.createSecret(secret), (r) => r === 'exists'),
     applySecret: (secret) => writing({ kind: 'Secret', ...secret }, () => direct.applySecret(secret)),
     applyObject: (object) => writing({ kind: String(object.kind), namespace: object.metadata?.namespace, name: object.metadata?.name }, () => direct.applyObject(object)),
   };

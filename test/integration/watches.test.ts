@@ -113,8 +113,9 @@ test('steady state: passes run every interval and send no request to the managem
     await initializedCluster('watch-steady', 's1');
     await createCluster(mgmt(), 'watch-steady', 's2', { services: ['10.96.0.0/12'], registry: {} });
     await waitFor('the CA copy', async () => ((await exists(secretPath('watch-steady', 's2-registry-addon-ca'))) ? true : undefined));
-    // Settled: a few intervals with nothing changing, then a window of three more.
-    await sleep(4000);
+    // Settled: past the 10 s after our last writes in which an object is read from the API server when
+    // its watch event has not come, then a window of three intervals.
+    await sleep(11_000);
     const before = (await ext.request('GET', '/metrics', undefined, false)).text;
     const since = new Date().toISOString();
     await sleep(9000);
