@@ -22,6 +22,11 @@ import { gatherSourceFiles, readSourceProgress, writeSourcesSecret, type SourceF
 import type { SourceResult } from '../observe/source-progress.ts';
 import type { SourceConfig } from '../render/sources.ts';
 import { decideDeploy, type DeployDecision, type DeployFacts } from './pass/decide.ts';
+import { readsNeeded, rememberAfter, type PassMemory, type Remembered } from './pass/memory.ts';
+import { listedSecrets } from '../kube/listed-secrets.ts';
+
+/** The type of Helm's release records, which CAAPH's installs leave in the registry's namespace (large; never read by us). */
+const HELM_RELEASE_SECRET_TYPE = 'helm.sh/release.v1';
 
 export interface AddonDeps extends SetupDeps {
   workloadClients: WorkloadClients;
@@ -31,6 +36,8 @@ export interface AddonDeps extends SetupDeps {
   volumeReleaseTimeoutMs?: number;
   /** Source passes the writer reported since the last count (metrics, Events); called once they are marked as counted. */
   onSourceResults?: (cluster: ClusterRef, results: SourceResult[]) => void;
+  /** What this replica remembers of each Cluster's last pass (none: every pass reads everything). */
+  memory?: PassMemory;
 }
 
 const HCP_API_VERSION = 'addons.cluster.x-k8s.io/v1alpha1';
@@ -61,17 +68,19 @@ interface Gathered {
   prepared: Prepared;
   secrets: WorkloadSecretsResult;
   oldTrust: string[];
+  /** What the next pass may take as read, once this one succeeded (pass/memory.ts). */
+  remember: Remembered;
 }
 
 /** Every fact a deploy pass decides on. Management reads come from the watch caches. */
 async function gatherDeploy(cluster: ClusterRef, deps: AddonDeps, opts: DeployOptions): Promise<Gathered | HookResult | undefined> {
-  // One workload client for the pass (CAPI's kubeconfig Secret read once).
-  const workload = await workloadClientFor(cluster, deps);
-  // registry-tls read once for the pass: the served chain says whether a trust rollover must start
-  // (trust-rollover.ts), and the same read decides about renewal.
-  let served: ReturnType<KubeClient['readSecret']> | undefined;
-  const servedTls = () => (served ??= workload.readSecret(REGISTRY.namespace, REGISTRY.tlsSecret));
-  const prepared = await prepareCluster(cluster, deps, async () => (await servedTls())?.data['tls.crt']);
+  const remembered = deps.memory?.recall(cluster) ?? {};
+  // One workload client for the pass (CAPI's kubeconfig Secret read once), and one list of the registry's
+  // Secrets (Helm's release records left out) that answers every Secret read of the pass.
+  const listed = await listedSecrets(await workloadClientFor(cluster, deps), REGISTRY.namespace, { fieldSelector: `type!=${HELM_RELEASE_SECRET_TYPE}` });
+  const workload = listed.client;
+  // The served chain says whether a trust rollover must start (trust-rollover.ts).
+  const prepared = await prepareCluster(cluster, deps, async () => (await workload.readSecret(REGISTRY.namespace, REGISTRY.tlsSecret))?.data['tls.crt']);
   if (!prepared || isHookResult(prepared)) return prepared;
   const { registry, signer, rollover, creds } = prepared;
   const apiVersion = clusterApiVersionOf(cluster, deps.clusterApiVersion);
@@ -79,11 +88,14 @@ async function gatherDeploy(cluster: ClusterRef, deps: AddonDeps, opts: DeployOp
   // A retried BeforeClusterUpgrade for the same version finds its mark and issues nothing new.
   const upgradeTo = opts.upgradeTo && marks.certUpgrade !== opts.upgradeTo ? opts.upgradeTo : undefined;
   const oldTrust = rollover ? await machinesWithOldTrust(cluster, deps.management, apiVersion, rollover.since) : [];
-  const secrets = await writeWorkloadSecrets(cluster, registry.layout, signer, deps, creds, { workload, servedTls, upgradeTo, ...(oldTrust.length ? { keepSignedBy: rollover!.previous } : {}) });
+  const secrets = await writeWorkloadSecrets(cluster, registry.layout, signer, deps, creds, { workload, namespaceExists: listed.any, upgradeTo, ...(oldTrust.length ? { keepSignedBy: rollover!.previous } : {}) });
   const sources = registry.config.sources ?? [];
   const sourceFiles = await gatherSourceFiles(cluster, sources, deps.management, deps.providerNamespace);
   const sourcesSha256 = await writeSourcesSecret(workload, sourceFiles, sources.length > 0);
-  const storage = await reconcileStorage(workload, registry.config.storage);
+  // Left out when the last pass's answer still holds (pass/memory.ts): the running storage, the node count.
+  const reads = readsNeeded(remembered, cluster.raw, registry.config.storage);
+  const storage = reads.storage ? await reconcileStorage(workload, registry.config.storage) : { storage: registry.config.storage };
+  const reported = await reportedMarks(workload, creds, reads.nodes);
   const proxyName = helmChartProxyName(cluster.name);
   const deployedProxy = await deps.management.getObject({ apiVersion: HCP_API_VERSION, kind: 'HelmChartProxy', namespace: cluster.namespace, name: proxyName });
   const facts: DeployFacts = {
@@ -95,10 +107,10 @@ async function gatherDeploy(cluster: ClusterRef, deps: AddonDeps, opts: DeployOp
     // Clusters deployed before the gcAt mark: the time their pods carry, once (the mark keeps it from then on).
     ...(marks.gcAt ? {} : { legacyGcAt: deployedGcAt(deployedProxy) }),
     releaseFailure: await checkRelease(cluster, deps.management, proxyName),
-    reported: await reportedMarks(workload, creds),
+    reported: reported.marks,
     sources: await sourceMarks(cluster, workload, sources, sourceFiles),
   };
-  return { facts, workload, prepared, secrets, oldTrust };
+  return { facts, workload, prepared, secrets, oldTrust, remember: rememberAfter(remembered, reads, registry.config.storage, storage, reported) };
 }
 
 /** Writes what was decided: the label and certificate marks, the proxy, then (on success) the marks that say so. */
@@ -107,6 +119,7 @@ async function applyDeploy(cluster: ClusterRef, deps: AddonDeps, g: Gathered, d:
   if (d.proxyChanged) await deps.management.applyObject(d.proxy as Parameters<KubeClient['applyObject']>[0]);
   if (d.result.status !== 'Success' || !d.doneMarks) return d.result;
   await markCluster(cluster, deps.management, deps.clusterApiVersion, d.doneMarks);
+  deps.memory?.keep(cluster, g.remember);
   if (d.report.length) deps.onSourceResults?.(cluster, d.report);
   const { rollover, signer } = g.prepared;
   const trust = rollover
@@ -116,18 +129,19 @@ async function applyDeploy(cluster: ClusterRef, deps: AddonDeps, g: Gathered, d:
 }
 
 /**
- * The current credentials, and what the nodes reported of the mirror (one Node list in the workload
- * cluster per pass: metadata only, in pages, each answer bounded; a list that fails keeps the last mark,
- * one too large to read says so).
+ * The current credentials, and what the nodes reported of the mirror when `count` (one Node list in the
+ * workload cluster: metadata only, in pages, each answer bounded; a list that fails keeps the last mark,
+ * one too large to read says so). `allMirrored`: every node listed reported the mirror enabled.
  */
-async function reportedMarks(workload: KubeClient, creds: Credentials | undefined): Promise<Partial<ClusterMarks>> {
+async function reportedMarks(workload: KubeClient, creds: Credentials | undefined, count: boolean): Promise<{ marks: Partial<ClusterMarks>; allMirrored?: boolean }> {
   const credentials = creds ? `${creds.node.username},${creds.push.username}` : 'none (auth off)';
+  if (!count) return { marks: { credentials } };
   try {
-    const nodes = await workload.listMetadata({ apiVersion: 'v1', kind: 'Node' }, '', nodeMirrorFacts);
-    return { credentials, nodeMirror: nodeMirrorSummary(nodeMirror(nodes)) };
+    const mirror = nodeMirror(await workload.listMetadata({ apiVersion: 'v1', kind: 'Node' }, '', nodeMirrorFacts));
+    return { marks: { credentials, nodeMirror: nodeMirrorSummary(mirror) }, allMirrored: mirror.enabled === mirror.nodes };
   } catch (err) {
-    if (err instanceof KubeError && err.status === 413) return { credentials, nodeMirror: `not counted: ${err.message}` };
-    if (err instanceof KubeError) return { credentials };
+    if (err instanceof KubeError && err.status === 413) return { marks: { credentials, nodeMirror: `not counted: ${err.message}` } };
+    if (err instanceof KubeError) return { marks: { credentials } };
     throw err;
   }
 }

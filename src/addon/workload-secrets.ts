@@ -2,7 +2,7 @@
 // registry's TLS Secret, issued by the root CA, and the HTTP secret all replicas share. Written straight
 // to the workload cluster through CAPI's kubeconfig Secret, so no key passes through Helm values or the
 // management cluster.
-import { KubeError, type KubeClient, type StoredSecret } from '../kube/client.ts';
+import { KubeError, type KubeClient } from '../kube/client.ts';
 import type { WorkloadClients } from '../kube/workload-clients.ts';
 import { endpointMismatch, KubeconfigRefused, readWorkloadKubeconfig, type WorkloadKubeconfig } from '../kube/workload-kubeconfig.ts';
 import { writeWorkloadAuth, type Credentials } from './credentials.ts';
@@ -63,17 +63,17 @@ export interface WorkloadSecretsOptions {
   keepSignedBy?: Anchor[];
   /** The workload client this pass already made (else it is made from CAPI's kubeconfig Secret). */
   workload?: KubeClient;
-  /** registry-tls as this pass already read it (the trust rollover looks at the served chain first): no second read. */
-  servedTls?: () => Promise<StoredSecret | undefined>;
+  /** The registry's namespace is known to exist (the pass's list of its Secrets found some): not read again. */
+  namespaceExists?: boolean;
 }
 
 export async function writeWorkloadSecrets(cluster: ClusterRef, layout: RegistryLayout, root: RootCa, deps: WorkloadDeps, creds?: Credentials, opts: WorkloadSecretsOptions = {}): Promise<WorkloadSecretsResult> {
   const workload = opts.workload ?? (await workloadClientFor(cluster, deps));
-  // Steady state reads and writes nothing: every write below is preceded by a comparison.
-  await workload.ensureObject({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: REGISTRY.namespace, labels: { ...REGISTRY.labels } } });
+  // Steady state writes nothing: every write below is preceded by a comparison.
+  if (!opts.namespaceExists) await workload.ensureObject({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: REGISTRY.namespace, labels: { ...REGISTRY.labels } } });
 
   const sans = serverCertSans(layout);
-  const stored = opts.servedTls ? await opts.servedTls() : await workload.readSecret(REGISTRY.namespace, REGISTRY.tlsSecret);
+  const stored = await workload.readSecret(REGISTRY.namespace, REGISTRY.tlsSecret);
   const current = stored?.data;
   const policy = { now: deps.now(), dnsNames: sans.dnsNames, ipAddresses: sans.ipAddresses };
   let checked = await needsRenewal(current, root, policy);

@@ -2,9 +2,8 @@
 // from the API server otherwise; writes always go to the API server. After a write the object is read
 // from the API server until the watch has brought the change (a short, bounded while), so a pass never
 // acts on its own stale copy: create-if-absent followed by a read sees what was created.
-import { textFromBase64 } from '../lib/bytes.ts';
 import type { ObjectCache, Stored } from './cache.ts';
-import { withEnsure, type BaseClient, type KindRef, type KubeClient, type ObjectRef, type StoredSecret } from './client.ts';
+import { storedSecret, withEnsure, type BaseClient, type KindRef, type KubeClient, type ObjectRef } from './client.ts';
 
 export interface CacheScope {
   cache: ObjectCache;
@@ -74,13 +73,9 @@ export function cachedClient(direct: KubeClient, scopes: CacheScope[], opts: Cac
     reads.direct++;
     return { hit: false };
   };
-  const asSecret = (object: Stored): StoredSecret => ({
-    data: Object.fromEntries(Object.entries((object.data ?? {}) as Record<string, string>).map(([k, v]) => [k, textFromBase64(v)])),
-    resourceVersion: String((object.metadata as { resourceVersion?: unknown } | undefined)?.resourceVersion ?? ''),
-  });
   const readSecret = async (namespace: string, name: string) => {
     const read = cachedRead({ apiVersion: 'v1', kind: 'Secret', namespace, name });
-    return read.hit ? read.object && asSecret(read.object) : direct.readSecret(namespace, name);
+    return read.hit ? read.object && storedSecret(read.object) : direct.readSecret(namespace, name);
   };
   const base: BaseClient = {
     ...direct,

@@ -45,6 +45,12 @@ export interface StoredSecret {
   resourceVersion: string;
 }
 
+/** A Secret as the API server sends it (base64 entries) made a StoredSecret (text entries). */
+export const storedSecret = (object: Record<string, unknown>): StoredSecret => ({
+  data: Object.fromEntries(Object.entries((object.data ?? {}) as Record<string, string>).map(([k, v]) => [k, textFromBase64(v)])),
+  resourceVersion: String((object.metadata as { resourceVersion?: unknown } | undefined)?.resourceVersion ?? ''),
+});
+
 export interface KubeClient {
   /** The Secret's entries as text; undefined when it does not exist. */
   getSecret(namespace: string, name: string): Promise<Record<string, string> | undefined>;
@@ -168,11 +174,7 @@ export async function kubeClient(kc: KubeConfig, opts: { timeoutMs?: number; max
   const where = (ref: { namespace?: string; name?: string }) => (ref.namespace ? `${ref.namespace}/${ref.name}` : String(ref.name));
   const readSecret = async (namespace: string, name: string): Promise<StoredSecret | undefined> => {
     try {
-      const s = (await api.read({ apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace } })) as { data?: Record<string, string>; metadata?: { resourceVersion?: string } };
-      return {
-        data: Object.fromEntries(Object.entries(s.data ?? {}).map(([k, v]) => [k, textFromBase64(v)])),
-        resourceVersion: s.metadata?.resourceVersion ?? '',
-      };
+      return storedSecret((await api.read({ apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace } })) as unknown as Record<string, unknown>);
     } catch (err) {
       if (codeOf(err) === 404) return undefined;
       throw explain('get', 'Secret', `${namespace}/${name}`, err);

@@ -6,6 +6,7 @@ import type { Addon } from '../addon/hooks.ts';
 import { managementWatches, type ManagementWatches } from '../addon/background/watches.ts';
 import type { AddonDeps } from '../addon/deploy.ts';
 import { leaseMembership, type Membership } from '../addon/membership.ts';
+import { passMemory } from '../addon/pass/memory.ts';
 import { KubeError, kubeClient } from '../kube/client.ts';
 import { loadKubeConfig, locateKubeConfig, type KubeLocation } from '../kube/connection.ts';
 import { workloadClientCache } from '../kube/workload-clients.ts';
@@ -37,6 +38,7 @@ export function managementSide(config: ServeConfig, onSourceResults: AddonDeps['
       management: watches?.client ?? direct,
       live: direct,
       workloadClients: workloadClientCache(),
+      memory: passMemory(),
       providerNamespace: config.addon.providerNamespace,
       mintRootCa: config.addon.mintRootCa,
       clusterApiVersion,

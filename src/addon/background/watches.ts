@@ -19,18 +19,27 @@ const CLUSTER_SECRET_SUFFIXES = ['-registry-addon-ca', '-registry-addon-node', '
 /** Our Secrets in the provider namespace begin with these (issuers, rollover records). */
 const PROVIDER_SECRET_PREFIXES = ['registry-addon-issuer-', 'registry-addon-rollover-'];
 
-/** A Cluster as the loop needs it: no managedFields, and of its status only what says the control plane is initialized. */
+/**
+ * A Cluster as the loop needs it: no managedFields, and of its status only what says the control plane
+ * is initialized and the machine counts (pass/memory.ts: when to count the nodes again).
+ */
 export function clusterProjection(object: Stored): Stored {
   const trimmed = withoutManagedFields(object);
   const status = (object.status ?? {}) as Record<string, any>;
   const initialized = (c: any) => c?.type === 'ControlPlaneInitialized';
+  const counts = (s: Record<string, any>) => ({ ...(s.controlPlane ? { controlPlane: s.controlPlane } : {}), ...(s.workers ? { workers: s.workers } : {}) });
+  const v1beta2 = {
+    ...(Array.isArray(status.v1beta2?.conditions) ? { conditions: status.v1beta2.conditions.filter(initialized) } : {}),
+    ...counts(status.v1beta2 ?? {}),
+  };
   return {
     ...trimmed,
     status: {
       ...(status.initialization ? { initialization: status.initialization } : {}),
       ...(status.controlPlaneReady !== undefined ? { controlPlaneReady: status.controlPlaneReady } : {}),
       ...(Array.isArray(status.conditions) ? { conditions: status.conditions.filter(initialized) } : {}),
-      ...(Array.isArray(status.v1beta2?.conditions) ? { v1beta2: { conditions: status.v1beta2.conditions.filter(initialized) } } : {}),
+      ...counts(status),
+      ...(Object.keys(v1beta2).length ? { v1beta2 } : {}),
     },
   };
 }
