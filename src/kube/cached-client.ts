@@ -29,21 +29,28 @@ export interface ReadCounts { cached: number; direct: number }
 export function cachedClient(direct: KubeClient, scopes: CacheScope[], opts: CachedClientOptions = {}): KubeClient & { reads: ReadCounts } {
   const freshMs = opts.freshMs ?? 10_000;
   const now = opts.now ?? Date.now;
-  /** Objects written lately: read from the API server until their watch event or `freshMs`. */
-  const written = new Map<string, number>();
+  /**
+   * Objects written lately: read from the API server until the watch brings the version written (when
+   * the answer named it; else any event) or `freshMs` passed.
+   */
+  const written = new Map<string, { until: number; version?: string }>();
   const reads: ReadCounts = { cached: 0, direct: 0 };
   for (const scope of scopes) {
-    scope.cache.onChange((e) => written.delete(keyOf({ kind: scope.cache.spec.ref.kind, namespace: e.namespace, name: e.name })));
+    scope.cache.onChange((e) => {
+      const key = keyOf({ kind: scope.cache.spec.ref.kind, namespace: e.namespace, name: e.name });
+      const mark = written.get(key);
+      // An event of an earlier write (of ours or another's) does not bring a later one.
+      if (mark && (!mark.version || mark.version === (e.object.metadata as { resourceVersion?: unknown } | undefined)?.resourceVersion)) written.delete(key);
+    });
   }
   /**
    * Runs a write; afterwards (also when it failed: a conflict says the object changed) the object is read
-   * from the API server until its watch event comes, unless that event came while the write was answered
-   * (the version held changed meanwhile).
+   * from the API server until the watch brings it, unless it did so while the write was answered.
    */
-  const writing = async <T>(ref: { kind: string; namespace?: string; name?: string }, write: () => Promise<T>, unchanged?: (result: T) => boolean): Promise<T> => {
+  const writing = async <T>(ref: { kind: string; namespace?: string; name?: string }, write: () => Promise<T>, opts: { unchanged?: (result: T) => boolean; version?: (result: T) => string | undefined } = {}): Promise<T> => {
     const scope = scopes.find((s) => s.cache.spec.ref.kind === ref.kind && s.covers({ apiVersion: s.cache.spec.ref.apiVersion, kind: ref.kind, namespace: ref.namespace, name: ref.name ?? '' }));
-    const versionOf = () => scope?.cache.version(ref.namespace ?? '', ref.name ?? '');
-    const before = versionOf();
+    const versionHeld = () => scope?.cache.version(ref.namespace ?? '', ref.name ?? '');
+    const before = versionHeld();
     let result: T | undefined;
     let done = false;
     try {
@@ -51,16 +58,20 @@ export function cachedClient(direct: KubeClient, scopes: CacheScope[], opts: Cac
       done = true;
       return result;
     } finally {
-      if (written.size > 10_000) for (const [k, t] of written) if (t <= now()) written.delete(k);
+      if (written.size > 10_000) for (const [k, w] of written) if (w.until <= now()) written.delete(k);
+      const version = done ? opts.version?.(result as T) : undefined;
       // A create-if-absent that found the object held already changed nothing: the cache is current.
-      const nothingChanged = done && unchanged?.(result as T) && versionOf() !== undefined;
-      if (!nothingChanged && (!scope || versionOf() === before)) written.set(keyOf(ref), now() + freshMs);
+      const nothingChanged = done && opts.unchanged?.(result as T) && versionHeld() !== undefined;
+      // The version written is known: the cache is current once it holds that one. Not known (a delete, a
+      // create): current when the held version changed while the write was answered.
+      const current = version ? versionHeld() === version : !!scope && versionHeld() !== before;
+      if (!nothingChanged && !current) written.set(keyOf(ref), { until: now() + freshMs, ...(version ? { version } : {}) });
     }
   };
   /** The scope that answers a read of `ref`, if any. */
   const scopeFor = (ref: ObjectRef) => {
-    const until = written.get(keyOf(ref));
-    if (until !== undefined && until > now()) return undefined;
+    const mark = written.get(keyOf(ref));
+    if (mark && mark.until > now()) return undefined;
     return scopes.find((s) => s.cache.synced() && s.covers(ref));
   };
   const cachedRead = (ref: ObjectRef): { hit: boolean; object?: Stored } => {
@@ -95,9 +106,9 @@ export function cachedClient(direct: KubeClient, scopes: CacheScope[], opts: Cac
       return scope.cache.list(ref.namespace, labelSelector);
     },
     deleteObject: (ref, o) => writing(ref, () => direct.deleteObject(ref, o)),
-    createSecret: (secret) => writing({ kind: 'Secret', ...secret }, () => direct.createSecret(secret), (r) => r === 'exists'),
-    applySecret: (secret) => writing({ kind: 'Secret', ...secret }, () => direct.applySecret(secret)),
-    applyObject: (object) => writing({ kind: String(object.kind), namespace: object.metadata?.namespace, name: object.metadata?.name }, () => direct.applyObject(object)),
+    createSecret: (secret) => writing({ kind: 'Secret', ...secret }, () => direct.createSecret(secret), { unchanged: (r) => r === 'exists' }),
+    applySecret: (secret) => writing({ kind: 'Secret', ...secret }, () => direct.applySecret(secret), { version: (v) => v }),
+    applyObject: (object) => writing({ kind: String(object.kind), namespace: object.metadata?.namespace, name: object.metadata?.name }, () => direct.applyObject(object), { version: (v) => v }),
   };
   return { ...withEnsure(base), reads };
 }

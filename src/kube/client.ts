@@ -69,10 +69,10 @@ export interface KubeClient {
   deleteObject(ref: ObjectRef, opts?: { propagationPolicy?: 'Orphan' | 'Background' | 'Foreground' }): Promise<'deleted' | 'absent'>;
   /** Creates the Secret unless one exists already (then nothing is written): 'created' | 'exists'. */
   createSecret(secret: SecretObject): Promise<'created' | 'exists'>;
-  /** Server-side apply with our field manager: creates or converges our fields, leaves others' alone. */
-  applySecret(secret: SecretObject): Promise<void>;
-  /** Server-side apply of any object (same field manager). */
-  applyObject(object: KubernetesObject): Promise<void>;
+  /** Server-side apply with our field manager: creates or converges our fields, leaves others' alone. Resolves to the stored resourceVersion when the answer says it. */
+  applySecret(secret: SecretObject): Promise<string | undefined>;
+  /** Server-side apply of any object (same field manager); the stored resourceVersion likewise. */
+  applyObject(object: KubernetesObject): Promise<string | undefined>;
   /**
    * Reads the object and applies it only when the stored one does not already hold every field given
    * (steady state: a read, no write). Returns whether it applied. `stored`: the object as just read (no second read).
@@ -105,6 +105,9 @@ export function holds(stored: unknown, desired: unknown): boolean {
   return stored === desired;
 }
 
+
+/** The resourceVersion an answer carries, if any. */
+const versionOf = (object: unknown): string | undefined => (object as { metadata?: { resourceVersion?: string } } | undefined)?.metadata?.resourceVersion || undefined;
 
 const selected = (s: Selectors) => `(selector ${[s.labelSelector, s.fieldSelector].filter(Boolean).join(' ')})`;
 
@@ -236,14 +239,14 @@ export async function kubeClient(kc: KubeConfig, opts: { timeoutMs?: number; max
     },
     async applySecret(secret) {
       try {
-        await api.patch(toObject(secret), undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
+        return versionOf(await api.patch(toObject(secret), undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply));
       } catch (err) {
         throw explain('patch', 'Secret', `${secret.namespace}/${secret.name}`, err);
       }
     },
     async applyObject(object) {
       try {
-        await api.patch(object, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
+        return versionOf(await api.patch(object, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply));
       } catch (err) {
         throw explain('patch', String(object.kind), where(object.metadata ?? {}), err);
       }
@@ -252,6 +255,7 @@ export async function kubeClient(kc: KubeConfig, opts: { timeoutMs?: number; max
       try {
         return await api.listPage(ref, selectors, limit, continueToken);
       } catch (err) {
+        if (err instanceof TooLargeError) throw new KubeError(`list ${ref.kind} ${selected(selectors)} (pages of ${limit}): ${err.message}`, err.status);
         throw explain('list', ref.kind, selected(selectors), err);
       }
     },

@@ -70,7 +70,7 @@ export async function serve(config: ServeConfig): Promise<RunningServer> {
     }
   });
   const { kube, clusterApiVersion } = side;
-  const events = failureEvents({ sink: async () => { const { management } = await side.deps(); return { write: (e) => management.applyObject(e as never) }; }, log, clusterApiVersion });
+  const events = failureEvents({ sink: async () => { const { management } = await side.deps(); return { write: async (e) => void (await management.applyObject(e as never)) }; }, log, clusterApiVersion });
   const gauges = kube.ok
     ? clusterGauges({ log, listClusters: async (selector) => (await side.deps()).management.listObjects({ apiVersion: clusterApiVersion, kind: 'Cluster' }, selector) })
     : undefined;

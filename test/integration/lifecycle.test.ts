@@ -284,9 +284,10 @@ async function prepareRoot(h: Hooks, provider: string, ca: CaKind, ns: string) {
 }
 
 const CAS: CaKind[] = ['minted', 'cert-manager-rsa', 'cert-manager-ecdsa'];
+// One test per runtime and root: each starts its own extension on its own provider namespace and Clusters.
 for (const runtime of Object.keys(RUNTIMES)) {
-  test(`${runtime}: not opted in, then IPv4 and IPv6 Clusters through BCC, GeneratePatches, ACPI, BCU, re-keyed root, delete — minted, cert-manager RSA and ECDSA roots`, async () => {
-    for (const ca of CAS) {
+  for (const ca of CAS) {
+    test(`${runtime}, ${ca} root: not opted in, then IPv4 and IPv6 Clusters through BCC, GeneratePatches, ACPI, BCU, re-keyed root, delete`, async () => {
       const provider = `p-${runtime}-${ca}`;
       const ns = `t-${runtime}-${ca}`;
       await bindProviderNamespace(mgmt(), 'capi-registry-addon', provider);
@@ -309,8 +310,8 @@ for (const runtime of Object.keys(RUNTIMES)) {
       } finally {
         await ext.stop();
       }
-    }
-  });
+    });
+  }
 }
 
 for (const runtime of Object.keys(RUNTIMES)) {

@@ -2,8 +2,9 @@
 // is ours and goes missing or changes is put back within 2 s, with the interval at 10 minutes so that
 // only the watch can have done it; a Cluster that opts in after creation is acted on without a hook or
 // a list; in steady state a pass sends no request to the management API server (its audit log, by
-// our user agent), which the extension's /metrics agrees with. Each test starts its own extension
-// (its replicas' own provider namespace) and uses its own Clusters: none needs another to have run.
+// our user agent), which the extension's /metrics agrees with, and one to a workload API server. Each
+// test starts its own extension (its replicas' own provider namespace) and uses its own Clusters: none
+// needs another to have run.
 import { readFileSync } from 'node:fs';
 import * as assert from 'uvu/assert';
 import { realSuite } from './env/suite.ts';
@@ -107,7 +108,7 @@ test('a deleted HelmChartProxy is put back within 2 s (interval 600 s)', async (
   }
 });
 
-test('steady state: passes run every interval and send no request to the management API server', async () => {
+test('steady state: passes run every interval, send no request to the management API server and one per pass to a workload API server', async () => {
   const ext = await extension('watch-steady', 3);
   try {
     await initializedCluster('watch-steady', 's1');
@@ -126,11 +127,14 @@ test('steady state: passes run every interval and send no request to the managem
     const delta = (name: string, labels: string) => metric(after, name, labels) - metric(before, name, labels);
     const passes = delta('capi_registry_addon_background_passes_total', 'status="Success"');
     const apiReads = delta('capi_registry_addon_management_reads_total', 'from="api"');
-    const workload = env.workload!.audit().filter(inWindow).length;
-    console.log(`  steady state, 9 s at a 3 s interval: ${passes} passes, ${requests.length} management requests (${apiReads} reads not from the cache), ${workload} workload requests`);
+    const workloadRequests = env.workload!.audit().filter(inWindow);
+    console.log(`  steady state, 9 s at a 3 s interval: ${passes} passes, ${requests.length} management requests (${apiReads} reads not from the cache), ${workloadRequests.length} workload requests`);
     assert.ok(passes >= 4, `the loop ran (${passes} passes)`);
     assert.equal(requests.map((e) => `${e.verb} ${e.requestURI}`), [], 'no management request in steady state');
     assert.is(apiReads, 0, '/metrics agrees: every read from the cache');
+    // s1 is passed over once per interval: three in the window, four if one falls on each edge.
+    assert.ok(workloadRequests.length <= 4, `at most one workload request per pass over the initialized Cluster (${workloadRequests.length} in three intervals)`);
+    assert.equal([...new Set(workloadRequests.map((e) => `${e.verb} ${e.objectRef?.resource} ${e.objectRef?.namespace}`))], ['list secrets capi-registry'], 'that request is the list of the registry\'s Secrets');
   } finally {
     await ext.stop();
   }

@@ -146,6 +146,23 @@ test('cached client: covered reads from the cache (a miss is absence only where 
   await eventFirst.applySecret({ name: 'c1-registry-addon-ca', namespace: 'ns', data: { 'ca.crt': 'O2' } });
   assert.equal(await eventFirst.getSecret('ns', 'c1-registry-addon-ca'), { 'ca.crt': 'O2' }, 'the event came during the write: from the cache');
   assert.equal(eventFirst.reads, { cached: 1, direct: 0 });
+  // The answer names the version written: an earlier write's late event does not make the cache current, that version's event does.
+  const versioned = cachedClient(withEnsure({ ...base, applySecret: async () => '20' }), [
+    { cache, authoritative: true, covers: (ref) => ref.name.endsWith('-registry-addon-ca') },
+  ]);
+  await versioned.applySecret({ name: 'c1-registry-addon-ca', namespace: 'ns', data: { 'ca.crt': 'V20' } });
+  api.send('MODIFIED', secret('c1-registry-addon-ca', 19, { 'ca.crt': 'VjE5' }));
+  await tick();
+  assert.equal(await versioned.getSecret('ns', 'c1-registry-addon-ca'), { from: 'api' }, 'version 19 came, 20 was written: still from the API server');
+  api.send('MODIFIED', secret('c1-registry-addon-ca', 20, { 'ca.crt': 'VjIw' }));
+  await tick();
+  assert.equal(await versioned.getSecret('ns', 'c1-registry-addon-ca'), { 'ca.crt': 'V20' }, 'version 20 came: from the cache');
+  // ...and when that version's event came while the write was answered, the cache is current at once.
+  const answeredLate = cachedClient(withEnsure({ ...base, applySecret: async () => { api.send('MODIFIED', secret('c1-registry-addon-ca', 21, { 'ca.crt': 'VjIx' })); await tick(); return '21'; } }), [
+    { cache, authoritative: true, covers: (ref) => ref.name.endsWith('-registry-addon-ca') },
+  ]);
+  await answeredLate.applySecret({ name: 'c1-registry-addon-ca', namespace: 'ns', data: { 'ca.crt': 'V21' } });
+  assert.equal(await answeredLate.getSecret('ns', 'c1-registry-addon-ca'), { 'ca.crt': 'V21' });
   cache.stop();
 });
 

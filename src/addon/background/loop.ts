@@ -5,7 +5,7 @@
 import { KubeError } from '../../kube/client.ts';
 import { CLUSTER_SELECTOR_LABEL } from '../../render/helmchartproxy.ts';
 import { parseCluster } from '../../runtime-sdk/request.ts';
-import { failure, success } from '../../runtime-sdk/types.ts';
+import { failure, success, type ClusterRef } from '../../runtime-sdk/types.ts';
 import { troubled, type AddonRuntime, type Attempts } from '../attempts.ts';
 import { converger, type ConvergeOutcome, type Converger } from '../converge.ts';
 import { optOutRegistry, type AddonDeps } from '../deploy.ts';
@@ -24,22 +24,27 @@ export function controlPlaneInitialized(raw: Stored): boolean {
 
 const labelsOf = (raw: Stored) => ((raw.metadata ?? {}) as { labels?: Record<string, string> }).labels ?? {};
 
-/**
- * The one "is it ours" check: a Cluster the loop keeps converging is opted in (or its opt-in does not
- * parse: a typo must not remove a registry), or still carries our label (it opted out: what we made goes).
- */
-export function isOurs(raw: Stored): boolean {
-  const parsed = parseCluster(raw);
-  if (!parsed.ok) return false;
-  return registryOptIn(parsed.value.variables).enabled !== false || CLUSTER_SELECTOR_LABEL in labelsOf(raw);
+/** A Cluster as the loop sees it, from one parse: the Cluster and its opt-in (or why it does not parse), whether it is ours, its fingerprint. */
+interface Seen {
+  read: { ok: true; cluster: ClusterRef; optIn: ReturnType<typeof registryOptIn> } | { ok: false; message: string };
+  /**
+   * The one "is it ours" check: a Cluster the loop keeps converging is opted in (or its opt-in does not
+   * parse: a typo must not remove a registry), or still carries our label (it opted out: what we made goes).
+   */
+  ours: boolean;
+  /** What about the Cluster makes a pass worth running at once when it changes (not our own marks). */
+  print: string;
 }
 
-/** What about a Cluster makes a pass worth running at once when it changes (not our own marks). */
-function passFingerprint(raw: Stored): string {
+export function seeCluster(raw: Stored): Seen {
   const parsed = parseCluster(raw);
+  const labelled = CLUSTER_SELECTOR_LABEL in labelsOf(raw);
   const meta = (raw.metadata ?? {}) as { uid?: unknown; deletionTimestamp?: unknown };
   const version = ((raw.spec ?? {}) as { topology?: { version?: unknown } }).topology?.version;
-  return JSON.stringify([parsed.ok ? registryState(registryOptIn(parsed.value.variables)) : 'unparsed', CLUSTER_SELECTOR_LABEL in labelsOf(raw), controlPlaneInitialized(raw), meta.uid, meta.deletionTimestamp, version]);
+  const print = (state: string) => JSON.stringify([state, labelled, controlPlaneInitialized(raw), meta.uid, meta.deletionTimestamp, version]);
+  if (!parsed.ok) return { read: { ok: false, message: parsed.message }, ours: false, print: print('unparsed') };
+  const optIn = registryOptIn(parsed.value.variables);
+  return { read: { ok: true, cluster: parsed.value, optIn }, ours: optIn.enabled !== false || labelled, print: print(registryState(optIn)) };
 }
 
 /** One pass over one Cluster: read it, then prepare, deploy or (opted out) remove what we made. */
@@ -57,12 +62,11 @@ async function convergeCluster(rt: AddonRuntime, a: Attempts, namespace: string,
     rt.onGone?.(namespace, name);
     return { result: success(), watch: false };
   }
-  const parsed = parseCluster(raw);
-  if (!parsed.ok) return { result: failure(`Cluster ${namespace}/${name}: ${parsed.message}`), watch: false };
-  const cluster = parsed.value;
-  const optIn = registryOptIn(cluster.variables);
+  const { read, ours } = seeCluster(raw);
+  if (!read.ok) return { result: failure(`Cluster ${namespace}/${name}: ${read.message}`), watch: false };
+  const { cluster, optIn } = read;
   const state = registryState(optIn);
-  if (!isOurs(raw)) return { result: success(), watch: false, state };
+  if (!ours) return { result: success(), watch: false, state };
   if (optIn.enabled === false) {
     rt.onGone?.(namespace, name);
     return { result: await a.withDeps(cluster, (d) => optOutRegistry(cluster, d)), watch: false, state };
@@ -70,7 +74,7 @@ async function convergeCluster(rt: AddonRuntime, a: Attempts, namespace: string,
   const result = await a.withDeps(cluster, async (d, waited) => {
     // Another step held the Cluster's lock (a hook): it may have changed the Cluster's marks, which this
     // pass writes back whole; read it again (the cached client reads a Cluster it just wrote from the API server).
-    const current = waited ? parseCluster(await (d.live ?? d.management).getObject({ apiVersion: d.clusterApiVersion, kind: 'Cluster', namespace, name })) : parsed;
+    const current = waited ? parseCluster(await (d.live ?? d.management).getObject({ apiVersion: d.clusterApiVersion, kind: 'Cluster', namespace, name })) : { ok: true as const, value: cluster };
     if (!current.ok) return success();
     const initialized = controlPlaneInitialized(current.value.raw);
     const attempt = optIn.enabled === 'invalid' ? failure(`Cluster ${namespace}/${name}: ${optIn.message}`) : initialized ? await a.deploy(current.value, d) : await setupCluster(current.value, d);
@@ -101,8 +105,8 @@ export function backgroundLoop(rt: AddonRuntime, a: Attempts): BackgroundLoop {
       for (const raw of clusters) {
         const meta = (raw.metadata ?? {}) as { namespace?: string; name?: string };
         if (!meta.namespace || !meta.name) continue;
-        const ours = isOurs(raw);
-        seen.set(`${meta.namespace}/${meta.name}`, { print: passFingerprint(raw), ours });
+        const { print, ours } = seeCluster(raw);
+        seen.set(`${meta.namespace}/${meta.name}`, { print, ours });
         if (!ours) continue;
         queue.watch(meta.namespace, meta.name);
         seeded++;
@@ -117,7 +121,8 @@ export function backgroundLoop(rt: AddonRuntime, a: Attempts): BackgroundLoop {
         if (before?.ours) queue.nudge(namespace, name);
         return;
       }
-      const now = { print: passFingerprint(raw), ours: isOurs(raw) };
+      const { print, ours } = seeCluster(raw);
+      const now = { print, ours };
       seen.set(key, now);
       if (before?.print === now.print || (!before?.ours && !now.ours)) return;
       if (!before?.ours) queue.watch(namespace, name);

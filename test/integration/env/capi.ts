@@ -45,6 +45,9 @@ export const getCluster = async (api: KubeApi, ns: string, name: string) => (awa
 export async function markControlPlaneInitialized(api: KubeApi, ns: string, name: string) {
   ok(await api.request('PATCH', `/apis/cluster.x-k8s.io/v1beta2/namespaces/${ns}/clusters/${name}/status`, JSON.stringify({
     status: { initialization: { infrastructureProvisioned: true, controlPlaneInitialized: true },
+      // The machine counts CAPI's Cluster controller keeps (one control plane machine, no workers yet).
+      controlPlane: { desiredReplicas: 1, replicas: 1, readyReplicas: 1, availableReplicas: 1, upToDateReplicas: 1 },
+      workers: { desiredReplicas: 0, replicas: 0, readyReplicas: 0, availableReplicas: 0, upToDateReplicas: 0 },
       conditions: [{ type: 'ControlPlaneInitialized', status: 'True', reason: 'Initialized', message: '', lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z') }] },
   }), 'application/merge-patch+json'), 'Cluster status');
 }
