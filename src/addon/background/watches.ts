@@ -53,7 +53,7 @@ export interface ManagementWatches {
   /** Resolves when the Clusters are listed (the others may follow: until then their reads go to the API server). */
   whenSynced(): Promise<void>;
   /** Every change to an object of ours, by the Cluster it belongs to (namespace/name). */
-  onOwnedChange(listener: (cluster: { namespace: string; name: string }, event: CacheEvent & { kind: string }) => void): void;
+  onOwnedChange(listener: (cluster: { namespace: string; name: string }) => void): void;
   counts(): Record<string, { lists: number; watches: number; events: number; held: number }>;
   stop(): void;
 }
@@ -87,17 +87,13 @@ export function managementWatches(direct: KubeClient, opts: { providerNamespace:
   ];
   const all = { clusters, ours, rootCa, kubeconfigs, proxies, releases };
   const ownedListeners: Parameters<ManagementWatches['onOwnedChange']>[0][] = [];
-  const tellOwner = (kind: string, clusterOf: (e: CacheEvent, labels: Record<string, string>) => { namespace: string; name: string } | undefined) => (e: CacheEvent) => {
+  // Whose it is: beside the Cluster, its namespace and CAPI's label; in the provider namespace, our namespace label.
+  const tellOwner = (e: CacheEvent) => {
     const labels = ((e.object.metadata ?? {}) as { labels?: Record<string, string> }).labels ?? {};
-    const cluster = clusterOf(e, labels);
-    if (cluster) for (const l of ownedListeners) l(cluster, { ...e, kind });
+    const name = labels[CLUSTER_NAME_LABEL];
+    if (name) for (const l of ownedListeners) l({ namespace: labels['capi-registry-addon.io/cluster-namespace'] ?? e.namespace, name });
   };
-  // Beside the Cluster: its namespace and CAPI's label; in the provider namespace: our namespace label.
-  const beside = (e: CacheEvent, labels: Record<string, string>) =>
-    labels[CLUSTER_NAME_LABEL] ? { namespace: labels['capi-registry-addon.io/cluster-namespace'] ?? e.namespace, name: labels[CLUSTER_NAME_LABEL]! } : undefined;
-  ours.onChange(tellOwner('Secret', beside));
-  proxies.onChange(tellOwner('HelmChartProxy', beside));
-  kubeconfigs.onChange(tellOwner('Secret', beside));
+  for (const cache of [ours, proxies, kubeconfigs]) cache.onChange(tellOwner);
   return {
     client: cachedClient(direct, scopes),
     direct,
