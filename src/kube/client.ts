@@ -1,7 +1,7 @@
 // The only code that talks to Kubernetes (@kubernetes/client-node). It speaks in Secrets as plain
 // text maps and turns every API failure into a KubeError whose message says what to do.
 import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
-import { base64FromText, textFromBase64 } from '../lib/bytes.ts';
+import { holds, sameSecretData, storedSecret, toObject, versionOf } from './objects.ts';
 import { clientNode } from './client-node.ts';
 import type { WorkloadKubeconfig } from './workload-kubeconfig.ts';
 import { boundBody, MAX_WORKLOAD_RESPONSE_BYTES, TooLargeError, WORKLOAD_PAGE_SIZE } from './bounded.ts';
@@ -39,17 +39,12 @@ export interface KindRef {
 }
 
 export type { ObjectPage, Selectors } from './client-node-entry.ts';
+export { holds, sameSecretData, storedSecret } from './objects.ts';
 
 export interface StoredSecret {
   data: Record<string, string>;
   resourceVersion: string;
 }
-
-/** A Secret as the API server sends it (base64 entries) made a StoredSecret (text entries). */
-export const storedSecret = (object: Record<string, unknown>): StoredSecret => ({
-  data: Object.fromEntries(Object.entries((object.data ?? {}) as Record<string, string>).map(([k, v]) => [k, textFromBase64(v)])),
-  resourceVersion: String((object.metadata as { resourceVersion?: unknown } | undefined)?.resourceVersion ?? ''),
-});
 
 export interface KubeClient {
   /** The Secret's entries as text; undefined when it does not exist. */
@@ -88,41 +83,7 @@ export interface KubeClient {
   podLog(namespace: string, pod: string, container: string, opts: { tailLines: number; limitBytes: number }): Promise<string | undefined>;
 }
 
-/** Whether a Secret's stored entries are exactly `desired` (text maps). */
-export const sameSecretData = (stored: Record<string, string> | undefined, desired: Record<string, string>): boolean =>
-  !!stored && Object.keys(stored).length === Object.keys(desired).length && Object.entries(desired).every(([k, v]) => stored[k] === v);
-
-/**
- * Whether `stored` already holds every field of `desired` (objects compared key by key, so fields the
- * server or other managers added are ignored; arrays and scalars must be equal, arrays item by item).
- */
-export function holds(stored: unknown, desired: unknown): boolean {
-  if (Array.isArray(desired)) return Array.isArray(stored) && stored.length === desired.length && desired.every((d, i) => holds(stored[i], d));
-  if (typeof desired === 'object' && desired !== null) {
-    if (typeof stored !== 'object' || stored === null || Array.isArray(stored)) return false;
-    return Object.entries(desired).every(([k, v]) => holds((stored as Record<string, unknown>)[k], v));
-  }
-  return stored === desired;
-}
-
-
-/** The resourceVersion an answer carries, if any. */
-const versionOf = (object: unknown): string | undefined => (object as { metadata?: { resourceVersion?: string } } | undefined)?.metadata?.resourceVersion || undefined;
-
 const selected = (s: Selectors) => `(selector ${[s.labelSelector, s.fieldSelector].filter(Boolean).join(' ')})`;
-
-function toObject(s: SecretObject): KubernetesObject & { data: Record<string, string>; type: string } {
-  return {
-    apiVersion: 'v1',
-    kind: 'Secret',
-    metadata: {
-      name: s.name, namespace: s.namespace, ...(s.labels ? { labels: s.labels } : {}), ...(s.ownerReferences ? { ownerReferences: s.ownerReferences } : {}),
-      ...(s.resourceVersion ? { resourceVersion: s.resourceVersion } : {}),
-    },
-    type: s.type ?? 'Opaque',
-    data: Object.fromEntries(Object.entries(s.data).map(([k, v]) => [k, base64FromText(v)])),
-  };
-}
 
 /**
  * A client for a workload cluster from the checked data of CAPI's `<cluster>-kubeconfig` Secret
