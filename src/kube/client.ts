@@ -83,7 +83,8 @@ export interface KubeClient {
   podLog(namespace: string, pod: string, container: string, opts: { tailLines: number; limitBytes: number }): Promise<string | undefined>;
 }
 
-const selected = (s: Selectors) => `(selector ${[s.labelSelector, s.fieldSelector].filter(Boolean).join(' ')})`;
+/** What a list or watch asked for, in words: the namespace (if one) and the selectors. */
+const selected = (ref: KindRef, s: Selectors) => `${ref.namespace ? `in ${ref.namespace} ` : ''}(selector ${[s.labelSelector, s.fieldSelector].filter(Boolean).join(' ')})`;
 
 /**
  * A client for a workload cluster from the checked data of CAPI's `<cluster>-kubeconfig` Secret
@@ -216,15 +217,15 @@ export async function kubeClient(kc: KubeConfig, opts: { timeoutMs?: number; max
       try {
         return await api.listPage(ref, selectors, limit, continueToken);
       } catch (err) {
-        if (err instanceof TooLargeError) throw new KubeError(`list ${ref.kind} ${selected(selectors)} (pages of ${limit}): ${err.message}`, err.status);
-        throw explain('list', ref.kind, selected(selectors), err);
+        if (err instanceof TooLargeError) throw new KubeError(`list ${ref.kind} ${selected(ref, selectors)} (pages of ${limit}): ${err.message}`, err.status);
+        throw explain('list', ref.kind, selected(ref, selectors), err);
       }
     },
     async watch(ref, selectors, resourceVersion, timeoutSeconds) {
       try {
         return await api.watch(ref, selectors, resourceVersion, timeoutSeconds);
       } catch (err) {
-        throw explain('watch', ref.kind, selected(selectors), err);
+        throw explain('watch', ref.kind, selected(ref, selectors), err);
       }
     },
     async podLog(namespace, pod, container, { tailLines, limitBytes }) {

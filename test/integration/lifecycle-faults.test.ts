@@ -148,7 +148,7 @@ for (const rt of Object.keys(RUNTIMES)) {
     kc.clusters[0].cluster.server = `https://127.0.0.1:${await freePort()}`;
     await putKubeconfig(env.management!, `closed-${rt}`, 'c1', JSON.stringify(kc));
     const r = await call(full(), 'AfterControlPlaneInitialized', cluster);
-    assert.match(await expectRetrying(env.management!, r, `closed-${rt}`, 'c1'), /^get Secret capi-registry\/registry-tls: the API server could not be reached \(.+\); it is retried$/);
+    assert.match(await expectRetrying(env.management!, r, `closed-${rt}`, 'c1'), /^list Secret in capi-registry \(selector type!=helm\.sh\/release\.v1\): the API server could not be reached \(.+\); it is retried$/);
   });
 }
 
