@@ -93,7 +93,7 @@ async function gatherDeploy(cluster: ClusterRef, deps: AddonDeps, opts: DeployOp
   const sourceFiles = await gatherSourceFiles(cluster, sources, deps.management, deps.providerNamespace);
   const sourcesSha256 = await writeSourcesSecret(workload, sourceFiles, sources.length > 0);
   // Left out when the last pass's answer still holds (pass/memory.ts): the running storage, the node count.
-  const reads = readsNeeded(remembered, cluster.raw, registry.config.storage);
+  const reads = readsNeeded(remembered, cluster.raw, registry.config.storage, marks.nodeMirror);
   const storage = reads.storage ? await reconcileStorage(workload, registry.config.storage) : { storage: registry.config.storage };
   const reported = await reportedMarks(workload, creds, reads.nodes);
   const proxyName = helmChartProxyName(cluster.name);
@@ -110,7 +110,7 @@ async function gatherDeploy(cluster: ClusterRef, deps: AddonDeps, opts: DeployOp
     reported: reported.marks,
     sources: await sourceMarks(cluster, workload, sources, sourceFiles),
   };
-  return { facts, workload, prepared, secrets, oldTrust, remember: rememberAfter(remembered, reads, registry.config.storage, storage, reported) };
+  return { facts, workload, prepared, secrets, oldTrust, remember: rememberAfter(remembered, reads, registry.config.storage, storage, { ...reported, mark: reported.marks.nodeMirror }) };
 }
 
 /** Writes what was decided: the label and certificate marks, the proxy, then (on success) the marks that say so. */

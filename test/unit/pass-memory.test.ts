@@ -12,65 +12,72 @@ const storage = { size: '100Gi' };
 const counts = (workers: number) => ({ controlPlane: { desiredReplicas: 1, replicas: 1, readyReplicas: 1 }, workers: { desiredReplicas: workers, replicas: workers, readyReplicas: workers } });
 const v1beta2Cluster = (status: Record<string, unknown>) => ({ spec: { topology: { version: 'v1.34.0' } }, status });
 
+const MARK = 'enabled=3,not-enabled=0,unreported=0';
+/** What a replica remembers after a pass that found the registry running as wanted and every node reporting. */
+const settled = (raw: Record<string, unknown>) => ({ storageRunning: storageKey(storage), nodesComplete: { counts: machineCounts(raw)!, mark: MARK } });
+
 test('a Cluster this replica has not passed over yet: both the StatefulSet and the Nodes are read', () => {
-  assert.equal(readsNeeded({}, v1beta2Cluster(counts(2)), storage), { storage: true, nodes: true, counts: machineCounts(v1beta2Cluster(counts(2))) });
+  assert.equal(readsNeeded({}, v1beta2Cluster(counts(2)), storage, MARK), { storage: true, nodes: true, counts: machineCounts(v1beta2Cluster(counts(2))) });
 });
 
-test('steady: the same storage wanted, the same machine counts, every node had reported: neither is read', () => {
+test('steady: the same storage wanted, the same machine counts, every node had reported and the mark is still there: neither is read', () => {
   const raw = v1beta2Cluster(counts(2));
-  const reads = readsNeeded({ storageRunning: storageKey(storage), nodesCompleteAt: machineCounts(raw)! }, raw, storage);
-  assert.is(reads.storage, false);
-  assert.is(reads.nodes, false);
+  assert.equal(readsNeeded(settled(raw), raw, storage, MARK), { storage: false, nodes: false, counts: machineCounts(raw) });
+});
+
+test('the node-mirror mark gone or changed (CAPI\'s merge patch after ACPI dropped it; someone edited it): the Nodes are counted again', () => {
+  const raw = v1beta2Cluster(counts(2));
+  assert.is(readsNeeded(settled(raw), raw, storage, undefined).nodes, true);
+  assert.is(readsNeeded(settled(raw), raw, storage, 'enabled=9,not-enabled=0,unreported=0').nodes, true);
 });
 
 test('another storage wanted: the StatefulSet is read (a resize or a refusal may follow)', () => {
   const raw = v1beta2Cluster(counts(2));
-  assert.is(readsNeeded({ storageRunning: storageKey(storage), nodesCompleteAt: machineCounts(raw)! }, raw, { size: '200Gi' }).storage, true);
-  assert.is(readsNeeded({ storageRunning: storageKey(storage) }, raw, { size: '100Gi', storageClassName: 'fast' }).storage, true);
+  assert.is(readsNeeded(settled(raw), raw, { size: '200Gi' }, MARK).storage, true);
+  assert.is(readsNeeded(settled(raw), raw, { size: '100Gi', storageClassName: 'fast' }, MARK).storage, true);
 });
 
 test('a worker joined (the counts changed): the Nodes are counted again', () => {
-  const before = machineCounts(v1beta2Cluster(counts(2)))!;
-  assert.is(readsNeeded({ nodesCompleteAt: before }, v1beta2Cluster(counts(3)), storage).nodes, true);
+  assert.is(readsNeeded(settled(v1beta2Cluster(counts(2))), v1beta2Cluster(counts(3)), storage, MARK).nodes, true);
 });
 
 test('an upgrade (the version changed, nodes replaced): the Nodes are counted again', () => {
   const raw = v1beta2Cluster(counts(2));
-  const upgraded = { ...raw, spec: { topology: { version: 'v1.35.0' } } };
-  assert.is(readsNeeded({ nodesCompleteAt: machineCounts(raw)! }, upgraded, storage).nodes, true);
+  assert.is(readsNeeded(settled(raw), { ...raw, spec: { topology: { version: 'v1.35.0' } } }, storage, MARK).nodes, true);
 });
 
 test('v1beta1 Clusters carry the counts under status.v1beta2', () => {
   const raw = { spec: { topology: { version: 'v1.34.0' } }, status: { controlPlaneReady: true, v1beta2: counts(1) } };
   assert.ok(machineCounts(raw));
-  assert.is(readsNeeded({ nodesCompleteAt: machineCounts(raw)! }, raw, storage).nodes, false);
+  assert.is(readsNeeded(settled(raw), raw, storage, MARK).nodes, false);
 });
 
 test('a Cluster without machine counts (an older Cluster API): the Nodes are counted every pass', () => {
   const raw = { status: { controlPlaneReady: true } };
   assert.is(machineCounts(raw), undefined);
-  assert.is(readsNeeded({ nodesCompleteAt: 'anything' }, raw, storage).nodes, true);
+  assert.is(readsNeeded({ nodesComplete: { counts: 'anything', mark: MARK } }, raw, storage, MARK).nodes, true);
 });
 
-test('a node that has not reported the mirror: nothing remembered of the count, the next pass counts again', () => {
+test('a node that has not reported the mirror, or a count that failed: nothing remembered of the count, the next pass counts again', () => {
   const raw = v1beta2Cluster(counts(2));
-  const reads = readsNeeded({}, raw, storage);
-  const kept = rememberAfter({}, reads, storage, {}, { allMirrored: false });
-  assert.is(kept.nodesCompleteAt, undefined);
-  assert.is(readsNeeded(kept, raw, storage).nodes, true);
-  assert.is(rememberAfter({}, reads, storage, {}, {}).nodesCompleteAt, undefined, 'a count that failed remembers nothing either');
+  const reads = readsNeeded({}, raw, storage, undefined);
+  const kept = rememberAfter({}, reads, storage, {}, { allMirrored: false, mark: 'enabled=1,not-enabled=0,unreported=1' });
+  assert.is(kept.nodesComplete, undefined);
+  assert.is(readsNeeded(kept, raw, storage, 'enabled=1,not-enabled=0,unreported=1').nodes, true);
+  assert.is(rememberAfter({}, reads, storage, {}, {}).nodesComplete, undefined);
 });
 
-test('every node reported: the counts are remembered; a pass that did not count keeps what was remembered', () => {
+test('every node reported: the counts and the mark written are remembered; a pass that did not count keeps them', () => {
   const raw = v1beta2Cluster(counts(2));
-  const kept = rememberAfter({}, readsNeeded({}, raw, storage), storage, {}, { allMirrored: true });
-  assert.is(kept.nodesCompleteAt, machineCounts(raw));
-  const next = readsNeeded(kept, raw, storage);
-  assert.is(rememberAfter(kept, next, storage, {}, {}).nodesCompleteAt, machineCounts(raw));
+  const kept = rememberAfter({}, readsNeeded({}, raw, storage, undefined), storage, {}, { allMirrored: true, mark: MARK });
+  assert.equal(kept.nodesComplete, { counts: machineCounts(raw), mark: MARK });
+  const next = readsNeeded(kept, raw, storage, MARK);
+  assert.is(next.nodes, false);
+  assert.equal(rememberAfter(kept, next, storage, {}, {}).nodesComplete, kept.nodesComplete);
 });
 
 test('a refused or just-made storage change is not remembered: the next pass reads the StatefulSet again', () => {
-  const reads = readsNeeded({}, v1beta2Cluster(counts(1)), storage);
+  const reads = readsNeeded({}, v1beta2Cluster(counts(1)), storage, undefined);
   assert.is(rememberAfter({}, reads, storage, { refused: 'volumes cannot shrink' }, {}).storageRunning, undefined);
   assert.is(rememberAfter({}, reads, storage, { done: 'expanded' }, {}).storageRunning, undefined);
   assert.is(rememberAfter({}, reads, storage, {}, {}).storageRunning, storageKey(storage));

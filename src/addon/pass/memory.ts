@@ -11,8 +11,8 @@ import type { ClusterRef } from '../../runtime-sdk/types.ts';
 import type { RegistryConfig } from '../../render/config.ts';
 
 export interface Remembered {
-  /** The Cluster's machine counts when every node had last reported the mirror enabled. */
-  nodesCompleteAt?: string;
+  /** The Cluster's machine counts when every node had last reported the mirror enabled, and the node-mirror mark that count wrote. */
+  nodesComplete?: { counts: string; mark: string };
   /** The storage last wanted, when the registry was found running with exactly that. */
   storageRunning?: string;
 }
@@ -68,16 +68,27 @@ export interface PassReads {
   counts?: string;
 }
 
-export function readsNeeded(remembered: Remembered, raw: Record<string, unknown>, wanted: RegistryConfig['storage']): PassReads {
+/**
+ * `nodeMirrorMark`: the node-mirror mark the Cluster carries now. The Nodes are counted again when it is
+ * not the one the last count wrote (CAPI's merge patch after AfterControlPlaneInitialized can drop marks
+ * written during the call; anyone may edit it).
+ */
+export function readsNeeded(remembered: Remembered, raw: Record<string, unknown>, wanted: RegistryConfig['storage'], nodeMirrorMark: string | undefined): PassReads {
   const counts = machineCounts(raw);
-  return { storage: remembered.storageRunning !== storageKey(wanted), nodes: !counts || remembered.nodesCompleteAt !== counts, ...(counts ? { counts } : {}) };
+  const complete = remembered.nodesComplete;
+  return {
+    storage: remembered.storageRunning !== storageKey(wanted),
+    nodes: !counts || complete?.counts !== counts || complete.mark !== nodeMirrorMark,
+    ...(counts ? { counts } : {}),
+  };
 }
 
 /**
  * What the next pass may take as read once this one succeeded: the storage when it runs as wanted (not
  * refused, nothing done to it this pass), the machine counts when every node counted reported the mirror.
  */
-export function rememberAfter(before: Remembered, reads: PassReads, wanted: RegistryConfig['storage'], storage: { refused?: string; done?: string }, nodes: { allMirrored?: boolean }): Remembered {
-  const nodesCompleteAt = reads.nodes ? (nodes.allMirrored ? reads.counts : undefined) : before.nodesCompleteAt;
-  return { ...(storage.refused || storage.done ? {} : { storageRunning: storageKey(wanted) }), ...(nodesCompleteAt ? { nodesCompleteAt } : {}) };
+export function rememberAfter(before: Remembered, reads: PassReads, wanted: RegistryConfig['storage'], storage: { refused?: string; done?: string }, nodes: { allMirrored?: boolean; mark?: string }): Remembered {
+  const counted = reads.counts && nodes.allMirrored && nodes.mark ? { counts: reads.counts, mark: nodes.mark } : undefined;
+  const nodesComplete = reads.nodes ? counted : before.nodesComplete;
+  return { ...(storage.refused || storage.done ? {} : { storageRunning: storageKey(wanted) }), ...(nodesComplete ? { nodesComplete } : {}) };
 }
