@@ -117,9 +117,12 @@ async function gatherDeploy(cluster: ClusterRef, deps: AddonDeps, opts: DeployOp
 async function applyDeploy(cluster: ClusterRef, deps: AddonDeps, g: Gathered, d: DeployDecision): Promise<HookResult> {
   await markCluster(cluster, deps.management, deps.clusterApiVersion, d.certMarks);
   if (d.proxyChanged) await deps.management.applyObject(d.proxy as Parameters<KubeClient['applyObject']>[0]);
+  // What the reads found holds whatever the verdict (a release CAAPH keeps failing is not a reason to
+  // count the Nodes every pass); a node-mirror mark this pass did not write, when it differs from the
+  // remembered one, has the Nodes counted again (readsNeeded).
+  deps.memory?.keep(cluster, g.remember);
   if (d.result.status !== 'Success' || !d.doneMarks) return d.result;
   await markCluster(cluster, deps.management, deps.clusterApiVersion, d.doneMarks);
-  deps.memory?.keep(cluster, g.remember);
   if (d.report.length) deps.onSourceResults?.(cluster, d.report);
   const { rollover, signer } = g.prepared;
   const trust = rollover

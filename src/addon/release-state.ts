@@ -22,15 +22,17 @@ export const listReleases = (management: KubeClient, namespace: string, proxyNam
 
 /**
  * The failure CAAPH reports for this Cluster's release, in words for the operator; undefined when it
- * reports none, or has not yet looked at the current spec (its status would describe an older one). Pure.
+ * reports none. A failure stands until CAAPH reports again, also while it has not yet tried a newer
+ * spec: a pass that changes the proxy (a renewed certificate rolls the pods) has not fixed the release,
+ * and calling it Deployed until CAAPH fails again would flip the Cluster's mark, and its Events, back
+ * and forth. Pure.
  */
 export function releaseFailure(releases: Record<string, unknown>[], cluster: ClusterRef): string | undefined {
   for (const r of releases) {
     const spec = (r.spec ?? {}) as { clusterRef?: { name?: unknown } };
     if (spec.clusterRef?.name !== cluster.name) continue;
-    const meta = (r.metadata ?? {}) as { name?: unknown; generation?: unknown };
-    const status = (r.status ?? {}) as { conditions?: Condition[]; observedGeneration?: unknown };
-    if (status.observedGeneration !== meta.generation) continue;
+    const meta = (r.metadata ?? {}) as { name?: unknown };
+    const status = (r.status ?? {}) as { conditions?: Condition[] };
     const ready = (status.conditions ?? []).find((c) => c?.type === READY_CONDITION);
     if (ready?.status !== 'False' || ready.reason !== FAILED_REASON) continue;
     const said = oneLine(String(ready.message ?? ''), 400);

@@ -319,7 +319,10 @@ function capiSuite(capi: { version: string; path: string; crds: string[] }, runt
     assert.ok(of('secrets').length <= n, `at most one Secret list per pass (${of('secrets').length} in ${n} passes)`);
     const countsOf = (c: any) => JSON.stringify([c.status?.controlPlane, c.status?.workers]);
     assert.ok(countsOf(clusterBefore) !== 'null' && countsOf(clusterBefore) !== '[null,null]', `CAPI keeps the machine counts: ${countsOf(clusterBefore)}`);
-    if (countsOf(clusterBefore) === countsOf(clusterAfter)) assert.is(of('nodes').length, 0, `the machine counts did not change: the Nodes are not counted again (${countsOf(clusterAfter)})`);
+    // A Cluster still Retrying (the IPv6 release CAAPH cannot install here) has its node-mirror mark left
+    // unwritten, so its Nodes are counted each pass: the saving is for converged Clusters.
+    const converged = marksAfter?.['capi-registry-addon.io/registry-status'] === 'Deployed';
+    if (converged && countsOf(clusterBefore) === countsOf(clusterAfter)) assert.is(of('nodes').length, 0, `the machine counts did not change: the Nodes are not counted again (${countsOf(clusterAfter)})`);
     assert.equal(describe(workload.filter((e) => !['secrets', 'nodes'].includes(e.objectRef?.resource ?? ''))), '', 'no other workload request');
   }
 
@@ -362,9 +365,12 @@ function capiSuite(capi: { version: string; path: string; crds: string[] }, runt
     assert.ok((await env.workload!.request('GET', '/api/v1/namespaces/capi-registry/secrets/registry-tls')).status === 200);
     // CAPI's MarkAsDone merge patch may drop annotations written during the ACPI call; the follow-up pass restores them.
     // With CAAPH running, an IPv6 Cluster's release cannot land on this IPv4 workload API server (which the
-    // IPv4 Cluster's release occupies): CAAPH's failure is what the Cluster must then say.
-    const settled = (status: string | undefined) => status === 'Deployed' || (!!caaph && !serviceIp.includes('.') && /^Retrying: CAAPH could not install or upgrade the registry's Helm release/.test(status ?? ''));
-    await waitFor('the Cluster marked Deployed (or, for the IPv6 release CAAPH cannot install here, with CAAPH\'s failure)', async () => (settled((await get('cluster.x-k8s.io/v1beta2', 'Cluster', name)).metadata.annotations?.['capi-registry-addon.io/registry-status']) ? true : undefined), 60_000);
+    // IPv4 Cluster's release occupies): CAAPH's failure is what the Cluster must then say. Until CAAPH has
+    // tried, the Cluster says Deployed (applying is all we know), so waiting for Deployed there would let
+    // the failure land in the steady-state window as a legitimate write.
+    const caaphFails = !!caaph && !serviceIp.includes('.');
+    const settled = (status: string | undefined) => caaphFails ? /^Retrying: CAAPH could not install or upgrade the registry's Helm release/.test(status ?? '') : status === 'Deployed';
+    await waitFor(caaphFails ? 'the Cluster marked with CAAPH\'s failure to install the IPv6 release here' : 'the Cluster marked Deployed', async () => (settled((await get('cluster.x-k8s.io/v1beta2', 'Cluster', name)).metadata.annotations?.['capi-registry-addon.io/registry-status']) ? true : undefined), 90_000, caaph?.logFile);
     await machineDeployment(name);
     const values = JSON.parse((await api().request('GET', `/apis/addons.cluster.x-k8s.io/v1alpha1/namespaces/${NS}/helmchartproxies/${name}-registry`)).body.spec.valuesTemplate);
     if (caaph && serviceIp.includes('.')) {

@@ -86,11 +86,13 @@ const cases: { name: string; facts: (f: DeployFacts) => DeployFacts; expect: (d:
     },
   },
   {
-    name: 'CAAPH\'s report is about the old proxy when this pass changes it: not believed yet',
+    name: 'CAAPH\'s failure stands when this pass changes the proxy: applied, but not called Deployed before CAAPH tries it',
     facts: (f) => ({ ...f, deployedProxy: undefined, releaseFailure: 'CAAPH could not install: quota' }),
     expect: (d) => {
-      assert.is(d.result.status, 'Success');
+      assert.is(d.result.status, 'Failure');
+      assert.match(d.result.message!, /quota$/);
       assert.is(d.proxyChanged, true);
+      assert.is(d.doneMarks, undefined);
     },
   },
   {

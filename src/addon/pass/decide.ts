@@ -81,8 +81,9 @@ export async function decideDeploy(f: DeployFacts): Promise<DeployDecision> {
   const undone = (message: string): DeployDecision => ({ certMarks, proxy, proxyChanged, report: [], result: failure(`${id}: ${message}`) });
   // A refused storage change is this attempt's answer (the Cluster is then marked Retrying with it, not Deployed).
   if (f.storage.refused) return undone(f.storage.refused);
-  // A proxy about to change has not been acted on by CAAPH yet; otherwise its verdict on the release counts.
-  if (!proxyChanged && f.releaseFailure) return undone(f.releaseFailure);
+  // CAAPH's failure stands until it reports again: the proxy is still applied (undone keeps it), but a
+  // changed proxy is not a deployed release (see releaseFailure).
+  if (f.releaseFailure) return undone(f.releaseFailure);
   const renewed = f.secrets.renewal.renew ? `registry-tls issued (${f.secrets.renewal.reasons.join('; ')}); ` : '';
   const expanded = f.storage.done ? `${f.storage.done}; ` : '';
   return {
