@@ -25,7 +25,8 @@ export interface Confirmer {
   load(): { reading: number; waiting: number };
 }
 
-export function confirmer(log: Logger, limits = { reads: MAX_READS, waiting: MAX_WAITING }): Confirmer {
+/** One GET per key at a time, at most `limits.reads` keys at once; `read` is undefined when too many wait. */
+function sharedReads(limits: { reads: number; waiting: number }) {
   const inFlight = new Map<string, Promise<Stored>>();
   const queue: (() => void)[] = [];
   let running = 0;
@@ -39,26 +40,30 @@ export function confirmer(log: Logger, limits = { reads: MAX_READS, waiting: MAX
     if (next) next();
     else running--;
   };
-
-  /** One GET per Cluster name at a time, at most `limits.reads` names at once; undefined when too many wait. */
-  const read = (key: string, get: () => Promise<Stored>): Promise<Stored> | undefined => {
-    const shared = inFlight.get(key);
-    if (shared) return shared;
-    if (running >= limits.reads && queue.length >= limits.waiting) return undefined;
-    const started = (async () => {
-      await slot();
-      try {
-        return await get();
-      } finally {
-        release();
-      }
-    })().finally(() => inFlight.delete(key));
-    inFlight.set(key, started);
-    return started;
-  };
-
   return {
     load: () => ({ reading: running, waiting: queue.length }),
+    read(key: string, get: () => Promise<Stored>): Promise<Stored> | undefined {
+      const shared = inFlight.get(key);
+      if (shared) return shared;
+      if (running >= limits.reads && queue.length >= limits.waiting) return undefined;
+      const started = (async () => {
+        await slot();
+        try {
+          return await get();
+        } finally {
+          release();
+        }
+      })().finally(() => inFlight.delete(key));
+      inFlight.set(key, started);
+      return started;
+    },
+  };
+}
+
+export function confirmer(log: Logger, limits = { reads: MAX_READS, waiting: MAX_WAITING }): Confirmer {
+  const { read, load } = sharedReads(limits);
+  return {
+    load,
     async confirm(hook, claimed, deps) {
       const id = `${claimed.namespace}/${claimed.name}`;
       const refuse = (mismatch: string): HookResult => {
