@@ -77,11 +77,15 @@ async function gatherDeploy(cluster: ClusterRef, deps: AddonDeps, opts: DeployOp
   const remembered = deps.memory?.recall(cluster) ?? {};
   // One workload client for the pass (CAPI's kubeconfig Secret read once), and one list of the registry's
   // Secrets (Helm's release records left out) that answers every Secret read of the pass.
-  const listed = await listedSecrets(await workloadClientFor(cluster, deps), REGISTRY.namespace, { fieldSelector: `type!=${HELM_RELEASE_SECRET_TYPE}` });
-  const workload = listed.client;
-  // The served chain says whether a trust rollover must start (trust-rollover.ts).
-  const prepared = await prepareCluster(cluster, deps, async () => (await workload.readSecret(REGISTRY.namespace, REGISTRY.tlsSecret))?.data['tls.crt']);
+  const listing = workloadClientFor(cluster, deps).then((client) => listedSecrets(client, REGISTRY.namespace, { fieldSelector: `type!=${HELM_RELEASE_SECRET_TYPE}` }));
+  listing.catch(() => undefined); // awaited below; a failure is the pass's answer from there
+  // The management side does not wait for the workload API server: a node that joins while that server
+  // hangs (a control plane being replaced) still needs the CA copy, node script and credentials. Only
+  // the served chain (whether a trust rollover must start, trust-rollover.ts) comes from the listing.
+  const prepared = await prepareCluster(cluster, deps, async () => (await (await listing).client.readSecret(REGISTRY.namespace, REGISTRY.tlsSecret))?.data['tls.crt']);
   if (!prepared || isHookResult(prepared)) return prepared;
+  const listed = await listing;
+  const workload = listed.client;
   const { registry, signer, rollover, creds } = prepared;
   const apiVersion = clusterApiVersionOf(cluster, deps.clusterApiVersion);
   const marks = currentMarks(cluster);

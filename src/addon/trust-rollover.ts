@@ -69,6 +69,8 @@ export async function currentRollover(cluster: ClusterRef, signer: RootCa, deps:
     await deps.management.deleteObject({ apiVersion: 'v1', kind: 'Secret', namespace: deps.providerNamespace, name });
     return undefined;
   }
+  // No copy, no rollover: the chain is not read (the copy is put back while the workload API server hangs).
+  if (copyTrusts?.length === 0) return undefined;
   const chain = servedChain ? bundleAnchors(await servedChain()) : [];
   const leaf = chain[0];
   if (!leaf || (await signedBy(leaf.certificate, signer.certificate))) return undefined;

@@ -1,7 +1,7 @@
 // The background loop on watches, against a real kube-apiserver (and one workload API server): what
 // is ours and goes missing or changes is put back within 2 s, with the interval at 10 minutes so that
 // only the watch can have done it; a Cluster that opts in after creation is acted on without a hook or
-// a list; in steady state a pass sends no request to the management API server (its audit log, by
+// a list; a hung workload API server does not hold back what the management side owes the nodes; in steady state a pass sends no request to the management API server (its audit log, by
 // our user agent), which the extension's /metrics agrees with, and one to a workload API server. Each
 // test starts its own extension (its replicas' own provider namespace) and uses its own Clusters: none
 // needs another to have run.
@@ -81,13 +81,18 @@ test('a deleted or changed CA copy is put back within 2 s (interval 600 s: only 
   }
 });
 
-/** An initialized Cluster whose kubeconfig points at the workload API server; resolves once its HelmChartProxy exists. */
-async function initializedCluster(ns: string, name: string): Promise<string> {
+/** An opted-in Cluster, initialized, whose kubeconfig points at the workload API server. */
+async function initialize(ns: string, name: string): Promise<void> {
   await createCluster(mgmt(), ns, name, { services: ['10.96.0.0/12'], registry: {} });
   const url = new URL(env.workload!.url);
   ok(await mgmt().request('PATCH', `/apis/cluster.x-k8s.io/v1beta2/namespaces/${ns}/clusters/${name}`, JSON.stringify({ spec: { controlPlaneEndpoint: { host: url.hostname, port: Number(url.port) } } }), 'application/merge-patch+json'), 'endpoint');
   await markControlPlaneInitialized(mgmt(), ns, name);
   await putKubeconfig(mgmt(), ns, name, readFileSync(env.workload!.kubeconfig, 'utf8'));
+}
+
+/** initialize; resolves once its HelmChartProxy exists. */
+async function initializedCluster(ns: string, name: string): Promise<string> {
+  await initialize(ns, name);
   const path = proxyPath(ns, `${name}-registry`);
   await waitFor('the HelmChartProxy', async () => ((await exists(path)) ? true : undefined));
   return path;
@@ -105,6 +110,32 @@ test('a deleted HelmChartProxy is put back within 2 s (interval 600 s)', async (
     await ext.stop();
     // One initialized Cluster per workload API server: the next test's would share its registry.
     await mgmt().request('DELETE', '/apis/cluster.x-k8s.io/v1beta2/namespaces/watch-hcp/clusters/h1');
+  }
+});
+
+test('a hung workload API server (SIGSTOP) does not hold back the management side: the CA copy, node script and credentials are made, and a deleted CA copy is back within 2 s', async () => {
+  const ext = await extension('watch-hung', 600);
+  const ns = 'watch-hung';
+  env.workload!.freeze(true);
+  try {
+    await initialize(ns, 'g1');
+    const names = ['g1-registry-addon-ca', 'g1-registry-addon-node-script', 'g1-registry-addon-push'];
+    const madeMs = await msUntil(async () => (await Promise.all(names.map((n) => exists(secretPath(ns, n))))).every(Boolean));
+    // The pass then waits on the workload API server until the request timeout and says so in the Cluster's mark.
+    const status = await waitFor('the pass to fail on the hung server', async () => {
+      const s = (await mgmt().request('GET', `/apis/cluster.x-k8s.io/v1beta2/namespaces/${ns}/clusters/g1`)).body?.metadata?.annotations?.['capi-registry-addon.io/registry-status'];
+      return typeof s === 'string' && s.startsWith('Retrying') ? s : undefined;
+    }, 60_000);
+    ok(await mgmt().request('DELETE', secretPath(ns, 'g1-registry-addon-ca')), 'delete the CA copy');
+    const backMs = await msUntil(() => exists(secretPath(ns, 'g1-registry-addon-ca')));
+    console.log(`  workload API server hung: ${names.length} management Secrets made in ${madeMs} ms, the CA copy back ${backMs} ms after deletion; the mark: ${status.slice(0, 120)}`);
+    assert.ok(madeMs < 10_000, `the management side within 10 s though the workload API server hangs (took ${madeMs} ms)`);
+    assert.ok(backMs < 2000, `the CA copy back within 2 s (took ${backMs} ms)`);
+    assert.not.ok(await exists(proxyPath(ns, 'g1-registry')), 'no HelmChartProxy for a registry whose workload side could not be read');
+  } finally {
+    env.workload!.freeze(false);
+    await ext.stop();
+    await mgmt().request('DELETE', `/apis/cluster.x-k8s.io/v1beta2/namespaces/${ns}/clusters/g1`);
   }
 });
 

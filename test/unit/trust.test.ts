@@ -14,7 +14,7 @@ import { mintRootCa, parseRootCa } from '../../src/pki/root-ca.ts';
 import { issueServerCertificate } from '../../src/pki/server-cert.ts';
 import { bcryptHash } from '../../src/wasm/bcrypt.ts';
 import { anchorsToKeep, bundleAnchors, MAX_PREVIOUS_ANCHORS, trustBundle } from '../../src/pki/trust-bundle.ts';
-import { clampedSince, machinesBefore } from '../../src/addon/trust-rollover.ts';
+import { clampedSince, currentRollover, machinesBefore, type RolloverDeps } from '../../src/addon/trust-rollover.ts';
 
 const test = suite('trust boundaries (pure)');
 const NOW = new Date('2026-12-01T00:00:00Z');
@@ -132,6 +132,15 @@ test('rollover: Machines created before the bundle (or within the clock skew aft
   assert.equal(clampedSince('2026-12-01T10:00:00Z', now), since);
   assert.equal(clampedSince('garbage', now), now);
   assert.equal(clampedSince(undefined, now), now);
+});
+
+test('rollover: without a CA copy there is none, and the served chain is not read (a hung workload API server must not keep the copy from being put back)', async () => {
+  const root = await mintRootCa({ now: new Date() });
+  const signer = await parseRootCa(root, 'root');
+  const unused = new Proxy({}, { get: () => () => assert.unreachable('no management call') }) as unknown as RolloverDeps['management'];
+  const deps: RolloverDeps = { management: unused, providerNamespace: 'p', now: () => new Date() };
+  const chainNeverRead = async (): Promise<string | undefined> => assert.unreachable('the chain was read') as never;
+  assert.is(await currentRollover({ namespace: 'ns', name: 'c' } as Parameters<typeof currentRollover>[0], signer, deps, chainNeverRead, [], undefined), undefined);
 });
 
 test('a bounded counter keeps the most recently updated series and can drop a Cluster\'s', () => {
