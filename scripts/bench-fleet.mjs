@@ -28,6 +28,7 @@ const pairs = (m) => Object.entries(m).map(([k, v]) => `${k} ${v}`).join(', ');
 for (const row of rows) {
   console.log(`memory at ${row.clusters} Clusters, ${row.frozenClusters} frozen (MiB, per replica): ${row.memoryMiB.map(pairs).join(' | ')}`);
   console.log(`  where the RSS is (smaps): ${row.smapsMiB.map(pairs).join(' | ')}`);
+  if (row.managementWritten?.length) console.log(`  written in steady state: ${row.managementWritten.join(', ')}`);
 }
 for (const row of rows.filter((r) => r.frozenClusters > 0)) {
   const base = rows.find((r) => r.clusters === row.clusters && r.frozenClusters === 0);

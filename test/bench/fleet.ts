@@ -95,8 +95,14 @@ async function measure(n: number, frozenPercent: number) {
       const proxies = (await api.request('GET', '/apis/addons.cluster.x-k8s.io/v1alpha1/namespaces/fleet/helmchartproxies')).body?.items?.length ?? 0;
       return { push, proxies };
     };
+    // Progress on stderr (stdout carries the results): a run that does not converge says how far it got.
+    let lastSaid = 0;
     await waitFor(`${n} Clusters converged`, async () => {
       const c = await converged();
+      if (Date.now() - lastSaid > 60_000) {
+        lastSaid = Date.now();
+        console.error(`fleet ${n}/${frozenPercent}%: ${c.push} of ${n} Clusters prepared, ${c.proxies} of ${workloads.length} registries deployed after ${((Date.now() - started) / 1000).toFixed(0)} s`);
+      }
       return c.push === n && c.proxies === workloads.length ? true : undefined;
     }, 30 * 60_000);
     const convergeMs = Date.now() - started;
@@ -129,6 +135,8 @@ async function measure(n: number, frozenPercent: number) {
       convergeSeconds: +(convergeMs / 1000).toFixed(1),
       managementRequestsPerClusterPerInterval: +(mgmt.length / (2 * n)).toFixed(2),
       managementWrites: mgmt.filter((e) => WRITE_VERBS.has(e.verb)).length,
+      /** What was written, for a run that wrote in steady state (at most 10). */
+      managementWritten: mgmt.filter((e) => WRITE_VERBS.has(e.verb)).slice(0, 10).map((e) => `${e.verb} ${e.requestURI}`),
       leaseWritesPerReplicaPerMinute: +(all.filter((e) => isLease(e) && WRITE_VERBS.has(e.verb)).length / replicas.length / ((2 * INTERVAL_S) / 60)).toFixed(1),
       workloadRequestsPerInitializedClusterPerInterval: +(work.length / (2 * workloads.length)).toFixed(2),
       workloadWrites: work.filter((e) => WRITE_VERBS.has(e.verb)).length,
